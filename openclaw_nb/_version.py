@@ -1,0 +1,3 @@
+"""The package version, read by hatchling and packed into ``iLink-App-ClientVersion``."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""One hierarchy of errors: local misuse (``UsageError``) versus remote or protocol failures.
+
+Every message is a sentence that names the endpoint and what to do next. No message ever contains a
+whole token: bodies are shown through :func:`openclaw_nb.protocol.redact.snippet`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OpenClawError(Exception):
+    """Base class of every error this package raises."""
+
+
+class UsageError(OpenClawError, ValueError):
+    """The caller passed something wrong; nothing was sent. The message says what to pass instead."""
+
+
+class RemoteError(OpenClawError):
+    """Something went wrong on the other side of the wire (or on the wire itself)."""
+
+    endpoint: str
+
+    def __init__(self, message: str, *, endpoint: str = "") -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class TransportError(RemoteError):
+    """The request did not get a usable HTTP answer: connection refused or reset, timeout, HTTP 4xx/5xx."""
+
+    def __init__(
+        self, message: str, *, endpoint: str = "", status_code: int | None = None, attempts: int = 1
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.status_code = status_code
+        self.attempts = attempts
+
+
+class ProtocolError(RemoteError):
+    """The server answered, but not in the shape the protocol promises (not JSON, not an object, wrong types)."""
+
+    def __init__(self, message: str, *, endpoint: str = "", snippet: str = "") -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.snippet = snippet
+
+
+class ApiError(RemoteError):
+    """A business error: HTTP 200 with ``ret`` and/or ``errcode`` non-zero."""
+
+    hint = ""
+
+    def __init__(
+        self,
+        endpoint: str,
+        ret: int | None,
+        errcode: int | None,
+        errmsg: str = "",
+        *,
+        hint: str = "",
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        self.ret = ret
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.raw = raw if raw is not None else {}
+        if hint:
+            self.hint = hint
+        codes = ", ".join(
+            f"{name}={value}" for name, value in (("ret", ret), ("errcode", errcode)) if value is not None
+        )
+        message = f"{endpoint} failed ({codes}"
+        message += f", errmsg={errmsg!r})" if errmsg else ")"
+        if self.hint:
+            message += f": {self.hint}"
+        super().__init__(message, endpoint=endpoint)
+
+    @property
+    def code(self) -> int:
+        """The non-zero code, ``ret`` first, then ``errcode``."""
+        return self.ret or self.errcode or 0
+
+
+class StaleTokenError(ApiError):
+    """``-14``: the bot token is stale or was taken over by another client. Waiting does not help."""
+
+    hint = (
+        "the bot token is stale (-14): it expired, was rotated, or the bot was bound by another client. "
+        "Log in again with client.login() (or `openclaw-nb login`)"
+    )
+
+
+class SendRejectedError(ApiError):
+    """``-2`` on ``sendmessage``: quota on the context token, the 24 h window, rate limit or text too long."""
+
+
+class InvalidArgumentsError(ApiError):
+    """``-3``: the server rejected the arguments, most often an unknown ``to_user_id``."""
+
+    hint = "the server rejected the arguments (-3); check the user id (users look like ...@im.wechat)"
+
+
+class NotYetContactedError(ApiError):
+    """``-4`` from ``getconfig``: the user has not written to the bot yet, so there is no typing ticket."""
+
+    hint = (
+        "the user has not written to the bot yet (-4): a typing ticket exists only after the user's "
+        "first message"
+    )
+
+
+class CdnError(TransportError):
+    """The CDN refused an upload or download; ``message`` carries its ``x-error-message``."""

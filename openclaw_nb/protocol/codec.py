@@ -1,0 +1,130 @@
+"""Response checking without I/O: bytes in, a typed model or a typed error out.
+
+Never lets a bare KeyError/TypeError/AttributeError escape from server data: every shape problem becomes a
+:class:`~openclaw_nb.errors.ProtocolError` naming the endpoint, with a short redacted snippet of the body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import errors as E
+from . import constants as C
+from .endpoints import ENDPOINTS, Endpoint
+from .models import ApiResponse, WireTypeError
+from .redact import snippet
+
+
+def _name(endpoint: Endpoint | str) -> str:
+    return endpoint if isinstance(endpoint, str) else endpoint.name
+
+
+def decode_body(endpoint: Endpoint | str, content: bytes) -> dict[str, Any]:
+    """Decode a JSON object, or raise ProtocolError naming the endpoint and quoting a redacted snippet."""
+    name = _name(endpoint)
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        shown = snippet(content)
+        raise E.ProtocolError(
+            f"{name} answered with a body that is not JSON: {shown or '<empty>'}",
+            endpoint=name,
+            snippet=shown,
+        ) from None
+    if not isinstance(data, dict):
+        shown = snippet(content)
+        raise E.ProtocolError(
+            f"{name} answered with JSON that is not an object: {shown}", endpoint=name, snippet=shown
+        )
+    return data
+
+
+def _code(name: str, data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        # Some gateways send codes as numeric strings; accept those, reject anything else.
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+        shown = snippet(json.dumps(data, ensure_ascii=False))
+        raise E.ProtocolError(
+            f"{name} answered with a non-integer {key!r}: {shown}", endpoint=name, snippet=shown
+        )
+    return value
+
+
+def api_error(
+    endpoint: Endpoint | str, ret: int | None, errcode: int | None, errmsg: str, raw: dict[str, Any]
+) -> E.ApiError:
+    """The typed error for a non-zero ``ret``/``errcode``."""
+    name = _name(endpoint)
+    code = ret or errcode
+    cls: type[E.ApiError] = E.ApiError
+    if code == C.RET_STALE_TOKEN:
+        cls = E.StaleTokenError
+    elif code == C.RET_INVALID_ARGS:
+        cls = E.InvalidArgumentsError
+    elif code == C.RET_NOT_YET_CONTACTED and name == "get_config":
+        cls = E.NotYetContactedError
+    elif code == C.RET_SEND_REJECTED and name == "send_message":
+        cls = E.SendRejectedError
+    return cls(name, ret, errcode, errmsg, raw=raw)
+
+
+def check_envelope(endpoint: Endpoint | str, data: dict[str, Any]) -> None:
+    """Raise the typed ApiError when ``ret`` or ``errcode`` is non-zero."""
+    name = _name(endpoint)
+    ret = _code(name, data, "ret")
+    errcode = _code(name, data, "errcode")
+    if ret or errcode:
+        errmsg = data.get("errmsg")
+        raise api_error(name, ret, errcode, errmsg if isinstance(errmsg, str) else "", data)
+
+
+def parse_response(endpoint: Endpoint | str, content: bytes) -> ApiResponse:
+    """Decode, check the envelope and build the endpoint's response model (``.raw`` keeps the JSON)."""
+    ep = ENDPOINTS[endpoint] if isinstance(endpoint, str) else endpoint
+    data = decode_body(ep, content)
+    return parse_data(ep, data)
+
+
+def parse_data(endpoint: Endpoint | str, data: dict[str, Any]) -> ApiResponse:
+    ep = ENDPOINTS[endpoint] if isinstance(endpoint, str) else endpoint
+    check_envelope(ep, data)
+    try:
+        return ep.response_model.from_wire(data)
+    except WireTypeError as exc:
+        shown = snippet(json.dumps(data, ensure_ascii=False))
+        raise E.ProtocolError(
+            f"{ep.name} answered with a wrongly typed field: {exc}. Body: {shown}",
+            endpoint=ep.name,
+            snippet=shown,
+        ) from None
+
+
+def http_status_error(
+    endpoint: Endpoint | str,
+    status: int,
+    content: bytes,
+    headers: dict[str, str] | None = None,
+    attempts: int = 1,
+) -> E.TransportError:
+    """An HTTP 4xx/5xx as a TransportError that names the endpoint and quotes the server's message."""
+    name = _name(endpoint)
+    detail = ""
+    if headers:
+        detail = headers.get(C.H_ERROR_MESSAGE, "") or ""
+    if not detail:
+        detail = snippet(content, 160)
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    hint = ""
+    if status == 429:
+        hint = "; the server is rate limiting, slow down"
+    elif status >= 500:
+        hint = "; the server had a problem, try again later"
+    elif status in (401, 403):
+        hint = "; the token may be wrong, log in again"
+    msg = f"{name} got HTTP {status}{tries}" + (f": {detail}" if detail else "") + hint
+    return E.TransportError(msg, endpoint=name, status_code=status, attempts=attempts)

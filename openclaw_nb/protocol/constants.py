@@ -1,0 +1,170 @@
+"""Every fixed fact of the iLink wire protocol in one place: hosts, header names, codes, enums, limits.
+
+The client, the simulator, the DataFrame flattening and the docs all read these; none repeats them.
+Source: ../shared/PROTOCOL.md (the official plugin's behaviour wins over the seed article).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+DEFAULT_BASE_URL = "https://ilinkai.weixin.qq.com"
+DEFAULT_CDN_BASE_URL = "https://novac2c.cdn.weixin.qq.com/c2c"
+
+#: The official plugin's app id.
+DEFAULT_APP_ID = "bot"
+#: ``bot_type`` query parameter of ``get_bot_qrcode``.
+BOT_TYPE = 3
+#: ``local_token_list`` carries at most this many recent tokens.
+MAX_LOCAL_TOKENS = 10
+
+# Header names, spelled as on the wire.
+H_AUTHORIZATION_TYPE = "AuthorizationType"
+H_AUTHORIZATION = "Authorization"
+H_UIN = "X-WECHAT-UIN"
+H_APP_ID = "iLink-App-Id"
+H_CLIENT_VERSION = "iLink-App-ClientVersion"
+H_ROUTE_TAG = "SKRouteTag"
+H_ENCRYPTED_PARAM = "x-encrypted-param"
+H_ERROR_MESSAGE = "x-error-message"
+AUTHORIZATION_TYPE = "ilink_bot_token"
+
+# Business codes (``ret`` / ``errcode``).
+RET_OK = 0
+RET_SEND_REJECTED = -2  # quota, 24 h window, rate limit, text too long ("prepare failed")
+RET_INVALID_ARGS = -3
+RET_NOT_YET_CONTACTED = -4  # getconfig before the user's first message
+RET_STALE_TOKEN = -14
+
+# Limits observed on real servers (PROTOCOL.md, "Observed server behaviour").
+SENDS_PER_CONTEXT_TOKEN = 10
+REPLY_WINDOW_SECONDS = 24 * 3600
+MAX_TEXT_BYTES = 16 * 1024
+MAX_MEDIA_DOWNLOAD_BYTES = 100 * 1024 * 1024
+
+# Timeouts (seconds) the official plugin uses.
+LONG_POLL_TIMEOUT = 35.0
+DEFAULT_LONGPOLLING_TIMEOUT_MS = 35_000
+#: The client waits this much longer than the server's long-poll window, so an answer at the end of the
+#: window is not cut off (polls time out constantly when the two are equal).
+LONG_POLL_GRACE = 10.0
+SEND_TIMEOUT = 15.0
+CONFIG_TIMEOUT = 10.0
+QR_ACTIVE_SECONDS = 5 * 60
+LOGIN_DEADLINE_SECONDS = 8 * 60
+MAX_QR_CODES = 3
+
+# The poll loop's failure policy.
+POLL_RETRY_DELAY = 2.0
+POLL_BACKOFF_AFTER_FAILURES = 3
+POLL_BACKOFF_DELAY = 30.0
+
+
+class MessageType(IntEnum):
+    NONE = 0
+    USER = 1
+    BOT = 2
+
+
+class MessageState(IntEnum):
+    NEW = 0
+    GENERATING = 1
+    FINISH = 2
+
+
+class ItemType(IntEnum):
+    NONE = 0
+    TEXT = 1
+    IMAGE = 2
+    VOICE = 3
+    FILE = 4
+    VIDEO = 5
+    TOOL_CALL_START = 11
+    TOOL_CALL_RESULT = 12
+
+
+#: MessageItem payload field per item type.
+ITEM_PAYLOAD_FIELD: dict[int, str] = {
+    ItemType.TEXT: "text_item",
+    ItemType.IMAGE: "image_item",
+    ItemType.VOICE: "voice_item",
+    ItemType.FILE: "file_item",
+    ItemType.VIDEO: "video_item",
+    ItemType.TOOL_CALL_START: "tool_call_start_item",
+    ItemType.TOOL_CALL_RESULT: "tool_call_result_item",
+}
+
+
+class UploadMediaType(IntEnum):
+    """``media_type`` of ``getuploadurl``."""
+
+    IMAGE = 1
+    VIDEO = 2
+    FILE = 3
+    VOICE = 4
+
+
+class EncryptType(IntEnum):
+    FILE_ID_ONLY = 0
+    PACKED = 1
+
+
+class VoiceEncodeType(IntEnum):
+    PCM = 1
+    ADPCM = 2
+    FEATURE = 3
+    SPEEX = 4
+    AMR = 5
+    SILK = 6
+    MP3 = 7
+    OGG_SPEEX = 8
+
+
+class TypingStatus(IntEnum):
+    TYPING = 1
+    CANCEL = 2
+
+
+class QrStatus:
+    """Values of ``get_qrcode_status``'s ``status`` (the server's own spelling, ``scaned`` included)."""
+
+    WAIT = "wait"
+    SCANNED = "scaned"
+    NEED_VERIFY_CODE = "need_verifycode"
+    VERIFY_CODE_BLOCKED = "verify_code_blocked"
+    EXPIRED = "expired"
+    SCANNED_BUT_REDIRECT = "scaned_but_redirect"
+    BINDED_REDIRECT = "binded_redirect"
+    CONFIRMED = "confirmed"
+
+    ALL = (
+        WAIT,
+        SCANNED,
+        NEED_VERIFY_CODE,
+        VERIFY_CODE_BLOCKED,
+        EXPIRED,
+        SCANNED_BUT_REDIRECT,
+        BINDED_REDIRECT,
+        CONFIRMED,
+    )
+
+
+def pack_version(version: str) -> int:
+    """``major<<16 | minor<<8 | patch`` as the official client packs it: ``pack_version("1.0.11") == 65547``.
+
+    Pre-release or local suffixes (``0.1.0.dev3``, ``1.2.3+local``) are ignored; missing parts count as 0.
+    """
+    parts: list[int] = []
+    for piece in version.split(".")[:3]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits) if digits else 0)
+        if digits != piece:
+            break
+    while len(parts) < 3:
+        parts.append(0)
+    major, minor, patch = (min(p, 0xFF) if i else min(p, 0xFFFF) for i, p in enumerate(parts))
+    return (major << 16) | (minor << 8) | patch
