@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
 #: Field names whose values are secrets wherever they appear in a JSON body.
 SECRET_FIELDS = frozenset(
@@ -30,9 +32,28 @@ SECRET_FIELDS = frozenset(
 )
 
 
+#: Header names (lower-case) whose values are secrets. ``Authorization`` keeps its scheme (``Bearer``) visible.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-encrypted-param"})
+
+# ``filekey`` is deliberately not a secret: it is a random file id that is useless without the upload or
+# download parameter, and the client sends it in the clear in the getuploadurl body anyway.
+# QR code ids are not secrets either: they are shown to the user as a URL to scan.
+
+
+_PLACEHOLDER = re.compile(r"<redacted [0-9a-f]{4}…\(\d+\)>")
+
+
+def is_redacted(value: object) -> bool:
+    """True for a string that is exactly a redaction placeholder such as ``<redacted 6b1f…(64)>``."""
+    return isinstance(value, str) and _PLACEHOLDER.fullmatch(value) is not None
+
+
 def redact(value: object) -> str:
     """``<redacted 6b1f…(64)>``: the first 4 hex digits of a SHA-256 of the value, then its length."""
     text = value if isinstance(value, str) else str(value)
+    if _PLACEHOLDER.fullmatch(text):
+        # Already redacted: redacting twice must not change the fingerprint (logs get re-saved, re-loaded).
+        return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:4]
     return f"<redacted {digest}…({len(text)})>"
 
@@ -47,6 +68,9 @@ def redact_json(value: Any) -> Any:
                     out[key] = [redact(x) for x in item]
                 else:
                     out[key] = redact(item)
+            elif isinstance(item, str) and "?" in item and isinstance(key, str) and key.lower().endswith("url"):
+                # upload_full_url / full_url embed the upload or download parameter in their query.
+                out[key] = redact_url(item)
             else:
                 out[key] = redact_json(item)
         return out
@@ -59,12 +83,57 @@ _SECRET_IN_TEXT = re.compile(
     r'("(?:' + "|".join(re.escape(f) for f in sorted(SECRET_FIELDS)) + r')"\s*:\s*")([^"]*)(")',
     re.IGNORECASE,
 )
-_BEARER = re.compile(r"(Bearer\s+)(\S+)")
+_BEARER = re.compile(r"(Bearer\s+)([^\s<]\S*)")
+_SECRET_IN_QUERY = re.compile(
+    r"([?&](?:" + "|".join(re.escape(f) for f in sorted(SECRET_FIELDS)) + r")=)([^&\s\"'#<>]+)",
+    re.IGNORECASE,
+)
+_AUTH_SCHEME = re.compile(r"(\S+\s+)(\S.*)", re.DOTALL)
+
+
+def redact_url(url: str) -> str:
+    """The URL with the values of secret query parameters redacted; everything else is kept byte for byte.
+
+    The value is URL-decoded before fingerprinting, so ``?encrypted_query_param=a%2Bb`` redacts like the
+    ``upload_param`` ``"a+b"`` it came from: equal values look equal in URLs and in bodies.
+    """
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sep, fragment = query.partition("#")
+    parts = query.split("&")
+    changed = False
+    for i, part in enumerate(parts):
+        name, eq, value = part.partition("=")
+        if eq and value and unquote_plus(name).lower() in SECRET_FIELDS:
+            parts[i] = f"{name}={redact(unquote_plus(value))}"
+            changed = True
+    if not changed:
+        return url
+    return head + sep + "&".join(parts) + hash_sep + fragment
+
+
+def redact_header(name: str, value: str) -> str:
+    """One header value as it may be shown: ``Authorization: Bearer <redacted 6b1f…(64)>``."""
+    lname = name.lower()
+    if lname not in SECRET_HEADERS and lname not in SECRET_FIELDS:
+        return value
+    if lname in ("authorization", "proxy-authorization"):
+        m = _AUTH_SCHEME.match(value)
+        if m:
+            return m.group(1) + redact(m.group(2))
+    return redact(value) if value else value
+
+
+def redact_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs with secret values redacted (names and order kept)."""
+    return [(name, redact_header(name, value)) for name, value in items]
 
 
 def redact_text(text: str) -> str:
     """Redact secrets inside text that may be broken JSON (error snippets) or carry a bearer token."""
     text = _SECRET_IN_TEXT.sub(lambda m: m.group(1) + redact(m.group(2)) + m.group(3), text)
+    text = _SECRET_IN_QUERY.sub(lambda m: m.group(1) + redact(unquote_plus(m.group(2))), text)
     return _BEARER.sub(lambda m: m.group(1) + redact(m.group(2)), text)
 
 
