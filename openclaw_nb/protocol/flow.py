@@ -1,0 +1,274 @@
+"""Multi-step exchanges as generators, shared by the sync and async drivers.
+
+Theory of operation: a flow is a generator that *yields* actions — :class:`Send` (an HTTP request to make) or
+:class:`Sleep` (a pause, e.g. a retry back-off) — and *receives* an outcome for each ``Send``: a :class:`Reply`
+(status, headers, body) or a :class:`Failure` (no usable answer: timeout, refused, reset). Its return value is
+the result of the whole exchange, or it raises a typed error. The sync driver runs a flow with blocking calls
+and ``time.sleep``; the async driver with ``await``. Every decision (retry or not, how long to wait, what a
+timeout means) is made here once, in plain code that tests can drive by hand.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import errors as E
+from . import constants as C
+from .codec import http_status_error, parse_response
+from .endpoints import Endpoint
+from .models import ApiResponse, GetUpdatesResp, QrStatusResp
+
+#: A request body: bytes, or a zero-argument factory of byte chunks (re-callable so a retry can resend).
+Body = bytes | Callable[[], Iterable[bytes]] | None
+
+
+@dataclass(frozen=True)
+class Send:
+    """Make this HTTP request. ``base_url`` is prepended to ``path``; ``url`` (when set) is used as is."""
+
+    call: str
+    method: str
+    base_url: str
+    path: str
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    content: Body
+    timeout: float
+    attempt: int = 1
+    url: str | None = None
+    #: For downloads: stop reading past this many bytes (the driver reports ``Reply.truncated``).
+    max_bytes: int | None = None
+
+    @property
+    def full_url(self) -> str:
+        return self.url or (self.base_url.rstrip("/") + self.path)
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Failure:
+    error: BaseException
+    timeout: bool = False
+
+
+Action = Send | Sleep
+Outcome = Reply | Failure | None
+Flow = Generator[Action, Outcome, Any]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry HTTP 429/5xx and transport failures (exponential back-off with jitter).
+
+    ``attempts`` counts all tries (3 = one try and two retries). ``Retry-After`` is honoured up to
+    ``max_delay``. ``RetryPolicy(attempts=1)`` turns retries off.
+    """
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    jitter: float = 0.25
+    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise E.UsageError("RetryPolicy.attempts counts all tries and must be >= 1 (use 1 for no retries)")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.max_delay))
+        base = min(self.base_delay * (2 ** (attempt - 1)), self.max_delay)
+        return base * (1 + self.jitter * (2 * random.random() - 1))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date. ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def timeout_result(endpoint: Endpoint, params: Mapping[str, str], body: Mapping[str, Any] | None) -> ApiResponse:
+    """What a long poll's client-side timeout means: no messages and the same cursor, or QR status ``wait``."""
+    if endpoint.response_model is GetUpdatesResp:
+        cursor = (body or {}).get("get_updates_buf", "")
+        return GetUpdatesResp(ret=0, msgs=[], get_updates_buf=cursor, timed_out=True)
+    if endpoint.response_model is QrStatusResp:
+        return QrStatusResp(status=C.QrStatus.WAIT, extra={"client_timeout": True})
+    return endpoint.response_model()
+
+
+def api_call(
+    endpoint: Endpoint,
+    send: Send,
+    policy: RetryPolicy,
+    *,
+    body: Mapping[str, Any] | None = None,
+    gateway_errors_as_timeout: bool = False,
+) -> Flow:
+    """One API call with retries. Returns the parsed response model; raises typed errors.
+
+    Long polls treat a client-side timeout as a normal empty answer. With ``gateway_errors_as_timeout``
+    (QR status polls), HTTP 502/504 and transport errors count as that empty answer too.
+    """
+    attempt = 1
+    while True:
+        outcome = yield _with_attempt(send, attempt)
+        if isinstance(outcome, Failure):
+            if endpoint.long_poll and (outcome.timeout or gateway_errors_as_timeout):
+                return timeout_result(endpoint, send.params, body)
+            if attempt < policy.attempts:
+                yield Sleep(policy.delay(attempt), f"{endpoint.name}: {_describe(outcome.error)}")
+                attempt += 1
+                continue
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            raise E.TransportError(
+                f"{endpoint.name} could not get an answer from {send.base_url}{tries} "
+                f"({_describe(outcome.error)}); check that the server is reachable",
+                endpoint=endpoint.name,
+                attempts=attempt,
+            ) from outcome.error
+        assert isinstance(outcome, Reply), "drivers answer a Send with a Reply or a Failure"
+        if gateway_errors_as_timeout and outcome.status in (502, 504):
+            return timeout_result(endpoint, send.params, body)
+        if outcome.status in policy.retry_statuses and attempt < policy.attempts:
+            retry_after = parse_retry_after(outcome.headers.get("retry-after"))
+            yield Sleep(policy.delay(attempt, retry_after), f"{endpoint.name}: HTTP {outcome.status}")
+            attempt += 1
+            continue
+        if outcome.status >= 400:
+            raise http_status_error(endpoint, outcome.status, outcome.content, dict(outcome.headers), attempt)
+        return parse_response(endpoint, outcome.content)
+
+
+def _with_attempt(send: Send, attempt: int) -> Send:
+    if attempt == send.attempt:
+        return send
+    return Send(
+        send.call,
+        send.method,
+        send.base_url,
+        send.path,
+        send.params,
+        send.headers,
+        send.content,
+        send.timeout,
+        attempt,
+        send.url,
+        send.max_bytes,
+    )
+
+
+def cdn_upload_flow(send: Send, policy: RetryPolicy) -> Flow:
+    """Upload ciphertext to the CDN; return the ``x-encrypted-param`` download parameter.
+
+    As the official client: HTTP 4xx fails at once with the server's ``x-error-message``; other failures
+    (5xx, transport errors) retry, ``policy.attempts`` tries in all; a 200 without the header is an error.
+    """
+    attempt = 1
+    while True:
+        outcome = yield _with_attempt(send, attempt)
+        problem: str
+        if isinstance(outcome, Failure):
+            problem = _describe(outcome.error)
+        else:
+            assert isinstance(outcome, Reply)
+            if outcome.status == 200:
+                param = outcome.headers.get(C.H_ENCRYPTED_PARAM)
+                if param:
+                    return param
+                raise E.CdnError(
+                    f"cdn_upload got HTTP 200 without the {C.H_ENCRYPTED_PARAM} header, so the upload "
+                    "cannot be referenced in a message",
+                    endpoint="cdn_upload",
+                    status_code=200,
+                    attempts=attempt,
+                )
+            message = outcome.headers.get(C.H_ERROR_MESSAGE) or outcome.content[:200].decode("utf-8", "replace")
+            if 400 <= outcome.status < 500:
+                raise E.CdnError(
+                    f"cdn_upload rejected with HTTP {outcome.status}: {message or '(no message)'}",
+                    endpoint="cdn_upload",
+                    status_code=outcome.status,
+                    attempts=attempt,
+                )
+            problem = f"HTTP {outcome.status}" + (f": {message}" if message else "")
+        if attempt >= policy.attempts:
+            raise E.CdnError(
+                f"cdn_upload failed after {attempt} attempts ({problem})",
+                endpoint="cdn_upload",
+                status_code=outcome.status if isinstance(outcome, Reply) else None,
+                attempts=attempt,
+            )
+        yield Sleep(policy.delay(attempt), f"cdn_upload: {problem}")
+        attempt += 1
+
+
+def cdn_download_flow(send: Send, policy: RetryPolicy) -> Flow:
+    """Download ciphertext from the CDN, retrying 5xx/transport failures; returns the bytes."""
+    attempt = 1
+    while True:
+        outcome = yield _with_attempt(send, attempt)
+        if isinstance(outcome, Reply):
+            if outcome.truncated:
+                raise E.CdnError(
+                    f"cdn_download stopped: the media is larger than the {send.max_bytes:,} byte cap "
+                    "(pass a larger max_bytes to download it)",
+                    endpoint="cdn_download",
+                    status_code=outcome.status,
+                )
+            if outcome.status == 200:
+                return outcome.content
+            message = outcome.headers.get(C.H_ERROR_MESSAGE) or outcome.content[:200].decode("utf-8", "replace")
+            if 400 <= outcome.status < 500:
+                raise E.CdnError(
+                    f"cdn_download rejected with HTTP {outcome.status}: {message or '(no message)'}",
+                    endpoint="cdn_download",
+                    status_code=outcome.status,
+                    attempts=attempt,
+                )
+            problem = f"HTTP {outcome.status}"
+        else:
+            assert isinstance(outcome, Failure)
+            problem = _describe(outcome.error)
+        if attempt >= policy.attempts:
+            raise E.CdnError(
+                f"cdn_download failed after {attempt} attempts ({problem})",
+                endpoint="cdn_download",
+                attempts=attempt,
+            )
+        yield Sleep(policy.delay(attempt), f"cdn_download: {problem}")
+        attempt += 1

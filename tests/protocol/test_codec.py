@@ -1,0 +1,105 @@
+"""Response checking: every error branch gives a typed error naming the endpoint, never a bare KeyError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openclaw_nb import errors as E
+from openclaw_nb.protocol import models as m
+from openclaw_nb.protocol.codec import http_status_error, parse_response
+
+
+def body(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def test_success_builds_model() -> None:
+    resp = parse_response("send_message", body({"ret": 0, "message_id": 2**60 + 3}))
+    assert isinstance(resp, m.SendMessageResp) and resp.message_id == 2**60 + 3
+
+
+def test_empty_object_is_success() -> None:
+    assert isinstance(parse_response("send_message", b"{}"), m.SendMessageResp)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "payload", "cls"),
+    [
+        ("get_updates", {"ret": -14, "errmsg": "session timeout"}, E.StaleTokenError),
+        ("send_message", {"errcode": -14}, E.StaleTokenError),
+        ("send_message", {"ret": -2, "errmsg": ""}, E.SendRejectedError),
+        ("send_message", {"ret": -3}, E.InvalidArgumentsError),
+        ("get_config", {"ret": -4}, E.NotYetContactedError),
+        ("send_typing", {"ret": -4}, E.ApiError),
+        ("get_updates", {"ret": -2}, E.ApiError),
+        ("get_updates", {"ret": 0, "errcode": 7, "errmsg": "x"}, E.ApiError),
+        ("get_updates", {"ret": "-14"}, E.StaleTokenError),
+    ],
+)
+def test_business_errors_are_typed(endpoint: str, payload: dict, cls: type) -> None:
+    with pytest.raises(E.ApiError) as info:
+        parse_response(endpoint, body(payload))
+    assert type(info.value) is cls
+    assert info.value.endpoint == endpoint
+    assert str(info.value).startswith(f"{endpoint} failed (")
+    assert info.value.raw == payload
+
+
+def test_stale_token_tells_user_to_log_in() -> None:
+    with pytest.raises(E.StaleTokenError, match=r"log in again|Log in again"):
+        parse_response("get_updates", body({"ret": -14}))
+
+
+def test_api_error_fields() -> None:
+    with pytest.raises(E.ApiError) as info:
+        parse_response("get_upload_url", body({"ret": -1, "errcode": -100, "errmsg": "boom"}))
+    err = info.value
+    assert (err.ret, err.errcode, err.errmsg, err.code) == (-1, -100, "boom", -1)
+    assert "ret=-1" in str(err) and "errcode=-100" in str(err) and "'boom'" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "not JSON: <empty>"),
+        (b"<html>502 Bad Gateway</html>", "not JSON: <html>502 Bad Gateway</html>"),
+        (b"[1, 2]", "not an object"),
+        (b'"text"', "not an object"),
+        (b"null", "not an object"),
+        (b'{"ret": 0, "msgs": "nope"}', "msgs should be an array"),
+        (b'{"ret": 0, "msgs": [{"message_id": "12"}]}', "msgs[0].message_id should be an integer"),
+        (b'{"ret": 0, "msgs": [7]}', "msgs[0] should be an object"),
+        (b'{"ret": {"a": 1}}', "non-integer 'ret'"),
+        (b'{"ret": 0, "longpolling_timeout_ms": "35000"}', "longpolling_timeout_ms should be an integer"),
+    ],
+)
+def test_bad_bodies_are_protocol_errors(content: bytes, needle: str) -> None:
+    with pytest.raises(E.ProtocolError) as info:
+        parse_response("get_updates", content)
+    assert info.value.endpoint == "get_updates"
+    assert needle in str(info.value)
+    assert str(info.value).startswith("get_updates answered")
+
+
+def test_snippets_are_redacted_and_short() -> None:
+    secret = "S3CRET-context-token-value"
+    bad = body({"ret": 0, "msgs": [{"context_token": secret, "seq": "x"}], "pad": "y" * 5000})
+    with pytest.raises(E.ProtocolError) as info:
+        parse_response("get_updates", bad)
+    assert secret not in str(info.value)
+    assert len(info.value.snippet) <= 200
+    broken = b'{"bot_token": "' + secret.encode() + b'", oops'
+    with pytest.raises(E.ProtocolError) as info2:
+        parse_response("get_qrcode_status", broken)
+    assert secret not in str(info2.value) and "<redacted" in str(info2.value)
+
+
+def test_http_status_error_messages() -> None:
+    err = http_status_error("send_message", 503, b"down", {"x-error-message": "maintenance"}, attempts=3)
+    assert isinstance(err, E.TransportError) and err.status_code == 503 and err.attempts == 3
+    assert (
+        str(err) == "send_message got HTTP 503 after 3 attempts: maintenance; the server had a problem, try again later"
+    )
+    assert "rate limiting" in str(http_status_error("get_updates", 429, b""))

@@ -1,0 +1,158 @@
+"""The shared flows driven by hand: retry decisions, Retry-After, long-poll timeouts, CDN rules."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from openclaw_nb import errors as E
+from openclaw_nb.protocol import models as m
+from openclaw_nb.protocol.endpoints import ENDPOINTS
+from openclaw_nb.protocol.flow import (
+    Failure,
+    Reply,
+    RetryPolicy,
+    Send,
+    Sleep,
+    api_call,
+    cdn_download_flow,
+    cdn_upload_flow,
+    parse_retry_after,
+)
+
+POLICY = RetryPolicy(attempts=3, base_delay=1.0, max_delay=8.0, jitter=0.0)
+
+
+def send_for(name: str) -> Send:
+    ep = ENDPOINTS[name]
+    return Send(name, ep.method, "http://h", ep.path, {}, {}, b"{}", ep.timeout)
+
+
+def drive(flow, outcomes):
+    """Feed outcomes to a flow; return (actions seen, result or exception)."""
+    actions = []
+    outcomes = list(outcomes)
+    try:
+        action = next(flow)
+        while True:
+            actions.append(action)
+            action = flow.send(None if isinstance(action, Sleep) else outcomes.pop(0))
+    except StopIteration as stop:
+        return actions, stop.value
+    except Exception as exc:
+        return actions, exc
+
+
+OK = Reply(200, {}, b'{"ret":0}')
+
+
+def test_success_first_try() -> None:
+    actions, result = drive(api_call(ENDPOINTS["notify_start"], send_for("notify_start"), POLICY), [OK])
+    assert [type(a) for a in actions] == [Send] and isinstance(result, m.NotifyResp)
+
+
+def test_5xx_then_success_backs_off_exponentially() -> None:
+    outcomes = [Reply(500, {}, b""), Reply(503, {}, b""), OK]
+    actions, result = drive(api_call(ENDPOINTS["notify_start"], send_for("notify_start"), POLICY), outcomes)
+    assert isinstance(result, m.NotifyResp)
+    sends = [a for a in actions if isinstance(a, Send)]
+    assert [s.attempt for s in sends] == [1, 2, 3]
+    assert [a.seconds for a in actions if isinstance(a, Sleep)] == [1.0, 2.0]
+    assert sends[0].content is sends[2].content  # same bytes (same client_id) on every retry
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    outcomes = [Reply(429, {"retry-after": "3"}, b""), Reply(429, {"retry-after": "999"}, b""), OK]
+    actions, _ = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), outcomes)
+    assert [a.seconds for a in actions if isinstance(a, Sleep)] == [3.0, 8.0]
+
+
+def test_gives_up_after_attempts_with_status() -> None:
+    outcomes = [Reply(500, {}, b"")] * 3
+    actions, err = drive(api_call(ENDPOINTS["notify_start"], send_for("notify_start"), POLICY), outcomes)
+    assert isinstance(err, E.TransportError) and err.status_code == 500 and err.attempts == 3
+    assert len([a for a in actions if isinstance(a, Send)]) == 3
+
+
+def test_4xx_not_retried() -> None:
+    actions, err = drive(api_call(ENDPOINTS["notify_start"], send_for("notify_start"), POLICY), [Reply(404, {}, b"")])
+    assert isinstance(err, E.TransportError) and err.status_code == 404 and len(actions) == 1
+
+
+def test_transport_errors_retried_then_reported() -> None:
+    fail = Failure(httpx.ConnectError("refused"))
+    _, err = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), [fail] * 3)
+    assert isinstance(err, E.TransportError) and "after 3 attempts" in str(err) and "ConnectError" in str(err)
+    assert isinstance(err.__cause__, httpx.ConnectError)
+
+
+def test_long_poll_timeout_is_an_empty_page() -> None:
+    timeout = Failure(httpx.ReadTimeout("slow"), timeout=True)
+    flow = api_call(ENDPOINTS["get_updates"], send_for("get_updates"), POLICY, body={"get_updates_buf": "cur-1"})
+    actions, result = drive(flow, [timeout])
+    assert isinstance(result, m.GetUpdatesResp)
+    assert result.timed_out and result.messages == [] and result.cursor == "cur-1" and len(actions) == 1
+
+
+def test_non_long_poll_timeout_retries() -> None:
+    timeout = Failure(httpx.ReadTimeout("slow"), timeout=True)
+    actions, result = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), [timeout, OK])
+    assert isinstance(result, m.SendMessageResp) and len([a for a in actions if isinstance(a, Send)]) == 2
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [Failure(httpx.ConnectError("x")), Reply(502, {}, b""), Reply(504, {}, b""), Failure(httpx.ReadTimeout("t"), True)],
+)
+def test_qr_status_gateway_errors_read_as_wait(outcome) -> None:
+    flow = api_call(
+        ENDPOINTS["get_qrcode_status"], send_for("get_qrcode_status"), POLICY, gateway_errors_as_timeout=True
+    )
+    _, result = drive(flow, [outcome])
+    assert isinstance(result, m.QrStatusResp) and result.status == "wait"
+
+
+def test_business_error_not_retried() -> None:
+    actions, err = drive(
+        api_call(ENDPOINTS["get_updates"], send_for("get_updates"), POLICY), [Reply(200, {}, b'{"ret":-14}')]
+    )
+    assert isinstance(err, E.StaleTokenError) and len(actions) == 1
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("5") == 5.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+
+
+def cdn_send() -> Send:
+    return Send("cdn_upload", "POST", "http://cdn", "/upload", {}, {}, b"x" * 16, 60)
+
+
+def test_cdn_upload_success_and_missing_header() -> None:
+    _, param = drive(cdn_upload_flow(cdn_send(), POLICY), [Reply(200, {"x-encrypted-param": "dl"}, b"")])
+    assert param == "dl"
+    _, err = drive(cdn_upload_flow(cdn_send(), POLICY), [Reply(200, {}, b"")])
+    assert isinstance(err, E.CdnError) and "x-encrypted-param" in str(err)
+
+
+def test_cdn_upload_4xx_fails_at_once_with_server_message() -> None:
+    actions, err = drive(cdn_upload_flow(cdn_send(), POLICY), [Reply(400, {"x-error-message": "md5 mismatch"}, b"")])
+    assert isinstance(err, E.CdnError) and "md5 mismatch" in str(err) and len(actions) == 1
+
+
+def test_cdn_upload_two_5xx_then_success() -> None:
+    outcomes = [Reply(500, {}, b""), Failure(httpx.ReadError("reset")), Reply(200, {"x-encrypted-param": "ok"}, b"")]
+    actions, param = drive(cdn_upload_flow(cdn_send(), POLICY), outcomes)
+    assert param == "ok" and len([a for a in actions if isinstance(a, Send)]) == 3
+
+
+def test_cdn_upload_gives_up_after_three() -> None:
+    _, err = drive(cdn_upload_flow(cdn_send(), POLICY), [Reply(500, {}, b"")] * 3)
+    assert isinstance(err, E.CdnError) and "after 3 attempts" in str(err)
+
+
+def test_cdn_download_cap() -> None:
+    send = Send("cdn_download", "GET", "http://cdn", "/download", {}, {}, None, 60, max_bytes=10)
+    _, err = drive(cdn_download_flow(send, POLICY), [Reply(200, {}, b"x" * 10, truncated=True)])
+    assert isinstance(err, E.CdnError) and "10 byte cap" in str(err)
