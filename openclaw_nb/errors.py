@@ -30,9 +30,7 @@ class RemoteError(OpenClawError):
 class TransportError(RemoteError):
     """The request did not get a usable HTTP answer: connection refused or reset, timeout, HTTP 4xx/5xx."""
 
-    def __init__(
-        self, message: str, *, endpoint: str = "", status_code: int | None = None, attempts: int = 1
-    ) -> None:
+    def __init__(self, message: str, *, endpoint: str = "", status_code: int | None = None, attempts: int = 1) -> None:
         super().__init__(message, endpoint=endpoint)
         self.status_code = status_code
         self.attempts = attempts
@@ -104,10 +102,7 @@ class InvalidArgumentsError(ApiError):
 class NotYetContactedError(ApiError):
     """``-4`` from ``getconfig``: the user has not written to the bot yet, so there is no typing ticket."""
 
-    hint = (
-        "the user has not written to the bot yet (-4): a typing ticket exists only after the user's "
-        "first message"
-    )
+    hint = "the user has not written to the bot yet (-4): a typing ticket exists only after the user's first message"
 
 
 class CdnError(TransportError):

@@ -34,9 +34,7 @@ def decode_body(endpoint: Endpoint | str, content: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         shown = snippet(content)
-        raise E.ProtocolError(
-            f"{name} answered with JSON that is not an object: {shown}", endpoint=name, snippet=shown
-        )
+        raise E.ProtocolError(f"{name} answered with JSON that is not an object: {shown}", endpoint=name, snippet=shown)
     return data
 
 
@@ -49,9 +47,7 @@ def _code(name: str, data: dict[str, Any], key: str) -> int | None:
         if isinstance(value, str) and value.lstrip("-").isdigit():
             return int(value)
         shown = snippet(json.dumps(data, ensure_ascii=False))
-        raise E.ProtocolError(
-            f"{name} answered with a non-integer {key!r}: {shown}", endpoint=name, snippet=shown
-        )
+        raise E.ProtocolError(f"{name} answered with a non-integer {key!r}: {shown}", endpoint=name, snippet=shown)
     return value
 
 

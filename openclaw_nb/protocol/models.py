@@ -125,9 +125,7 @@ class WireModel:
         if specs is None:
             hints = typing.get_type_hints(cls)
             specs = tuple(
-                (f.name, *_kind_of(hints[f.name]))
-                for f in dataclasses.fields(cls)
-                if f.metadata.get("wire", True)
+                (f.name, *_kind_of(hints[f.name])) for f in dataclasses.fields(cls) if f.metadata.get("wire", True)
             )
             cls.__wire_specs_cache__ = specs  # type: ignore[attr-defined]
             cls.__wire_has_raw__ = any(f.name == "raw" for f in dataclasses.fields(cls))  # type: ignore[attr-defined]
