@@ -21,6 +21,7 @@ from .. import errors as E
 from . import constants as C
 from .codec import http_status_error, parse_response
 from .endpoints import Endpoint
+from .headers import random_uin
 from .models import ApiResponse, GetUpdatesResp, QrStatusResp
 
 #: A request body: bytes, or a zero-argument factory of byte chunks (re-callable so a retry can resend).
@@ -175,15 +176,19 @@ def api_call(
 
 
 def _with_attempt(send: Send, attempt: int) -> Send:
+    """The same request for another try; ``X-WECHAT-UIN`` is fresh for every request, retries included."""
     if attempt == send.attempt:
         return send
+    headers = send.headers
+    if C.H_UIN in headers:
+        headers = {**headers, C.H_UIN: random_uin()}
     return Send(
         send.call,
         send.method,
         send.base_url,
         send.path,
         send.params,
-        send.headers,
+        headers,
         send.content,
         send.timeout,
         attempt,
