@@ -1,0 +1,726 @@
+"""The two drivers, ``Client`` (httpx.Client) and ``AsyncClient`` (httpx.AsyncClient), over one shared base.
+
+``BaseClient`` holds everything that does no I/O: configuration, credentials, the per-user context-token
+map and reply budget, and the flows (generators from :mod:`openclaw_nb.protocol.flow`) behind every method.
+The drivers only run flows: the sync one with blocking calls, the async one with ``await``. Each public
+method is therefore one line in each driver, with the same name and arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import httpx
+
+from . import errors as E
+from ._version import __version__
+from .login import AsyncLoginMixin, LoginMixin
+from .media import AsyncMediaMixin, MediaMixin
+from .protocol import constants as C
+from .protocol import models as m
+from .protocol.endpoints import (
+    CDN_DOWNLOAD_PATH,
+    CDN_DOWNLOAD_TIMEOUT,
+    CDN_UPLOAD_PATH,
+    CDN_UPLOAD_TIMEOUT,
+    ENDPOINTS,
+    build_request,
+)
+from .protocol.flow import (
+    Body,
+    Failure,
+    Flow,
+    Reply,
+    RetryPolicy,
+    Send,
+    Sleep,
+    api_call,
+    cdn_download_flow,
+    cdn_upload_flow,
+)
+from .protocol.headers import DEFAULT_BOT_AGENT, ClientIdentity
+from .protocol.redact import redact
+from .updates import AsyncUpdatesMixin, UpdatesMixin
+
+log = logging.getLogger("openclaw_nb")
+T = TypeVar("T")
+
+#: Request extensions read by the recorder: the logical call and the 1-based attempt number.
+EXT_CALL = "openclaw_nb.call"
+EXT_ATTEMPT = "openclaw_nb.attempt"
+#: Connection pool bound: httpx's async pool degrades sharply with many concurrent requests on one client.
+DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+
+
+@dataclass
+class Peer:
+    """What the client knows about one user: the things that decide whether a send can succeed."""
+
+    user_id: str
+    context_token: str | None = None
+    #: ``create_time_ms`` of the user's latest inbound message (the 24 h reply window starts there).
+    last_inbound_ms: int | None = None
+    #: Sends made on the current ``context_token`` (a token allows at most 10).
+    sends_on_token: int = 0
+    last_error: str | None = None
+
+    def __repr__(self) -> str:
+        token = redact(self.context_token) if self.context_token else None
+        return (
+            f"Peer(user_id={self.user_id!r}, context_token={token}, last_inbound_ms={self.last_inbound_ms}, "
+            f"sends_on_token={self.sends_on_token})"
+        )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_client_id(prefix: str = "openclaw-nb") -> str:
+    """``<prefix>:<ms timestamp>-<8 hex chars>``, the official client's format."""
+    return f"{prefix}:{_now_ms()}-{secrets.token_hex(4)}"
+
+
+def _require_user(value: object, what: str = "to") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise E.UsageError(
+            f"{what} must be a non-empty user id string such as 'abc@im.wechat', got {value!r}; "
+            "user ids come from message.from_user_id"
+        )
+    return value
+
+
+class BaseClient:
+    """Configuration, credentials, per-user state and the flows; no I/O. Use :class:`Client` or :class:`AsyncClient`."""
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str = C.DEFAULT_BASE_URL,
+        cdn_base_url: str = C.DEFAULT_CDN_BASE_URL,
+        bot_id: str | None = None,
+        app_id: str = C.DEFAULT_APP_ID,
+        client_version: str = __version__,
+        bot_agent: str = DEFAULT_BOT_AGENT,
+        route_tag: str | None = None,
+        retry: RetryPolicy | None = None,
+        record: bool = True,
+        log_size: int = 1000,
+        redact: bool = True,
+    ) -> None:
+        if token is not None and (not isinstance(token, str) or not token):
+            raise E.UsageError("token must be a non-empty string (the bot_token from a QR login) or None")
+        for name, url in (("base_url", base_url), ("cdn_base_url", cdn_base_url)):
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise E.UsageError(f"{name} must be an http:// or https:// URL, got {url!r}")
+        self._token = token
+        self.base_url = base_url.rstrip("/")
+        self.cdn_base_url = cdn_base_url.rstrip("/")
+        self.bot_id = bot_id
+        self.identity = ClientIdentity(
+            app_id=app_id, client_version=client_version, bot_agent=bot_agent, route_tag=route_tag
+        )
+        self.retry = retry or RetryPolicy()
+        #: The getupdates cursor, replaced only by non-empty values the server returns.
+        self.cursor = ""
+        #: The server's long-poll window from its latest answer (``longpolling_timeout_ms``).
+        self.longpolling_timeout_ms = C.DEFAULT_LONGPOLLING_TIMEOUT_MS
+        self.peers: dict[str, Peer] = {}
+        self.log: Any = None
+        if record:
+            from .recorder import Recorder
+
+            self.log = Recorder(maxlen=log_size, redact=redact)
+
+    # --- credentials and per-user state ------------------------------------------------------------
+
+    @property
+    def token(self) -> str | None:
+        """The bot token (never shown whole: see ``repr``)."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value
+
+    def use_credentials(self, token: str, *, base_url: str | None = None, bot_id: str | None = None) -> None:
+        """Switch to a bot token (and the ``baseurl`` the login returned)."""
+        if not isinstance(token, str) or not token:
+            raise E.UsageError("token must be a non-empty string")
+        self._token = token
+        if base_url:
+            self.base_url = base_url.rstrip("/")
+        if bot_id:
+            self.bot_id = bot_id
+
+    @property
+    def context_tokens(self) -> dict[str, str]:
+        """The latest ``context_token`` per user, as fed by :meth:`get_updates` (a copy)."""
+        return {uid: p.context_token for uid, p in self.peers.items() if p.context_token}
+
+    def peer(self, user_id: str) -> Peer:
+        peer = self.peers.get(user_id)
+        if peer is None:
+            peer = self.peers[user_id] = Peer(user_id)
+        return peer
+
+    def remember_message(self, msg: m.WeixinMessage) -> None:
+        """Feed one inbound message into the per-user map (latest context token, time of last message)."""
+        if msg.message_type == C.MessageType.BOT or not msg.from_user_id:
+            return
+        peer = self.peer(msg.from_user_id)
+        if msg.context_token and msg.context_token != peer.context_token:
+            peer.context_token = msg.context_token
+            peer.sends_on_token = 0
+        when = msg.create_time_ms
+        if when is not None and (peer.last_inbound_ms is None or when >= peer.last_inbound_ms):
+            peer.last_inbound_ms = when
+
+    def __repr__(self) -> str:
+        token = redact(self._token) if self._token else None
+        return f"{type(self).__name__}(base_url={self.base_url!r}, bot_id={self.bot_id!r}, token={token})"
+
+    # --- building sends ----------------------------------------------------------------------------
+
+    def _api_send(
+        self,
+        name: str,
+        payload: m.WireModel | Mapping[str, Any] | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        base_url: str | None = None,
+    ) -> tuple[Send, dict[str, Any] | None]:
+        spec = build_request(name, payload, identity=self.identity, token=self._token, params=params, timeout=timeout)
+        send = Send(
+            call=name,
+            method=spec.method,
+            base_url=(base_url or self.base_url).rstrip("/"),
+            path=spec.path,
+            params=spec.params,
+            headers=spec.headers,
+            content=spec.content,
+            timeout=spec.timeout,
+        )
+        return send, spec.json
+
+    def _call(self, name: str, payload: m.WireModel | Mapping[str, Any] | None = None, **kw: Any) -> Flow:
+        send, body = self._api_send(name, payload, **kw)
+        return api_call(ENDPOINTS[name], send, self.retry, body=body)
+
+    # --- flows behind the public methods (identical for both drivers) ------------------------------
+
+    def _get_bot_qrcode_flow(self, local_token_list: Iterable[str] | None) -> Flow:
+        tokens = [t for t in (local_token_list or []) if isinstance(t, str) and t][: C.MAX_LOCAL_TOKENS]
+        return self._call("get_bot_qrcode", m.GetBotQrcodeReq(local_token_list=tokens))
+
+    def _get_qrcode_status_flow(
+        self, qrcode: str, verify_code: str | None, base_url: str | None, timeout: float | None
+    ) -> Flow:
+        if not isinstance(qrcode, str) or not qrcode:
+            raise E.UsageError("qrcode must be the non-empty 'qrcode' value returned by get_bot_qrcode()")
+        params = {"qrcode": qrcode}
+        if verify_code is not None:
+            code = str(verify_code).strip()
+            if not code.isdigit():
+                raise E.UsageError(f"verify_code must be the digits shown on the phone, got {verify_code!r}")
+            params["verify_code"] = code
+        send, _ = self._api_send(
+            "get_qrcode_status",
+            None,
+            params=params,
+            base_url=base_url,
+            timeout=timeout or C.LONG_POLL_TIMEOUT + C.LONG_POLL_GRACE,
+        )
+        return api_call(ENDPOINTS["get_qrcode_status"], send, self.retry, gateway_errors_as_timeout=True)
+
+    def _get_updates_flow(self, get_updates_buf: str | None, timeout: float | None) -> Flow:
+        use_own = get_updates_buf is None
+        cursor = self.cursor if use_own else get_updates_buf
+        if not isinstance(cursor, str):
+            raise E.UsageError("get_updates_buf must be the string cursor from the previous page ('' at first)")
+        if timeout is None:
+            timeout = self.longpolling_timeout_ms / 1000 + C.LONG_POLL_GRACE
+        resp = cast(
+            m.GetUpdatesResp,
+            (yield from self._call("get_updates", m.GetUpdatesReq(get_updates_buf=cursor), timeout=timeout)),
+        )
+        if resp.longpolling_timeout_ms and resp.longpolling_timeout_ms > 0:
+            self.longpolling_timeout_ms = resp.longpolling_timeout_ms
+        if use_own and resp.cursor:
+            self.cursor = resp.cursor
+        for msg in resp.messages:
+            self.remember_message(msg)
+        return resp
+
+    def _send_message_flow(self, msg: m.WeixinMessage | Mapping[str, Any]) -> Flow:
+        message = msg if isinstance(msg, m.WeixinMessage) else m.WeixinMessage.from_wire(dict(msg))
+        _require_user(message.to_user_id, "msg.to_user_id")
+        if not message.client_id:
+            message.client_id = new_client_id()
+        # The same request bytes (and so the same client_id) go out on every retry: the server deduplicates.
+        resp = cast(m.SendMessageResp, (yield from self._call("send_message", m.SendMessageReq(msg=message))))
+        resp.client_id = message.client_id
+        return resp
+
+    def _send_text_flow(
+        self,
+        to: str | None,
+        text: object,
+        context_token: str | None,
+        chat_id: str | None,
+        client_id: str | None,
+    ) -> Flow:
+        user = _resolve_to(to, chat_id)
+        if not isinstance(text, str):
+            raise E.UsageError(f"text must be a str, got {type(text).__name__}; use str(value) to send it as text")
+        if not text:
+            raise E.UsageError("text is empty; pass the message to send")
+        peer = self.peer(user)
+        token = context_token or peer.context_token
+        if not token:
+            log.warning(
+                "sending to %s without a context_token: the server usually rejects replies without one "
+                "(receive a message from the user first with get_updates())",
+                user,
+            )
+        msg = m.WeixinMessage(
+            from_user_id="",
+            to_user_id=user,
+            client_id=client_id or new_client_id(),
+            message_type=C.MessageType.BOT,
+            message_state=C.MessageState.FINISH,
+            context_token=token,
+            item_list=[m.MessageItem.text(text)],
+        )
+        try:
+            resp = yield from self._send_message_flow(msg)
+        except E.SendRejectedError as exc:
+            peer.last_error = str(exc.errmsg or exc.code)
+            raise self._explain_rejection(exc, peer, token, len(text.encode("utf-8"))) from None
+        if token and token == peer.context_token:
+            peer.sends_on_token += 1
+        peer.last_error = None
+        return resp
+
+    def _explain_rejection(
+        self, exc: E.SendRejectedError, peer: Peer, token: str | None, text_bytes: int
+    ) -> E.SendRejectedError:
+        causes = []
+        if not token:
+            causes.append("no context_token was sent (the user has not written to this client yet)")
+        elif token == peer.context_token:
+            if peer.sends_on_token >= C.SENDS_PER_CONTEXT_TOKEN:
+                causes.append(
+                    f"{peer.sends_on_token} sends already made on this context token "
+                    f"(limit {C.SENDS_PER_CONTEXT_TOKEN}; wait for the user's next message)"
+                )
+            else:
+                causes.append(f"{peer.sends_on_token} of {C.SENDS_PER_CONTEXT_TOKEN} sends used on this context token")
+        if peer.last_inbound_ms is not None:
+            hours = (_now_ms() - peer.last_inbound_ms) / 3_600_000
+            window = C.REPLY_WINDOW_SECONDS / 3600
+            if hours >= window:
+                causes.append(f"{hours:.1f} h since the user's last message (replies allowed within {window:.0f} h)")
+            else:
+                causes.append(f"{hours:.1f} h since the user's last message")
+        if text_bytes > C.MAX_TEXT_BYTES:
+            causes.append(f"the text is {text_bytes:,} bytes of UTF-8 (limit about {C.MAX_TEXT_BYTES:,})")
+        if exc.errmsg and "rate" in exc.errmsg.lower():
+            causes.insert(0, "the server is rate limiting this bot (wait 30 minutes or more)")
+        hint = "the server refused the send (-2); likely causes: " + "; ".join(causes or ["unknown"])
+        return E.SendRejectedError(exc.endpoint, exc.ret, exc.errcode, exc.errmsg, hint=hint, raw=exc.raw)
+
+    def _get_config_flow(self, user: str, context_token: str | None) -> Flow:
+        _require_user(user, "user")
+        token = context_token or self.peer(user).context_token
+        return self._call("get_config", m.GetConfigReq(ilink_user_id=user, context_token=token))
+
+    def _send_typing_flow(self, user: str, typing_ticket: str, status: int) -> Flow:
+        _require_user(user, "user")
+        if not isinstance(typing_ticket, str) or not typing_ticket:
+            raise E.UsageError("typing_ticket must be the non-empty ticket from get_config(user)")
+        if status not in (C.TypingStatus.TYPING, C.TypingStatus.CANCEL):
+            raise E.UsageError("status must be 1 (typing) or 2 (cancel)")
+        return self._call(
+            "send_typing", m.SendTypingReq(ilink_user_id=user, typing_ticket=typing_ticket, status=int(status))
+        )
+
+    def _get_upload_url_flow(
+        self, request: m.GetUploadUrlReq | Mapping[str, Any] | None, fields: dict[str, Any]
+    ) -> Flow:
+        if request is None:
+            req = m.GetUploadUrlReq(**fields)
+        elif isinstance(request, m.GetUploadUrlReq):
+            req = request
+        else:
+            req = m.GetUploadUrlReq.from_wire(dict(request))
+        if not req.filekey or req.media_type is None or req.rawsize is None:
+            raise E.UsageError("get_upload_url needs at least filekey, media_type and rawsize (see PROTOCOL.md)")
+        return self._call("get_upload_url", req)
+
+    def _cdn_upload_flow(self, data: Body, upload_param: str | None, filekey: str | None, full_url: str | None) -> Flow:
+        if data is None:
+            raise E.UsageError("cdn_upload needs the ciphertext (bytes, or a function returning chunks)")
+        if full_url:
+            url, params = full_url, {}
+        else:
+            if not upload_param or not filekey:
+                raise E.UsageError("cdn_upload needs upload_full_url, or both upload_param and filekey")
+            url = self.cdn_base_url + CDN_UPLOAD_PATH
+            params = {"encrypted_query_param": upload_param, "filekey": filekey}
+        send = Send(
+            call="cdn_upload",
+            method="POST",
+            base_url=self.cdn_base_url,
+            path=CDN_UPLOAD_PATH,
+            params=params,
+            headers={"Content-Type": "application/octet-stream"},
+            content=data,
+            timeout=CDN_UPLOAD_TIMEOUT,
+            url=url,
+        )
+        return cdn_upload_flow(send, self.retry)
+
+    def _cdn_download_flow(self, encrypt_query_param: str | None, full_url: str | None, max_bytes: int) -> Flow:
+        if full_url:
+            url, params = full_url, {}
+        elif encrypt_query_param:
+            url, params = self.cdn_base_url + CDN_DOWNLOAD_PATH, {"encrypted_query_param": encrypt_query_param}
+        else:
+            raise E.UsageError("cdn_download needs media.full_url or media.encrypt_query_param")
+        send = Send(
+            call="cdn_download",
+            method="GET",
+            base_url=self.cdn_base_url,
+            path=CDN_DOWNLOAD_PATH,
+            params=params,
+            headers={},
+            content=None,
+            timeout=CDN_DOWNLOAD_TIMEOUT,
+            url=url,
+            max_bytes=max_bytes,
+        )
+        return cdn_download_flow(send, self.retry)
+
+    # --- shared driver pieces ---------------------------------------------------------------------
+
+    def _build_httpx_request(self, client: httpx.Client | httpx.AsyncClient, send: Send, content: Any) -> httpx.Request:
+        return client.build_request(
+            send.method,
+            send.full_url,
+            params=dict(send.params) if send.params else None,
+            headers=dict(send.headers),
+            content=content,
+            timeout=send.timeout,
+            extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt},
+        )
+
+
+def _resolve_to(to: str | None, chat_id: str | None) -> str:
+    if to is not None and chat_id is not None and to != chat_id:
+        raise E.UsageError("pass the user as `to` or as `chat_id` (the seed article's name), not both")
+    return _require_user(to if to is not None else chat_id, "to")
+
+
+def _log_sleep(action: Sleep) -> None:
+    log.info("retrying in %.2f s (%s)", action.seconds, action.reason)
+
+
+class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
+    """Synchronous iLink client over one pooled ``httpx.Client``.
+
+    >>> with Client(token, base_url=sim.base_url, cdn_base_url=sim.cdn_base_url) as client:
+    ...     page = client.get_updates()
+    ...     client.send_text(page.messages[0].from_user_id, "hello")
+    """
+
+    def __init__(self, token: str | None = None, *, transport: httpx.BaseTransport | None = None, **kw: Any) -> None:
+        super().__init__(token, **kw)
+        inner = transport or httpx.HTTPTransport(limits=DEFAULT_LIMITS)
+        if self.log is not None:
+            inner = self.log.wrap(inner)
+        self._http = httpx.Client(transport=inner, follow_redirects=False)
+        self._sleep = time.sleep
+
+    # --- driver ---
+
+    def _run(self, flow: Flow) -> Any:
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, Sleep):
+                    _log_sleep(action)
+                    self._sleep(action.seconds)
+                    action = flow.send(None)
+                else:
+                    action = flow.send(self._transmit(action))
+        except StopIteration as stop:
+            return stop.value
+
+    def _transmit(self, send: Send) -> Reply | Failure:
+        content = send.content() if callable(send.content) else send.content
+        request = self._build_httpx_request(self._http, send, content)
+        try:
+            response = self._http.send(request, stream=send.max_bytes is not None)
+            try:
+                if send.max_bytes is None:
+                    return Reply(response.status_code, response.headers, response.content)
+                return Reply(
+                    response.status_code, response.headers, *_read_capped(response.iter_bytes(), send.max_bytes)
+                )
+            finally:
+                response.close()
+        except httpx.TimeoutException as exc:
+            return Failure(exc, timeout=True)
+        except httpx.TransportError as exc:
+            return Failure(exc)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- endpoints ---
+
+    def get_bot_qrcode(self, local_token_list: Iterable[str] | None = None) -> m.QrCodeResp:
+        """``POST get_bot_qrcode``: a new login QR (``qrcode`` id and ``qrcode_img_content`` URL)."""
+        return cast(m.QrCodeResp, self._run(self._get_bot_qrcode_flow(local_token_list)))
+
+    def get_qrcode_status(
+        self, qrcode: str, verify_code: str | None = None, *, base_url: str | None = None, timeout: float | None = None
+    ) -> m.QrStatusResp:
+        """Long-poll a QR's status; a client-side timeout or gateway error reads as ``wait``."""
+        return cast(m.QrStatusResp, self._run(self._get_qrcode_status_flow(qrcode, verify_code, base_url, timeout)))
+
+    def get_updates(self, get_updates_buf: str | None = None, *, timeout: float | None = None) -> m.GetUpdatesResp:
+        """One long poll for messages. With no cursor, uses and advances ``client.cursor``."""
+        return cast(m.GetUpdatesResp, self._run(self._get_updates_flow(get_updates_buf, timeout)))
+
+    def send_message(self, msg: m.WeixinMessage | Mapping[str, Any]) -> m.SendMessageResp:
+        """``POST sendmessage`` with a whole message (a ``client_id`` is filled in when missing)."""
+        return cast(m.SendMessageResp, self._run(self._send_message_flow(msg)))
+
+    def send_text(
+        self,
+        to: str | None = None,
+        text: str | None = None,
+        context_token: str | None = None,
+        *,
+        chat_id: str | None = None,
+        client_id: str | None = None,
+    ) -> m.SendMessageResp:
+        """Send ``text`` to a user, echoing the latest ``context_token`` seen from them.
+
+        >>> client.send_text("abc@im.wechat", "hello")          # or chat_id="abc@im.wechat"
+        """
+        return cast(m.SendMessageResp, self._run(self._send_text_flow(to, text, context_token, chat_id, client_id)))
+
+    def get_upload_url(
+        self, request: m.GetUploadUrlReq | Mapping[str, Any] | None = None, **fields: Any
+    ) -> m.GetUploadUrlResp:
+        """``POST getuploadurl`` (fields as in PROTOCOL.md: filekey, media_type, rawsize, ...)."""
+        return cast(m.GetUploadUrlResp, self._run(self._get_upload_url_flow(request, fields)))
+
+    def get_config(self, user: str, context_token: str | None = None) -> m.GetConfigResp:
+        """``POST getconfig``: the user's ``typing_ticket``."""
+        return cast(m.GetConfigResp, self._run(self._get_config_flow(user, context_token)))
+
+    def send_typing(self, user: str, typing_ticket: str, status: int = C.TypingStatus.TYPING) -> m.SendTypingResp:
+        """``POST sendtyping``: status 1 shows the typing indicator, 2 cancels it."""
+        return cast(m.SendTypingResp, self._run(self._send_typing_flow(user, typing_ticket, status)))
+
+    def notify_start(self) -> m.NotifyResp:
+        """``POST msg/notifystart``: this client starts serving the account."""
+        return cast(m.NotifyResp, self._run(self._call("notify_start")))
+
+    def notify_stop(self) -> m.NotifyResp:
+        """``POST msg/notifystop``: this client stops serving the account."""
+        return cast(m.NotifyResp, self._run(self._call("notify_stop")))
+
+    def cdn_upload(
+        self, data: Body, *, upload_param: str | None = None, filekey: str | None = None, full_url: str | None = None
+    ) -> str:
+        """POST ciphertext to the CDN; returns the ``x-encrypted-param`` download parameter."""
+        return cast(str, self._run(self._cdn_upload_flow(data, upload_param, filekey, full_url)))
+
+    def cdn_download(
+        self,
+        encrypt_query_param: str | None = None,
+        *,
+        full_url: str | None = None,
+        max_bytes: int = C.MAX_MEDIA_DOWNLOAD_BYTES,
+    ) -> bytes:
+        """GET ciphertext from the CDN (``full_url`` preferred when given), capped at ``max_bytes``."""
+        return cast(bytes, self._run(self._cdn_download_flow(encrypt_query_param, full_url, max_bytes)))
+
+
+class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClient):
+    """Asynchronous twin of :class:`Client`: same constructor and methods, awaited.
+
+    >>> async with AsyncClient(token, base_url=sim.base_url) as client:
+    ...     page = await client.get_updates()
+    """
+
+    def __init__(
+        self, token: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any
+    ) -> None:
+        super().__init__(token, **kw)
+        inner = transport or httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
+        if self.log is not None:
+            inner = self.log.wrap_async(inner)
+        self._http = httpx.AsyncClient(transport=inner, follow_redirects=False)
+        self._sleep = asyncio.sleep
+
+    # --- driver ---
+
+    async def _run(self, flow: Flow) -> Any:
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, Sleep):
+                    _log_sleep(action)
+                    await self._sleep(action.seconds)
+                    action = flow.send(None)
+                else:
+                    action = flow.send(await self._transmit(action))
+        except StopIteration as stop:
+            return stop.value
+
+    async def _transmit(self, send: Send) -> Reply | Failure:
+        content: Any = send.content
+        if callable(content):
+            content = _aiter(content())
+        request = self._build_httpx_request(self._http, send, content)
+        try:
+            response = await self._http.send(request, stream=send.max_bytes is not None)
+            try:
+                if send.max_bytes is None:
+                    return Reply(response.status_code, response.headers, response.content)
+                body, truncated = await _aread_capped(response.aiter_bytes(), send.max_bytes)
+                return Reply(response.status_code, response.headers, body, truncated)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException as exc:
+            return Failure(exc, timeout=True)
+        except httpx.TransportError as exc:
+            return Failure(exc)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- endpoints ---
+
+    async def get_bot_qrcode(self, local_token_list: Iterable[str] | None = None) -> m.QrCodeResp:
+        """``POST get_bot_qrcode``: a new login QR (``qrcode`` id and ``qrcode_img_content`` URL)."""
+        return cast(m.QrCodeResp, await self._run(self._get_bot_qrcode_flow(local_token_list)))
+
+    async def get_qrcode_status(
+        self, qrcode: str, verify_code: str | None = None, *, base_url: str | None = None, timeout: float | None = None
+    ) -> m.QrStatusResp:
+        """Long-poll a QR's status; a client-side timeout or gateway error reads as ``wait``."""
+        return cast(
+            m.QrStatusResp, await self._run(self._get_qrcode_status_flow(qrcode, verify_code, base_url, timeout))
+        )
+
+    async def get_updates(
+        self, get_updates_buf: str | None = None, *, timeout: float | None = None
+    ) -> m.GetUpdatesResp:
+        """One long poll for messages. With no cursor, uses and advances ``client.cursor``."""
+        return cast(m.GetUpdatesResp, await self._run(self._get_updates_flow(get_updates_buf, timeout)))
+
+    async def send_message(self, msg: m.WeixinMessage | Mapping[str, Any]) -> m.SendMessageResp:
+        """``POST sendmessage`` with a whole message (a ``client_id`` is filled in when missing)."""
+        return cast(m.SendMessageResp, await self._run(self._send_message_flow(msg)))
+
+    async def send_text(
+        self,
+        to: str | None = None,
+        text: str | None = None,
+        context_token: str | None = None,
+        *,
+        chat_id: str | None = None,
+        client_id: str | None = None,
+    ) -> m.SendMessageResp:
+        """Send ``text`` to a user, echoing the latest ``context_token`` seen from them."""
+        return cast(
+            m.SendMessageResp, await self._run(self._send_text_flow(to, text, context_token, chat_id, client_id))
+        )
+
+    async def get_upload_url(
+        self, request: m.GetUploadUrlReq | Mapping[str, Any] | None = None, **fields: Any
+    ) -> m.GetUploadUrlResp:
+        """``POST getuploadurl`` (fields as in PROTOCOL.md: filekey, media_type, rawsize, ...)."""
+        return cast(m.GetUploadUrlResp, await self._run(self._get_upload_url_flow(request, fields)))
+
+    async def get_config(self, user: str, context_token: str | None = None) -> m.GetConfigResp:
+        """``POST getconfig``: the user's ``typing_ticket``."""
+        return cast(m.GetConfigResp, await self._run(self._get_config_flow(user, context_token)))
+
+    async def send_typing(self, user: str, typing_ticket: str, status: int = C.TypingStatus.TYPING) -> m.SendTypingResp:
+        """``POST sendtyping``: status 1 shows the typing indicator, 2 cancels it."""
+        return cast(m.SendTypingResp, await self._run(self._send_typing_flow(user, typing_ticket, status)))
+
+    async def notify_start(self) -> m.NotifyResp:
+        """``POST msg/notifystart``: this client starts serving the account."""
+        return cast(m.NotifyResp, await self._run(self._call("notify_start")))
+
+    async def notify_stop(self) -> m.NotifyResp:
+        """``POST msg/notifystop``: this client stops serving the account."""
+        return cast(m.NotifyResp, await self._run(self._call("notify_stop")))
+
+    async def cdn_upload(
+        self, data: Body, *, upload_param: str | None = None, filekey: str | None = None, full_url: str | None = None
+    ) -> str:
+        """POST ciphertext to the CDN; returns the ``x-encrypted-param`` download parameter."""
+        return cast(str, await self._run(self._cdn_upload_flow(data, upload_param, filekey, full_url)))
+
+    async def cdn_download(
+        self,
+        encrypt_query_param: str | None = None,
+        *,
+        full_url: str | None = None,
+        max_bytes: int = C.MAX_MEDIA_DOWNLOAD_BYTES,
+    ) -> bytes:
+        """GET ciphertext from the CDN (``full_url`` preferred when given), capped at ``max_bytes``."""
+        return cast(bytes, await self._run(self._cdn_download_flow(encrypt_query_param, full_url, max_bytes)))
+
+
+def _read_capped(chunks: Iterable[bytes], cap: int) -> tuple[bytes, bool]:
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) > cap:
+            return bytes(buf[:cap]), True
+    return bytes(buf), False
+
+
+async def _aread_capped(chunks: AsyncIterator[bytes], cap: int) -> tuple[bytes, bool]:
+    buf = bytearray()
+    async for chunk in chunks:
+        buf += chunk
+        if len(buf) > cap:
+            return bytes(buf[:cap]), True
+    return bytes(buf), False
+
+
+async def _aiter(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
