@@ -1,0 +1,1 @@
+"""The notebook layer: widgets, live views and magics. Imports IPython/ipywidgets/pandas lazily."""

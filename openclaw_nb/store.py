@@ -1,0 +1,205 @@
+"""What the client keeps on disk, per account: credentials, the getupdates cursor, context tokens.
+
+Layout under ``$OPENCLAW_NB_HOME`` (default ``~/.openclaw_nb``), mirroring the official client's files::
+
+    accounts/<bot id>.json                  bot_token, ilink_bot_id, baseurl, ilink_user_id, saved_at
+    accounts/<bot id>.sync.json             {"get_updates_buf": ...}
+    accounts/<bot id>.context-tokens.json   {"<user id>": {"context_token": ..., ...}}
+
+Every write is atomic (a temporary file in the same folder, fsync, ``os.replace``), files are 0600 and
+folders 0700, so a crash never leaves a half-written file and other local users can't read a token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import errors as E
+from .protocol.redact import redact
+
+ENV_HOME = "OPENCLAW_NB_HOME"
+DEFAULT_HOME = "~/.openclaw_nb"
+_SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+
+
+def home(path: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder: ``path`` if given, else ``$OPENCLAW_NB_HOME``, else ``~/.openclaw_nb``."""
+    chosen = path if path is not None else os.environ.get(ENV_HOME) or DEFAULT_HOME
+    return Path(chosen).expanduser()
+
+
+def _ensure_dir(folder: Path) -> Path:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.chmod(folder, 0o700)
+    except OSError:
+        pass
+    return folder
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
+    _ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, json.dumps(value, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a damaged one raises UsageError naming the file and what to do."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except ValueError as exc:
+        raise E.UsageError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+
+
+def safe_name(bot_id: str) -> str:
+    """A file name for an account id (``abc@im.bot`` stays readable; path separators can't sneak in)."""
+    if not isinstance(bot_id, str) or not bot_id.strip():
+        raise E.UsageError("bot_id must be a non-empty string such as 'abc@im.bot'")
+    name = _SAFE.sub("_", bot_id.strip())
+    if name in (".", ".."):
+        raise E.UsageError(f"{bot_id!r} is not a usable bot id")
+    return name
+
+
+@dataclass
+class Credentials:
+    """A saved login. ``repr`` never shows the whole token."""
+
+    bot_token: str
+    ilink_bot_id: str
+    baseurl: str
+    ilink_user_id: str | None = None
+    saved_at: float = field(default_factory=time.time)
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(ilink_bot_id={self.ilink_bot_id!r}, baseurl={self.baseurl!r}, "
+            f"ilink_user_id={self.ilink_user_id!r}, bot_token={redact(self.bot_token)}, saved_at={self.saved_at})"
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "") -> Credentials:
+        token, bot_id, base = data.get("bot_token"), data.get("ilink_bot_id"), data.get("baseurl")
+        if not (isinstance(token, str) and token and isinstance(bot_id, str) and bot_id and isinstance(base, str)):
+            where = f" in {source}" if source else ""
+            raise E.UsageError(f"saved credentials{where} lack bot_token, ilink_bot_id or baseurl; log in again")
+        saved = data.get("saved_at")
+        user = data.get("ilink_user_id")
+        return cls(
+            bot_token=token,
+            ilink_bot_id=bot_id,
+            baseurl=base,
+            ilink_user_id=user if isinstance(user, str) else None,
+            saved_at=float(saved) if isinstance(saved, (int, float)) else 0.0,
+        )
+
+
+class Store:
+    """Files of one data folder. ``Store()`` uses ``$OPENCLAW_NB_HOME`` or ``~/.openclaw_nb``."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.root = home(path)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    @property
+    def accounts_dir(self) -> Path:
+        return self.root / "accounts"
+
+    def _path(self, bot_id: str, suffix: str = ".json") -> Path:
+        return self.accounts_dir / f"{safe_name(bot_id)}{suffix}"
+
+    # --- credentials ---
+
+    def save_credentials(self, creds: Credentials) -> Path:
+        path = self._path(creds.ilink_bot_id)
+        atomic_write_json(path, asdict(creds))
+        return path
+
+    def load_credentials(self, bot_id: str | None = None) -> Credentials:
+        """The saved login of ``bot_id``, or the most recently saved one when ``None``."""
+        if bot_id is None:
+            accounts = self.accounts()
+            if not accounts:
+                raise E.UsageError(f"no saved account in {self.accounts_dir}; log in first with client.login()")
+            return accounts[0]
+        path = self._path(bot_id)
+        if not path.exists():
+            known = ", ".join(c.ilink_bot_id for c in self.accounts()) or "none"
+            raise E.UsageError(f"no saved account {bot_id!r} in {self.accounts_dir} (saved: {known})")
+        return Credentials.from_dict(read_json(path), str(path))
+
+    def accounts(self) -> list[Credentials]:
+        """Saved logins, most recent first. Damaged files are skipped, not fatal."""
+        out = []
+        if self.accounts_dir.is_dir():
+            for path in self.accounts_dir.glob("*.json"):
+                if path.name.endswith((".sync.json", ".context-tokens.json")) or path.name.startswith("."):
+                    continue
+                try:
+                    out.append(Credentials.from_dict(read_json(path), str(path)))
+                except E.UsageError:
+                    continue
+        return sorted(out, key=lambda c: c.saved_at, reverse=True)
+
+    def forget(self, bot_id: str) -> bool:
+        """Remove an account and its cursor and context tokens. True if anything was removed."""
+        removed = False
+        for suffix in (".json", ".sync.json", ".context-tokens.json"):
+            path = self._path(bot_id, suffix)
+            if path.exists():
+                path.unlink()
+                removed = True
+        return removed
+
+    # --- cursor and context tokens ---
+
+    def save_cursor(self, bot_id: str, get_updates_buf: str) -> None:
+        atomic_write_json(self._path(bot_id, ".sync.json"), {"get_updates_buf": get_updates_buf})
+
+    def load_cursor(self, bot_id: str) -> str:
+        path = self._path(bot_id, ".sync.json")
+        if not path.exists():
+            return ""
+        value = read_json(path)
+        cursor = value.get("get_updates_buf") if isinstance(value, dict) else None
+        return cursor if isinstance(cursor, str) else ""
+
+    def save_context_tokens(self, bot_id: str, peers: Mapping[str, Mapping[str, Any]]) -> None:
+        atomic_write_json(self._path(bot_id, ".context-tokens.json"), dict(peers))
+
+    def load_context_tokens(self, bot_id: str) -> dict[str, dict[str, Any]]:
+        path = self._path(bot_id, ".context-tokens.json")
+        if not path.exists():
+            return {}
+        value = read_json(path)
+        if not isinstance(value, dict):
+            return {}
+        return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, dict)}
