@@ -61,7 +61,7 @@ def redact(value: object) -> str:
 def redact_json(value: Any) -> Any:
     """A copy of a JSON value with every secret field's value replaced by :func:`redact`."""
     if isinstance(value, dict):
-        out = {}
+        out: dict[Any, Any] = {}
         for key, item in value.items():
             if isinstance(key, str) and key.lower() in SECRET_FIELDS and item not in (None, ""):
                 if isinstance(item, list):
