@@ -1,0 +1,22 @@
+"""The protocol recorder: every HTTP exchange a client makes, redacted at record time, in a bounded log.
+
+``client.log`` is a :class:`Recorder`. Views: ``log[-1]``, ``log.frame()``, ``log.show()``, ``log.filter()``,
+``log.summary()``; exports: ``log.to_har()``, ``log.to_jsonl()`` / :func:`load_log`; comparisons:
+:func:`diff` and :func:`replay`. pandas and rich are imported only when a view needs them.
+"""
+
+from .capture import ATTEMPT_KEY, CALL_KEY, call_from_path
+from .exchange import Binary, Exchange, Text
+from .log import ExchangeLog, Recorder, load_log
+
+__all__ = [
+    "ATTEMPT_KEY",
+    "CALL_KEY",
+    "Binary",
+    "Exchange",
+    "ExchangeLog",
+    "Recorder",
+    "Text",
+    "call_from_path",
+    "load_log",
+]

@@ -1,0 +1,388 @@
+"""Capturing exchanges: the httpx transport wrappers and the bookkeeping of one exchange in flight.
+
+Owns the contract with the client: ``Recorder.wrap`` / ``wrap_async`` return transports that pass every
+request through unchanged and record it; the call name and retry attempt come from the request extensions
+``openclaw_nb.call`` / ``openclaw_nb.attempt``. Bodies are redacted here, at record time, and streamed bodies
+are counted and hashed chunk by chunk, never buffered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timezone
+from time import perf_counter
+from typing import Any
+
+import httpx
+
+from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS_BY_PATH
+from ..protocol.redact import redact_header, redact_json, redact_text, redact_url
+from .exchange import Binary, Exchange, Text
+
+#: Request extension keys the client sets on every request.
+CALL_KEY = "openclaw_nb.call"
+ATTEMPT_KEY = "openclaw_nb.attempt"
+
+#: Text bodies (JSON or not) are kept up to this size; past it only size and md5 are kept.
+MAX_TEXT_BODY = 4 * 1024 * 1024
+
+wire_log = logging.getLogger("openclaw_nb.wire")
+
+
+def call_from_path(path: str) -> str:
+    """The logical call for a URL path when the client did not say: endpoint name, ``cdn_upload``, or the tail."""
+    ep = ENDPOINTS_BY_PATH.get(path)
+    if ep is not None:
+        return ep.name
+    if path.endswith(CDN_UPLOAD_PATH):
+        return "cdn_upload"
+    if path.endswith(CDN_DOWNLOAD_PATH):
+        return "cdn_download"
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
+    return tail or "/"
+
+
+def _is_text_type(content_type: str) -> bool:
+    ct = content_type.lower()
+    return "json" in ct or ct.startswith("text/") or "xml" in ct or "x-www-form-urlencoded" in ct
+
+
+def _headers(headers: httpx.Headers, redact: bool) -> dict[str, str]:
+    out: dict[str, str] = {}
+    enc = headers.encoding
+    for raw_name, raw_value in headers.raw:
+        name = raw_name.decode(enc)
+        value = raw_value.decode(enc)
+        if redact:
+            value = redact_header(name, value)
+        # Repeated headers are joined as HTTP allows; the iLink protocol repeats none.
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
+    """A whole body as kept in the log: redacted JSON, redacted :class:`Text`, or :class:`Binary`."""
+    if not data:
+        return None
+    ct = content_type.lower()
+    if "json" in ct or (not ct and data[:1] in (b"{", b"[")):
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            return redact_json(value) if redact else value
+    if len(data) <= MAX_TEXT_BODY and (_is_text_type(ct) or not ct):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and "\x00" not in text:
+            return Text(redact_text(text) if redact else text, len(data))
+    return Binary(len(data), hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+
+def _error_text(exc: BaseException, redact: bool) -> str:
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    return redact_text(text) if redact else text
+
+
+class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """Wraps a streamed request body: counts and hashes the chunks as the transport sends them."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.size = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.complete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            self.size += len(chunk)
+            self.md5.update(chunk)
+            yield chunk
+        self.complete = True
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            self.size += len(chunk)
+            self.md5.update(chunk)
+            yield chunk
+        self.complete = True
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def body(self) -> Binary:
+        return Binary(self.size, self.md5.hexdigest(), self.complete)
+
+
+class _InFlight:
+    """One exchange between its request and the end of its response body."""
+
+    __slots__ = (
+        "_sink",
+        "attempt",
+        "call",
+        "done",
+        "encoding",
+        "error",
+        "http_version",
+        "id",
+        "md5",
+        "method",
+        "reason",
+        "redact",
+        "req_body",
+        "req_headers",
+        "req_size",
+        "req_stream",
+        "resp_chunks",
+        "resp_ctype",
+        "resp_headers",
+        "resp_size",
+        "started",
+        "status",
+        "t0",
+        "t_headers",
+        "url",
+    )
+
+    def __init__(self, request: httpx.Request, ident: int, redact: bool, sink: Callable[[Exchange], None]) -> None:
+        self.t0 = perf_counter()
+        self.started = datetime.now(timezone.utc)
+        self._sink = sink
+        self.id = ident
+        self.redact = redact
+        ext = request.extensions
+        self.call = str(ext.get(CALL_KEY) or call_from_path(request.url.path))
+        self.attempt = int(ext.get(ATTEMPT_KEY) or 1)
+        self.method = request.method
+        url = str(request.url)
+        self.url = redact_url(url) if redact else url
+        self.req_headers = _headers(request.headers, redact)
+        self.req_stream: _CountingStream | None = None
+        self.req_body: Any = None
+        self.req_size: int | None = None
+        try:
+            content = request.content
+        except httpx.RequestNotRead:
+            # A streamed upload: count and hash it as the transport sends it, never hold it.
+            self.req_stream = _CountingStream(request.stream)
+            request.stream = self.req_stream
+        else:
+            self.req_size = len(content)
+            self.req_body = decode_body(content, request.headers.get("content-type", ""), redact)
+        self.status: int | None = None
+        self.reason = ""
+        self.http_version = "HTTP/1.1"
+        self.resp_headers: dict[str, str] = {}
+        self.resp_ctype = ""
+        self.encoding = ""
+        self.resp_chunks: list[bytes] | None = None
+        self.md5: Any = None
+        self.resp_size = 0
+        self.t_headers: float | None = None
+        self.error: str | None = None
+        self.done = False
+
+    def response_started(self, response: httpx.Response) -> None:
+        self.t_headers = perf_counter()
+        self.status = response.status_code
+        self.reason = response.reason_phrase
+        self.http_version = response.http_version
+        self.resp_headers = _headers(response.headers, self.redact)
+        self.resp_ctype = response.headers.get("content-type", "")
+        self.encoding = response.headers.get("content-encoding", "").strip().lower()
+        if _is_text_type(self.resp_ctype) or not self.resp_ctype:
+            self.resp_chunks = []
+        else:
+            self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def feed(self, chunk: bytes) -> None:
+        self.resp_size += len(chunk)
+        if self.resp_chunks is not None:
+            self.resp_chunks.append(chunk)
+            if self.resp_size > MAX_TEXT_BODY:
+                # Too big to keep as text: fall back to size + md5 from here on.
+                self.md5 = hashlib.md5(b"".join(self.resp_chunks), usedforsecurity=False)
+                self.resp_chunks = None
+        else:
+            self.md5.update(chunk)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = _error_text(exc, self.redact)
+        self.finish(complete=False)
+
+    def finish(self, complete: bool = True) -> None:
+        if self.done:
+            return
+        self.done = True
+        t_end = perf_counter()
+        resp_body: Any = None
+        if self.status is not None:
+            if self.resp_chunks is not None and complete:
+                data = b"".join(self.resp_chunks)
+                if self.encoding and self.encoding != "identity":
+                    data = _decode_content(data, self.encoding)
+                resp_body = decode_body(data, self.resp_ctype, self.redact)
+            elif self.resp_chunks is not None:
+                # A cut-off text body could end inside a secret that redaction would then miss: keep a hash.
+                data = b"".join(self.resp_chunks)
+                resp_body = Binary(len(data), hashlib.md5(data, usedforsecurity=False).hexdigest(), False)
+            elif self.md5 is not None:
+                resp_body = Binary(self.resp_size, self.md5.hexdigest(), complete)
+        req_body = self.req_body
+        req_size = self.req_size
+        if self.req_stream is not None:
+            req_body = self.req_stream.body()
+            req_size = self.req_stream.size
+        ex = Exchange(
+            id=self.id,
+            started=self.started,
+            call=self.call,
+            method=self.method,
+            url=self.url,
+            request_headers=self.req_headers,
+            request_body=req_body,
+            status=self.status,
+            response_headers=self.resp_headers,
+            response_body=resp_body,
+            duration_ms=(t_end - self.t0) * 1000.0,
+            error=self.error,
+            attempt=self.attempt,
+            wait_ms=None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
+            http_version=self.http_version,
+            reason=self.reason,
+            request_size=req_size,
+            response_size=self.resp_size if self.status is not None else None,
+            redacted=self.redact,
+        )
+        # Drop the raw chunks now: an unredacted body must not outlive the exchange it belongs to.
+        self.resp_chunks = None
+        self._sink(ex)
+
+
+def _decode_content(data: bytes, encoding: str) -> bytes:
+    try:
+        return httpx.Response(200, headers={"content-encoding": encoding}, content=data).content
+    except httpx.DecodingError:
+        return data
+
+
+class _SyncResponseStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, flight: _InFlight) -> None:
+        self._inner = inner
+        self._flight = flight
+
+    def __iter__(self) -> Iterator[bytes]:
+        flight = self._flight
+        try:
+            for chunk in self._inner:
+                flight.feed(chunk)
+                yield chunk
+        except Exception as exc:
+            flight.fail(exc)
+            raise
+        flight.finish()
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            # Closed before the end (the caller stopped reading): what was read is all we know.
+            self._flight.finish(complete=False)
+
+
+class _AsyncResponseStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, flight: _InFlight) -> None:
+        self._inner = inner
+        self._flight = flight
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        flight = self._flight
+        try:
+            async for chunk in self._inner:
+                flight.feed(chunk)
+                yield chunk
+        except Exception as exc:
+            flight.fail(exc)
+            raise
+        flight.finish()
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._flight.finish(complete=False)
+
+
+def _already_read(response: httpx.Response) -> bytes | None:
+    # Responses built with content= (MockTransport handlers) arrive already read; httpx never iterates
+    # or closes their stream, so the exchange must be finished on the spot.
+    return response.__dict__.get("_content")
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """A sync transport that records every exchange of ``inner`` and passes it through unchanged."""
+
+    def __init__(self, inner: httpx.BaseTransport, begin: Callable[[httpx.Request], _InFlight]) -> None:
+        self.inner = inner
+        self._begin = begin
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        flight = self._begin(request)
+        try:
+            response = self.inner.handle_request(request)
+        except Exception as exc:
+            flight.fail(exc)
+            raise
+        flight.response_started(response)
+        content = _already_read(response)
+        if content is not None:
+            flight.feed(content)
+            flight.finish()
+        else:
+            response.stream = _SyncResponseStream(response.stream, flight)  # type: ignore[arg-type]
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncRecordingTransport(httpx.AsyncBaseTransport):
+    """The async twin of :class:`RecordingTransport`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, begin: Callable[[httpx.Request], _InFlight]) -> None:
+        self.inner = inner
+        self._begin = begin
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        flight = self._begin(request)
+        try:
+            response = await self.inner.handle_async_request(request)
+        except Exception as exc:
+            flight.fail(exc)
+            raise
+        flight.response_started(response)
+        content = _already_read(response)
+        if content is not None:
+            flight.feed(content)
+            flight.finish()
+        else:
+            response.stream = _AsyncResponseStream(response.stream, flight)  # type: ignore[arg-type]
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

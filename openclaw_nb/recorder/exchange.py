@@ -1,0 +1,319 @@
+"""One recorded HTTP exchange (:class:`Exchange`) and the two stand-ins for bodies that are not kept whole.
+
+Owns the exchange's fields, how it prints (text, rich, HTML) and how it is written to and read back from
+JSON (the JSONL log format). Everything in an Exchange is already redacted when the recorder redacts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+#: JSONL schema version written in every file's header line.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A body kept as size and MD5 only (CDN ciphertext): enough to compare, nothing to leak."""
+
+    size: int
+    md5: str
+    #: False when the body was not read to its end (the stream was closed early or failed).
+    complete: bool = True
+
+    def __str__(self) -> str:
+        more = "" if self.complete else ", incomplete"
+        return f"<{self.size} bytes, md5 {self.md5}{more}>"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A body that is text but not JSON (an error page, a plain message), redacted like free text."""
+
+    text: str
+    size: int
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, eq=True)
+class Exchange:
+    """One request and its response (or the error that replaced it), as it crossed the wire.
+
+    ``request_body`` / ``response_body`` are the parsed JSON value, a :class:`Binary` (size + md5),
+    a :class:`Text`, or ``None`` when there was no body. ``status`` is ``None`` when no response arrived,
+    and then ``error`` says why (``"ConnectError: [Errno 111] Connection refused"``).
+
+    >>> ex = client.log[-1]
+    >>> ex.call, ex.status, ex.response_body["ret"]        # doctest: +SKIP
+    ('send_message', 200, 0)
+    """
+
+    id: int
+    started: datetime
+    call: str
+    method: str
+    url: str
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_body: Any = None
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: Any = None
+    duration_ms: float | None = None
+    error: str | None = None
+    attempt: int = 1
+    #: Time until the response headers arrived (HAR "wait"); ``None`` when no response arrived.
+    wait_ms: float | None = None
+    http_version: str = "HTTP/1.1"
+    reason: str = ""
+    #: Body sizes in bytes as sent / received on the wire (``None`` when unknown).
+    request_size: int | None = None
+    response_size: int | None = None
+    redacted: bool = True
+
+    # Dicts make the generated hash fail; an exchange is identified by its id and start time anyway.
+    def __hash__(self) -> int:
+        return hash((self.id, self.started))
+
+    # -- derived facts ---------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The URL path (no host, no query): ``/ilink/bot/sendmessage``."""
+        return urlsplit(self.url).path
+
+    @property
+    def ret(self) -> int | None:
+        """The business code of a JSON response: ``ret``, else ``errcode``, else ``None``."""
+        body = self.response_body
+        if not isinstance(body, dict):
+            return None
+        codes = [v for v in (body.get("ret"), body.get("errcode")) if isinstance(v, int) and not isinstance(v, bool)]
+        for value in codes:
+            if value:
+                return value
+        return codes[0] if codes else None
+
+    @property
+    def failed(self) -> bool:
+        """No response, an HTTP status of 400 or more, or a non-zero ``ret``/``errcode`` in the JSON body."""
+        if self.error is not None or self.status is None or self.status >= 400:
+            return True
+        body = self.response_body
+        if isinstance(body, dict):
+            for key in ("ret", "errcode"):
+                value = body.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and value != 0:
+                    return True
+        return False
+
+    @property
+    def outcome(self) -> str:
+        """A few words for tables: ``200``, ``200 ret=-14``, ``ReadTimeout``."""
+        if self.status is None:
+            return (self.error or "no response").split(":", 1)[0]
+        text = str(self.status)
+        code = self.ret
+        if code:
+            text += f" ret={code}"
+        if self.error:
+            text += " " + self.error.split(":", 1)[0]
+        return text
+
+    # -- JSON (the JSONL line format) ------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` turns it back into an equal Exchange."""
+        return {
+            "id": self.id,
+            "started": _utc(self.started).isoformat(),
+            "call": self.call,
+            "method": self.method,
+            "url": self.url,
+            "attempt": self.attempt,
+            "request_headers": self.request_headers,
+            "request_body": _body_to_json(self.request_body),
+            "request_size": self.request_size,
+            "status": self.status,
+            "reason": self.reason,
+            "http_version": self.http_version,
+            "response_headers": self.response_headers,
+            "response_body": _body_to_json(self.response_body),
+            "response_size": self.response_size,
+            "duration_ms": self.duration_ms,
+            "wait_ms": self.wait_ms,
+            "error": self.error,
+            "redacted": self.redacted,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Exchange:
+        """The inverse of :meth:`to_dict` (unknown keys are ignored, so newer files still load)."""
+        return cls(
+            id=int(data["id"]),
+            started=_utc(datetime.fromisoformat(data["started"])),
+            call=data["call"],
+            method=data["method"],
+            url=data["url"],
+            attempt=int(data.get("attempt", 1)),
+            request_headers=dict(data.get("request_headers") or {}),
+            request_body=_body_from_json(data.get("request_body")),
+            request_size=data.get("request_size"),
+            status=data.get("status"),
+            reason=data.get("reason", ""),
+            http_version=data.get("http_version", "HTTP/1.1"),
+            response_headers=dict(data.get("response_headers") or {}),
+            response_body=_body_from_json(data.get("response_body")),
+            response_size=data.get("response_size"),
+            duration_ms=data.get("duration_ms"),
+            wait_ms=data.get("wait_ms"),
+            error=data.get("error"),
+            redacted=bool(data.get("redacted", True)),
+        )
+
+    # -- display ---------------------------------------------------------------------------------------
+
+    def headline(self) -> str:
+        """``#12 send_message POST /ilink/bot/sendmessage → 200 ret=-2 (3.1 ms)``"""
+        ms = f" ({self.duration_ms:.1f} ms)" if self.duration_ms is not None else ""
+        again = f" attempt {self.attempt}" if self.attempt != 1 else ""
+        return f"#{self.id} {self.call} {self.method} {self.path} → {self.outcome}{ms}{again}"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    def __repr__(self) -> str:
+        # Printed whole on purpose: `log[-1]` in a REPL should show everything that crossed the wire.
+        lines = [
+            f"Exchange {self.headline()}",
+            f"  started   {_utc(self.started).isoformat(timespec='milliseconds')}",
+            f"  url       {self.url}",
+        ]
+        if self.error:
+            lines.append(f"  error     {self.error}")
+        lines.append("  request")
+        lines += _indent_headers(self.request_headers)
+        lines += _indent_body(self.request_body)
+        if self.status is not None:
+            lines.append(f"  response  {self.status} {self.reason}".rstrip())
+            lines += _indent_headers(self.response_headers)
+            lines += _indent_body(self.response_body)
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.syntax import Syntax
+        from rich.text import Text as RichText
+
+        parts: list[Any] = [RichText(self.url, style="dim")]
+        if self.error:
+            parts.append(RichText(self.error, style="bold red"))
+        parts.append(RichText("request", style="bold"))
+        parts.append(Syntax(_pretty_section(self.request_headers, self.request_body), "json", word_wrap=True))
+        if self.status is not None:
+            parts.append(RichText(f"response {self.status} {self.reason}".rstrip(), style="bold"))
+            parts.append(Syntax(_pretty_section(self.response_headers, self.response_body), "json", word_wrap=True))
+        style = "red" if self.failed else "green"
+        return Panel(Group(*parts), title=self.headline(), title_align="left", border_style=style)
+
+    def _repr_html_(self) -> str:
+        colour = "#b00020" if self.failed else "#1b5e20"
+        rows = [
+            ("started", _utc(self.started).isoformat(timespec="milliseconds")),
+            ("url", self.url),
+            ("attempt", str(self.attempt)),
+        ]
+        if self.error:
+            rows.append(("error", self.error))
+        table = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"<code>{html.escape(v)}</code></td></tr>"
+            for k, v in rows
+        )
+        out = [
+            f"<div class='openclaw-exchange'><b style='color:{colour}'>{html.escape(self.headline())}</b>",
+            f"<table>{table}</table>",
+            _html_details("request", _pretty_section(self.request_headers, self.request_body), open_=True),
+        ]
+        if self.status is not None:
+            out.append(
+                _html_details(
+                    f"response {self.status} {self.reason}".rstrip(),
+                    _pretty_section(self.response_headers, self.response_body),
+                    open_=True,
+                )
+            )
+        out.append("</div>")
+        return "".join(out)
+
+
+# -- helpers shared with the log views ------------------------------------------------------------------
+
+
+def _body_to_json(body: Any) -> Any:
+    # Tagged so that a JSON body which happens to look like {"size":..,"md5":..} is never confused
+    # with a Binary stand-in.
+    if body is None:
+        return None
+    if isinstance(body, Binary):
+        return {"binary": {"size": body.size, "md5": body.md5, "complete": body.complete}}
+    if isinstance(body, Text):
+        return {"text": body.text, "size": body.size}
+    return {"json": body}
+
+
+def _body_from_json(data: Any) -> Any:
+    if data is None:
+        return None
+    if "binary" in data:
+        b = data["binary"]
+        return Binary(int(b["size"]), str(b["md5"]), bool(b.get("complete", True)))
+    if "text" in data:
+        return Text(data["text"], int(data.get("size", len(data["text"].encode("utf-8")))))
+    return data.get("json")
+
+
+def body_text(body: Any, indent: int | None = 2) -> str:
+    """A body as display text: pretty JSON, the text, or the binary summary."""
+    if body is None:
+        return ""
+    if isinstance(body, (Binary, Text)):
+        return str(body)
+    return json.dumps(body, ensure_ascii=False, indent=indent)
+
+
+def _pretty_section(headers: dict[str, str], body: Any) -> str:
+    head = "\n".join(f"{k}: {v}" for k, v in headers.items())
+    text = body_text(body)
+    return f"{head}\n\n{text}" if text else head
+
+
+def _indent_headers(headers: dict[str, str]) -> list[str]:
+    return [f"    {k}: {v}" for k, v in headers.items()]
+
+
+def _indent_body(body: Any) -> list[str]:
+    text = body_text(body)
+    return ["    " + line for line in text.splitlines()] if text else []
+
+
+def _html_details(summary: str, text: str, *, open_: bool = False) -> str:
+    attr = " open" if open_ else ""
+    return (
+        f"<details{attr}><summary>{html.escape(summary)}</summary>"
+        f"<pre style='white-space:pre-wrap;text-align:left;margin:0'>{html.escape(text)}</pre></details>"
+    )
