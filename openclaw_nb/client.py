@@ -56,6 +56,7 @@ EXT_CALL = "openclaw_nb.call"
 EXT_ATTEMPT = "openclaw_nb.attempt"
 #: Connection pool bound: httpx's async pool degrades sharply with many concurrent requests on one client.
 DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+USER_AGENT = {"User-Agent": f"openclaw-nb/{__version__}"}
 
 
 @dataclass
@@ -447,7 +448,7 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
         inner = transport or httpx.HTTPTransport(limits=DEFAULT_LIMITS)
         if self.log is not None:
             inner = self.log.wrap(inner)
-        self._http = httpx.Client(transport=inner, follow_redirects=False)
+        self._http = httpx.Client(transport=inner, follow_redirects=False, headers=USER_AGENT)
         self._sleep = time.sleep
 
     # --- driver ---
@@ -580,7 +581,7 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
         inner = transport or httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
         if self.log is not None:
             inner = self.log.wrap_async(inner)
-        self._http = httpx.AsyncClient(transport=inner, follow_redirects=False)
+        self._http = httpx.AsyncClient(transport=inner, follow_redirects=False, headers=USER_AGENT)
         self._sleep = asyncio.sleep
 
     # --- driver ---
