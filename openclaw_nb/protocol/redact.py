@@ -84,8 +84,11 @@ _SECRET_IN_TEXT = re.compile(
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(Bearer\s+)([^\s<]\S*)")
+# ``name=value`` in query strings and free text (``token=abc``), and ``name: value`` as in header dumps.
 _SECRET_IN_QUERY = re.compile(
-    r"([?&](?:" + "|".join(re.escape(f) for f in sorted(SECRET_FIELDS)) + r")=)([^&\s\"'#<>]+)",
+    r"((?<![\w-])(?:"
+    + "|".join(re.escape(f) for f in sorted(SECRET_FIELDS))
+    + r")(?:=|:\s*))(?!Bearer\s)([^&\s\"'#<>,;]+)",
     re.IGNORECASE,
 )
 _AUTH_SCHEME = re.compile(r"(\S+\s+)(\S.*)", re.DOTALL)
@@ -133,8 +136,8 @@ def redact_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 def redact_text(text: str) -> str:
     """Redact secrets inside text that may be broken JSON (error snippets) or carry a bearer token."""
     text = _SECRET_IN_TEXT.sub(lambda m: m.group(1) + redact(m.group(2)) + m.group(3), text)
-    text = _SECRET_IN_QUERY.sub(lambda m: m.group(1) + redact(unquote_plus(m.group(2))), text)
-    return _BEARER.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+    text = _BEARER.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+    return _SECRET_IN_QUERY.sub(lambda m: m.group(1) + redact(unquote_plus(m.group(2))), text)
 
 
 def snippet(body: bytes | str, limit: int = 200) -> str:
