@@ -6,17 +6,24 @@
 """
 
 from .capture import ATTEMPT_KEY, CALL_KEY, call_from_path
+from .compare import VOLATILE_FIELDS, Difference, DiffResult, ReplayResult, diff, replay
 from .exchange import Binary, Exchange, Text
 from .log import ExchangeLog, Recorder, load_log
 
 __all__ = [
     "ATTEMPT_KEY",
     "CALL_KEY",
+    "VOLATILE_FIELDS",
     "Binary",
+    "DiffResult",
+    "Difference",
     "Exchange",
     "ExchangeLog",
     "Recorder",
+    "ReplayResult",
     "Text",
     "call_from_path",
+    "diff",
     "load_log",
+    "replay",
 ]

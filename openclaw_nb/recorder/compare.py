@@ -1,0 +1,624 @@
+"""Comparing sessions: :func:`diff` of two logs call by call, and :func:`replay` of a log against a server.
+
+Both compare exchanges the same way: method, path, query, headers and bodies, ignoring the *values* of
+volatile fields (per-request random ids, timestamps, cursors, tokens, message ids) but not their presence or
+JSON type, so a client that forgets ``context_token`` or sends ``message_id`` as a string is still caught.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import secrets
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote_plus, urlsplit
+
+import httpx
+
+from ..protocol import constants as C
+from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
+from ..protocol.headers import random_uin
+from ..protocol.redact import SECRET_FIELDS, is_redacted
+from .capture import ATTEMPT_KEY, CALL_KEY
+from .exchange import Binary, Exchange, Text
+from .log import ExchangeLog, Recorder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: JSON keys, query parameters and header names whose values change from session to session.
+VOLATILE_FIELDS: frozenset[str] = frozenset(
+    {
+        # per-request or per-session randomness chosen by the client
+        "x-wechat-uin",
+        "client_id",
+        "filekey",
+        # cursors and server-issued ids
+        "get_updates_buf",
+        "sync_buf",
+        "message_id",
+        "msg_id",
+        "svr_id",
+        "seq",
+        "session_id",
+        "run_id",
+        "qrcode",
+        "qrcode_img_content",
+        "baseurl",
+        "full_url",
+        "upload_full_url",
+        # hashes of random ciphertext
+        "md5",
+        # timestamps (every *_time_ms / *_time key is volatile too)
+        "timestamp",
+        "date",
+        "last-modified",
+        "expires",
+        "etag",
+    }
+    | SECRET_FIELDS
+)
+
+#: Headers left out of comparisons entirely: set by the HTTP stack, not by the protocol.
+TRANSPORT_HEADERS: frozenset[str] = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "accept",
+        "accept-encoding",
+        "user-agent",
+        "server",
+        "date",
+        "vary",
+        "content-encoding",
+    }
+)
+
+
+def _is_volatile_key(key: str, volatile: frozenset[str]) -> bool:
+    k = key.lower()
+    return k in volatile or k.endswith("_time_ms") or k.endswith("_time")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One place where two exchanges (or two sessions) disagree.
+
+    ``kind`` is ``changed`` (both have it, values differ), ``type`` (a volatile field changed JSON type),
+    ``missing`` (only in A), ``extra`` (only in B), ``only_in_a`` / ``only_in_b`` (a whole exchange).
+    """
+
+    call: str
+    n: int
+    where: str
+    kind: str
+    a: Any = None
+    b: Any = None
+    id_a: int | None = None
+    id_b: int | None = None
+
+    def __str__(self) -> str:
+        label = f"{self.call} #{self.n}"
+        if self.kind == "only_in_a":
+            return f"{label}: only in A (id {self.id_a})"
+        if self.kind == "only_in_b":
+            return f"{label}: only in B (id {self.id_b})"
+        if self.kind == "missing":
+            return f"{label} {self.where}: missing in B (A has {_short(self.a)})"
+        if self.kind == "extra":
+            return f"{label} {self.where}: extra in B ({_short(self.b)})"
+        if self.kind == "type":
+            return f"{label} {self.where}: type {_kind(self.a)} → {_kind(self.b)}"
+        return f"{label} {self.where}: {_short(self.a)} → {_short(self.b)}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    if isinstance(value, (Binary, Text)):
+        text = str(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Comparer:
+    def __init__(self, volatile: frozenset[str], ignore: frozenset[str]) -> None:
+        self.volatile = volatile
+        self.ignore = ignore
+
+    def ignored(self, path: str, key: str) -> bool:
+        if key.lower() in self.ignore:
+            return True
+        return any(path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in self.ignore)
+
+    def exchange(self, a: Exchange, b: Exchange) -> Iterator[tuple[str, str, Any, Any]]:
+        yield from self.leaf("request.method", "method", a.method, b.method)
+        pa, pb = a.path, b.path
+        if a.call.startswith("cdn_") or b.call.startswith("cdn_"):
+            # CDN hosts mount the API under different prefixes (/c2c on the real one); compare the tail only.
+            pa, pb = pa.rsplit("/", 1)[-1], pb.rsplit("/", 1)[-1]
+        yield from self.leaf("request.path", "path", pa, pb)
+        yield from self.mapping("request.query", _query_dict(a.url), _query_dict(b.url))
+        yield from self.headers("request.headers", a.request_headers, b.request_headers)
+        yield from self.body("request.body", a.request_body, b.request_body)
+        if a.status is None or b.status is None:
+            ea = (a.error or "").split(":", 1)[0] if a.status is None else None
+            eb = (b.error or "").split(":", 1)[0] if b.status is None else None
+            if ea != eb:
+                yield ("response.error", "changed", ea, eb)
+            if a.status != b.status:
+                yield ("response.status", "changed", a.status, b.status)
+            return
+        yield from self.leaf("response.status", "status", a.status, b.status)
+        yield from self.headers("response.headers", a.response_headers, b.response_headers)
+        yield from self.body("response.body", a.response_body, b.response_body)
+
+    def leaf(self, path: str, key: str, a: Any, b: Any) -> Iterator[tuple[str, str, Any, Any]]:
+        if self.ignored(path, key):
+            return
+        if _is_volatile_key(key, self.volatile):
+            if _kind(a) != _kind(b):
+                yield (path, "type", a, b)
+            return
+        if a != b or _kind(a) != _kind(b):
+            yield (path, "changed", a, b)
+
+    def headers(self, path: str, a: dict[str, str], b: dict[str, str]) -> Iterator[tuple[str, str, Any, Any]]:
+        la = {k.lower(): v for k, v in a.items() if k.lower() not in TRANSPORT_HEADERS}
+        lb = {k.lower(): v for k, v in b.items() if k.lower() not in TRANSPORT_HEADERS}
+        yield from self.mapping(path, la, lb)
+
+    def mapping(self, path: str, a: dict[str, Any], b: dict[str, Any]) -> Iterator[tuple[str, str, Any, Any]]:
+        for key in list(a) + [k for k in b if k not in a]:
+            sub = f"{path}.{key}"
+            if self.ignored(sub, key):
+                continue
+            if key not in b:
+                yield (sub, "missing", a[key], None)
+            elif key not in a:
+                yield (sub, "extra", None, b[key])
+            else:
+                yield from self.value(sub, key, a[key], b[key])
+
+    def value(self, path: str, key: str, a: Any, b: Any) -> Iterator[tuple[str, str, Any, Any]]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from self.mapping(path, a, b)
+        elif isinstance(a, list) and isinstance(b, list) and not _is_volatile_key(key, self.volatile):
+            for i in range(max(len(a), len(b))):
+                sub = f"{path}[{i}]"
+                if i >= len(b):
+                    yield (sub, "missing", a[i], None)
+                elif i >= len(a):
+                    yield (sub, "extra", None, b[i])
+                else:
+                    yield from self.value(sub, key, a[i], b[i])
+        else:
+            yield from self.leaf(path, key, a, b)
+
+    def body(self, path: str, a: Any, b: Any) -> Iterator[tuple[str, str, Any, Any]]:
+        if isinstance(a, Binary) and isinstance(b, Binary):
+            # Ciphertext of random keys differs every time; its size does not.
+            yield from self.leaf(path + ".size", "size", a.size, b.size)
+        elif isinstance(a, Text) and isinstance(b, Text):
+            yield from self.leaf(path + ".text", "text", a.text, b.text)
+        elif a is None and b is not None:
+            yield (path, "extra", None, b)
+        elif b is None and a is not None:
+            yield (path, "missing", a, None)
+        elif a is not None:
+            yield from self.value(path, "body", a, b)
+
+
+def _query_dict(url: str) -> dict[str, str]:
+    query = urlsplit(url).query
+    out: dict[str, str] = {}
+    for part in query.split("&") if query else ():
+        name, _, value = part.partition("=")
+        out[unquote_plus(name)] = unquote_plus(value)
+    return out
+
+
+def _final_attempts(items: Sequence[Exchange]) -> list[Exchange]:
+    """Drop attempts that were retried: the next exchange of the same call is the following attempt."""
+    superseded: set[int] = set()
+    last: dict[str, int] = {}
+    for i, ex in enumerate(items):
+        j = last.get(ex.call)
+        if j is not None and ex.attempt == items[j].attempt + 1:
+            superseded.add(j)
+        last[ex.call] = i
+    return [ex for i, ex in enumerate(items) if i not in superseded]
+
+
+class DiffResult:
+    """What :func:`diff` found: a list of :class:`Difference`, a DataFrame view and a readable repr."""
+
+    def __init__(self, differences: list[Difference], compared: int, title: str = "sessions") -> None:
+        self.differences = differences
+        self.compared = compared
+        self.title = title
+
+    @property
+    def same(self) -> bool:
+        """True when nothing but volatile values differ."""
+        return not self.differences
+
+    def __len__(self) -> int:
+        return len(self.differences)
+
+    def __iter__(self) -> Iterator[Difference]:
+        return iter(self.differences)
+
+    def __getitem__(self, index: int) -> Difference:
+        return self.differences[index]
+
+    def frame(self) -> pd.DataFrame:
+        """One row per difference: call, n (occurrence of that call), ids, where, kind, a, b."""
+        import pandas as pd
+
+        cols = ["call", "n", "id_a", "id_b", "where", "kind", "a", "b"]
+        rows = [[getattr(d, c) for c in cols] for d in self.differences]
+        df = pd.DataFrame(rows, columns=cols)
+        return df.astype({"n": "int64", "id_a": "Int64", "id_b": "Int64", "a": object, "b": object})
+
+    def _headline(self) -> str:
+        if self.same:
+            return f"{self.title} match: {self.compared} exchanges compared (volatile fields ignored)"
+        n = len(self.differences)
+        return f"{self.title} differ in {n} place{'s' if n != 1 else ''} ({self.compared} exchanges compared)"
+
+    def __repr__(self) -> str:
+        lines = [self._headline()]
+        lines += [f"  {d}" for d in self.differences[:50]]
+        if len(self.differences) > 50:
+            lines.append(f"  … {len(self.differences) - 50} more (see .frame())")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colour = "#1b5e20" if self.same else "#b00020"
+        out = [f"<div><b style='color:{colour}'>{html.escape(self._headline())}</b>"]
+        if self.differences:
+            out.append(
+                "<table><thead><tr>"
+                + "".join(f"<th style='text-align:left'>{h}</th>" for h in ("call", "n", "where", "kind", "A", "B"))
+                + "</tr></thead><tbody>"
+            )
+            for d in self.differences:
+                cells = [d.call, str(d.n), d.where, d.kind, _short(d.a, 120), _short(d.b, 120)]
+                out.append(
+                    "<tr>"
+                    + "".join(f"<td style='text-align:left'><code>{html.escape(c)}</code></td>" for c in cells)
+                    + "</tr>"
+                )
+            out.append("</tbody></table>")
+        out.append("</div>")
+        return "".join(out)
+
+
+def _compare_pair(cmp: _Comparer, call: str, n: int, a: Exchange, b: Exchange) -> list[Difference]:
+    return [Difference(call, n, where, kind, va, vb, a.id, b.id) for where, kind, va, vb in cmp.exchange(a, b)]
+
+
+def diff(
+    log_a: Iterable[Exchange],
+    log_b: Iterable[Exchange],
+    *,
+    ignore: Iterable[str] = (),
+    volatile: Iterable[str] = VOLATILE_FIELDS,
+    retries: bool = False,
+) -> DiffResult:
+    """Compare two sessions call by call: the n-th ``send_message`` of A with the n-th of B, and so on.
+
+    Volatile values (``VOLATILE_FIELDS``: ``X-WECHAT-UIN``, ``client_id``, timestamps, cursors, message ids,
+    tokens) are not compared, but a volatile field present on one side only still counts. ``ignore`` adds
+    names (JSON keys, headers, query parameters) or paths (``response.body.msgs``) to leave out entirely.
+    Attempts that were retried are dropped unless ``retries=True``.
+
+    >>> d = diff(client_a.log, client_b.log)
+    >>> d.same, d.frame()                     # doctest: +SKIP
+    """
+    cmp = _Comparer(frozenset(v.lower() for v in volatile), frozenset(i.lower() for i in ignore))
+    items_a, items_b = list(log_a), list(log_b)
+    if not retries:
+        items_a, items_b = _final_attempts(items_a), _final_attempts(items_b)
+    by_call_a: dict[str, list[Exchange]] = defaultdict(list)
+    by_call_b: dict[str, list[Exchange]] = defaultdict(list)
+    for ex in items_a:
+        by_call_a[ex.call].append(ex)
+    for ex in items_b:
+        by_call_b[ex.call].append(ex)
+    # Calls in order of first appearance, A's first: the report reads like the session.
+    order = list(dict.fromkeys([ex.call for ex in items_a] + [ex.call for ex in items_b]))
+    differences: list[Difference] = []
+    compared = 0
+    for call in order:
+        xs, ys = by_call_a.get(call, []), by_call_b.get(call, [])
+        for n in range(max(len(xs), len(ys))):
+            if n >= len(ys):
+                differences.append(Difference(call, n + 1, "exchange", "only_in_a", id_a=xs[n].id))
+            elif n >= len(xs):
+                differences.append(Difference(call, n + 1, "exchange", "only_in_b", id_b=ys[n].id))
+            else:
+                compared += 1
+                differences += _compare_pair(cmp, call, n + 1, xs[n], ys[n])
+    return DiffResult(differences, compared)
+
+
+# -- replay ---------------------------------------------------------------------------------------------------
+
+#: Values the server hands out that later requests send back; replay learns the new ones as it goes.
+_CARRIED = SECRET_FIELDS | {"get_updates_buf", "sync_buf", "qrcode", "full_url", "upload_full_url", "baseurl"}
+#: Client-chosen secrets a redacted log cannot restore; replay makes up fresh random ones of the same length.
+_CLIENT_SECRETS = frozenset({"aeskey", "aes_key"})
+_NOT_RESENT = TRANSPORT_HEADERS | {"x-wechat-uin", "cookie"}
+
+
+class ReplayResult(DiffResult):
+    """What :func:`replay` found: the differences, the replayed session's own ``log``, and notes.
+
+    ``notes`` lists what replay had to change or could not restore (redacted secrets, binary bodies), by
+    exchange id.
+    """
+
+    def __init__(
+        self, differences: list[Difference], compared: int, log: ExchangeLog, notes: list[tuple[int, str]]
+    ) -> None:
+        super().__init__(differences, compared, title="replay and recording")
+        self.log = log
+        self.notes = notes
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        if self.notes:
+            text += "\nnotes:\n" + "\n".join(f"  #{i}: {note}" for i, note in self.notes[:20])
+            if len(self.notes) > 20:
+                text += f"\n  … {len(self.notes) - 20} more"
+        return text
+
+
+class _Rebinder:
+    """Maps recorded values (placeholders included) to the values the replay server handed out instead."""
+
+    def __init__(self) -> None:
+        self.map: dict[str, str] = {}
+
+    def learn(self, old: Any, new: Any, key: str = "") -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for k, v in old.items():
+                if k in new:
+                    self.learn(v, new[k], k)
+        elif isinstance(old, list) and isinstance(new, list):
+            for x, y in zip(old, new, strict=False):
+                self.learn(x, y, key)
+        elif key.lower() in _CARRIED and isinstance(old, str) and isinstance(new, str) and old and old != new:
+            self.map[old] = new
+
+    def fresh(self, placeholder: str) -> str:
+        """A made-up value for a client-chosen secret, stable per placeholder, as long as the original."""
+        if placeholder not in self.map:
+            length = int(placeholder.rsplit("(", 1)[1].rstrip(")>"))
+            if length == 44:
+                # The official client sends media keys as base64 of a 32-character hex string.
+                self.map[placeholder] = base64.b64encode(secrets.token_hex(16).encode()).decode()
+            else:
+                self.map[placeholder] = secrets.token_hex((length + 1) // 2)[:length]
+        return self.map[placeholder]
+
+    def text(self, value: str) -> str:
+        if value in self.map:
+            return self.map[value]
+        for old, new in self.map.items():
+            if old in value and is_redacted(old):
+                value = value.replace(old, new)
+        return value
+
+    def body(self, value: Any, key: str, unresolved: list[str], path: str) -> Any:
+        if isinstance(value, dict):
+            return {k: self.body(v, k, unresolved, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            out = [self.body(v, key, unresolved, f"{path}[{i}]") for i, v in enumerate(value)]
+            if key.lower() == "local_token_list":
+                # Old tokens the replay server never issued: sending placeholders would only confuse it.
+                out = [v for v in out if not is_redacted(v)]
+            return out
+        if isinstance(value, str):
+            new = self.text(value)
+            if is_redacted(new):
+                if key.lower() in _CLIENT_SECRETS:
+                    return self.fresh(new)
+                if key.lower() != "local_token_list":
+                    unresolved.append(path)
+            return new
+        return value
+
+
+def _replay_url(ex: Exchange, rebind: _Rebinder, base_url: str, cdn_base_url: str) -> str:
+    mapped = rebind.map.get(ex.url)
+    if mapped is not None:
+        # The client used a URL the server handed out (upload_full_url / full_url): use the new one.
+        return mapped
+    parts = urlsplit(ex.url)
+    if ex.call in ENDPOINTS:
+        target = base_url.rstrip("/") + ENDPOINTS[ex.call].path
+    elif ex.call == "cdn_upload":
+        target = cdn_base_url.rstrip("/") + CDN_UPLOAD_PATH
+    elif ex.call == "cdn_download":
+        target = cdn_base_url.rstrip("/") + CDN_DOWNLOAD_PATH
+    else:
+        target = base_url.rstrip("/") + parts.path
+    if parts.query:
+        pairs = []
+        for part in parts.query.split("&"):
+            name, eq, value = part.partition("=")
+            new = rebind.text(unquote_plus(value))
+            pairs.append(f"{name}={quote(new, safe='')}" if eq else name)
+        target += "?" + "&".join(pairs)
+    return target
+
+
+@contextlib.contextmanager
+def _embedded_simulator() -> Iterator[tuple[str, str, Any]]:
+    try:
+        from ..sim import Simulator  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise RuntimeError(
+            "replay(log) without base_url needs the embedded simulator (openclaw_nb.sim), which is not available; "
+            "pass base_url= of a server to replay against"
+        ) from exc
+    with Simulator() as sim:
+        yield sim.base_url, getattr(sim, "cdn_base_url", sim.base_url), sim
+
+
+def replay(
+    log: Iterable[Exchange],
+    base_url: str | None = None,
+    *,
+    cdn_base_url: str | None = None,
+    token: str | None = None,
+    timeout: float = 15.0,
+    transport: httpx.BaseTransport | None = None,
+    ignore: Iterable[str] = (),
+    volatile: Iterable[str] = VOLATILE_FIELDS,
+) -> ReplayResult:
+    """Send the recorded requests again, in order, to a server and compare its answers with the recorded ones.
+
+    With ``base_url=None`` a fresh embedded simulator is started and stopped. Values the server hands out
+    (bot token, context tokens, typing tickets, upload parameters, cursors, QR ids) are learnt from the replayed
+    answers and substituted in later requests, so a redacted log replays as long as it contains the exchange
+    that handed each value out (a QR login for the bot token, a getupdates for context tokens). What a redacted
+    log cannot restore:
+
+    - the bot token of a log that starts after login: pass ``token=`` (a token the replay server accepts);
+    - client-chosen media keys (``aeskey``/``aes_key``): fresh random ones are sent instead;
+    - binary bodies (only size and md5 were kept): zero bytes of the recorded size are uploaded;
+    - any other placeholder (a context token of a message the replay server never delivered) is sent as is,
+      and the server's answer shows up as a difference. ``notes`` lists each such case.
+
+    >>> result = replay(client.log)          # against a fresh simulator
+    >>> result.same, result.frame(), result.log.show()    # doctest: +SKIP
+    """
+    items = list(log)
+    if base_url is None:
+        with _embedded_simulator() as (sim_base, sim_cdn, _sim):
+            return replay(
+                items,
+                sim_base,
+                cdn_base_url=cdn_base_url or sim_cdn,
+                token=token,
+                timeout=timeout,
+                transport=transport,
+                ignore=ignore,
+                volatile=volatile,
+            )
+    cdn = cdn_base_url or base_url
+    redacted = all(ex.redacted for ex in items)
+    with warnings.catch_warnings():
+        # The caller already chose to keep secrets when the original log is unredacted; don't warn again.
+        warnings.simplefilter("ignore", UserWarning)
+        recorder = Recorder(maxlen=max(len(items), 1), redact=redacted)
+    rebind = _Rebinder()
+    notes: list[tuple[int, str]] = []
+    pairs: list[tuple[Exchange, Exchange]] = []
+    inner = transport or httpx.HTTPTransport()
+    with httpx.Client(transport=recorder.wrap(inner), timeout=timeout, follow_redirects=False) as http:
+        for ex in items:
+            unresolved: list[str] = []
+            headers: dict[str, str] = {}
+            for name, value in ex.request_headers.items():
+                lname = name.lower()
+                if lname in _NOT_RESENT:
+                    continue
+                if lname == "authorization":
+                    scheme, _, credential = value.partition(" ")
+                    credential = rebind.text(credential)
+                    if token and (is_redacted(credential) or credential not in rebind.map.values()):
+                        # An explicit token wins over the recorded one unless the replay itself logged in.
+                        credential = token
+                    elif is_redacted(credential):
+                        unresolved.append("request.headers.Authorization")
+                    value = f"{scheme} {credential}"
+                else:
+                    value = rebind.text(value)
+                headers[name] = value
+            if any(k.lower() == "x-wechat-uin" for k in ex.request_headers):
+                headers[C.H_UIN] = random_uin()
+            content: bytes | None = None
+            body = ex.request_body
+            if isinstance(body, Binary):
+                content = bytes(body.size)
+                notes.append((ex.id, f"binary body not recorded; sent {body.size} zero bytes"))
+            elif isinstance(body, Text):
+                content = body.text.encode("utf-8")
+            elif body is not None:
+                new_body = rebind.body(body, "", unresolved, "request.body")
+                content = json.dumps(new_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            url = _replay_url(ex, rebind, base_url, cdn)
+            if "<redacted" in url:
+                unresolved.append("request.url")
+            if unresolved:
+                notes.append((ex.id, "sent redacted placeholders (not restorable): " + ", ".join(unresolved)))
+            request = http.build_request(
+                ex.method,
+                url,
+                headers=headers,
+                content=content,
+                extensions={CALL_KEY: ex.call, ATTEMPT_KEY: ex.attempt},
+            )
+            try:
+                response = http.send(request)
+            except httpx.TransportError:
+                pass  # recorded with its error; compared like any other answer
+            else:
+                _learn(rebind, ex, response)
+            replayed = recorder[-1]
+            pairs.append((ex, replayed))
+    cmp = _Comparer(frozenset(v.lower() for v in volatile), frozenset(i.lower() for i in ignore))
+    differences: list[Difference] = []
+    seen: dict[str, int] = defaultdict(int)
+    for original, replayed in pairs:
+        seen[original.call] += 1
+        differences += _compare_pair(cmp, original.call, seen[original.call], original, replayed)
+    return ReplayResult(differences, len(pairs), recorder.snapshot(), notes)
+
+
+def _learn(rebind: _Rebinder, ex: Exchange, response: httpx.Response) -> None:
+    for name, value in ex.response_headers.items():
+        if name.lower() == C.H_ENCRYPTED_PARAM:
+            new = response.headers.get(name)
+            if new and new != value:
+                rebind.map[value] = new
+    if isinstance(ex.response_body, (dict, list)):
+        try:
+            new_body = response.json()
+        except ValueError:
+            return
+        rebind.learn(ex.response_body, new_body)
+
+
+__all__ = ["VOLATILE_FIELDS", "DiffResult", "Difference", "ReplayResult", "diff", "replay"]
