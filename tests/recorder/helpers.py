@@ -167,14 +167,10 @@ def make_app(state: ServerState) -> Starlette:
             size += len(chunk)
         state.uploads[md5.hexdigest()] = str(size)
         status = 500 if state.variant == "status" else 200
-        return Response(
-            status_code=status,
-            headers={
-                "x-encrypted-param": state.download_param,
-                "x-test-md5": md5.hexdigest(),
-                "x-test-size": str(size),
-            },
-        )
+        headers = {"x-encrypted-param": state.download_param}
+        if request.query_params.get("echo") == "md5":
+            headers["x-test-md5"] = md5.hexdigest()
+        return Response(status_code=status, headers=headers)
 
     async def download(request: Request) -> Response:
         if request.query_params.get("encrypted_query_param") != state.download_param:
@@ -315,7 +311,7 @@ def run_session(http: Any, base_url: str, *, text: str = "hi there") -> SessionS
         {"ilink_user_id": user, "typing_ticket": cfg["typing_ticket"], "status": 1},
     )
     aeskey = secrets.token_hex(16)
-    plaintext = secrets.token_bytes(100_000)
+    plaintext = bytes(range(256)) * 400  # the same file in every session
     filesize = (len(plaintext) // 16 + 1) * 16
     up = post(
         "/ilink/bot/getuploadurl",

@@ -90,7 +90,7 @@ def test_streamed_upload_is_counted_not_buffered(server: LoopbackServer) -> None
     with _client(rec) as http:
         r = http.post(
             f"{server.cdn_base_url}/upload",
-            params={"encrypted_query_param": param, "filekey": "abc123"},
+            params={"encrypted_query_param": param, "filekey": "abc123", "echo": "md5"},
             content=body(),
             headers={"Content-Type": "application/octet-stream"},
             extensions={CALL_KEY: "cdn_upload", ATTEMPT_KEY: 1},
