@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from .protocol.flow import (
     cdn_upload_flow,
 )
 from .protocol.headers import DEFAULT_BOT_AGENT, ClientIdentity
+from .protocol.media import SplitSendResp, split_text
 from .protocol.redact import redact
 from .updates import AsyncUpdatesMixin, UpdatesMixin
 
@@ -278,34 +280,87 @@ class BaseClient:
         context_token: str | None,
         chat_id: str | None,
         client_id: str | None,
+        max_bytes: int | None = None,
+        send_what_fits: bool = False,
     ) -> Flow:
         user = _resolve_to(to, chat_id)
         if not isinstance(text, str):
             raise E.UsageError(f"text must be a str, got {type(text).__name__}; use str(value) to send it as text")
         if not text:
             raise E.UsageError("text is empty; pass the message to send")
+        # Long text (issue 5): each part of a split is its own message, and a split send is checked against
+        # the context token's reply budget before the first part goes out, so it is never cut off halfway.
+        parts = _split_for_send(text, max_bytes)
         peer = self.peer(user)
+        token = self._reply_token(peer, context_token)
+        if len(parts) == 1:
+            return (yield from self._send_item_flow(peer, m.MessageItem.text(text), token, client_id))
+        what = f"the text ({len(text.encode('utf-8')):,} bytes of UTF-8) splits into {len(parts)} messages and"
+        sendable = self._sends_allowed(peer, token, len(parts), what, send_what_fits=send_what_fits)
+        answers: list[m.SendMessageResp] = []
+        for i, part in enumerate(parts[:sendable]):
+            part_id = f"{client_id}-{i + 1}" if client_id else None
+            try:
+                answers.append((yield from self._send_item_flow(peer, m.MessageItem.text(part), token, part_id)))
+            except E.OpenClawError as exc:
+                if answers and sys.version_info >= (3, 11):
+                    exc.add_note(f"parts 1-{len(answers)} of {len(parts)} were sent before this failure")
+                raise
+        resp = SplitSendResp.from_wire(answers[-1].to_wire())
+        resp.raw, resp.client_id = answers[-1].raw, answers[-1].client_id
+        resp.parts, resp.unsent = answers, parts[sendable:]
+        return resp
+
+    def _reply_token(self, peer: Peer, context_token: str | None) -> str | None:
+        """The context token to echo: the one given, else the latest from the user (warns when there is none)."""
         token = context_token or peer.context_token
         if not token:
             log.warning(
                 "sending to %s without a context_token: the server usually rejects replies without one "
                 "(receive a message from the user first with get_updates())",
-                user,
+                peer.user_id,
             )
+        return token
+
+    def _sends_allowed(
+        self, peer: Peer, token: str | None, needed: int, what: str, *, send_what_fits: bool = False
+    ) -> int:
+        """How many of ``needed`` messages to send on ``token``; raises UsageError (nothing sent) when they
+        don't fit in the sends left, unless told to send what fits."""
+        if not token or token != peer.context_token:
+            return needed  # a token this client did not receive: its budget is unknown here
+        left = max(0, C.SENDS_PER_CONTEXT_TOKEN - peer.sends_on_token)
+        if needed <= left:
+            return needed
+        if send_what_fits and left:
+            log.warning(
+                "sending the first %d of %d messages to %s (the context token's budget)", left, needed, peer.user_id
+            )
+            return left
+        fits = f"pass send_what_fits=True to send the first {left}, or " if left else ""
+        raise E.UsageError(
+            f"{what} only {left} of {C.SENDS_PER_CONTEXT_TOKEN} sends are left on {peer.user_id}'s context token, "
+            f"so nothing was sent; {fits}wait for the user's next message (a new context token allows "
+            f"{C.SENDS_PER_CONTEXT_TOKEN} more)"
+        )
+
+    def _send_item_flow(self, peer: Peer, item: m.MessageItem, token: str | None, client_id: str | None) -> Flow:
+        """Send one item to the user as its own message; counts it against the token and explains a -2."""
         msg = m.WeixinMessage(
             from_user_id="",
-            to_user_id=user,
+            to_user_id=peer.user_id,
             client_id=client_id or new_client_id(),
             message_type=C.MessageType.BOT,
             message_state=C.MessageState.FINISH,
             context_token=token,
-            item_list=[m.MessageItem.text(text)],
+            item_list=[item],
         )
         try:
             resp = yield from self._send_message_flow(msg)
         except E.SendRejectedError as exc:
             peer.last_error = str(exc.errmsg or exc.code)
-            raise self._explain_rejection(exc, peer, token, len(text.encode("utf-8"))) from None
+            text = item.text_item.text if item.text_item is not None else None
+            raise self._explain_rejection(exc, peer, token, len(text.encode("utf-8")) if text else 0) from None
         if token and token == peer.context_token:
             peer.sends_on_token += 1
         peer.last_error = None
@@ -367,7 +422,14 @@ class BaseClient:
             raise E.UsageError("get_upload_url needs at least filekey, media_type and rawsize (see PROTOCOL.md)")
         return self._call("get_upload_url", req)
 
-    def _cdn_upload_flow(self, data: Body, upload_param: str | None, filekey: str | None, full_url: str | None) -> Flow:
+    def _cdn_upload_flow(
+        self,
+        data: Body,
+        upload_param: str | None,
+        filekey: str | None,
+        full_url: str | None,
+        content_length: int | None = None,
+    ) -> Flow:
         if data is None:
             raise E.UsageError("cdn_upload needs the ciphertext (bytes, or a function returning chunks)")
         if full_url:
@@ -377,13 +439,18 @@ class BaseClient:
                 raise E.UsageError("cdn_upload needs upload_full_url, or both upload_param and filekey")
             url = self.cdn_base_url + CDN_UPLOAD_PATH
             params = {"encrypted_query_param": upload_param, "filekey": filekey}
+        headers = {"Content-Type": "application/octet-stream"}
+        if content_length is not None:
+            # A streamed body would otherwise go out chunked. The length is computed (padded_size of the
+            # plaintext), not guessed, and the body checks that it produces exactly that many bytes.
+            headers["Content-Length"] = str(content_length)
         send = Send(
             call="cdn_upload",
             method="POST",
             base_url=self.cdn_base_url,
             path=CDN_UPLOAD_PATH,
             params=params,
-            headers={"Content-Type": "application/octet-stream"},
+            headers=headers,
             content=data,
             timeout=CDN_UPLOAD_TIMEOUT,
             url=url,
@@ -429,6 +496,16 @@ def _resolve_to(to: str | None, chat_id: str | None) -> str:
     if to is not None and chat_id is not None and to != chat_id:
         raise E.UsageError("pass the user as `to` or as `chat_id` (the seed article's name), not both")
     return _require_user(to if to is not None else chat_id, "to")
+
+
+def _split_for_send(text: str, max_bytes: int | None) -> list[str]:
+    limit = C.MAX_TEXT_BYTES if max_bytes is None else max_bytes
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 4:
+        raise E.UsageError(f"max_bytes must be an int of at least 4 (bytes of UTF-8 per message), got {max_bytes!r}")
+    try:
+        return split_text(text, limit)
+    except UnicodeEncodeError:
+        raise E.UsageError("text contains characters that have no UTF-8 form (lone surrogates)") from None
 
 
 def _log_sleep(action: Sleep) -> None:
@@ -521,12 +598,19 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
         *,
         chat_id: str | None = None,
         client_id: str | None = None,
+        max_bytes: int | None = None,
+        send_what_fits: bool = False,
     ) -> m.SendMessageResp:
         """Send ``text`` to a user, echoing the latest ``context_token`` seen from them.
 
+        Text over ``max_bytes`` of UTF-8 (default 16 KiB) goes out as several messages, split at paragraph,
+        sentence, then character boundaries; if they exceed the sends left on the context token nothing is
+        sent (UsageError) unless ``send_what_fits=True``. A split send returns a ``SplitSendResp``.
+
         >>> client.send_text("abc@im.wechat", "hello")          # or chat_id="abc@im.wechat"
         """
-        return cast(m.SendMessageResp, self._run(self._send_text_flow(to, text, context_token, chat_id, client_id)))
+        flow = self._send_text_flow(to, text, context_token, chat_id, client_id, max_bytes, send_what_fits)
+        return cast(m.SendMessageResp, self._run(flow))
 
     def get_upload_url(
         self, request: m.GetUploadUrlReq | Mapping[str, Any] | None = None, **fields: Any
@@ -659,11 +743,12 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
         *,
         chat_id: str | None = None,
         client_id: str | None = None,
+        max_bytes: int | None = None,
+        send_what_fits: bool = False,
     ) -> m.SendMessageResp:
-        """Send ``text`` to a user, echoing the latest ``context_token`` seen from them."""
-        return cast(
-            m.SendMessageResp, await self._run(self._send_text_flow(to, text, context_token, chat_id, client_id))
-        )
+        """Send ``text`` to a user, echoing the latest ``context_token`` seen from them (split as in Client)."""
+        flow = self._send_text_flow(to, text, context_token, chat_id, client_id, max_bytes, send_what_fits)
+        return cast(m.SendMessageResp, await self._run(flow))
 
     async def get_upload_url(
         self, request: m.GetUploadUrlReq | Mapping[str, Any] | None = None, **fields: Any

@@ -59,6 +59,12 @@ POLL_RETRY_DELAY = 2.0
 POLL_BACKOFF_AFTER_FAILURES = 3
 POLL_BACKOFF_DELAY = 30.0
 
+# The typing-ticket cache policy (seconds): refresh at a random time within 24 h of a successful getconfig;
+# after a failure retry with exponential back-off from 2 s up to 1 h.
+TYPING_TICKET_REFRESH_WINDOW = 24 * 3600.0
+TYPING_TICKET_RETRY_MIN = 2.0
+TYPING_TICKET_RETRY_MAX = 3600.0
+
 
 class MessageType(IntEnum):
     NONE = 0

@@ -194,7 +194,8 @@ def test_send_rejection_explains_causes() -> None:
     peer.sends_on_token = 10
     peer.last_inbound_ms = 0  # long ago
     with pytest.raises(E.SendRejectedError) as info:
-        client.send_text("u1@im.wechat", "x" * (C.MAX_TEXT_BYTES + 1))
+        # One message over the server's limit (splitting raised out of the way), to meet the server's -2.
+        client.send_text("u1@im.wechat", "x" * (C.MAX_TEXT_BYTES + 1), max_bytes=2 * C.MAX_TEXT_BYTES)
     text = str(info.value)
     assert "10 sends already made on this context token (limit 10" in text
     assert "h since the user's last message (replies allowed within 24 h)" in text
