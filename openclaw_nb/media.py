@@ -1,11 +1,552 @@
-"""Media upload, typing and long text for both drivers: ``MediaMixin`` / ``AsyncMediaMixin``."""
+"""Media upload, media messages and the typing indicator for both drivers: ``MediaMixin`` / ``AsyncMediaMixin``.
+
+An upload reads its file twice and never holds it whole: one pass for size and MD5 (``getuploadurl`` needs
+them up front), then a second that encrypts chunk by chunk while the CDN request streams out, with its
+``Content-Length`` computed from the plaintext size. The decisions live in :mod:`.protocol.media`; the shared
+flows below are generators that both drivers run, as everywhere in the client.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union, cast
 
-class MediaMixin:
+from . import errors as E
+from .protocol import constants as C
+from .protocol import models as m
+from .protocol.crypto import CHUNK
+from .protocol.flow import Flow
+from .protocol.media import (
+    MediaSendResp,
+    TypingTicketCache,
+    UploadedMedia,
+    UploadPlan,
+    digest,
+    parse_kind,
+    split_text,
+)
+
+if TYPE_CHECKING:
+    from .client import BaseClient, Peer
+    from .notebook.progress import Progress
+
+    _Base = BaseClient
+else:
+    _Base = object
+
+log = logging.getLogger("openclaw_nb")
+
+#: What ``upload`` and the ``send_*`` methods accept: a path, bytes in memory, or a finished upload (send only).
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+#: The name a file item gets when the media comes from memory and no ``name`` is given.
+DEFAULT_NAME = "file.bin"
+
+
+# --- the plaintext: a file on disk or bytes in memory ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plaintext:
+    name: str
+    path: str | None = None
+    data: memoryview | None = None
+
+    def chunks(self, expect: int | None = None) -> Iterator[memoryview]:
+        """The plaintext in chunks of :data:`CHUNK` bytes, read into one reused buffer (each chunk is valid
+        until the next is requested). With ``expect``, a file that changed size since hashing is an error
+        raised before its last byte goes out."""
+        total = 0
+        if self.data is not None:
+            for start in range(0, len(self.data), CHUNK):
+                yield self.data[start : start + CHUNK]
+            total = len(self.data)
+        else:
+            assert self.path is not None
+            with open(self.path, "rb", buffering=0) as fh:
+                buf = bytearray(CHUNK)
+                view = memoryview(buf)
+                while n := fh.readinto(buf):
+                    total += n
+                    if expect is not None and total > expect:
+                        break
+                    yield view[:n]
+        if expect is not None and total != expect:
+            raise E.UsageError(
+                f"{self.name!r} changed while it was being uploaded ({expect:,} bytes hashed, "
+                f"{'more' if total > expect else f'{total:,}'} read now); upload it again once it is complete"
+            )
+
+
+def _plaintext(source: object, name: str | None) -> _Plaintext:
+    """Check the source before any request: a readable regular file, or bytes."""
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise E.UsageError(f"name must be a non-empty file name such as 'report.pdf', got {name!r}")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        view = memoryview(source)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        return _Plaintext(name or DEFAULT_NAME, data=view)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not isinstance(path, str) or not path:
+            raise E.UsageError(f"pass a file path (str or pathlib.Path) or bytes, got {source!r}")
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            raise E.UsageError(f"no such file: {path!r} (relative paths start at {os.getcwd()!r})") from None
+        except OSError as exc:
+            raise E.UsageError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise E.UsageError(f"{path!r} is a directory; pass one file (zip a folder to send it)")
+        if not stat.S_ISREG(info.st_mode):
+            raise E.UsageError(f"{path!r} is not a regular file; it must be read twice (hash, then upload)")
+        try:
+            open(path, "rb").close()
+        except OSError as exc:
+            raise E.UsageError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+        return _Plaintext(name or os.path.basename(path), path=path)
+    raise E.UsageError(f"pass a file path (str or pathlib.Path) or bytes, got {type(source).__name__}")
+
+
+def _require_to(to: object) -> str:
+    if not isinstance(to, str) or not to.strip():
+        raise E.UsageError(
+            f"to must be a non-empty user id string such as 'abc@im.wechat', got {to!r}; "
+            "user ids come from message.from_user_id"
+        )
+    return to
+
+
+def _kind(kind: object, name: str | None) -> C.UploadMediaType:
+    try:
+        return parse_kind(kind, name)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise E.UsageError(str(exc)) from None
+
+
+def _prepare(source: object, to: object, kind: object, name: str | None) -> tuple[UploadPlan, _Plaintext]:
+    """Everything before the first request: checks, then size and MD5 in one pass over the plaintext."""
+    user = _require_to(to)
+    plain = _plaintext(source, name)
+    media_type = _kind(kind, plain.name)
+    rawsize, md5 = digest(plain.chunks())
+    return UploadPlan(user, media_type, rawsize, md5, plain.name), plain
+
+
+# --- flows shared by both drivers -------------------------------------------------------------------
+
+
+class _MediaFlows(_Base):
+    """The media and typing flows (no I/O of their own); the drivers below run them."""
+
+    @property
+    def typing_tickets(self) -> TypingTicketCache:
+        """Each user's ``typing_ticket`` and when to refresh it (created on first use)."""
+        cache = self.__dict__.get("_typing_tickets")
+        if cache is None:
+            cache = self.__dict__["_typing_tickets"] = TypingTicketCache()
+        return cast(TypingTicketCache, cache)
+
+    def _upload_flow(self, plan: UploadPlan, plain: _Plaintext, progress: Progress) -> Flow:
+        resp = cast(m.GetUploadUrlResp, (yield from self._get_upload_url_flow(plan.request(), {})))
+        if not resp.upload_full_url and not resp.upload_param:
+            raise E.ProtocolError(
+                "get_upload_url answered without upload_full_url or upload_param, so there is nowhere to upload",
+                endpoint="get_upload_url",
+            )
+
+        def body() -> Iterator[bytes]:
+            # Called again for each try, so a retry re-reads and re-encrypts from the start.
+            progress.start(plan.filesize)
+            for piece in plan.encrypt(plain.chunks(expect=plan.rawsize)):
+                yield piece
+                progress.advance(len(piece))
+
+        param = yield from self._cdn_upload_flow(
+            body, resp.upload_param, plan.filekey, resp.upload_full_url, content_length=plan.filesize
+        )
+        return plan.uploaded(cast(str, param))
+
+    def _media_budget(
+        self, to: str, caption: str | None, context_token: str | None
+    ) -> tuple[Peer, str | None, list[str]]:
+        """Check the reply budget for caption + media before uploading anything (an upload is expensive)."""
+        if caption is not None and (not isinstance(caption, str) or not caption):
+            raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
+        parts = split_text(caption, C.MAX_TEXT_BYTES) if caption else []
+        peer = self.peer(to)
+        token = self._reply_token(peer, context_token)
+        needed = len(parts) + 1
+        what = f"the media and its caption need {needed} messages and" if parts else "the media needs 1 message and"
+        self._sends_allowed(peer, token, needed, what)
+        return peer, token, parts
+
+    def _send_media_flow(
+        self, uploaded: UploadedMedia, peer: Peer, token: str | None, caption: list[str], client_id: str | None
+    ) -> Flow:
+        answers = []
+        for part in caption:  # the official client sends the caption first, as its own text message
+            answers.append((yield from self._send_item_flow(peer, m.MessageItem.text(part), token, None)))
+        sent = yield from self._send_item_flow(peer, uploaded.message_item(), token, client_id)
+        resp = MediaSendResp.from_wire(sent.to_wire())
+        resp.raw, resp.client_id = sent.raw, sent.client_id
+        resp.uploaded, resp.caption = uploaded, answers
+        return resp
+
+    def _typing_flow(self, user: str, cancel: bool, context_token: str | None) -> Flow:
+        user = _require_to(user)
+        cache = self.typing_tickets
+        token = context_token or self.peer(user).context_token
+        ticket = cache.ticket(user)
+        if cache.due(user, token):
+            try:
+                resp = cast(m.GetConfigResp, (yield from self._get_config_flow(user, token)))
+                if not resp.typing_ticket:
+                    raise E.ProtocolError("get_config answered without a typing_ticket", endpoint="get_config")
+            except E.RemoteError as exc:
+                cache.failed(user, str(exc), token)
+                if ticket is None:
+                    raise
+                log.info("get_config for %s failed (%s); using the cached typing ticket", user, exc)
+            else:
+                ticket = resp.typing_ticket
+                cache.succeeded(user, ticket)
+        elif ticket is None:
+            entry = cache.entries[user]
+            raise E.RemoteError(
+                f"no typing ticket for {user}: get_config failed ({entry.last_error}); the next try is in "
+                f"{cache.wait(user):.0f} s, or sooner once the user writes again",
+                endpoint="get_config",
+            )
+        status = C.TypingStatus.CANCEL if cancel else C.TypingStatus.TYPING
+        try:
+            return (yield from self._send_typing_flow(user, ticket, status))
+        except E.ApiError:
+            cache.invalidate(user)  # the server refused the ticket: fetch a fresh one next time
+            raise
+
+
+def _media_kind(expected: C.UploadMediaType, source: object) -> C.UploadMediaType:
+    if isinstance(source, UploadedMedia) and source.media_type != expected:
+        raise E.UsageError(
+            f"this upload is a {source.kind}; send it with send_{source.kind}() or send_media(), "
+            f"or upload it again with kind={expected.name.lower()!r}"
+        )
+    return expected
+
+
+def _progress(plan: UploadPlan, enabled: bool | None) -> Progress:
+    if enabled is False:
+        from .notebook.progress import NullProgress
+
+        return NullProgress()
+    from .notebook.progress import make_progress
+
+    return make_progress(plan.filesize, f"uploading {plan.file_name}", enabled)
+
+
+# --- the sync driver --------------------------------------------------------------------------------
+
+
+class MediaMixin(_MediaFlows):
     """Media and typing methods of :class:`~openclaw_nb.client.Client`."""
 
+    if TYPE_CHECKING:
 
-class AsyncMediaMixin:
-    """Media and typing methods of :class:`~openclaw_nb.client.AsyncClient`."""
+        def _run(self, flow: Flow) -> Any: ...
+
+    def upload(
+        self,
+        path_or_bytes: Source,
+        to: str,
+        kind: str | None = None,
+        *,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> UploadedMedia:
+        """Encrypt and upload a file (or bytes) to the CDN for user ``to``; nothing is sent to the user yet.
+
+        ``kind`` is ``"image"``, ``"video"`` or ``"file"`` (default: from the MIME type of the name).
+        Files above 1 MiB show a progress bar unless ``progress=False``.
+
+        >>> media = client.upload("chart.png", to=user)
+        >>> client.send_image(media, to=user)
+        """
+        plan, plain = _prepare(path_or_bytes, to, kind, name)
+        bar = _progress(plan, progress)
+        ok = False
+        try:
+            result = cast(UploadedMedia, self._run(self._upload_flow(plan, plain, bar)))
+            ok = True
+            return result
+        finally:
+            bar.close(ok)
+
+    def _send_media(
+        self,
+        source: Source | UploadedMedia,
+        to: str,
+        kind: C.UploadMediaType | str | None,
+        caption: str | None,
+        context_token: str | None,
+        client_id: str | None,
+        name: str | None,
+        progress: bool | None,
+    ) -> MediaSendResp:
+        user = _require_to(to)
+        peer, token, parts = self._media_budget(user, caption, context_token)
+        if isinstance(source, UploadedMedia):
+            uploaded = source
+        else:
+            uploaded = self.upload(source, user, kind, name=name, progress=progress)  # type: ignore[arg-type]
+        return cast(MediaSendResp, self._run(self._send_media_flow(uploaded, peer, token, parts, client_id)))
+
+    def send_image(
+        self,
+        image: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload an image and send it (a caption goes first, as its own text message).
+
+        >>> client.send_image("plot.png", user, caption="today's numbers")
+        """
+        kind = _media_kind(C.UploadMediaType.IMAGE, image)
+        return self._send_media(image, to, kind, caption, context_token, client_id, name, progress)
+
+    def send_file(
+        self,
+        file: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload a file and send it as a file message (shown with its name and size).
+
+        >>> client.send_file("report.pdf", user)
+        >>> client.send_file(b"a,b\\n1,2\\n", user, name="data.csv")
+        """
+        kind = _media_kind(C.UploadMediaType.FILE, file)
+        return self._send_media(file, to, kind, caption, context_token, client_id, name, progress)
+
+    def send_video(
+        self,
+        video: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload a video and send it as a video message."""
+        kind = _media_kind(C.UploadMediaType.VIDEO, video)
+        return self._send_media(video, to, kind, caption, context_token, client_id, name, progress)
+
+    def send_media(
+        self,
+        path: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        kind: str | None = None,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload and send, choosing the message kind by MIME type: ``video/*`` → video, ``image/*`` → image,
+        anything else → file.
+
+        >>> client.send_media("clip.mp4", user, caption="look")     # a video message after the caption
+        """
+        return self._send_media(path, to, kind, caption, context_token, client_id, name, progress)
+
+    def typing(self, user: str, cancel: bool = False, *, context_token: str | None = None) -> m.SendTypingResp:
+        """Show the typing indicator to ``user`` (or hide it with ``cancel=True``).
+
+        The ``typing_ticket`` comes from ``getconfig`` and is cached per user (refreshed at a random time
+        within 24 h; after a failure retried with back-off from 2 s to 1 h).
+
+        >>> client.typing(user); answer = slow_model(question); client.typing(user, cancel=True)
+        """
+        return cast(m.SendTypingResp, self._run(self._typing_flow(user, cancel, context_token)))
+
+    @contextmanager
+    def typing_indicator(self, user: str, *, context_token: str | None = None) -> Iterator[None]:
+        """Show "typing..." while the block runs; cancelled on the way out, also when the block raises.
+
+        >>> with client.typing_indicator(user):
+        ...     answer = slow_model(question)
+        """
+        self.typing(user, context_token=context_token)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            try:
+                self.typing(user, cancel=True, context_token=context_token)
+            except E.OpenClawError as exc:
+                if not failed:
+                    raise
+                # Don't hide the block's own error behind the cancel's.
+                log.warning("could not cancel the typing indicator for %s: %s", user, exc)
+
+
+# --- the async driver -------------------------------------------------------------------------------
+
+
+class AsyncMediaMixin(_MediaFlows):
+    """Media and typing methods of :class:`~openclaw_nb.client.AsyncClient` (same arguments, awaited)."""
+
+    if TYPE_CHECKING:
+
+        async def _run(self, flow: Flow) -> Any: ...
+
+    async def upload(
+        self,
+        path_or_bytes: Source,
+        to: str,
+        kind: str | None = None,
+        *,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> UploadedMedia:
+        """Encrypt and upload a file (or bytes) to the CDN; see :meth:`Client.upload`. Hashing runs in a
+        worker thread so the event loop stays responsive."""
+        plan, plain = await asyncio.to_thread(_prepare, path_or_bytes, to, kind, name)
+        bar = _progress(plan, progress)
+        ok = False
+        try:
+            result = cast(UploadedMedia, await self._run(self._upload_flow(plan, plain, bar)))
+            ok = True
+            return result
+        finally:
+            bar.close(ok)
+
+    async def _send_media(
+        self,
+        source: Source | UploadedMedia,
+        to: str,
+        kind: C.UploadMediaType | str | None,
+        caption: str | None,
+        context_token: str | None,
+        client_id: str | None,
+        name: str | None,
+        progress: bool | None,
+    ) -> MediaSendResp:
+        user = _require_to(to)
+        peer, token, parts = self._media_budget(user, caption, context_token)
+        if isinstance(source, UploadedMedia):
+            uploaded = source
+        else:
+            uploaded = await self.upload(source, user, kind, name=name, progress=progress)  # type: ignore[arg-type]
+        return cast(MediaSendResp, await self._run(self._send_media_flow(uploaded, peer, token, parts, client_id)))
+
+    async def send_image(
+        self,
+        image: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload an image and send it (a caption goes first, as its own text message)."""
+        kind = _media_kind(C.UploadMediaType.IMAGE, image)
+        return await self._send_media(image, to, kind, caption, context_token, client_id, name, progress)
+
+    async def send_file(
+        self,
+        file: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload a file and send it as a file message."""
+        kind = _media_kind(C.UploadMediaType.FILE, file)
+        return await self._send_media(file, to, kind, caption, context_token, client_id, name, progress)
+
+    async def send_video(
+        self,
+        video: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload a video and send it as a video message."""
+        kind = _media_kind(C.UploadMediaType.VIDEO, video)
+        return await self._send_media(video, to, kind, caption, context_token, client_id, name, progress)
+
+    async def send_media(
+        self,
+        path: Source | UploadedMedia,
+        to: str,
+        caption: str | None = None,
+        *,
+        kind: str | None = None,
+        context_token: str | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        progress: bool | None = None,
+    ) -> MediaSendResp:
+        """Upload and send, choosing image, video or file by MIME type."""
+        return await self._send_media(path, to, kind, caption, context_token, client_id, name, progress)
+
+    async def typing(self, user: str, cancel: bool = False, *, context_token: str | None = None) -> m.SendTypingResp:
+        """Show the typing indicator to ``user`` (or hide it with ``cancel=True``)."""
+        return cast(m.SendTypingResp, await self._run(self._typing_flow(user, cancel, context_token)))
+
+    @asynccontextmanager
+    async def typing_indicator(self, user: str, *, context_token: str | None = None) -> AsyncIterator[None]:
+        """Show "typing..." while the block runs; cancelled on the way out, also when the block raises.
+
+        >>> async with client.typing_indicator(user):
+        ...     answer = await slow_model(question)
+        """
+        await self.typing(user, context_token=context_token)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            try:
+                await self.typing(user, cancel=True, context_token=context_token)
+            except E.OpenClawError as exc:
+                if not failed:
+                    raise
+                log.warning("could not cancel the typing indicator for %s: %s", user, exc)
+
+
+__all__ = ["AsyncMediaMixin", "MediaMixin", "MediaSendResp", "UploadedMedia", "split_text"]

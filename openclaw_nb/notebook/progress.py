@@ -1,0 +1,144 @@
+"""Upload progress: an ipywidgets bar in Jupyter, a rich bar in a terminal, nothing when disabled or piped.
+
+Only transfers above :data:`THRESHOLD` show a bar by default; small ones finish before a bar would help.
+IPython, ipywidgets and rich are imported only when a bar is actually shown.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+from .env import has_widgets
+
+#: Transfers above this many bytes show a progress bar unless told otherwise.
+THRESHOLD = 1 << 20
+#: A widget bar is redrawn at most this many times per transfer: every update is a comm message to the browser.
+_WIDGET_STEPS = 200
+
+
+class Progress(Protocol):
+    """What an upload reports to. ``start`` may be called again (a retry starts over)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def close(self, ok: bool) -> None: ...
+
+
+class NullProgress:
+    """Shows nothing."""
+
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def close(self, ok: bool) -> None:
+        pass
+
+
+class RichProgress:
+    """A rich bar on stderr with transfer speed and time left."""
+
+    def __init__(self, description: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as _Bar
+
+        self._bar = _Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self._description = description
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task(self._description, total=total)
+        else:
+            self._bar.reset(self._task, total=total, description=f"{self._description} (retry)")
+
+    def advance(self, nbytes: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def close(self, ok: bool) -> None:
+        if self._task is not None:
+            if not ok:
+                self._bar.update(self._task, description=f"{self._description} [red]failed[/red]")
+            self._bar.stop()
+
+
+class WidgetProgress:
+    """An ipywidgets bar with a label, displayed in the current cell's output."""
+
+    def __init__(self, description: str) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self._bar = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="50%"))
+        self._label = widgets.HTML(value=_escape(description))
+        self._description = description
+        self._box = widgets.HBox([self._bar, self._label])
+        self._done = 0
+        self._total = 0
+        self._step = 1
+        self._shown = False
+        self._display = display
+
+    def start(self, total: int) -> None:
+        if not self._shown:
+            self._display(self._box)
+            self._shown = True
+        self._total = max(total, 1)
+        self._step = max(1, self._total // _WIDGET_STEPS)
+        self._done = 0
+        self._bar.max = self._total
+        self._bar.value = 0
+
+    def advance(self, nbytes: int) -> None:
+        self._done += nbytes
+        if self._done - self._bar.value >= self._step or self._done >= self._total:
+            self._bar.value = min(self._done, self._total)
+            self._label.value = _escape(f"{self._description}: {_size(self._done)} of {_size(self._total)}")
+
+    def close(self, ok: bool) -> None:
+        self._bar.bar_style = "success" if ok else "danger"
+        if not ok:
+            self._label.value = _escape(f"{self._description}: failed")
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} B"
+
+
+def make_progress(total: int, description: str, enabled: bool | None = None) -> Progress:
+    """The bar for a transfer of ``total`` bytes: ``enabled=None`` shows one above 1 MiB in Jupyter (widget)
+    or on a terminal (rich); ``True`` always shows one; ``False`` never does."""
+    if enabled is False or (enabled is None and total <= THRESHOLD):
+        return NullProgress()
+    if has_widgets():
+        return WidgetProgress(description)
+    if enabled or sys.stderr.isatty():
+        return RichProgress(description)
+    return NullProgress()
