@@ -1,11 +1,599 @@
-"""QR login for both drivers (filled in by the login work): ``LoginMixin`` / ``AsyncLoginMixin``."""
+"""QR login for both drivers: ``client.login()``, ``Client.from_saved()``, the handle of a login running in a
+notebook, and the terminal view (QR in half blocks, status lines, a stdin prompt for the verify code).
+
+The decisions live in :mod:`openclaw_nb.protocol.login` (a sans-I/O flow); this module only drives it with
+the client's ``_run``, shows it (terminal here, widget in :mod:`openclaw_nb.notebook.login_widget`), applies
+the credentials to the client and saves them with :class:`~openclaw_nb.store.Store`.
+
+Where the login runs:
+
+* In a Jupyter kernel with ipywidgets (``display="auto"``), ``login()`` shows the widget and returns a
+  :class:`LoginHandle` at once; the flow runs as a task on the kernel's event loop, so the widget stays live
+  while the kernel is idle. ``await handle`` (or ``handle.wait()``) gives the result.
+* Anywhere else, ``login()`` blocks: it draws the QR code in the terminal, prints each status change, asks
+  for the verify code on stdin when the server wants one, and returns the :class:`LoginResult`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Generator, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-class LoginMixin:
+from . import errors as E
+from .notebook import env
+from .protocol.login import (
+    Finished,
+    Listener,
+    LoginConfig,
+    LoginEvent,
+    LoginResult,
+    LoginSession,
+    LoginState,
+    Outcome,
+    QrIssued,
+    Redirected,
+    VerifyCodeRequested,
+    cancelled_result,
+    login_flow,
+)
+from .protocol.redact import redact
+from .store import Credentials, Store, safe_name
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from .client import AsyncClient, BaseClient, Client
+
+log = logging.getLogger("openclaw_nb.login")
+C_ = TypeVar("C_")
+
+#: Values of ``login(display=...)``.
+DISPLAYS = ("auto", "widget", "terminal", "none")
+
+
+class LoginError(E.OpenClawError):
+    """The login did not succeed (expired, deadline, cancelled, server error). ``result`` says why."""
+
+    def __init__(self, result: LoginResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+# --- QR codes as text -----------------------------------------------------------------------------------
+
+
+def qr_matrix(data: str, border: int = 2) -> list[list[bool]]:
+    """The QR modules of ``data`` (True = dark), with a quiet zone of ``border`` modules."""
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_L
+
+    # Level L keeps the code small enough to fit a normal terminal; a screen is a clean surface.
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_L, border=border)
+    qr.add_data(data)
+    qr.make(fit=True)
+    return [list(row) for row in qr.get_matrix()]
+
+
+#: Half-block characters by (top light, bottom light), for terminals without colour.
+_PLAIN_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
+
+
+def qr_text(data: str, *, color: bool = True, border: int = 2) -> Text:
+    """``data`` as a QR code in half-block characters: two modules per character cell.
+
+    With ``color`` every cell is an upper half block with explicit black/white foreground and background,
+    so the code reads the right way round on dark and light terminals alike. Without colour, light modules
+    are drawn as blocks (dark terminal background assumed; phone scanners also read inverted codes).
+    """
+    from rich.style import Style
+    from rich.text import Text
+
+    matrix = qr_matrix(data, border)
+    if len(matrix) % 2:
+        matrix.append([False] * len(matrix[0]))
+    dark, light = "rgb(0,0,0)", "rgb(255,255,255)"
+    styles = {
+        (t, b): Style(color=dark if t else light, bgcolor=dark if b else light)
+        for t in (True, False)
+        for b in (True, False)
+    }
+    text = Text(no_wrap=True, overflow="crop")
+    for y in range(0, len(matrix), 2):
+        for top, bottom in zip(matrix[y], matrix[y + 1], strict=True):
+            if color:
+                text.append("▀", styles[(top, bottom)])
+            else:
+                text.append(_PLAIN_BLOCKS[(not top, not bottom)])
+        text.append("\n")
+    return text
+
+
+# --- the terminal view ----------------------------------------------------------------------------------
+
+
+class TerminalLoginView:
+    """Prints a login as it goes: the QR code and its URL, one line per status change, the result.
+
+    When the server asks for a verify code it reads one from ``ask`` (default: the console's stdin prompt).
+    With ``loop`` (the async client), the prompt runs in a daemon thread and hands the code to the loop, so
+    the event loop is never blocked on stdin.
+    """
+
+    def __init__(
+        self,
+        session: LoginSession,
+        console: Console | None = None,
+        *,
+        ask: Callable[[str], str] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        from rich.console import Console
+
+        self.session = session
+        self.console = console or Console(highlight=False)
+        self._ask = ask or (lambda prompt: self.console.input(prompt))
+        self._loop = loop
+        self._started = time.monotonic()
+        self.unsubscribe = session.subscribe(self.on_event)
+
+    def _line(self, text: str, style: str = "") -> None:
+        elapsed = int(time.monotonic() - self._started)
+        self.console.print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}", style=style, markup=False)
+
+    def on_event(self, event: LoginEvent) -> None:
+        if isinstance(event, QrIssued):
+            self.console.print()
+            self.console.print(qr_text(event.qr.url, color=self.console.color_system is not None), end="")
+            self.console.print(event.qr.url, style="link " + event.qr.url if self.console.is_terminal else "")
+            self._line(event.message, "bold")
+        elif isinstance(event, VerifyCodeRequested):
+            self._line(event.message, "yellow")
+            self._prompt()
+        elif isinstance(event, Finished):
+            self._finished(event.result)
+        elif isinstance(event, Redirected):
+            self._line(event.message, "cyan")
+        else:
+            self._line(event.message)
+
+    def _finished(self, result: LoginResult) -> None:
+        if result.ok and result.credentials:
+            creds = result.credentials
+            self._line("✓ " + result.message, "bold green")
+            self.console.print(f"  bot id:   {creds.ilink_bot_id}", markup=False)
+            if creds.ilink_user_id:
+                self.console.print(f"  scanned by: {creds.ilink_user_id}", markup=False)
+            self.console.print(f"  base url: {creds.baseurl}", markup=False)
+            self.console.print(f"  token:    {redact(creds.bot_token)}", markup=False)
+            if result.saved_to:
+                self.console.print(f"  saved to: {result.saved_to}", markup=False)
+        else:
+            self._line("✗ " + (result.reason or "The login did not complete"), "bold red")
+            if result.hint:
+                self.console.print(f"  {result.hint}", markup=False)
+
+    # --- the verify code ---
+
+    def _read_code(self) -> str | None:
+        """Ask until the answer is digits; None on end of input (nobody there to answer)."""
+        while True:
+            try:
+                answer = self._ask("Verify code shown on the phone: ").strip()
+            except EOFError:
+                return None
+            if answer.isdigit():
+                return answer
+            self.console.print("  digits only, as shown on the phone", markup=False)
+
+    def _prompt(self) -> None:
+        if self._loop is None:
+            self._deliver(self._read_code())
+            return
+        loop = self._loop
+
+        def worker() -> None:
+            code = self._read_code()
+            try:
+                loop.call_soon_threadsafe(self._deliver, code)
+            except RuntimeError:  # the loop closed while we were reading
+                pass
+
+        threading.Thread(target=worker, name="openclaw-nb-verify-code", daemon=True).start()
+
+    def _deliver(self, code: str | None) -> None:
+        if self.session.done:
+            return
+        if code is None:
+            self._line("no input to read a verify code from: cancelling")
+            self.session.cancel()
+            return
+        try:
+            self.session.submit_code(code)
+        except E.UsageError as exc:
+            self._line(str(exc), "red")
+
+
+# --- the handle of a login running on an event loop -----------------------------------------------------
+
+
+class LoginHandle:
+    """A login running as a task on the event loop (what ``login()`` returns in Jupyter).
+
+    >>> handle = client.login()          # the widget appears; the cell returns at once
+    >>> handle.status                    # 'waiting', 'scanned', 'need_verify_code', ..., 'confirmed'
+    >>> result = await handle            # in a later cell (or handle.wait() in a script)
+    """
+
+    def __init__(self, session: LoginSession, task: asyncio.Task[LoginResult], widget: Any = None) -> None:
+        self.session = session
+        self.task = task
+        self.widget = widget
+
+    @property
+    def status(self) -> str:
+        """One of :class:`~openclaw_nb.protocol.login.LoginState`'s values."""
+        return self.session.state
+
+    @property
+    def message(self) -> str:
+        return self.session.message
+
+    @property
+    def result(self) -> LoginResult | None:
+        """The result once the login is over, else None."""
+        return self.session.result
+
+    @property
+    def qr_url(self) -> str | None:
+        return self.session.qr.url if self.session.qr else None
+
+    def done(self) -> bool:
+        return self.session.done or self.task.done()
+
+    def cancel(self) -> None:
+        """Stop the login now: the running request is abandoned and no other is made."""
+        self.session.cancel()
+        if not self.task.done():
+            self.task.cancel()
+
+    def submit_code(self, code: str) -> None:
+        """Hand over the digits the phone shows (the widget's box does the same)."""
+        self.session.submit_code(code)
+
+    def __await__(self) -> Generator[Any, None, LoginResult]:
+        return self._wait().__await__()
+
+    async def _wait(self, timeout: float | None = None) -> LoginResult:
+        # shield: a cell interrupted while awaiting must not cancel the login itself.
+        result = await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        return _outcome(result)
+
+    def wait(self, timeout: float | None = None) -> LoginResult:
+        """Block until the login is over and return the result (raises :class:`LoginError` when it failed).
+
+        In a notebook this drives the kernel's loop re-entrantly (see :func:`~openclaw_nb.notebook.env.run_sync`);
+        the widget keeps updating, but its buttons answer only after the cell ends.
+        """
+        if self.task.done():
+            return _outcome(self.task.result())
+        loop = self.task.get_loop()
+        if loop.is_running() and env.running_loop() is not loop:
+            # The loop runs in another thread: wait for it from this one.
+            return asyncio.run_coroutine_threadsafe(self._wait(timeout), loop).result()
+        if loop.is_running():
+            return env.run_sync(self._wait(timeout))
+        return loop.run_until_complete(self._wait(timeout))
+
+    def __repr__(self) -> str:
+        return f"<LoginHandle {self.status}: {self.message}>"
+
+
+def _outcome(result: LoginResult) -> LoginResult:
+    if not result.ok:
+        raise LoginError(result)
+    return result
+
+
+# --- driving the flow -----------------------------------------------------------------------------------
+
+
+def _new_session(config: LoginConfig | None, options: Mapping[str, Any], on_event: Listener | None) -> LoginSession:
+    if config is not None and options:
+        raise E.UsageError("pass login options either as config=LoginConfig(...) or as keywords, not both")
+    try:
+        cfg = config or LoginConfig(**options)
+    except TypeError:
+        known = ", ".join(LoginConfig.__dataclass_fields__)
+        raise E.UsageError(f"unknown login option(s) {sorted(options)}; known: {known}") from None
+    session = LoginSession(cfg)
+    if on_event is not None:
+        session.subscribe(on_event)
+    return session
+
+
+def _answer_with(session: LoginSession, ask: Callable[[str], str]) -> None:
+    """Without a view, ``ask(prompt)`` answers the verify-code requests (called in the driver's thread)."""
+
+    def on_event(event: LoginEvent) -> None:
+        if isinstance(event, VerifyCodeRequested):
+            try:
+                code = ask(event.message)
+            except EOFError:
+                session.cancel()
+                return
+            session.submit_code(code)
+
+    session.subscribe(on_event)
+
+
+def _choose_display(display: str) -> str:
+    if display not in DISPLAYS:
+        raise E.UsageError(f"display must be one of {', '.join(DISPLAYS)}, got {display!r}")
+    if display != "auto":
+        return display
+    return "widget" if env.has_widgets() and env.running_loop() is not None else "terminal"
+
+
+def _store(client: BaseClient, home: Any) -> Store:
+    return Store(home if home is not None else getattr(client, "_store_home", None))
+
+
+def _flow(client: BaseClient, session: LoginSession, store: Store) -> Any:
+    return login_flow(
+        session,
+        get_qrcode=client._get_bot_qrcode_flow,
+        get_status=client._get_qrcode_status_flow,
+        base_url=client.base_url,
+        saved=store.accounts(),
+    )
+
+
+def _failed(outcome: str, reason: str, hint: str = "") -> LoginResult:
+    return LoginResult(ok=False, outcome=outcome, reason=reason, hint=hint)
+
+
+def _complete(
+    target: BaseClient, session: LoginSession, result: LoginResult, store: Store, save: bool
+) -> LoginResult:
+    """Apply a successful login to ``target``, save new credentials, and end the session."""
+    if result.ok and result.credentials is not None:
+        creds = result.credentials
+        target.use_credentials(creds.bot_token, base_url=creds.baseurl, bot_id=creds.ilink_bot_id)
+        if save and result.new_token:
+            try:
+                path = store.save_credentials(
+                    Credentials(creds.bot_token, creds.ilink_bot_id, creds.baseurl, creds.ilink_user_id)
+                )
+                result = replace(result, saved_to=str(path))
+            except (OSError, E.UsageError) as exc:
+                # The client is logged in all the same; only the next session would have to scan again.
+                log.warning("logged in, but the credentials could not be saved in %s: %s", store.root, exc)
+        elif result.outcome == Outcome.BINDED:
+            path = store.accounts_dir / f"{safe_name(creds.ilink_bot_id)}.json"
+            if path.exists():
+                result = replace(result, saved_to=str(path))
+    return session.finish(result)
+
+
+def _drive_sync(client: Client, session: LoginSession, store: Store, save: bool) -> LoginResult:
+    try:
+        result = client._run(_flow(client, session, store))
+    except KeyboardInterrupt:
+        session.cancel()
+        session.finish(cancelled_result("Login cancelled (interrupted)"))
+        raise
+    except Exception as exc:
+        session.finish(_failed(Outcome.ERROR, f"The login stopped on an unexpected error: {exc}"))
+        raise
+    return _complete(client, session, cast(LoginResult, result), store, save)
+
+
+async def _drive_async(
+    client: AsyncClient, session: LoginSession, store: Store, save: bool, target: BaseClient
+) -> LoginResult:
+    try:
+        result = await client._run(_flow(client, session, store))
+    except asyncio.CancelledError:
+        cancelled = session.finish(cancelled_result())
+        if session.cancelled:
+            return cancelled  # our own cancel (handle.cancel()): an ordinary end of the login
+        raise
+    except Exception as exc:
+        session.finish(_failed(Outcome.ERROR, f"The login stopped on an unexpected error: {exc}"))
+        raise
+    return _complete(target, session, cast(LoginResult, result), store, save)
+
+
+def _start(session: LoginSession, coro: Coroutine[Any, Any, LoginResult], show: bool) -> LoginHandle:
+    loop = env.running_loop()
+    if loop is None:
+        coro.close()
+        raise E.UsageError(
+            "display='widget' needs a running event loop (a Jupyter kernel); use display='terminal' in scripts"
+        )
+    widget = None
+    if show:
+        from .notebook.login_widget import LoginWidget
+
+        widget = LoginWidget(session)
+    handle = LoginHandle(session, loop.create_task(coro), widget)
+    if widget is not None:
+        widget.on_cancel = handle.cancel
+        widget.start_ticker()
+        _display(widget)
+    return handle
+
+
+def _display(obj: Any) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython is there wherever widgets are
+        return
+    display(obj)
+
+
+def _async_twin(client: Client) -> AsyncClient:
+    """An AsyncClient with the sync client's configuration, recording into the same log."""
+    import httpx
+
+    from .client import DEFAULT_LIMITS, AsyncClient
+
+    transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
+    if client.log is not None and hasattr(client.log, "wrap_async"):
+        transport = client.log.wrap_async(transport)
+    ident = client.identity
+    twin = AsyncClient(
+        client.token,
+        base_url=client.base_url,
+        cdn_base_url=client.cdn_base_url,
+        bot_id=client.bot_id,
+        app_id=ident.app_id,
+        client_version=ident.client_version,
+        bot_agent=ident.bot_agent,
+        route_tag=ident.route_tag,
+        retry=client.retry,
+        record=False,
+        transport=transport,
+    )
+    twin.log = client.log
+    return twin
+
+
+# --- the mixins -----------------------------------------------------------------------------------------
+
+
+class _SavedMixin:
+    @classmethod
+    def from_saved(cls: type[C_], bot_id: str | None = None, *, home: Any = None, **kw: Any) -> C_:
+        """A client logged in with saved credentials, without a QR code (the latest account when ``bot_id``
+        is None). ``home`` defaults to ``$OPENCLAW_NB_HOME`` or ``~/.openclaw_nb``.
+
+        >>> client = Client.from_saved()                     # the account that logged in last
+        >>> client = Client.from_saved("abc@im.bot", record=False)
+        """
+        store = Store(home)
+        creds = store.load_credentials(bot_id)
+        base_url = kw.pop("base_url", creds.baseurl)
+        client = cast(Any, cls)(creds.bot_token, base_url=base_url, bot_id=creds.ilink_bot_id, **kw)
+        client._store_home = store.root
+        return cast(C_, client)
+
+
+class LoginMixin(_SavedMixin):
     """Login methods of :class:`~openclaw_nb.client.Client`."""
 
+    def login(
+        self,
+        *,
+        display: str = "auto",
+        save: bool = True,
+        home: Any = None,
+        config: LoginConfig | None = None,
+        on_event: Listener | None = None,
+        console: Console | None = None,
+        ask: Callable[[str], str] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Log in by QR code; the client then uses the new token and ``baseurl``, and they are saved.
 
-class AsyncLoginMixin:
+        In Jupyter the widget appears and a :class:`LoginHandle` comes back at once (``await handle`` later);
+        elsewhere the QR code is drawn in the terminal and the call blocks until the :class:`LoginResult`
+        (or raises :class:`LoginError`). ``display``: ``auto``, ``widget``, ``terminal`` or ``none``.
+        Options (``deadline``, ``max_qr_codes``, ``poll_interval``, ...) are :class:`LoginConfig` fields.
+
+        >>> client = Client()
+        >>> client.login()
+        """
+        client = cast("Client", self)
+        session = _new_session(config, options, on_event)
+        store = _store(client, home)
+        mode = _choose_display(display)
+        if mode == "widget":
+            # The sync client's _run blocks, and a blocked kernel loop freezes the widget. So in a kernel the
+            # flow runs on an AsyncClient twin (same configuration, same protocol log) as a task on the
+            # kernel's loop, and the credentials are applied to this client when it succeeds.
+            twin = _async_twin(client)
+
+            async def run() -> LoginResult:
+                try:
+                    return await _drive_async(twin, session, store, save, target=client)
+                finally:
+                    await twin.aclose()
+
+            return _start(session, run(), show=True)
+        if mode == "terminal":
+            TerminalLoginView(session, console, ask=ask)
+        elif ask is not None:
+            _answer_with(session, ask)
+        return _outcome(_drive_sync(client, session, store, save))
+
+
+class AsyncLoginMixin(_SavedMixin):
     """Login methods of :class:`~openclaw_nb.client.AsyncClient`."""
+
+    async def login(
+        self,
+        *,
+        display: str = "auto",
+        save: bool = True,
+        home: Any = None,
+        config: LoginConfig | None = None,
+        on_event: Listener | None = None,
+        console: Console | None = None,
+        ask: Callable[[str], str] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Log in by QR code (see :meth:`Client.login`). In Jupyter, returns a :class:`LoginHandle` at once;
+        elsewhere waits for the :class:`LoginResult`.
+
+        >>> handle = await aclient.login()   # in a notebook: the widget appears
+        >>> await handle                     # later: the result
+        """
+        client = cast("AsyncClient", self)
+        session = _new_session(config, options, on_event)
+        store = _store(client, home)
+        mode = _choose_display(display)
+        if mode == "widget":
+            return _start(session, _drive_async(client, session, store, save, target=client), show=True)
+        if mode == "terminal":
+            TerminalLoginView(session, console, ask=ask, loop=asyncio.get_running_loop())
+        elif ask is not None:
+            _answer_with(session, ask)
+        return _outcome(await _drive_async(client, session, store, save, target=client))
+
+    def start_login(
+        self,
+        *,
+        save: bool = True,
+        home: Any = None,
+        config: LoginConfig | None = None,
+        on_event: Listener | None = None,
+        **options: Any,
+    ) -> LoginHandle:
+        """Start a login as a task on the running loop, without any display; returns its handle.
+
+        For custom front ends: follow ``handle.session`` events, feed ``handle.submit_code()``.
+        """
+        client = cast("AsyncClient", self)
+        session = _new_session(config, options, on_event)
+        store = _store(client, home)
+        return _start(session, _drive_async(client, session, store, save, target=client), show=False)
+
+
+__all__ = [
+    "LoginConfig",
+    "LoginError",
+    "LoginHandle",
+    "LoginMixin",
+    "LoginResult",
+    "LoginState",
+    "TerminalLoginView",
+    "qr_matrix",
+    "qr_text",
+]

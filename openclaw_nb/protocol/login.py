@@ -423,6 +423,11 @@ def _failure(outcome: str, reason: str, hint: str) -> LoginResult:
 
 _AGAIN = "Run login() again (or `openclaw-nb login`) for a new QR code"
 
+
+def cancelled_result(reason: str = "Login cancelled") -> LoginResult:
+    """The result of a login stopped by its user (Cancel, ``handle.cancel()``, Ctrl-C, no stdin)."""
+    return _failure(Outcome.CANCELLED, reason, _AGAIN + " when you are ready")
+
 GetQrcode = Callable[[list[str]], Flow]
 GetStatus = Callable[[str, str | None, str | None, float | None], Flow]
 
@@ -464,13 +469,10 @@ def login_flow(
             f"{_AGAIN}; scan it with WeChat and confirm on the phone",
         )
 
-    def cancelled() -> LoginResult:
-        return _failure(Outcome.CANCELLED, "Login cancelled", _AGAIN + " when you are ready")
-
     while True:
         # --- a new QR code ---
         if session.cancelled:
-            return cancelled()
+            return cancelled_result()
         if clock() >= deadline:
             return deadline_failure()
         try:
@@ -502,7 +504,7 @@ def login_flow(
         refresh: str | None = None
         while refresh is None:
             if session.cancelled:
-                return cancelled()
+                return cancelled_result()
             now = clock()
             if now >= deadline:
                 return deadline_failure()
@@ -692,6 +694,7 @@ __all__ = [
     "VerifyCodeRequested",
     "VerifyCodeSent",
     "bound_account",
+    "cancelled_result",
     "describe",
     "local_tokens",
     "login_flow",
