@@ -136,10 +136,18 @@ class Store:
     def _path(self, bot_id: str, suffix: str = ".json") -> Path:
         return self.accounts_dir / f"{safe_name(bot_id)}{suffix}"
 
+    def _writable(self, path: Path) -> Path:
+        """``path``, once the data folder exists. A missing data folder is created 0700 itself, because
+        ``mkdir(parents=True)`` gives the parents of ``accounts/`` the default mode. An existing one keeps
+        its mode: it may be a folder the user chose for other things too."""
+        if not self.root.exists():
+            _ensure_dir(self.root)
+        return path
+
     # --- credentials ---
 
     def save_credentials(self, creds: Credentials) -> Path:
-        path = self._path(creds.ilink_bot_id)
+        path = self._writable(self._path(creds.ilink_bot_id))
         atomic_write_json(path, asdict(creds))
         return path
 
@@ -182,7 +190,7 @@ class Store:
     # --- cursor and context tokens ---
 
     def save_cursor(self, bot_id: str, get_updates_buf: str) -> None:
-        atomic_write_json(self._path(bot_id, ".sync.json"), {"get_updates_buf": get_updates_buf})
+        atomic_write_json(self._writable(self._path(bot_id, ".sync.json")), {"get_updates_buf": get_updates_buf})
 
     def load_cursor(self, bot_id: str) -> str:
         path = self._path(bot_id, ".sync.json")
@@ -193,7 +201,7 @@ class Store:
         return cursor if isinstance(cursor, str) else ""
 
     def save_context_tokens(self, bot_id: str, peers: Mapping[str, Mapping[str, Any]]) -> None:
-        atomic_write_json(self._path(bot_id, ".context-tokens.json"), dict(peers))
+        atomic_write_json(self._writable(self._path(bot_id, ".context-tokens.json")), dict(peers))
 
     def load_context_tokens(self, bot_id: str) -> dict[str, dict[str, Any]]:
         path = self._path(bot_id, ".context-tokens.json")

@@ -1,0 +1,212 @@
+"""Saved accounts: list them (tokens redacted), forget one, and run several at once.
+
+:class:`Accounts` loads saved logins into :class:`~openclaw_nb.client.AsyncClient` instances that share one
+event loop, and :meth:`Accounts.broadcast` sends a text to many (bot, user) pairs concurrently, returning a
+table with one row per target instead of failing as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import errors as E
+from .notebook import env
+from .protocol.redact import redact
+from .store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import AsyncClient
+
+#: Columns of :meth:`Accounts.broadcast`'s table.
+BROADCAST_COLUMNS = ("bot_id", "user", "status", "message_id", "reason")
+
+
+def list_accounts(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Saved accounts, most recent first, tokens redacted.
+
+    >>> list_accounts()
+                  ilink_bot_id    ilink_user_id                        baseurl              bot_token  saved_at
+    0  0446ad83ade24fb5@im.bot  owner@im.wechat  https://ilinkai.weixin.qq.com  <redacted cf2b…(64)>  2025-…
+    """
+    import pandas as pd
+
+    rows = [
+        {
+            "ilink_bot_id": c.ilink_bot_id,
+            "ilink_user_id": c.ilink_user_id,
+            "baseurl": c.baseurl,
+            "bot_token": redact(c.bot_token),
+            "saved_at": c.saved_at,
+        }
+        for c in Store(home).accounts()
+    ]
+    frame = pd.DataFrame(rows, columns=["ilink_bot_id", "ilink_user_id", "baseurl", "bot_token", "saved_at"])
+    frame["saved_at"] = pd.to_datetime(frame["saved_at"], unit="s", utc=True)
+    return frame
+
+
+def forget(bot_id: str, home: str | os.PathLike[str] | None = None) -> bool:
+    """Remove a saved account (credentials, cursor, context tokens). True if anything was removed.
+
+    >>> forget("0446ad83ade24fb5@im.bot")
+    """
+    return Store(home).forget(bot_id)
+
+
+class Accounts:
+    """Several logged-in bots as AsyncClients on one event loop.
+
+    >>> accounts = Accounts.load()                           # every saved account
+    >>> table = await accounts.broadcast("hello", to=[(bot_a, "alice@im.wechat"), (bot_b, "bob@im.wechat")])
+    >>> table[table.status == "failed"]
+    """
+
+    def __init__(self, clients: Mapping[str, AsyncClient]) -> None:
+        self.clients: dict[str, AsyncClient] = dict(clients)
+        #: The loop the clients run on when driven from synchronous code outside a notebook (see ``_run``).
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def load(
+        cls, bot_ids: Iterable[str] | None = None, *, home: str | os.PathLike[str] | None = None, **client_kw: Any
+    ) -> Accounts:
+        """AsyncClients for the saved accounts ``bot_ids`` (all saved accounts when None).
+
+        ``client_kw`` go to every :class:`~openclaw_nb.client.AsyncClient` (``record=False``, ``retry=``...).
+        """
+        from .client import AsyncClient
+
+        store = Store(home)
+        creds = store.accounts() if bot_ids is None else [store.load_credentials(b) for b in bot_ids]
+        clients: dict[str, AsyncClient] = {}
+        for c in creds:
+            client = AsyncClient(c.bot_token, base_url=c.baseurl, bot_id=c.ilink_bot_id, **client_kw)
+            client._store_home = store.root  # type: ignore[attr-defined]
+            clients[c.ilink_bot_id] = client
+        return cls(clients)
+
+    # --- a read-only mapping of bot id -> client ---
+
+    def __getitem__(self, bot_id: str) -> AsyncClient:
+        try:
+            return self.clients[bot_id]
+        except KeyError:
+            raise E.UsageError(f"no account {bot_id!r} loaded (loaded: {', '.join(self.clients) or 'none'})") from None
+
+    def __contains__(self, bot_id: object) -> bool:
+        return bot_id in self.clients
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.clients)
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+    @property
+    def bot_ids(self) -> list[str]:
+        return list(self.clients)
+
+    def __repr__(self) -> str:
+        return f"Accounts({', '.join(self.clients) or 'none'})"
+
+    # --- sending to many ---
+
+    async def broadcast(self, text: str, to: Iterable[Sequence[str]], *, concurrency: int = 16) -> pd.DataFrame:
+        """Send ``text`` to every ``(bot_id, user)`` in ``to`` concurrently (at most ``concurrency`` at a
+        time). Each send uses the latest ``context_token`` that bot has seen from that user.
+
+        Returns a DataFrame, one row per target in the order given: ``bot_id``, ``user``, ``status``
+        (``sent`` / ``failed``), ``message_id`` (exact uint64, ``<NA>`` when failed) and ``reason``.
+        """
+        if not isinstance(text, str) or not text:
+            raise E.UsageError("text must be a non-empty str")
+        if concurrency < 1:
+            raise E.UsageError("concurrency must be >= 1")
+        targets: list[tuple[str, str]] = []
+        for item in to:
+            if isinstance(item, str) or len(item) != 2:
+                raise E.UsageError(f"each target is a (bot_id, user) pair, got {item!r}")
+            targets.append((str(item[0]), str(item[1])))
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(bot_id: str, user: str) -> tuple[str, int | None, str]:
+            client = self.clients.get(bot_id)
+            if client is None:
+                return "failed", None, f"account {bot_id} is not loaded"
+            async with gate:
+                try:
+                    resp = await client.send_text(user, text)
+                except E.OpenClawError as exc:
+                    return "failed", None, str(exc)
+                except Exception as exc:  # one broken target must not sink the others
+                    return "failed", None, f"{type(exc).__name__}: {exc}"
+            return "sent", resp.message_id, ""
+
+        outcomes = await asyncio.gather(*(one(b, u) for b, u in targets))
+        return _broadcast_frame(targets, outcomes)
+
+    def broadcast_sync(self, text: str, to: Iterable[Sequence[str]], *, concurrency: int = 16) -> pd.DataFrame:
+        """:meth:`broadcast` from synchronous code (a script, or a notebook cell without ``await``)."""
+        return self._run(self.broadcast(text, to, concurrency=concurrency))
+
+    def _run(self, coro: Any) -> Any:
+        if env.running_loop() is not None:
+            return env.run_sync(coro)
+        # One private loop for every synchronous call: httpx's async pools belong to the loop that opened
+        # their connections, so a fresh loop per call (asyncio.run) would strand them.
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    # --- lifecycle ---
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.clients.values()))
+
+    def close(self) -> None:
+        """Close every client (and the private loop, if synchronous calls made one)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.run_until_complete(self.aclose())
+            self._loop.close()
+        elif env.running_loop() is None:
+            asyncio.run(self.aclose())
+        else:
+            env.run_sync(self.aclose())
+
+    async def __aenter__(self) -> Accounts:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Accounts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _broadcast_frame(targets: list[tuple[str, str]], outcomes: Sequence[tuple[str, int | None, str]]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "bot_id": [b for b, _ in targets],
+            "user": [u for _, u in targets],
+            "status": [o[0] for o in outcomes],
+            # UInt64: message ids are uint64 above 2**53; a float column (what one missing value makes of an
+            # int column) would corrupt them.
+            "message_id": pd.array([o[1] for o in outcomes], dtype="UInt64"),
+            "reason": [o[2] for o in outcomes],
+        },
+        columns=list(BROADCAST_COLUMNS),
+    )
+    return frame
+
+
+__all__ = ["BROADCAST_COLUMNS", "Accounts", "forget", "list_accounts"]
