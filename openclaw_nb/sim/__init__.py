@@ -1,8 +1,11 @@
 """A protocol-faithful local iLink API server and CDN for learning, testing and demos.
 
-:class:`SimState` is the simulator's world without HTTP: users, bots, QR codes, messages and the CDN.
+``with Simulator() as sim:`` serves the real wire format on 127.0.0.1; ``sim.say("alice", "hi")`` plays a
+WeChat user; ``sim.outbox`` shows what bots sent. :class:`SimState` is the same world without HTTP.
 """
 
+from .app import create_app
+from .server import Simulator, SimulatorWarning
 from .state import (
     BotLogin,
     FaultRule,
@@ -31,6 +34,9 @@ __all__ = [
     "SimError",
     "SimState",
     "SimUser",
+    "Simulator",
+    "SimulatorWarning",
     "TypingEvent",
+    "create_app",
     "user_id_of",
 ]

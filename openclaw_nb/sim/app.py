@@ -1,0 +1,519 @@
+"""The simulator's HTTP face: Starlette routes that translate iLink requests, CDN transfers and the control
+API (``/_sim/...``) into calls on :class:`~openclaw_nb.sim.state.SimState`, plus a pure-ASGI fault injector.
+
+Nothing here decides a protocol rule; it parses, calls the state, waits for its wake-ups and serialises.
+Long polls wait on an ``asyncio.Event`` that the state sets from any thread via ``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import html
+import json
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..protocol import constants as C
+from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
+from .state import (
+    CDN_DOWNLOAD,
+    CDN_PREFIX,
+    CDN_UPLOAD,
+    CONTROL_PREFIX,
+    PRIMARY,
+    REDIRECT,
+    SimError,
+    SimState,
+)
+
+# One encoder for every answer: json.dumps with keyword arguments builds a new encoder per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_JSON = "application/json"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(obj).encode("utf-8"), status_code=status, headers=headers, media_type=_JSON)
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    return value[7:].strip() if value[:7].lower() == "bearer " else value.strip()
+
+
+async def _body(request: Request) -> dict[str, Any] | None:
+    """The JSON object of a request body; ``{}`` for an empty body; None when it is not a JSON object."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _not_an_object(endpoint: str) -> Response:
+    return _json({"ret": C.RET_INVALID_ARGS, "errmsg": f"{endpoint}: the request body is not a JSON object"})
+
+
+async def _long_poll(
+    state: SimState,
+    key: Any,
+    poll: Callable[[bool], tuple[dict[str, Any] | None, float | None]],
+    window: float,
+) -> dict[str, Any]:
+    """Hold until ``poll(False)`` has an answer or ``window`` seconds pass, then answer ``poll(True)``.
+
+    ``poll`` returns ``(answer, None)`` or ``(None, seconds until a time-based change or None)``. The listener
+    is registered before the re-check, so a change between the check and the wait is never lost.
+    """
+    loop = asyncio.get_running_loop()
+    event = asyncio.Event()
+
+    def wake() -> None:
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop is closed: the server is gone, nobody is waiting any more
+            pass
+
+    unlisten = state.listen(key, wake)
+    deadline = loop.time() + window
+    try:
+        while True:
+            event.clear()
+            answer, due = poll(False)
+            if answer is not None:
+                return answer
+            remaining = deadline - loop.time()
+            if remaining <= 0 or state.closed:
+                break
+            timer = loop.call_later(remaining if due is None else min(remaining, due + 0.001), event.set)
+            try:
+                await event.wait()
+            finally:
+                timer.cancel()
+    finally:
+        unlisten()
+    answer, _ = poll(True)
+    assert answer is not None
+    return answer
+
+
+# --- fault injection -------------------------------------------------------------------------------
+
+_PATH_NAMES: dict[str, str] = {ep.path: ep.name for ep in ENDPOINTS.values()}
+_PATH_NAMES[CDN_PREFIX + CDN_UPLOAD_PATH] = CDN_UPLOAD
+_PATH_NAMES[CDN_PREFIX + CDN_DOWNLOAD_PATH] = CDN_DOWNLOAD
+#: What a malformed-JSON fault answers: a page cut off mid-value (valid HTTP, invalid JSON).
+_MALFORMED = b'{"ret":0,"msgs":[{"seq":1,"message_id":'
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _reset(receive: Receive, send: Send) -> None:
+    """Drop the connection without an answer, with a TCP RST when the socket lets us set SO_LINGER 0.
+
+    uvicorn's ``send`` is a bound method of its request cycle, which holds the transport. Aborting it and
+    then waiting for ``http.disconnect`` makes uvicorn finish the request silently (no 500, no error log);
+    httpx sees a transport error (ReadError / RemoteProtocolError). Other servers get a truncated answer.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None or not hasattr(transport, "abort"):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except (OSError, AttributeError, TypeError):
+            pass  # a plain close still makes the client fail
+    transport.abort()
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class SimApp:
+    """The outermost ASGI layer: applies the state's fault rules, then serves the iLink and CDN routes by an
+    exact-path lookup, and hands everything else (control API, scan page, 404/405) to Starlette.
+
+    The lookup matters for speed: Starlette's router tries each route's regex in turn and wraps every call in
+    two exception-handling layers; the API paths are fixed strings, and their handlers never raise on client
+    input. Costs one attribute check per request when no fault rule is set. The control API is never faulted.
+    """
+
+    def __init__(self, app: ASGIApp, state: SimState, routes: list[Route]) -> None:
+        self.app = app
+        self.state = state
+        self.fast: dict[str, tuple[frozenset[str], Handler]] = {
+            r.path: (frozenset(r.methods or ()), r.endpoint) for r in routes
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if self.state.has_faults and await self._fault(scope, receive, send):
+                return
+            fast = self.fast.get(scope["path"])
+            if fast is not None and scope["method"] in fast[0]:
+                response = await fast[1](Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _fault(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Apply a fault to this request; True when it was answered (or dropped) here."""
+        decision = self.state.draw_fault(_PATH_NAMES.get(scope["path"]))
+        if decision is None:
+            return False
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
+        kind = decision.kind
+        if kind is None:
+            return False
+        if kind == "reset":
+            await _reset(receive, send)
+        elif kind == "http_500":
+            await _respond(send, 500, b"Internal Server Error", "text/plain; charset=utf-8", [])
+        elif kind == "http_429":
+            too_many = _encode({"errmsg": "too many requests (simulated)"}).encode()
+            await _respond(send, 429, too_many, _JSON, [(b"retry-after", str(decision.retry_after).encode())])
+        elif kind == "malformed_json":
+            await _respond(send, 200, _MALFORMED, _JSON, [])
+        else:  # stale_token
+            stale = _encode({"ret": C.RET_STALE_TOKEN, "errcode": C.RET_STALE_TOKEN, "errmsg": "session timeout"})
+            await _respond(send, 200, stale.encode(), _JSON, [])
+        return True
+
+
+# --- the application -------------------------------------------------------------------------------
+
+
+def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
+    """The simulator's ASGI app over ``state``. Requests arriving on ``redirect_port`` are served as the
+    second host that ``scaned_but_redirect`` points at; everything else as the primary host."""
+
+    def role(request: Request) -> str:
+        server = request.scope.get("server")
+        return REDIRECT if redirect_port and server and server[1] == redirect_port else PRIMARY
+
+    def record(request: Request, name: str, body: Any) -> None:
+        if state.config.record_requests:
+            state.record_request(
+                {
+                    "endpoint": name,
+                    "method": request.method,
+                    "path": request.url.path,
+                    "query": dict(request.query_params),
+                    "headers": dict(request.headers),
+                    "body": body,
+                    "host_role": role(request),
+                }
+            )
+
+    # --- iLink endpoints ---
+
+    async def get_bot_qrcode(request: Request) -> Response:
+        state.request_counts["get_bot_qrcode"] += 1
+        # Older clients fetch by GET without a body; current ones POST {"local_token_list": [...]}.
+        body = await _body(request) if request.method == "POST" else {}
+        record(request, "get_bot_qrcode", body)
+        tokens = (body or {}).get("local_token_list")
+        return _json(state.create_qrcode(tokens if isinstance(tokens, list) else None))
+
+    async def get_qrcode_status(request: Request) -> Response:
+        state.request_counts["get_qrcode_status"] += 1
+        record(request, "get_qrcode_status", None)
+        params = request.query_params
+        qrcode = params.get("qrcode")
+        verify = [params.get("verify_code") or None]
+        host = role(request)
+
+        def poll(final: bool) -> tuple[dict[str, Any] | None, float | None]:
+            code, verify[0] = verify[0], None  # a verify code is applied once, not on every re-check
+            return state.qr_status(qrcode, verify_code=code, role=host, final=final)
+
+        answer, _due = poll(False)
+        if answer is None:
+            answer = await _long_poll(state, ("qr", qrcode), poll, state.config.long_poll_timeout)
+        return _json(answer)
+
+    async def get_updates(request: Request) -> Response:
+        state.request_counts["get_updates"] += 1
+        body = await _body(request)
+        record(request, "get_updates", body)
+        if body is None:
+            return _not_an_object("getupdates")
+        token = _bearer(request)
+        answer, bot_id = state.get_updates(token, body)
+        if answer is None:
+
+            def poll(final: bool) -> tuple[dict[str, Any] | None, float | None]:
+                return state.get_updates(token, body, final=final)[0], None
+
+            answer = await _long_poll(state, ("bot", bot_id), poll, state.config.long_poll_timeout)
+        return _json(answer)
+
+    def simple(name: str, call: Callable[[str | None, dict[str, Any]], dict[str, Any]]) -> Handler:
+        async def handler(request: Request) -> Response:
+            state.request_counts[name] += 1
+            body = await _body(request)
+            record(request, name, body)
+            if body is None:
+                return _not_an_object(ENDPOINTS[name].path.rsplit("/", 1)[-1])
+            return _json(call(_bearer(request), body))
+
+        return handler
+
+    # --- CDN ---
+
+    async def cdn_upload(request: Request) -> Response:
+        state.request_counts[CDN_UPLOAD] += 1
+        data = await request.body()
+        params = request.query_params
+        status, value = state.cdn_upload(params.get("encrypted_query_param"), params.get("filekey"), data)
+        if status == 200:
+            return Response(b"", headers={C.H_ENCRYPTED_PARAM: value})
+        return Response(
+            value.encode("utf-8"), status_code=status, headers={C.H_ERROR_MESSAGE: value}, media_type="text/plain"
+        )
+
+    async def cdn_download(request: Request) -> Response:
+        state.request_counts[CDN_DOWNLOAD] += 1
+        data = state.cdn_download(request.query_params.get("encrypted_query_param"))
+        if data is None:
+            message = "unknown encrypted_query_param"
+            return Response(
+                message.encode(), status_code=404, headers={C.H_ERROR_MESSAGE: message}, media_type="text/plain"
+            )
+        return Response(data, media_type="application/octet-stream")
+
+    # --- control API ---
+
+    def control(fn: Callable[[Request, dict[str, Any]], Any]) -> Handler:
+        """JSON in, JSON out; SimError becomes HTTP 400 with {"error": message}."""
+
+        async def handler(request: Request) -> Response:
+            body = await _body(request) if request.method in ("POST", "PUT") else {}
+            if body is None:
+                return _json({"error": "the request body is not a JSON object"}, 400)
+            try:
+                result = fn(request, body)
+            except SimError as exc:
+                return _json({"error": str(exc)}, 400)
+            except (TypeError, ValueError) as exc:
+                return _json({"error": f"bad arguments: {exc}"}, 400)
+            return _json(result)
+
+        return handler
+
+    def path_qr(request: Request) -> str:
+        return str(request.path_params["qrcode"])
+
+    def ctl_state(request: Request, body: dict[str, Any]) -> Any:
+        return state.snapshot()
+
+    def ctl_reset(request: Request, body: dict[str, Any]) -> Any:
+        state.reset()
+        if body:
+            state.configure(**body)
+        return {"ok": True, "config": state.config.to_json()}
+
+    def ctl_config(request: Request, body: dict[str, Any]) -> Any:
+        if body:
+            state.configure(**body)
+        return state.config.to_json()
+
+    def ctl_login(request: Request, body: dict[str, Any]) -> Any:
+        return state.login_bot(body.get("user_id")).to_json()
+
+    def ctl_revoke(request: Request, body: dict[str, Any]) -> Any:
+        state.revoke_token(str(request.path_params["bot_id"]))
+        return {"ok": True}
+
+    def ctl_scenario(request: Request, body: dict[str, Any]) -> Any:
+        flags = dict(body)
+        qrcode = request.path_params.get("qrcode") or flags.pop("qrcode", None)
+        count = flags.pop("count", None)
+        return state.set_qr_scenario(qrcode, count=count, **flags).to_json()
+
+    def ctl_clear_scenario(request: Request, body: dict[str, Any]) -> Any:
+        state.clear_qr_scenarios()
+        return {"ok": True}
+
+    def ctl_qr(request: Request, body: dict[str, Any]) -> Any:
+        return state.qr_json(path_qr(request))
+
+    def ctl_scan(request: Request, body: dict[str, Any]) -> Any:
+        state.scan(path_qr(request), body.get("user_id"))
+        return state.qr_json(path_qr(request))
+
+    def ctl_confirm(request: Request, body: dict[str, Any]) -> Any:
+        state.confirm(path_qr(request), body.get("user_id"))
+        return state.qr_json(path_qr(request))
+
+    def ctl_expire(request: Request, body: dict[str, Any]) -> Any:
+        state.expire(path_qr(request))
+        return state.qr_json(path_qr(request))
+
+    def ctl_inbound(request: Request, body: dict[str, Any]) -> Any:
+        bot_id = body.get("bot_id")
+        if isinstance(body.get("msg"), dict):
+            return state.inbound(body["msg"], bot_id)
+        user = body.get("from_user_id")
+        kind = body.get("kind", "text")
+        if kind == "text":
+            if not isinstance(body.get("text"), str):
+                raise SimError("inbound needs text (or kind + data_b64, or msg)")
+            return state.say(user, body["text"], bot_id, quote=body.get("quote"))
+        try:
+            data = base64.b64decode(body.get("data_b64") or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise SimError("data_b64 is the media's bytes in base64") from None
+        if kind == "image":
+            return state.send_image(user, data, bot_id, key_format=body.get("key_format", "both"))
+        if kind == "file":
+            return state.send_file(user, data, str(body.get("file_name") or "file.bin"), bot_id)
+        if kind == "voice":
+            return state.send_voice(user, data, body.get("text"), bot_id)
+        if kind == "video":
+            return state.send_video(user, data, bot_id)
+        raise SimError("kind is one of text, image, file, voice, video")
+
+    def ctl_outbox(request: Request, body: dict[str, Any]) -> Any:
+        params = request.query_params
+        bot_id = params.get("bot_id")
+        with_data = params.get("data") in ("1", "true", "yes")
+        since = int(params.get("since") or 0)
+        entries = [e for e in state.outbox[since:] if bot_id is None or e.bot_id == bot_id]
+        return {"outbox": [e.to_json(with_data) for e in entries]}
+
+    def ctl_faults(request: Request, body: dict[str, Any]) -> Any:
+        if request.method == "POST":
+            rule = state.add_fault(**body)
+            return {"rule": rule.to_json(), "rules": [r.to_json() for r in state.faults]}
+        if request.method == "DELETE":
+            state.clear_faults()
+        return {"rules": [r.to_json() for r in state.faults]}
+
+    def ctl_advance(request: Request, body: dict[str, Any]) -> Any:
+        allowed = {"seconds", "minutes", "hours", "days"}
+        unknown = set(body) - allowed
+        if unknown:
+            raise SimError(f"advance takes {sorted(allowed)}, not {sorted(unknown)}")
+        kwargs = {k: float(v) for k, v in body.items()}
+        state.advance(kwargs.pop("seconds", 0.0), **kwargs)
+        return {"now_ms": state.now_ms()}
+
+    def ctl_requests(request: Request, body: dict[str, Any]) -> Any:
+        return {"requests": state.requests}
+
+    async def scan_page(request: Request) -> Response:
+        try:
+            info = state.qr_json(path_qr(request))
+        except SimError as exc:
+            return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", status_code=404)
+        return HTMLResponse(_scan_html(info, state.config.default_user))
+
+    api = [
+        Route(ENDPOINTS["get_bot_qrcode"].path, get_bot_qrcode, methods=["GET", "POST"]),
+        Route(ENDPOINTS["get_qrcode_status"].path, get_qrcode_status, methods=["GET", "POST"]),
+        Route(ENDPOINTS["get_updates"].path, get_updates, methods=["POST"]),
+        Route(ENDPOINTS["send_message"].path, simple("send_message", state.send_message), methods=["POST"]),
+        Route(ENDPOINTS["get_upload_url"].path, simple("get_upload_url", state.get_upload_url), methods=["POST"]),
+        Route(ENDPOINTS["get_config"].path, simple("get_config", state.get_config), methods=["POST"]),
+        Route(ENDPOINTS["send_typing"].path, simple("send_typing", state.send_typing), methods=["POST"]),
+        Route(
+            ENDPOINTS["notify_start"].path,
+            simple("notify_start", lambda token, _body: state.notify(token, "start")),
+            methods=["POST"],
+        ),
+        Route(
+            ENDPOINTS["notify_stop"].path,
+            simple("notify_stop", lambda token, _body: state.notify(token, "stop")),
+            methods=["POST"],
+        ),
+        Route(CDN_PREFIX + CDN_UPLOAD_PATH, cdn_upload, methods=["POST", "PUT"]),
+        Route(CDN_PREFIX + CDN_DOWNLOAD_PATH, cdn_download, methods=["GET"]),
+    ]
+    p = CONTROL_PREFIX
+    controls = [
+        Route(f"{p}/state", control(ctl_state), methods=["GET"]),
+        Route(f"{p}/reset", control(ctl_reset), methods=["POST"]),
+        Route(f"{p}/config", control(ctl_config), methods=["GET", "POST"]),
+        Route(f"{p}/bots", control(ctl_login), methods=["POST"]),
+        Route(f"{p}/bots/{{bot_id}}/revoke", control(ctl_revoke), methods=["POST"]),
+        Route(f"{p}/qr_scenario", control(ctl_scenario), methods=["POST"]),
+        Route(f"{p}/qr_scenario", control(ctl_clear_scenario), methods=["DELETE"]),
+        Route(f"{p}/qrcodes/{{qrcode}}", control(ctl_qr), methods=["GET"]),
+        Route(f"{p}/qrcodes/{{qrcode}}/scan", control(ctl_scan), methods=["POST"]),
+        Route(f"{p}/qrcodes/{{qrcode}}/confirm", control(ctl_confirm), methods=["POST"]),
+        Route(f"{p}/qrcodes/{{qrcode}}/expire", control(ctl_expire), methods=["POST"]),
+        Route(f"{p}/qrcodes/{{qrcode}}/scenario", control(ctl_scenario), methods=["POST"]),
+        Route(f"{p}/inbound", control(ctl_inbound), methods=["POST"]),
+        Route(f"{p}/outbox", control(ctl_outbox), methods=["GET"]),
+        Route(f"{p}/faults", control(ctl_faults), methods=["GET", "POST", "DELETE"]),
+        Route(f"{p}/advance", control(ctl_advance), methods=["POST"]),
+        Route(f"{p}/requests", control(ctl_requests), methods=["GET"]),
+        Route(f"{p}/scan/{{qrcode}}", scan_page, methods=["GET"]),
+    ]
+    return SimApp(Starlette(routes=api + controls), state, api)
+
+
+def _scan_html(info: dict[str, Any], default_user: str) -> str:
+    """The page behind ``qrcode_img_content``: the phone's side of the login, as two buttons."""
+    qrcode = html.escape(info["qrcode"])
+    status = html.escape(info["status"])
+    code = info["scenario"].get("verify_code")
+    scanned = info["status"] not in (C.QrStatus.WAIT, C.QrStatus.EXPIRED)
+    digits = ""
+    if code and scanned:
+        digits = (
+            "<p>The phone shows these digits; type them where your client asks for the verify code:</p>"
+            f'<p style="font-size:2.5em;letter-spacing:.3em;font-family:monospace"><b>{html.escape(code)}</b></p>'
+        )
+    elif code:
+        digits = "<p>This login needs a verify code: the digits appear here after you scan.</p>"
+    user = html.escape(info.get("user_id") or default_user)
+    base = f"{CONTROL_PREFIX}/qrcodes/{qrcode}"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Simulated WeChat scan</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family:sans-serif;max-width:32em;margin:2em auto">
+<h2>Simulated WeChat login</h2>
+<p>QR code <code>{qrcode}</code> &mdash; status: <b id="status">{status}</b></p>
+{digits}
+<p><label>WeChat user <input id="user" value="{user}" size="28"></label></p>
+<p><button id="scan">Scan</button> <button id="confirm">Confirm login</button>
+<button id="expire">Expire</button></p>
+<p id="msg" style="color:#a00"></p>
+<p style="color:#666;font-size:.9em">The bot token is never shown here: your client receives it from
+get_qrcode_status once you confirm.</p>
+<script>
+async function act(what) {{
+  const r = await fetch("{base}/" + what, {{method: "POST", headers: {{"Content-Type": "application/json"}},
+    body: JSON.stringify({{user_id: document.getElementById("user").value}})}});
+  const j = await r.json();
+  if (!r.ok) {{ document.getElementById("msg").textContent = j.error; return; }}
+  location.reload();
+}}
+for (const what of ["scan", "confirm", "expire"])
+  document.getElementById(what).onclick = () => act(what);
+</script></body></html>"""

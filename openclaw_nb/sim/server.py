@@ -1,0 +1,407 @@
+"""Running the simulator: :class:`Simulator` serves the app with uvicorn in a background thread, on two
+ports of one server (the API + CDN, and the second host that ``scaned_but_redirect`` points at), and saves
+the state atomically to a JSON file when asked to. The Python API here only forwards to the state.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .state import (
+    CDN_PREFIX,
+    BotLogin,
+    FaultRule,
+    Notification,
+    OutboxEntry,
+    QrCode,
+    QrScenario,
+    SimBot,
+    SimConfig,
+    SimError,
+    SimState,
+    SimUser,
+    TypingEvent,
+)
+
+#: Seconds uvicorn may spend finishing in-flight requests on shutdown (held long polls are woken first).
+_GRACEFUL_SHUTDOWN = 3
+
+
+class SimulatorWarning(UserWarning):
+    """The simulator was asked to do something risky (e.g. listen beyond the loopback interface)."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling a thread-safe event when startup is over (successful or not)."""
+
+    def __init__(self, config: uvicorn.Config, started: threading.Event) -> None:
+        super().__init__(config)
+        self._started_event = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self._started_event.set()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Simulator:
+    """A protocol-faithful local iLink server and CDN, on 127.0.0.1, in a background thread.
+
+    >>> with Simulator(long_poll_timeout=2) as sim:  # doctest: +SKIP
+    ...     login = sim.login_bot("alice")
+    ...     sim.say("alice", "hi")
+    ...     # point a client at sim.base_url with login.bot_token
+
+    ``config`` (a :class:`SimConfig`) and keyword knobs (``long_poll_timeout=2``...) set the rules;
+    ``port=0`` picks a free port (so does ``redirect_port=0`` for the second host); ``state_path`` loads
+    the state from that JSON file if it exists and saves it there (atomically) while running and on stop.
+    """
+
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        redirect_port: int = 0,
+        state_path: str | os.PathLike[str] | None = None,
+        autosave_interval: float = 0.5,
+        state: SimState | None = None,
+        **knobs: Any,
+    ) -> None:
+        base = config or (state.config if state is not None else SimConfig())
+        self.state = state or SimState(base.replace(**knobs) if knobs else base)
+        if state is not None and (config or knobs):
+            self.state.config = base.replace(**knobs)
+        self.host = host
+        self._want_port = port
+        self._want_redirect_port = redirect_port
+        self.state_path = os.fspath(state_path) if state_path is not None else None
+        self.autosave_interval = autosave_interval
+        if self.state_path and os.path.exists(self.state_path):
+            self.state.load(self.state_path)
+        self.port = 0
+        self.redirect_port = 0
+        self.base_url = ""
+        self.cdn_base_url = ""
+        self.redirect_host = ""
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._saver: threading.Thread | None = None
+        self._stop_saving = threading.Event()
+        self._saved_mutations = -1
+        self._save_cond = threading.Condition()
+        self._error: BaseException | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Simulator:
+        """Bind the two ports, start uvicorn in a thread and return once it accepts connections."""
+        if self._thread is not None:
+            raise SimError("this simulator is already running")
+        if not _is_loopback(self.host):
+            warnings.warn(
+                f"the simulator listens on {self.host}, beyond this machine's loopback interface: anyone who "
+                "can reach it can log in and read messages",
+                SimulatorWarning,
+                stacklevel=2,
+            )
+        sockets = [_bind(self.host, self._want_port), _bind(self.host, self._want_redirect_port)]
+        self.port = sockets[0].getsockname()[1]
+        self.redirect_port = sockets[1].getsockname()[1]
+        url_host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        if ":" in url_host:
+            url_host = f"[{url_host}]"
+        self.base_url = f"http://{url_host}:{self.port}"
+        self.cdn_base_url = self.base_url + CDN_PREFIX
+        self.redirect_host = f"{url_host}:{self.redirect_port}"
+        self.state.set_urls(self.base_url, self.cdn_base_url, self.redirect_host)
+        self.state.closed = False
+        config = uvicorn.Config(
+            create_app(self.state, redirect_port=self.redirect_port),
+            loop="auto",
+            http="auto",
+            ws="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+        )
+        started = threading.Event()
+        self._server = _Server(config, started)
+        self._error = None
+        self._thread = threading.Thread(
+            target=self._serve, args=(self._server, sockets, started), name="openclaw-nb-sim", daemon=True
+        )
+        self._thread.start()
+        started.wait()
+        if not self._server.started:
+            self._thread.join()
+            self._thread = None
+            for sock in sockets:
+                sock.close()
+            raise SimError(f"the simulator did not start: {self._error!r}")
+        if self.state_path:
+            self._stop_saving.clear()
+            self._saver = threading.Thread(target=self._autosave, name="openclaw-nb-sim-save", daemon=True)
+            self._saver.start()
+        return self
+
+    def _serve(self, server: _Server, sockets: list[socket.socket], started: threading.Event) -> None:
+        try:
+            server.run(sockets=sockets)
+        except BaseException as exc:  # reported by start(): a thread must not die silently
+            self._error = exc
+        finally:
+            started.set()
+
+    def stop(self) -> None:
+        """Answer every held long poll, shut uvicorn down, join its thread and save the state (if a path)."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        self.state.close()
+        server.should_exit = True
+        thread.join(timeout=_GRACEFUL_SHUTDOWN + 5)
+        self._thread = None
+        self._server = None
+        if self._saver is not None:
+            self._stop_saving.set()
+            self._saver.join()
+            self._saver = None
+        if self.state_path:
+            self.save()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self.running else "not running"
+        return f"<Simulator {where}: {len(self.state.bots)} bot(s), {len(self.state.outbox)} sent>"
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Save the state to ``path`` (default: ``state_path``) atomically."""
+        target = path or self.state_path
+        if not target:
+            raise SimError("no state path: pass one, or create the Simulator with state_path=...")
+        mutations = self.state.mutations
+        self.state.save(target)
+        if path is None:
+            with self._save_cond:
+                self._saved_mutations = mutations
+                self._save_cond.notify_all()
+
+    def wait_saved(self, timeout: float = 10.0) -> None:
+        """Block until every change made before this call is in the state file (autosave or stop)."""
+        target = self.state.mutations
+        with self._save_cond:
+            if not self._save_cond.wait_for(lambda: self._saved_mutations >= target, timeout):
+                raise TimeoutError(f"the simulator state was not saved within {timeout} s")
+
+    def _autosave(self) -> None:
+        # Saves at most every autosave_interval seconds, and only when something changed.
+        while not self._stop_saving.wait(self.autosave_interval):
+            if self.state.mutations != self._saved_mutations:
+                try:
+                    self.save()
+                except OSError as exc:
+                    warnings.warn(f"could not save the simulator state: {exc}", SimulatorWarning, stacklevel=1)
+
+    @property
+    def redirect_base_url(self) -> str:
+        """Base URL of the second host (what a client uses after ``scaned_but_redirect``)."""
+        return self.base_url.split("://", 1)[0] + "://" + self.redirect_host if self.redirect_host else ""
+
+    # --- the state's Python API, forwarded -------------------------------------------------------
+
+    @property
+    def config(self) -> SimConfig:
+        return self.state.config
+
+    def configure(self, **knobs: Any) -> SimConfig:
+        """Change config knobs live: ``sim.configure(long_poll_timeout=0.5)``."""
+        return self.state.configure(**knobs)
+
+    def reset(self, config: SimConfig | None = None, **knobs: Any) -> None:
+        """Forget everything and start over (optionally with a new config or changed knobs)."""
+        self.state.reset(config)
+        if knobs:
+            self.state.configure(**knobs)
+
+    def login_bot(self, user_id: str | None = None) -> BotLogin:
+        """A new bot with a token, without QR login: ``login = sim.login_bot("alice")``."""
+        return self.state.login_bot(user_id)
+
+    def revoke_token(self, bot_id: str | None = None) -> None:
+        """Make a bot's token stale: its next request gets -14."""
+        self.state.revoke_token(bot_id)
+
+    def add_user(self, user: str, name: str | None = None) -> str:
+        return self.state.add_user(user, name)
+
+    @property
+    def bots(self) -> dict[str, SimBot]:
+        return self.state.bots
+
+    @property
+    def users(self) -> dict[str, SimUser]:
+        return self.state.users
+
+    # QR login
+    @property
+    def qrcodes(self) -> dict[str, QrCode]:
+        return self.state.qrcodes
+
+    @property
+    def latest_qrcode(self) -> str | None:
+        return self.state.latest_qrcode
+
+    def set_qr_scenario(self, qrcode: str | None = None, *, count: int | None = None, **flags: Any) -> QrScenario:
+        """The path of a QR code (or of new ones): ``verify_code``, ``redirect``, ``binded``, ``user_id``,
+        ``auto_confirm``. ``sim.set_qr_scenario(verify_code="123456", count=1)``."""
+        return self.state.set_qr_scenario(qrcode, count=count, **flags)
+
+    def clear_qr_scenarios(self) -> None:
+        self.state.clear_qr_scenarios()
+
+    def scan(self, qrcode: str | None = None, user: str | None = None) -> str:
+        """A user scans the QR code (default: the latest one)."""
+        return self.state.scan(qrcode, user)
+
+    def confirm(self, qrcode: str | None = None, user: str | None = None) -> str:
+        """The user confirms the login on the phone (scanning first if needed)."""
+        return self.state.confirm(qrcode, user)
+
+    def expire(self, qrcode: str | None = None) -> str:
+        return self.state.expire(qrcode)
+
+    def wait_for_qrcode(self, timeout: float = 10.0, *, count: int = 1) -> str:
+        """Block until ``count`` QR codes have been fetched in all; returns the latest one's id."""
+        self.state.wait_for(lambda s: len(s._qrcodes) >= count, timeout)
+        qrcode = self.state.latest_qrcode
+        assert qrcode is not None
+        return qrcode
+
+    # users writing
+    def say(self, user: str | None, text: str, bot_id: str | None = None, *, quote: Any = None) -> dict[str, Any]:
+        """A user writes to a bot (default: the latest bot); ``quote`` adds a ``ref_msg``."""
+        return self.state.say(user, text, bot_id, quote=quote)
+
+    def send_image(
+        self, user: str | None, data: bytes, bot_id: str | None = None, *, key_format: str = "both"
+    ) -> dict[str, Any]:
+        return self.state.send_image(user, data, bot_id, key_format=key_format)
+
+    def send_file(self, user: str | None, data: bytes, file_name: str, bot_id: str | None = None) -> dict[str, Any]:
+        return self.state.send_file(user, data, file_name, bot_id)
+
+    def send_voice(
+        self, user: str | None, data: bytes, text: str | None = None, bot_id: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        return self.state.send_voice(user, data, text, bot_id, **kwargs)
+
+    def send_video(self, user: str | None, data: bytes, bot_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return self.state.send_video(user, data, bot_id, **kwargs)
+
+    def inbound(self, msg: dict[str, Any], bot_id: str | None = None) -> dict[str, Any]:
+        return self.state.inbound(msg, bot_id)
+
+    def inbox(self, bot_id: str | None = None) -> list[dict[str, Any]]:
+        return self.state.inbox(bot_id)
+
+    # what bots did
+    @property
+    def outbox(self) -> list[OutboxEntry]:
+        """Messages bots sent (``entry.msg``, ``entry.text``, ``entry.media`` = decrypted bytes by item index)."""
+        return self.state.outbox
+
+    def wait_for_outbox(self, count: int = 1, timeout: float = 10.0, *, bot_id: str | None = None) -> list[OutboxEntry]:
+        """Block until bots have sent ``count`` messages (to ``bot_id`` only, if given); returns them."""
+
+        def sent(state: SimState) -> list[OutboxEntry] | None:
+            entries = [e for e in state._outbox if bot_id is None or e.bot_id == bot_id]
+            return entries if len(entries) >= count else None
+
+        result: list[OutboxEntry] = self.state.wait_for(sent, timeout)
+        return result
+
+    @property
+    def typing_events(self) -> list[TypingEvent]:
+        return self.state.typing_events
+
+    @property
+    def notifications(self) -> list[Notification]:
+        return self.state.notifications
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.state.requests
+
+    def wait_for(self, predicate: Callable[[SimState], Any], timeout: float = 10.0) -> Any:
+        """Block until ``predicate(sim.state)`` is truthy; returns its value (TimeoutError after ``timeout``)."""
+        return self.state.wait_for(predicate, timeout)
+
+    # clock and faults
+    def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0, days: float = 0.0) -> float:
+        """Move the simulated clock: ``sim.advance(hours=25)`` closes every 24 h reply window."""
+        return self.state.advance(seconds, minutes=minutes, hours=hours, days=days)
+
+    def now(self) -> float:
+        return self.state.now()
+
+    def add_fault(self, **knobs: Any) -> FaultRule:
+        """Inject transport trouble: ``sim.add_fault(http_500=1.0, count=2, endpoints=["get_updates"])``."""
+        return self.state.add_fault(**knobs)
+
+    def clear_faults(self) -> None:
+        self.state.clear_faults()
+
+    @property
+    def faults(self) -> list[FaultRule]:
+        return self.state.faults
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``GET /_sim/state`` shows."""
+        return self.state.snapshot()
