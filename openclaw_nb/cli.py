@@ -1,0 +1,149 @@
+"""The ``openclaw-nb`` command line: one subcommand per function, registered in :func:`build_parser`.
+
+Add a subcommand by writing ``_add_<name>(subparsers)`` (its arguments, ending in ``set_defaults(func=...)``)
+and ``cmd_<name>(args) -> int``, then listing ``_add_<name>`` in ``SUBCOMMANDS``. Heavy imports stay inside
+the ``cmd_`` functions so ``openclaw-nb --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._version import __version__
+
+
+def _knob(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE read as JSON when it parses (``3``, ``true``, ``null``), else as a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), value
+
+
+# --- sim ---------------------------------------------------------------------------------------------
+
+
+def _add_sim(subparsers: Any) -> None:
+    from .protocol import constants as C
+
+    p = subparsers.add_parser(
+        "sim",
+        help="run the local iLink simulator (API + CDN) until Ctrl-C",
+        description="Run the protocol-faithful local iLink simulator. The first line printed is its base URL.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1 only)")
+    p.add_argument("--port", type=int, default=0, help="port of the API and CDN (default: 0, a free port)")
+    p.add_argument(
+        "--redirect-port", type=int, default=0, help="port of the second host used by scaned_but_redirect (0: free)"
+    )
+    p.add_argument(
+        "--auto-confirm",
+        type=float,
+        metavar="SECONDS",
+        help="a simulated user scans and confirms every new QR code this many seconds after it is created",
+    )
+    p.add_argument(
+        "--long-poll-timeout",
+        type=float,
+        default=C.LONG_POLL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long getupdates / get_qrcode_status are held (default: {C.LONG_POLL_TIMEOUT:g})",
+    )
+    p.add_argument("--qr-expiry", type=float, default=120.0, metavar="SECONDS", help="QR code lifetime (default: 120)")
+    p.add_argument("--state", metavar="PATH", help="load the state from this JSON file and keep saving it there")
+    p.add_argument("--seed", type=int, help="seed for ids, duplicates and faults (reproducible runs)")
+    p.add_argument(
+        "--set",
+        dest="knobs",
+        action="append",
+        type=_knob,
+        default=[],
+        metavar="NAME=VALUE",
+        help="any SimConfig knob, e.g. --set duplicate_rate=0.5 --set rate_limit_sends=4 (repeatable)",
+    )
+    p.set_defaults(func=cmd_sim)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from .sim import SimConfig, SimError, Simulator
+
+    try:
+        config = SimConfig(
+            long_poll_timeout=args.long_poll_timeout,
+            qr_lifetime=args.qr_expiry,
+            auto_confirm=args.auto_confirm,
+            seed=args.seed,
+        ).replace(**dict(args.knobs))
+        sim = Simulator(config, host=args.host, port=args.port, redirect_port=args.redirect_port, state_path=args.state)
+    except (SimError, OSError, ValueError) as exc:
+        print(f"openclaw-nb sim: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            sim.start()
+        except (SimError, OSError) as exc:
+            print(f"openclaw-nb sim: {exc}", file=sys.stderr)
+            return 2
+        # The first line is the base URL and nothing else: scripts and tests read it.
+        print(sim.base_url, flush=True)
+        print(f"# CDN:            {sim.cdn_base_url}", flush=True)
+        print(f"# redirect host:  {sim.redirect_host}", flush=True)
+        print(f"# control API:    {sim.base_url}/_sim/state", flush=True)
+        if args.state:
+            print(f"# state file:     {args.state}", flush=True)
+        print("# Ctrl-C to stop", flush=True)
+        stop.wait()
+    finally:
+        sim.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------------------------
+
+#: Each entry registers one subcommand on the subparsers object.
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_sim]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openclaw-nb", description="Explore the WeChat iLink bot protocol: simulator and tools."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``openclaw-nb``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    result: int = func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
