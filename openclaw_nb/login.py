@@ -358,9 +358,7 @@ def _failed(outcome: str, reason: str, hint: str = "") -> LoginResult:
     return LoginResult(ok=False, outcome=outcome, reason=reason, hint=hint)
 
 
-def _complete(
-    target: BaseClient, session: LoginSession, result: LoginResult, store: Store, save: bool
-) -> LoginResult:
+def _complete(target: BaseClient, session: LoginSession, result: LoginResult, store: Store, save: bool) -> LoginResult:
     """Apply a successful login to ``target``, save new credentials, and end the session."""
     if result.ok and result.credentials is not None:
         creds = result.credentials
@@ -506,6 +504,9 @@ class LoginMixin(_SavedMixin):
         elsewhere the QR code is drawn in the terminal and the call blocks until the :class:`LoginResult`
         (or raises :class:`LoginError`). ``display``: ``auto``, ``widget``, ``terminal`` or ``none``.
         Options (``deadline``, ``max_qr_codes``, ``poll_interval``, ...) are :class:`LoginConfig` fields.
+        ``on_event(event)`` hears every step; ``ask(prompt) -> digits`` answers verify-code requests (default
+        in the terminal: a stdin prompt); ``save=False`` keeps the credentials off the disk; ``home`` picks
+        the data folder.
 
         >>> client = Client()
         >>> client.login()
@@ -584,6 +585,56 @@ class AsyncLoginMixin(_SavedMixin):
         session = _new_session(config, options, on_event)
         store = _store(client, home)
         return _start(session, _drive_async(client, session, store, save, target=client), show=False)
+
+
+# --- the `openclaw-nb login` subcommand (registered by openclaw_nb.cli) ----------------------------------
+
+
+def add_login_command(subparsers: Any) -> None:
+    """Register ``openclaw-nb login [--base-url URL] [--home PATH] [--no-save] [--deadline SECONDS]``."""
+    from .protocol import constants as C
+
+    p = subparsers.add_parser(
+        "login",
+        help="log a bot in by QR code in the terminal and save its credentials",
+        description="Draw a login QR code in the terminal, follow its status, ask for the verify code when the "
+        "phone shows one, and save the credentials (0600) for Client.from_saved().",
+    )
+    p.add_argument("--base-url", default=C.DEFAULT_BASE_URL, help=f"API base URL (default: {C.DEFAULT_BASE_URL})")
+    p.add_argument("--home", metavar="PATH", help="data folder (default: $OPENCLAW_NB_HOME or ~/.openclaw_nb)")
+    p.add_argument("--no-save", action="store_true", help="do not save the credentials")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=C.LOGIN_DEADLINE_SECONDS,
+        metavar="SECONDS",
+        help=f"give up after this long (default: {C.LOGIN_DEADLINE_SECONDS})",
+    )
+    p.set_defaults(func=cmd_login)
+
+
+def cmd_login(args: Any) -> int:
+    """``openclaw-nb login``: 0 when logged in, 1 when the login failed, 2 on bad arguments, 130 on Ctrl-C."""
+    import sys
+
+    from .client import Client
+
+    try:
+        client = Client(base_url=args.base_url, record=False)
+        options = LoginConfig(deadline=args.deadline)
+    except E.UsageError as exc:
+        print(f"openclaw-nb login: {exc}", file=sys.stderr)
+        return 2
+    with client:
+        try:
+            result = client.login(display="terminal", home=args.home, save=not args.no_save, config=options)
+        except LoginError:
+            return 1  # the view has printed why and what to do
+        except KeyboardInterrupt:
+            return 130
+    if result.saved_to:
+        print(f"Use it from Python: Client.from_saved({result.bot_id!r})")
+    return 0
 
 
 __all__ = [

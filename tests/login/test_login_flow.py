@@ -435,3 +435,24 @@ def test_result_and_credentials_never_show_the_token() -> None:
     for text in (repr(creds), repr(result), str(result), result.message):
         assert TOKEN not in text
     assert "b@im.bot" in result.message and "u@im.wechat" in result.message
+
+
+def test_client_login_reports_a_confirmed_answer_without_bot_id(tmp_path: Any, monkeypatch: Any) -> None:
+    """The one branch the simulator can't produce, end to end through Client.login() and a mock transport."""
+    from openclaw_nb.client import Client
+    from openclaw_nb.login import LoginError
+
+    monkeypatch.setenv("OPENCLAW_NB_HOME", str(tmp_path))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("get_bot_qrcode"):
+            return httpx.Response(200, json=QR)
+        return httpx.Response(200, json={"status": "confirmed", "bot_token": TOKEN, "baseurl": BASE})
+
+    with Client(base_url=BASE, transport=httpx.MockTransport(handler), record=False) as client:
+        with pytest.raises(LoginError) as info:
+            client.login(display="none", poll_interval=0)
+        assert client.token is None
+    message = str(info.value)
+    assert "confirmed the login but sent no ilink_bot_id" in message and TOKEN not in message
+    assert not any(tmp_path.iterdir())
