@@ -1,0 +1,298 @@
+"""Both clients against the simulator over real HTTP on 127.0.0.1: every endpoint, every error type."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from openclaw_nb import errors as E
+from openclaw_nb.protocol import constants as C
+from openclaw_nb.protocol import crypto
+from openclaw_nb.sim import Simulator
+
+TWO_53 = 2**53
+
+
+def user() -> str:
+    return f"u{uuid.uuid4().hex[:10]}@im.wechat"
+
+
+def last_request(sim: Simulator, endpoint: str) -> dict[str, Any]:
+    matching = [r for r in sim.requests if r.get("endpoint") == endpoint]
+    assert matching, f"the simulator saw no {endpoint} request"
+    return matching[-1]
+
+
+def receive_from(sim: Simulator, client: Any, who: str, text: str = "hello") -> Any:
+    sim.say(who, text, bot_id=client.bot_id)
+    page = client.get_updates()
+    msgs = [m for m in page.messages if m.from_user_id == who]
+    assert msgs, "the message said to the simulator did not come back from getupdates"
+    return msgs[-1]
+
+
+def test_qr_login_by_hand(sim: Simulator, make_client: Any) -> None:
+    client = make_client()
+    qr = client.get_bot_qrcode(local_token_list=["t1", "t2"])
+    assert qr.qrcode and qr.qrcode_img_content.startswith(sim.base_url)
+    req = last_request(sim, "get_bot_qrcode")
+    headers = {k.lower(): v for k, v in req["headers"].items()}
+    assert req["method"] == "POST" and "authorization" not in headers
+    assert req["body"]["local_token_list"] == ["t1", "t2"]
+    assert req["query"].get("bot_type") == "3"
+    # nothing happened yet: the server holds the poll, then says wait
+    assert client.get_qrcode_status(qr.qrcode).status == "wait"
+    status_req = last_request(sim, "get_qrcode_status")
+    assert {k.lower() for k in status_req["headers"]} >= {"ilink-app-id", "ilink-app-clientversion"}
+    sim.scan(qr.qrcode, "alice")
+    assert client.get_qrcode_status(qr.qrcode).status == "scaned"
+    sim.confirm(qr.qrcode)
+    done = client.get_qrcode_status(qr.qrcode)
+    assert done.status == "confirmed" and done.ilink_bot_id.endswith("@im.bot")
+    assert done.bot_token and done.baseurl == sim.base_url and done.ilink_user_id == "alice@im.wechat"
+    assert done.bot_token not in repr(done)
+    client.use_credentials(done.bot_token, base_url=done.baseurl, bot_id=done.ilink_bot_id)
+    assert client.notify_start().ret in (0, None)
+
+
+def test_updates_and_reply(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    msg = receive_from(sim, bot_client, who, "hi there")
+    assert msg.message_id > TWO_53 and msg.text == "hi there" and msg.context_token
+    assert bot_client.context_tokens[who] == msg.context_token
+    assert bot_client.cursor  # advanced to the server's cursor
+    resp = bot_client.send_text(who, "reply")
+    assert resp.message_id > TWO_53
+    (entry,) = [e for e in sim.outbox if e.msg.get("to_user_id") == who]
+    assert entry.text == "reply" and entry.msg["context_token"] == msg.context_token
+    assert entry.msg["client_id"] == resp.client_id
+    req = last_request(sim, "send_message")
+    headers = {k.lower(): v for k, v in req["headers"].items()}
+    assert headers["authorization"] == f"Bearer {bot_client.sim_login.bot_token}"
+    assert headers["authorizationtype"] == "ilink_bot_token"
+    assert base64.b64decode(headers["x-wechat-uin"]).decode().isdigit()
+    assert req["body"]["base_info"]["bot_agent"].startswith("openclaw-nb/")
+
+
+def test_empty_long_poll_keeps_cursor(sim: Simulator, bot_client: Any) -> None:
+    receive_from(sim, bot_client, user())
+    cursor = bot_client.cursor
+    page = bot_client.get_updates()  # nothing new: the simulator answers at the end of its 1 s window
+    assert page.messages == [] and bot_client.cursor == cursor
+    assert bot_client.longpolling_timeout_ms == 1000
+
+
+def test_client_timeout_is_empty_page(sim: Simulator, bot_client: Any) -> None:
+    sim.add_fault(delay_ms=3000, endpoints=["get_updates"], count=1)
+    page = bot_client.get_updates(timeout=0.2)
+    assert page.timed_out and page.messages == []
+
+
+def test_uint64_exact_through_raw(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    big = 2**64 - 7
+    stored = sim.inbound(
+        {
+            "from_user_id": who,
+            "message_id": big,
+            "message_type": 1,
+            "item_list": [{"type": 1, "text_item": {"text": "big"}, "msg_id": big - 1}],
+        },
+        bot_id=bot_client.bot_id,
+    )
+    page = bot_client.get_updates()
+    (msg,) = [m for m in page.messages if m.from_user_id == who]
+    assert msg.message_id == stored["message_id"] > TWO_53  # the server assigns message ids
+    assert msg.items[0].msg_id == big - 1  # item ids as sent, exact above 2^63
+    assert msg.to_wire()["item_list"][0]["msg_id"] == big - 1
+
+
+def test_duplicate_client_id_is_deduplicated(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    msg = receive_from(sim, bot_client, who)
+    first = bot_client.send_text(who, "once", client_id="fixed:1-abcdef01")
+    again = bot_client.send_text(who, "once", client_id="fixed:1-abcdef01")
+    assert first.message_id == again.message_id
+    assert len([e for e in sim.outbox if e.msg.get("to_user_id") == who]) == 1
+    assert msg.context_token
+
+
+def test_retry_after_5xx_sends_once(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    receive_from(sim, bot_client, who)
+    sim.add_fault(http_500=1.0, count=2, endpoints=["send_message"])
+    resp = bot_client.send_text(who, "after two 500s")
+    assert resp.message_id > TWO_53
+    assert [e.text for e in sim.outbox if e.msg.get("to_user_id") == who] == ["after two 500s"]
+
+
+def test_429_honours_retry_after(sim: Simulator, bot_client: Any) -> None:
+    sim.add_fault(http_429=1.0, count=1, retry_after=0, endpoints=["notify_start"])
+    assert bot_client.notify_start().ret in (0, None)
+
+
+def test_persistent_500_is_transport_error(sim: Simulator, bot_client: Any) -> None:
+    sim.add_fault(http_500=1.0, endpoints=["notify_stop"])
+    with pytest.raises(E.TransportError) as info:
+        bot_client.notify_stop()
+    assert info.value.status_code == 500 and info.value.attempts == 3 and "notify_stop" in str(info.value)
+
+
+def test_connection_reset_is_transport_error(sim: Simulator, bot_client: Any) -> None:
+    sim.add_fault(reset=1.0, endpoints=["notify_start"])
+    with pytest.raises(E.TransportError, match="notify_start could not get an answer"):
+        bot_client.notify_start()
+
+
+def test_malformed_json_is_protocol_error(sim: Simulator, bot_client: Any) -> None:
+    sim.add_fault(malformed_json=1.0, count=1, endpoints=["get_updates"])
+    with pytest.raises(E.ProtocolError, match="get_updates answered with a body that is not JSON"):
+        bot_client.get_updates()
+
+
+def test_stale_token(sim: Simulator, make_client: Any) -> None:
+    login = sim.login_bot()
+    client = make_client(login.bot_token, bot_id=login.bot_id)
+    sim.revoke_token(login.bot_id)
+    with pytest.raises(E.StaleTokenError) as info:
+        client.get_updates()
+    assert info.value.code == C.RET_STALE_TOKEN and "log in again" in str(info.value).lower()
+    assert login.bot_token not in str(info.value)
+    unknown = make_client("not-a-real-token")
+    with pytest.raises(E.StaleTokenError):
+        unknown.notify_start()
+
+
+def test_forced_stale_token_fault(sim: Simulator, bot_client: Any) -> None:
+    sim.add_fault(stale_token=1.0, count=1, endpoints=["send_message"])
+    who = user()
+    receive_from(sim, bot_client, who)
+    with pytest.raises(E.StaleTokenError):
+        bot_client.send_text(who, "x")
+
+
+def test_quota_of_ten_sends_explained(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    receive_from(sim, bot_client, who)
+    for i in range(C.SENDS_PER_CONTEXT_TOKEN):
+        bot_client.send_text(who, f"reply {i}")
+    with pytest.raises(E.SendRejectedError) as info:
+        bot_client.send_text(who, "one too many")
+    assert "10 sends already made on this context token" in str(info.value)
+    assert info.value.ret == C.RET_SEND_REJECTED
+    # the next message from the user brings a fresh token and a fresh budget
+    receive_from(sim, bot_client, who, "again")
+    assert bot_client.send_text(who, "thanks").message_id
+
+
+def test_reply_window_closes_after_24h(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    receive_from(sim, bot_client, who)
+    sim.advance(hours=25)
+    with pytest.raises(E.SendRejectedError):
+        bot_client.send_text(who, "too late")
+
+
+def test_reply_without_context_token_rejected(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    sim.add_user(who)
+    with pytest.raises(E.SendRejectedError, match="no context_token was sent"):
+        bot_client.send_text(who, "cold message")
+
+
+def test_unknown_user_is_invalid_arguments(sim: Simulator, bot_client: Any) -> None:
+    with pytest.raises(E.InvalidArgumentsError) as info:
+        bot_client.send_message(
+            {
+                "to_user_id": "nobody-here@im.wechat",
+                "message_type": 2,
+                "item_list": [{"type": 1, "text_item": {"text": "x"}}],
+            }
+        )
+    assert info.value.code == C.RET_INVALID_ARGS
+
+
+def test_typing(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    sim.add_user(who)
+    with pytest.raises(E.NotYetContactedError, match="has not written to the bot yet"):
+        bot_client.get_config(who)
+    receive_from(sim, bot_client, who)
+    ticket = bot_client.get_config(who).typing_ticket
+    assert ticket and ticket not in repr(bot_client.get_config(who))
+    assert bot_client.send_typing(who, ticket, C.TypingStatus.TYPING).ret in (0, None)
+    assert bot_client.send_typing(who, ticket, C.TypingStatus.CANCEL).ret in (0, None)
+    events = [(e.user_id, e.status) for e in sim.typing_events if e.user_id == who]
+    assert events == [(who, 1), (who, 2)]
+    with pytest.raises(E.ApiError):
+        bot_client.send_typing(who, "wrong-ticket")
+
+
+def test_notify_start_stop_recorded(sim: Simulator, bot_client: Any) -> None:
+    bot_client.notify_start()
+    bot_client.notify_stop()
+    kinds = [n.kind for n in sim.notifications if n.bot_id == bot_client.bot_id]
+    assert kinds[-2:] == ["start", "stop"]
+
+
+@pytest.mark.parametrize("full_url", [True, False])
+def test_upload_url_cdn_round_trip(sim: Simulator, bot_client: Any, full_url: bool) -> None:
+    sim.configure(upload_full_url=full_url)
+    try:
+        who = user()
+        receive_from(sim, bot_client, who)
+        data = b"file body \xe4\xb8\xad" * 100
+        key, filekey = crypto.new_key(), crypto.new_filekey()
+        resp = bot_client.get_upload_url(
+            filekey=filekey,
+            media_type=C.UploadMediaType.FILE,
+            to_user_id=who,
+            rawsize=len(data),
+            rawfilemd5=crypto.md5_hex(data),
+            filesize=crypto.padded_size(len(data)),
+            no_need_thumb=True,
+            aeskey=crypto.key_to_hex(key),
+        )
+        assert bool(resp.upload_full_url) is full_url and resp.upload_param
+        ciphertext = crypto.encrypt(data, key)
+        param = bot_client.cdn_upload(
+            ciphertext, upload_param=resp.upload_param, filekey=filekey, full_url=resp.upload_full_url
+        )
+        assert param
+        assert bot_client.cdn_download(param) == ciphertext
+        assert crypto.decrypt(bot_client.cdn_download(param), key) == data
+    finally:
+        sim.configure(upload_full_url=True)
+
+
+def test_cdn_rejects_bad_md5_with_its_message(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    receive_from(sim, bot_client, who)
+    data, key, filekey = b"abc" * 10, crypto.new_key(), crypto.new_filekey()
+    resp = bot_client.get_upload_url(
+        filekey=filekey,
+        media_type=3,
+        to_user_id=who,
+        rawsize=len(data),
+        rawfilemd5="0" * 32,
+        filesize=crypto.padded_size(len(data)),
+        no_need_thumb=True,
+        aeskey=crypto.key_to_hex(key),
+    )
+    with pytest.raises(E.CdnError) as info:
+        bot_client.cdn_upload(crypto.encrypt(data, key), upload_param=resp.upload_param, filekey=filekey)
+    assert info.value.status_code == 400 and "md5" in str(info.value).lower() and info.value.attempts == 1
+
+
+def test_recorder_sees_every_call_and_no_secret(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    msg = receive_from(sim, bot_client, who)
+    bot_client.send_text(who, "logged")
+    frame = bot_client.log.frame()
+    assert {"get_updates", "send_message"} <= set(frame["call"])
+    dumped = frame.to_json(date_format="iso") + json.dumps([str(x) for x in bot_client.log])
+    assert bot_client.sim_login.bot_token not in dumped and msg.context_token not in dumped
