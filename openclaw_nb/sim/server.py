@@ -104,7 +104,7 @@ class Simulator:
         base = config or (state.config if state is not None else SimConfig())
         self.state = state or SimState(base.replace(**knobs) if knobs else base)
         if state is not None and (config or knobs):
-            self.state.config = base.replace(**knobs)
+            self.state.config = self.state.initial_config = base.replace(**knobs)
         self.host = host
         self._want_port = port
         self._want_redirect_port = redirect_port
@@ -265,7 +265,8 @@ class Simulator:
         return self.state.configure(**knobs)
 
     def reset(self, config: SimConfig | None = None, **knobs: Any) -> None:
-        """Forget everything and start over (optionally with a new config or changed knobs)."""
+        """Forget everything and start over: with ``config``, or the config the simulator started with, then
+        ``knobs`` on top (``sim.reset(long_poll_timeout=1)``). Knobs changed by ``configure`` are undone."""
         self.state.reset(config)
         if knobs:
             self.state.configure(**knobs)

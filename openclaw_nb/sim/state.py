@@ -461,6 +461,8 @@ class SimState:
         self._cond = threading.Condition(self._lock)
         self._listeners: dict[Any, set[Callable[[], None]]] = {}
         self.config = config or SimConfig()
+        #: What :meth:`reset` goes back to: the config this state started with.
+        self.initial_config = self.config
         self.base_url = "http://127.0.0.1:0"
         self.cdn_base_url = self.base_url + CDN_PREFIX
         self.redirect_host = "127.0.0.1:0"
@@ -562,10 +564,10 @@ class SimState:
             self._wake_all()
 
     def reset(self, config: SimConfig | None = None) -> None:
-        """Forget everything (bots, users, messages, QR codes, faults) and start over, optionally with a new config."""
+        """Forget everything (bots, users, messages, QR codes, faults, the clock) and start over with ``config``,
+        or with the config this state started with (knobs changed since by :meth:`configure` are undone)."""
         with self._lock:
-            if config is not None:
-                self.config = config
+            self.config = config or self.initial_config
             self._clear()
             self._wake_all()
 

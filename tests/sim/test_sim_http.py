@@ -423,8 +423,10 @@ def test_control_config_reset_and_request_log(sim: Simulator, http: httpx.Client
     assert logged["endpoint"] == "notify_start" and logged["headers"]["ilink-app-id"] == C.DEFAULT_APP_ID
     assert logged["body"]["base_info"]["bot_agent"]
     assert http.post("/_sim/config", json={"no_such_knob": 1}).status_code == 400
-    assert http.post("/_sim/reset", json={"long_poll_timeout": SHORT_POLL}).json()["ok"] is True
-    assert sim.bots == {}
+    reset = http.post("/_sim/reset", json={"long_poll_timeout": SHORT_POLL}).json()
+    assert reset["ok"] is True and sim.bots == {}
+    # Knobs changed since the start are undone; the body's knobs apply on top.
+    assert reset["config"]["record_requests"] == 0 and reset["config"]["long_poll_timeout"] == SHORT_POLL
 
 
 # --- faults -------------------------------------------------------------------------------------------------

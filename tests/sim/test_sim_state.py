@@ -694,8 +694,13 @@ def test_listeners_and_wait_for_see_changes_from_other_threads(state: SimState) 
 
 def test_reset_and_configure(state: SimState) -> None:
     state.login_bot("alice")
+    state.configure(auto_confirm=0.0)
+    state.advance(hours=1)
     state.reset()
     assert state.bots == {} and state.latest_bot_id is None
+    # Back to the config the state started with, and to real time.
+    assert state.config == sim_config() and state.config.auto_confirm is None
+    assert abs(state.snapshot()["clock_offset_seconds"]) == 0
     with pytest.raises(SimError, match="nonsense"):
         state.configure(nonsense=1)
     snap = state.snapshot()
