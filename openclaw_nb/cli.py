@@ -118,8 +118,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 # --- the parser ----------------------------------------------------------------------------------------
 
+# --- login -------------------------------------------------------------------------------------------
+
+
+def _add_login(subparsers: Any) -> None:
+    # Arguments and command live next to the login code (openclaw_nb.login.add_login_command / cmd_login).
+    from .login import add_login_command
+
+    add_login_command(subparsers)
+
+
 #: Each entry registers one subcommand on the subparsers object.
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_sim]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_login]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -428,6 +428,7 @@ def cancelled_result(reason: str = "Login cancelled") -> LoginResult:
     """The result of a login stopped by its user (Cancel, ``handle.cancel()``, Ctrl-C, no stdin)."""
     return _failure(Outcome.CANCELLED, reason, _AGAIN + " when you are ready")
 
+
 GetQrcode = Callable[[list[str]], Flow]
 GetStatus = Callable[[str, str | None, str | None, float | None], Flow]
 
