@@ -1,0 +1,89 @@
+"""Several saved accounts on one event loop, and a broadcast that reports per target instead of failing."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from openclaw_nb import errors as E
+from openclaw_nb.accounts import BROADCAST_COLUMNS, Accounts
+from openclaw_nb.client import AsyncClient
+from openclaw_nb.sim import Simulator
+from openclaw_nb.store import Credentials, Store
+
+
+def save_bots(sim: Simulator, *users: str) -> list[str]:
+    store = Store()
+    ids = []
+    for user in users:
+        login = sim.login_bot(user)
+        store.save_credentials(Credentials(login.bot_token, login.ilink_bot_id, login.baseurl, login.ilink_user_id))
+        ids.append(login.ilink_bot_id)
+    return ids
+
+
+def test_broadcast_with_one_failing_target(sim: Simulator, home: Path) -> None:
+    bot_a, bot_b = save_bots(sim, "alice", "bob")
+    sim.say("alice", "hi", bot_a)
+    sim.say("bob", "hi", bot_b)
+    sim.add_user("zed")  # known to the server, but never wrote to bot_a: no context token, so -2
+
+    async def main() -> object:
+        async with Accounts.load(record=False) as accounts:
+            assert sorted(accounts) == sorted([bot_a, bot_b]) and len(accounts) == 2
+            assert all(isinstance(accounts[b], AsyncClient) for b in accounts)
+            # Each bot learns its users' context tokens from one poll.
+            await asyncio.gather(*(accounts[b].get_updates(timeout=2) for b in accounts))
+            return await accounts.broadcast(
+                "hello all",
+                to=[
+                    (bot_a, "alice@im.wechat"),
+                    (bot_b, "bob@im.wechat"),
+                    (bot_a, "zed@im.wechat"),
+                    ("ghost@im.bot", "x"),
+                ],
+            )
+
+    table = asyncio.run(main())
+    assert list(table.columns) == list(BROADCAST_COLUMNS)  # type: ignore[attr-defined]
+    rows = table.to_dict("records")  # type: ignore[attr-defined]
+    assert [(r["bot_id"], r["user"], r["status"]) for r in rows] == [
+        (bot_a, "alice@im.wechat", "sent"),
+        (bot_b, "bob@im.wechat", "sent"),
+        (bot_a, "zed@im.wechat", "failed"),
+        ("ghost@im.bot", "x", "failed"),
+    ]
+    outbox = {(e.bot_id, e.to_user_id): e for e in sim.outbox}
+    assert set(outbox) == {(bot_a, "alice@im.wechat"), (bot_b, "bob@im.wechat")}
+    assert all(e.text == "hello all" for e in outbox.values())
+    # message ids are exact uint64 values above 2**53, even next to missing ones.
+    assert str(table["message_id"].dtype) == "UInt64"  # type: ignore[index]
+    assert rows[0]["message_id"] == outbox[(bot_a, "alice@im.wechat")].message_id > 2**53
+    assert rows[2]["message_id"] is None or str(rows[2]["message_id"]) == "<NA>"
+    assert "-2" in rows[2]["reason"] and rows[3]["reason"] == "account ghost@im.bot is not loaded"
+    shown = table.to_string()  # type: ignore[attr-defined]
+    assert all(b.token not in shown for b in sim.bots.values())
+
+
+def test_broadcast_sync_on_a_private_loop(sim: Simulator, home: Path) -> None:
+    sim.configure(require_context_token=False, reply_window_seconds=None)  # no user has to write first
+    (bot,) = save_bots(sim, "carol")
+    sim.add_user("dave")
+    with Accounts.load([bot], record=False) as accounts:
+        first = accounts.broadcast_sync("one", to=[(bot, "carol@im.wechat"), (bot, "dave@im.wechat")])
+        second = accounts.broadcast_sync("two", to=[(bot, "carol@im.wechat")])  # same clients, same loop
+    assert list(first["status"]) == ["sent", "sent"] and list(second["status"]) == ["sent"]
+    assert [e.text for e in sim.outbox] == ["one", "one", "two"]
+
+
+def test_usage_errors() -> None:
+    accounts = Accounts({})
+    with pytest.raises(E.UsageError, match="no account 'x' loaded"):
+        accounts["x"]
+    with pytest.raises(E.UsageError, match="pair"):
+        asyncio.run(accounts.broadcast("hi", to=["bot-only"]))
+    with pytest.raises(E.UsageError):
+        asyncio.run(accounts.broadcast("", to=[]))
+    assert repr(accounts) == "Accounts(none)"

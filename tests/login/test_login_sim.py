@@ -1,0 +1,226 @@
+"""Every QR status branch against the simulator over real HTTP on 127.0.0.1, with both drivers.
+
+A scripted phone (helpers.Phone) scans, confirms or expires QR codes as the login reports each step, so the
+tests never wait on wall-clock time for the simulator to do something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from openclaw_nb.client import AsyncClient, Client
+from openclaw_nb.login import LoginError
+from openclaw_nb.protocol.login import LoginState, Outcome, QrIssued, Redirected, VerifyCodeRequested
+from openclaw_nb.sim import Simulator
+from openclaw_nb.store import Credentials, Store
+
+from .conftest import FAST
+from .helpers import CountingTransport, Phone, typed
+
+
+def status_requests(sim: Simulator) -> list[dict]:
+    return [r for r in sim.requests if r["endpoint"] == "get_qrcode_status"]
+
+
+def test_confirmed_sync(sim: Simulator, home: Path) -> None:
+    phone = Phone(sim, user="alice")
+    with Client(base_url=sim.base_url) as client:
+        result = client.login(display="none", on_event=phone, **FAST)
+        bot = sim.bots[result.bot_id]
+        # The client is ready: new token, the returned baseurl, the bot id.
+        assert client.token == bot.token and client.bot_id == bot.bot_id and client.base_url == sim.base_url
+        assert client.get_updates(timeout=2).ret in (0, None)
+        assert all(bot.token not in repr(ex) for ex in client.log)
+    assert phone.states() == [LoginState.WAITING, LoginState.SCANNED, LoginState.CONFIRMED]
+    assert result.ok and result.outcome == Outcome.CONFIRMED and result.new_token
+    assert result.user_id == "alice@im.wechat" and result.qr_codes == 1
+    saved = json.loads(Path(result.saved_to or "").read_text())
+    assert saved["bot_token"] == bot.token and saved["ilink_bot_id"] == bot.bot_id
+    assert Path(result.saved_to or "").parent == home / "accounts"
+    (qr_request,) = [r for r in sim.requests if r["endpoint"] == "get_bot_qrcode"]
+    assert qr_request["method"] == "POST" and qr_request["body"]["local_token_list"] == []
+    assert qr_request["query"] == {"bot_type": "3"}
+
+
+def test_confirmed_async(sim: Simulator, home: Path) -> None:
+    phone = Phone(sim)
+
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            result = await client.login(display="none", on_event=phone, **FAST)
+            assert result.ok and client.token == sim.bots[result.bot_id].token
+            assert (await client.get_updates(timeout=2)).ret in (0, None)
+
+    asyncio.run(main())
+    assert phone.states()[-1] == LoginState.CONFIRMED
+
+
+def test_verify_code_wrong_then_right(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(verify_code="246810", count=1)
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, ask=typed(["111111", "246810"]), **FAST)
+    assert result.ok
+    asked = [ev.wrong for ev in phone.events if isinstance(ev, VerifyCodeRequested)]
+    assert asked == [False, True]
+    sent = [r["query"].get("verify_code") for r in status_requests(sim)]
+    assert [c for c in sent if c] == ["111111", "246810"]
+    assert "Verify code accepted: confirm the login on the phone" in phone.messages()
+
+
+def test_verify_code_blocked_refreshes_the_qr(sim: Simulator, home: Path) -> None:
+    sim.configure(max_wrong_verify_codes=2)
+    sim.set_qr_scenario(verify_code="999999", count=1)  # only the first QR code asks for a code
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, ask=typed(["1", "2"]), **FAST)
+    issued = [ev for ev in phone.events if isinstance(ev, QrIssued)]
+    assert [ev.reason for ev in issued] == ["first", "blocked"]
+    assert sim.qrcodes[phone.qrcodes[0]].status == "verify_code_blocked"
+    assert result.ok and result.qr_codes == 2
+
+
+def test_expired_then_refreshed(sim: Simulator, home: Path) -> None:
+    phone = Phone(sim, expire=2)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, **FAST)
+    issued = [ev for ev in phone.events if isinstance(ev, QrIssued)]
+    assert [(ev.qr.number, ev.reason) for ev in issued] == [(1, "first"), (2, "expired"), (3, "expired")]
+    assert [ev.message for ev in issued][1] == "The QR code expired: refreshed 2/3"
+    assert result.ok and result.qr_codes == 3
+
+
+def test_expired_three_times_gives_up(sim: Simulator, home: Path) -> None:
+    phone = Phone(sim, expire=99)
+    before = sim.state.request_counts["get_bot_qrcode"]
+    with Client(base_url=sim.base_url, record=False) as client, pytest.raises(LoginError) as info:
+        client.login(display="none", on_event=phone, **FAST)
+    assert sim.state.request_counts["get_bot_qrcode"] - before == 3
+    result = info.value.result
+    assert result.outcome == Outcome.EXPIRED and result.reason == "The QR code expired 3 times"
+    assert "login()" in str(info.value)
+    assert phone.states()[-1] == LoginState.FAILED
+    assert not (home / "accounts").exists()
+
+
+def test_scaned_but_redirect_polls_the_second_host(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(redirect=True, count=1)
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, **FAST)
+    (redirected,) = [ev for ev in phone.events if isinstance(ev, Redirected)]
+    assert redirected.base_url == sim.redirect_base_url and redirected.base_url.startswith("http://")
+    roles = [r["host_role"] for r in status_requests(sim)]
+    assert roles[0] == "primary" and roles[-1] == "redirect"
+    assert roles.index("redirect") == roles.count("primary")  # never back to the first host
+    assert result.ok and result.credentials is not None and result.credentials.baseurl == sim.base_url
+
+
+def test_redirect_with_verify_code_on_the_second_host(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(redirect=True, verify_code="135790", count=1)
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, ask=typed(["135790"]), **FAST)
+    assert result.ok
+    (with_code,) = [r for r in status_requests(sim) if r["query"].get("verify_code")]
+    assert with_code["host_role"] == "redirect"
+
+
+def test_binded_redirect_uses_the_saved_login(sim: Simulator, home: Path) -> None:
+    with Client(base_url=sim.base_url, record=False) as client:
+        first = client.login(display="none", on_event=Phone(sim, user="alice"), **FAST)
+    saved_path = Path(first.saved_to or "")
+    before = saved_path.read_bytes(), os.stat(saved_path).st_ino
+    # Same user, same bot: its token goes out in local_token_list, and the server says "already bound".
+    phone = Phone(sim, user="alice")
+    with Client(base_url=sim.base_url, record=False) as client:
+        again = client.login(display="none", on_event=phone, **FAST)
+        assert client.token == first.credentials.bot_token  # type: ignore[union-attr]
+    assert again.ok and again.outcome == Outcome.BINDED and not again.new_token
+    assert again.bot_id == first.bot_id and again.saved_to == str(saved_path)
+    assert (saved_path.read_bytes(), os.stat(saved_path).st_ino) == before  # nothing rewritten
+    bodies = [r["body"] for r in sim.requests if r["endpoint"] == "get_bot_qrcode"]
+    assert bodies[-1]["local_token_list"] == [first.credentials.bot_token]  # type: ignore[union-attr]
+    assert phone.messages()[-1].startswith("Already bound to this client")
+
+
+def test_binded_redirect_with_several_saved_logins_names_them(sim: Simulator, home: Path) -> None:
+    store = Store()
+    for user in ("alice", "bob"):
+        login = sim.login_bot(user)
+        store.save_credentials(Credentials(login.bot_token, login.ilink_bot_id, login.baseurl, login.ilink_user_id))
+    sim.set_qr_scenario(binded=True, count=1)
+    with Client(base_url=sim.base_url, record=False) as client, pytest.raises(LoginError) as info:
+        client.login(display="none", on_event=Phone(sim), **FAST)
+    assert "Client.from_saved(bot_id)" in str(info.value) and client.token is None
+
+
+def test_network_errors_and_client_timeouts_count_as_wait(sim: Simulator, home: Path) -> None:
+    # The phone scans at once, but the next two polls are cut by a connection reset and the third is held
+    # past the client's timeout: all three read as "wait", and the login carries on.
+    sim.add_fault(reset=1.0, count=2, endpoints=["get_qrcode_status"])
+    sim.add_fault(delay_ms=1500, count=1, endpoints=["get_qrcode_status"])
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, poll_timeout=0.5, **FAST)
+    assert result.ok
+    assert sim.faults == []  # every fault was met
+    assert phone.states() == [LoginState.WAITING, LoginState.SCANNED, LoginState.CONFIRMED]
+
+
+def test_deadline(sim: Simulator, home: Path) -> None:
+    phone = Phone(sim, scan=False)
+    with Client(base_url=sim.base_url, record=False) as client, pytest.raises(LoginError) as info:
+        client.login(display="none", on_event=phone, **{**FAST, "deadline": 0.8})
+    result = info.value.result
+    assert result.outcome == Outcome.DEADLINE and "0.8 seconds" in result.reason
+    assert 0.8 <= result.elapsed < 3
+    assert phone.states() == [LoginState.WAITING, LoginState.FAILED]
+
+
+def test_unscanned_qr_is_replaced_after_its_lifetime(sim: Simulator, home: Path) -> None:
+    phone = Phone(sim, scan=False)
+    with Client(base_url=sim.base_url, record=False) as client, pytest.raises(LoginError) as info:
+        client.login(display="none", on_event=phone, qr_active_seconds=0.3, max_qr_codes=2, **FAST)
+    assert [ev.reason for ev in phone.events if isinstance(ev, QrIssued)] == ["first", "lifetime"]
+    assert info.value.result.outcome == Outcome.EXPIRED
+
+
+def test_cancel_async_makes_no_request_afterwards(sim: Simulator, home: Path) -> None:
+    counting = CountingTransport()
+
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False, transport=counting) as client:
+            polling = asyncio.Event()
+
+            def on_event(event):  # type: ignore[no-untyped-def]
+                if isinstance(event, QrIssued):
+                    polling.set()
+
+            handle = client.start_login(on_event=on_event, **FAST)
+            await asyncio.wait_for(polling.wait(), 5)
+            # Let a status poll get under way (the simulator holds it), then cancel in the middle of it.
+            await asyncio.wait_for(_until(lambda: sim.state.request_counts["get_qrcode_status"] > before), 5)
+            handle.cancel()
+            with pytest.raises(LoginError) as info:
+                await handle
+            assert info.value.result.outcome == Outcome.CANCELLED and handle.status == LoginState.CANCELLED
+            assert handle.task.done() and client.token is None
+            sent = len(counting.paths)
+            # Nothing is scheduled any more: several poll intervals later, still no new request.
+            await asyncio.sleep(20 * FAST["poll_interval"])
+            assert len(counting.paths) == sent
+
+    before = sim.state.request_counts["get_qrcode_status"]
+    asyncio.run(main())
+
+
+async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` every few milliseconds (the caller puts a deadline around it)."""
+    while not predicate():
+        await asyncio.sleep(0.005)

@@ -1,0 +1,258 @@
+"""The login widget, headless: real ipywidgets objects (no frontend), driven by a login against the simulator.
+
+What a person would see is read from the widgets' values: the PNG's modules are compared with the QR code
+of the URL, status and countdown texts are read as they change, buttons are clicked with ``.click()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qrcode
+from PIL import Image
+from qrcode.constants import ERROR_CORRECT_M
+
+from openclaw_nb import login as login_mod
+from openclaw_nb.client import AsyncClient, Client
+from openclaw_nb.login import LoginError
+from openclaw_nb.notebook.login_widget import QR_BORDER, QR_BOX_SIZE, LoginWidget, qr_png
+from openclaw_nb.protocol.login import (
+    Finished,
+    LoginConfig,
+    LoginCredentials,
+    LoginResult,
+    LoginSession,
+    LoginState,
+    Outcome,
+    QrCode,
+    QrIssued,
+)
+from openclaw_nb.protocol.redact import redact
+from openclaw_nb.sim import Simulator
+
+from .conftest import FAST
+from .helpers import CountingTransport, Phone
+
+TIMEOUT = 10.0
+
+
+async def until(predicate: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    """Poll ``predicate`` every few milliseconds until it is truthy; fail after ``timeout`` seconds."""
+
+    async def poll() -> Any:
+        while not (value := predicate()):
+            await asyncio.sleep(0.005)
+        return value
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def png_modules(png: bytes) -> list[list[bool]]:
+    """Read a QR PNG back into modules (True = dark) by sampling the centre of every module."""
+    image = Image.open(io.BytesIO(png)).convert("L")
+    width, height = image.size
+    assert width == height and width % QR_BOX_SIZE == 0
+    n = width // QR_BOX_SIZE
+    half = QR_BOX_SIZE // 2
+    return [
+        [image.getpixel((x * QR_BOX_SIZE + half, y * QR_BOX_SIZE + half)) < 128 for x in range(n)] for y in range(n)
+    ]
+
+
+def expected_modules(data: str) -> list[list[bool]]:
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QR_BORDER)
+    qr.add_data(data)
+    qr.make(fit=True)
+    return [list(row) for row in qr.get_matrix()]
+
+
+def values(widget: LoginWidget) -> str:
+    """Every text a person can see in the widget, joined."""
+    return " ".join(
+        str(w.value) for w in (widget.title, widget.link, widget.status, widget.countdown, widget.outcome, widget.code)
+    )
+
+
+def test_png_decodes_to_the_url() -> None:
+    url = "http://127.0.0.1:1/_sim/scan/abc"
+    png = qr_png(url)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert png_modules(png) == expected_modules(url)
+    assert png_modules(png) != expected_modules(url + "x")
+
+
+def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(verify_code="864200", count=1)
+    statuses: list[str] = []
+
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = await client.login(display="widget", **FAST)
+            assert not handle.done()  # returned at once; the flow runs as a task
+            widget = handle.widget
+            assert isinstance(widget, LoginWidget)
+            widget.status.observe(lambda change: statuses.append(change["new"]), names="value")
+
+            url = await until(lambda: handle.qr_url)
+            assert widget.image.layout.display != "none"
+            assert png_modules(widget.image.value) == expected_modules(url)
+            assert f'href="{url}"' in widget.link.value and 'target="_blank"' in widget.link.value
+            assert "Scan the QR code with WeChat (QR 1/3)" in widget.status.value
+            await until(lambda: "expires in" in widget.countdown.value)
+            assert widget._ticker is not None and not widget._ticker.done()
+            assert widget.code_row.layout.display == "none"
+
+            qrcode_id = sim.latest_qrcode
+            sim.scan(qrcode_id)
+            await until(lambda: widget.code_row.layout.display != "none")
+            assert handle.status == LoginState.NEED_VERIFY_CODE
+            widget.code.value = "000000"
+            widget.submit.click()
+            await until(lambda: "wrong" in widget.status.value)
+            assert widget.code_row.layout.display != "none" and not widget.submit.disabled
+            widget.code.value = "not digits"
+            widget.submit.click()
+            assert "digits" in widget.status.value  # refused locally, nothing sent
+            widget.code.value = "864200"
+            widget.submit.click()
+            await until(lambda: "accepted" in widget.status.value)
+            assert widget.code_row.layout.display == "none"
+            assert handle.status == LoginState.SCANNED
+
+            sim.confirm(qrcode_id)
+            result = await asyncio.wait_for(handle, TIMEOUT)
+            token = result.credentials.bot_token  # type: ignore[union-attr]
+            assert client.token == token
+            assert result.bot_id in widget.outcome.value and "owner@im.wechat" in widget.outcome.value
+            assert html.escape(redact(token)) in widget.outcome.value and token not in values(widget)
+            assert token not in widget._repr_mimebundle_()["text/plain"] and token not in repr(handle)
+            assert widget.cancel_button.disabled and widget.image.layout.display == "none"
+            assert widget.countdown.value == ""
+            await until(lambda: widget._ticker is not None and widget._ticker.done())
+
+    asyncio.run(main())
+    # The status line went through these, in this order (other lines may come between).
+    expected = [
+        "Scan the QR code with WeChat",
+        "The phone shows a number",
+        "Verify code taken",
+        "Checking the verify code",
+        "That verify code was wrong",
+        "Verify code taken",
+        "Checking the verify code",
+        "Verify code accepted",
+        "Logged in as bot",
+    ]
+    it = iter(statuses)
+    missing = [text for text in expected if not any(text in line for line in it)]
+    assert not missing, statuses
+
+
+def test_cancel_button_stops_the_flow(sim: Simulator, home: Path) -> None:
+    counting = CountingTransport()
+
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False, transport=counting) as client:
+            before = sim.state.request_counts["get_qrcode_status"]
+            handle = await client.login(display="widget", **FAST)
+            widget = handle.widget
+            await until(lambda: sim.state.request_counts["get_qrcode_status"] > before)  # a poll is held
+            widget.cancel_button.click()
+            with pytest.raises(LoginError):
+                await asyncio.wait_for(handle, TIMEOUT)
+            assert handle.status == LoginState.CANCELLED and handle.result is not None
+            assert handle.result.outcome == Outcome.CANCELLED
+            assert "Login cancelled" in widget.status.value and "login()" in widget.outcome.value
+            assert widget.cancel_button.disabled
+            sent = len(counting.paths)
+            # A negative check: a good many poll intervals later there is still no new request.
+            await asyncio.sleep(20 * FAST["poll_interval"])
+            assert len(counting.paths) == sent and client.token is None
+
+    asyncio.run(main())
+
+
+def test_sync_client_in_a_running_loop_uses_an_async_twin(sim: Simulator, home: Path) -> None:
+    async def main() -> None:
+        with Client(base_url=sim.base_url) as client:  # records into client.log
+            handle = client.login(display="widget", on_event=Phone(sim), **FAST)
+            assert not handle.done()
+            result = await asyncio.wait_for(handle, TIMEOUT)
+            # The credentials land on the sync client, and its protocol log saw the login's requests.
+            assert client.token == result.credentials.bot_token  # type: ignore[union-attr]
+            assert client.bot_id == result.bot_id
+            calls = [ex.call for ex in client.log]
+            assert "get_bot_qrcode" in calls and "get_qrcode_status" in calls
+            assert client.get_updates(timeout=2).ret in (0, None)  # the sync client works with the token
+
+    asyncio.run(main())
+
+
+def test_handle_wait_blocks_in_a_running_loop(sim: Simulator, home: Path) -> None:
+    async def main() -> LoginResult:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = client.start_login(on_event=Phone(sim), **FAST)
+            assert handle.widget is None
+            return handle.wait(timeout=TIMEOUT)  # a synchronous call inside the loop (nest_asyncio)
+
+    assert asyncio.run(main()).ok
+
+
+def test_text_fallback_and_countdown() -> None:
+    clock = [100.0]
+    session = LoginSession(LoginConfig(deadline=480), clock=lambda: clock[0])
+    session.started_at = 100.0
+    widget = LoginWidget(session)
+    qr = QrCode("q1", "http://sim.test/_sim/scan/q1", 1, 3, issued_at=100.0, lifetime=300)
+    session.emit(
+        QrIssued(state=LoginState.WAITING, message="Scan the QR code with WeChat (QR 1/3)", qr=qr, reason="first")
+    )
+    assert "QR code 1/3 expires in 5:00" in widget.countdown.value and "gives up in 8:00" in widget.countdown.value
+    clock[0] += 61
+    widget.refresh_countdown()
+    assert "expires in 3:59" in widget.countdown.value
+    bundle = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    text = bundle["text/plain"]
+    assert "Scan the QR code with WeChat" in text and qr.url in text and "expires in 3:59" in text
+    token = "t" * 64
+    creds = LoginCredentials(token, "b@im.bot", "http://sim.test", "u@im.wechat")
+    result = session.finish(LoginResult(ok=True, outcome=Outcome.CONFIRMED, credentials=creds))
+    assert isinstance(session.events[-1], Finished)
+    assert result.qr_codes == 1 and session.state == LoginState.CONFIRMED
+    for shown in (repr(widget), widget._repr_mimebundle_()["text/plain"], values(widget)):
+        assert token not in shown and "b@im.bot" in shown
+    widget.close()
+
+
+def test_late_widget_catches_up_and_failure_says_what_to_do() -> None:
+    session = LoginSession()
+    qr = QrCode("q1", "http://sim.test/_sim/scan/q1", 2, 3, issued_at=session.clock(), lifetime=300)
+    session.emit(QrIssued(state=LoginState.WAITING, message="refreshed 2/3", qr=qr, reason="expired"))
+    widget = LoginWidget(session)  # created after the QR code was issued
+    assert widget.image.value and "refreshed 2/3" in widget.status.value
+    session.finish(
+        LoginResult(ok=False, outcome=Outcome.EXPIRED, reason="The QR code expired 3 times", hint="Run login() again")
+    )
+    assert "expired 3 times" in widget.status.value and "Run login() again" in widget.outcome.value
+    assert "Run login() again" in repr(widget)
+
+
+def test_auto_display_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(login_mod.env, "has_widgets", lambda: True)
+    assert login_mod._choose_display("auto") == "terminal"  # no running loop: a script
+
+    async def inside() -> str:
+        return login_mod._choose_display("auto")
+
+    assert asyncio.run(inside()) == "widget"
+    monkeypatch.setattr(login_mod.env, "has_widgets", lambda: False)
+    assert asyncio.run(inside()) == "terminal"
+    with pytest.raises(Exception, match="display must be one of"):
+        login_mod._choose_display("html")
