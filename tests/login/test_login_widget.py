@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import qrcode
 from PIL import Image
@@ -103,6 +104,9 @@ def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -
             assert widget.image.layout.display != "none"
             assert png_modules(widget.image.value) == expected_modules(url)
             assert f'href="{url}"' in widget.link.value and 'target="_blank"' in widget.link.value
+            async with httpx.AsyncClient() as browser:  # the link opens the simulator's scan page
+                page = await browser.get(url)
+            assert page.status_code == 200 and "text/html" in page.headers["content-type"]
             assert "Scan the QR code with WeChat (QR 1/3)" in widget.status.value
             await until(lambda: "expires in" in widget.countdown.value)
             assert widget._ticker is not None and not widget._ticker.done()
