@@ -1,0 +1,280 @@
+"""Client overhead and simulator capacity, on loopback.
+
+- ``send_text`` sequential throughput of ``Client`` and ``AsyncClient`` against the embedded simulator,
+  compared with raw ``httpx.Client`` / ``httpx.AsyncClient`` posting the same bytes (target: >= 80 %).
+- The simulator under a mixed load (getupdates, sendmessage, getconfig, sendtyping, notifystart) from
+  several load-generator processes over keep-alive connections (target: >= 5,000 requests/s). The
+  simulator runs as its own process (``openclaw-nb sim``), as a class or a demo would run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from openclaw_nb.client import AsyncClient, Client
+from openclaw_nb.sim import Simulator
+
+SIM_KNOBS: dict[str, Any] = {
+    # The benchmark measures speed, not the quota rules: lift them so every send is accepted.
+    "sends_per_context_token": None,
+    "reply_window_seconds": None,
+    "long_poll_timeout": 2.0,
+}
+
+
+def _best_rates(loops: dict[str, Any], n: int, rounds: int) -> dict[str, float]:
+    """Best rate of each loop, measured in alternation so drift in machine load hits all of them alike."""
+    best = dict.fromkeys(loops, 0.0)
+    for _ in range(rounds):
+        for name, fn in loops.items():
+            start = time.perf_counter()
+            fn(n)
+            best[name] = max(best[name], n / (time.perf_counter() - start))
+    return best
+
+
+def client_overhead(quick: bool) -> dict[str, Any]:
+    n = 300 if quick else 2000
+    rounds = 2 if quick else 4
+    with Simulator(**SIM_KNOBS) as sim:
+        login = sim.login_bot()
+        user = "bench@im.wechat"
+        sim.say(user, "hi", bot_id=login.bot_id)
+        with Client(login.bot_token, base_url=sim.base_url, record=False) as client:
+            client.get_updates()
+            token = client.context_tokens[user]
+            # the exact bytes and headers the client sends, for the raw baseline
+            from openclaw_nb.client import new_client_id
+            from openclaw_nb.protocol import models as m
+            from openclaw_nb.protocol.endpoints import build_request
+
+            spec = build_request(
+                "send_message",
+                m.SendMessageReq(
+                    msg=m.WeixinMessage(
+                        from_user_id="",
+                        to_user_id=user,
+                        client_id=new_client_id(),
+                        message_type=2,
+                        message_state=2,
+                        context_token=token,
+                        item_list=[m.MessageItem.text("benchmark text")],
+                    )
+                ),
+                identity=client.identity,
+                token=login.bot_token,
+            )
+            url = sim.base_url + spec.path
+
+            with httpx.Client() as raw:
+
+                def raw_loop(k: int) -> None:
+                    for _ in range(k):
+                        raw.post(url, content=spec.content, headers=spec.headers).raise_for_status()
+
+                def client_loop(k: int) -> None:
+                    for _ in range(k):
+                        client.send_text(user, "benchmark text")
+
+                with Client(login.bot_token, base_url=sim.base_url) as recorded:
+                    recorded.peers.update(client.peers)
+
+                    def recorded_loop(k: int) -> None:
+                        for _ in range(k):
+                            recorded.send_text(user, "benchmark text")
+
+                    loops = {"raw": raw_loop, "client": client_loop, "recorded": recorded_loop}
+                    for fn in loops.values():
+                        fn(50)
+                    rates = _best_rates(loops, n, rounds)
+                    raw_rate, sync_rate, recorded_rate = rates["raw"], rates["client"], rates["recorded"]
+
+        async def async_rates() -> tuple[float, float]:
+            async with (
+                httpx.AsyncClient() as raw,
+                AsyncClient(login.bot_token, base_url=sim.base_url, record=False) as aclient,
+            ):
+                aclient.peers.update(client.peers)
+
+                async def timed(factories: list[Any]) -> list[float]:
+                    best = [0.0] * len(factories)
+                    for _ in range(rounds):
+                        for i, factory in enumerate(factories):
+                            start = time.perf_counter()
+                            for _ in range(n):
+                                await factory()
+                            best[i] = max(best[i], n / (time.perf_counter() - start))
+                    return best
+
+                async def raw_one() -> None:
+                    (await raw.post(url, content=spec.content, headers=spec.headers)).raise_for_status()
+
+                async def client_one() -> None:
+                    await aclient.send_text(user, "benchmark text")
+
+                for _ in range(50):
+                    await raw_one()
+                    await client_one()
+                raw_best, client_best = await timed([raw_one, client_one])
+                return raw_best, client_best
+
+        raw_async, async_rate = asyncio.run(async_rates())
+    return {
+        "raw httpx.Client sendmessage": {"value": raw_rate, "unit": "req/s"},
+        "Client.send_text": {"value": sync_rate, "unit": "req/s"},
+        "Client.send_text / raw": {"value": 100 * sync_rate / raw_rate, "unit": "%", "target": ">= 80"},
+        "Client.send_text, recorder on": {"value": recorded_rate, "unit": "req/s"},
+        "recorder on / raw": {"value": 100 * recorded_rate / raw_rate, "unit": "%"},
+        "raw httpx.AsyncClient sendmessage": {"value": raw_async, "unit": "req/s"},
+        "AsyncClient.send_text": {"value": async_rate, "unit": "req/s"},
+        "AsyncClient.send_text / raw": {"value": 100 * async_rate / raw_async, "unit": "%", "target": ">= 80"},
+    }
+
+
+# --- simulator capacity --------------------------------------------------------------------------
+
+
+def _requests(token: str, user: str, ticket: str, ctx: str) -> list[bytes]:
+    """Raw HTTP/1.1 requests of a mixed load, built once; the generator only writes and reads bytes."""
+    base = {"base_info": {"channel_version": "0.1.0", "bot_agent": "bench/1"}}
+    bodies = [
+        ("/ilink/bot/getupdates", {"get_updates_buf": "", **base}),
+        (
+            "/ilink/bot/sendmessage",
+            {
+                "msg": {
+                    "to_user_id": user,
+                    "message_type": 2,
+                    "message_state": 2,
+                    "context_token": ctx,
+                    "item_list": [{"type": 1, "text_item": {"text": "load"}}],
+                },
+                **base,
+            },
+        ),
+        ("/ilink/bot/getconfig", {"ilink_user_id": user, "context_token": ctx, **base}),
+        ("/ilink/bot/sendtyping", {"ilink_user_id": user, "typing_ticket": ticket, "status": 1, **base}),
+        ("/ilink/bot/msg/notifystart", base),
+    ]
+    out = []
+    for path, body in bodies:
+        data = json.dumps(body).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"AuthorizationType: ilink_bot_token\r\nAuthorization: Bearer {token}\r\n"
+            f"X-WECHAT-UIN: MTIzNDU2Nzg5MA==\r\nContent-Length: {len(data)}\r\n\r\n"
+        ).encode()
+        out.append(head + data)
+    return out
+
+
+async def _load(port: int, requests: list[bytes], connections: int, seconds: float) -> tuple[int, int]:
+    """Keep ``connections`` keep-alive connections busy for ``seconds``; count answers and non-200s."""
+    done = 0
+    bad = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(offset: int) -> None:
+        nonlocal done, bad
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = offset
+        while time.perf_counter() < deadline:
+            writer.write(requests[i % len(requests)])
+            i += 1
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            done += 1
+            if b" 200 " not in status_line:
+                bad += 1
+        writer.close()
+
+    await asyncio.gather(*(worker(k) for k in range(connections)))
+    return done, bad
+
+
+def _load_process(port: int, requests: list[bytes], connections: int, seconds: float, out: Any) -> None:
+    out.put(asyncio.run(_load(port, requests, connections, seconds)))
+
+
+def simulator_capacity(quick: bool) -> dict[str, Any]:
+    seconds = 2.0 if quick else 5.0
+    procs = 2
+    connections = 8
+    env = dict(os.environ)
+    sim_proc = subprocess.Popen(
+        [sys.executable, "-m", "openclaw_nb.cli", "sim", "--port", "0", "--long-poll-timeout", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert sim_proc.stdout is not None
+        base_url = sim_proc.stdout.readline().strip().split()[-1]
+        port = int(base_url.rsplit(":", 1)[1].split("/")[0])
+        control = httpx.Client(base_url=base_url)
+        control.post("/_sim/config", json={"sends_per_context_token": None, "reply_window_seconds": None})
+        qr = control.get("/ilink/bot/get_bot_qrcode", params={"bot_type": 3}).json()
+        control.post(f"/_sim/qrcodes/{qr['qrcode']}/scan", json={"user_id": "loadowner"})
+        control.post(f"/_sim/qrcodes/{qr['qrcode']}/confirm")
+        creds = control.get("/ilink/bot/get_qrcode_status", params={"qrcode": qr["qrcode"]}).json()
+        token, bot_id = creds["bot_token"], creds["ilink_bot_id"]
+        user = "loaduser@im.wechat"
+        msg = control.post("/_sim/inbound", json={"bot_id": bot_id, "from_user_id": user, "text": "hi"}).json()
+        ctx = (msg.get("msg") or msg)["context_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        ticket = control.post(
+            "/ilink/bot/getconfig", json={"ilink_user_id": user, "context_token": ctx}, headers=headers
+        ).json()["typing_ticket"]
+        requests = _requests(token, user, ticket, ctx)
+        queue: Any = mp.Queue()
+        workers = [
+            mp.Process(target=_load_process, args=(port, requests, connections, seconds, queue)) for _ in range(procs)
+        ]
+        for w in workers:
+            w.start()
+        results = [queue.get(timeout=seconds + 30) for _ in workers]
+        for w in workers:
+            w.join(timeout=10)
+        control.close()
+    finally:
+        sim_proc.terminate()
+        sim_proc.wait(timeout=10)
+    total = sum(r[0] for r in results)
+    bad = sum(r[1] for r in results)
+    return {
+        "simulator mixed load": {"value": total / seconds, "unit": "req/s", "target": ">= 5000"},
+        "load": {"value": f"{procs} processes x {connections} connections, {seconds:.0f} s", "unit": ""},
+        "non-200 answers": {"value": bad, "unit": "count"},
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    figures = client_overhead(quick)
+    figures.update(simulator_capacity(quick))
+    return figures
+
+
+def main() -> None:
+    for name, value in run(quick="--quick" in sys.argv).items():
+        print(f"{name:40} {value}")
+
+
+if __name__ == "__main__":
+    main()
