@@ -142,7 +142,12 @@ class Simulator:
                 SimulatorWarning,
                 stacklevel=2,
             )
-        sockets = [_bind(self.host, self._want_port), _bind(self.host, self._want_redirect_port)]
+        first = _bind(self.host, self._want_port)
+        try:
+            sockets = [first, _bind(self.host, self._want_redirect_port)]
+        except OSError:
+            first.close()
+            raise
         self.port = sockets[0].getsockname()[1]
         self.redirect_port = sockets[1].getsockname()[1]
         url_host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
