@@ -1,11 +1,777 @@
-"""The getupdates stream for both drivers (filled in by the updates work): ``UpdatesMixin`` / ``AsyncUpdatesMixin``."""
+"""The getupdates stream for both drivers: ``UpdatesMixin`` (``Client``) and ``AsyncUpdatesMixin`` (``AsyncClient``).
+
+``client.updates()`` yields messages (``for`` / ``async for``; ``stop()`` ends it), ``client.stream()`` fills a
+live DataFrame (:class:`~openclaw_nb.notebook.feed.Feed`), ``client.reply_budget(user)`` says whether a reply
+can still succeed, ``client.download_media(item)`` fetches and decrypts inbound media. The decisions (cursor,
+failure policy, duplicates) are made once in :mod:`openclaw_nb.protocol.poll`; here they are only driven.
+
+Persistence, per account (``client.bot_id``, or the ``account=`` name you pass) under ``$OPENCLAW_NB_HOME``:
+after every page that changed something, in this order, each file written atomically —
+``<account>.pending.sync.json`` (messages received but not yet handed to your loop, and the ids of the
+latest page), ``<account>.context-tokens.json`` (latest token per user), ``<account>.sync.json`` (the
+cursor, last). A restarted kernel therefore resumes with nothing lost: unconsumed messages come first, then
+the stream continues from the cursor; a page the server serves again is dropped by ``message_id``. Only a
+hard kill while your loop is in the middle of a page can hand that page's earlier messages out again.
+Without an account id the stream keeps its cursor in memory only (and says so in the log).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-class UpdatesMixin:
+from . import errors as E
+from .protocol import constants as C
+from .protocol import crypto
+from .protocol import models as m
+from .protocol.flow import Send, Sleep
+from .protocol.inbound import InboundMedia, inbound_media, sniff
+from .protocol.poll import COL, Page, PollEvent, PollPolicy, PollState
+from .protocol.redact import redact
+from .store import Store, atomic_write_json, read_json, safe_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    import os
+
+    from .client import BaseClient, Peer
+    from .notebook.feed import Feed
+
+log = logging.getLogger("openclaw_nb")
+
+#: How many recent message ids the pending file keeps, to drop a page the server serves again after a restart.
+PERSISTED_IDS = 256
+_EVENT_LEVELS = {"retry": logging.WARNING, "backoff": logging.WARNING, "stale": logging.ERROR}
+_I_FROM, _I_TYPE, _I_TOKEN, _I_CREATE = (
+    COL["from_user_id"],
+    COL["message_type"],
+    COL["context_token"],
+    COL["create_time"],
+)
+
+
+def _log_event(event: PollEvent) -> None:
+    log.log(_EVENT_LEVELS.get(event.kind, logging.INFO), event.message)
+
+
+def message_from_raw(raw: str) -> m.WeixinMessage:
+    """A WeixinMessage from its JSON text. A wrongly typed known field does not fail: that top-level field is
+    kept in ``extra`` as sent (and logged), the rest is typed as usual."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise E.ProtocolError("a message in getupdates is not a JSON object", endpoint="get_updates")
+    side: dict[str, Any] = {}
+    for _ in range(len(data) + 1):
+        try:
+            msg = m.WeixinMessage.from_wire(data)
+        except m.WireTypeError as exc:
+            key = exc.path.split(".")[0].split("[")[0]
+            if key not in data:
+                raise
+            log.warning("message %s: %s; kept as sent in msg.extra[%r]", data.get("message_id"), exc, key)
+            side[key] = data.pop(key)
+            continue
+        msg.extra.update(side)
+        return msg
+    raise E.ProtocolError("could not type this message", endpoint="get_updates")  # pragma: no cover
+
+
+# --- one stream's state and persistence (no HTTP) --------------------------------------------------------
+
+
+class _Stream:
+    """A poll state plus what persists it: loading at start, writing after pages, pending messages."""
+
+    def __init__(
+        self,
+        client: BaseClient,
+        *,
+        account: str | None,
+        persist: bool,
+        policy: PollPolicy | None,
+        store: Store | None,
+    ) -> None:
+        self.client = client
+        self.account = account if account is not None else client.bot_id
+        self.store = store if store is not None else Store()
+        if persist and not self.account:
+            log.warning(
+                "client.bot_id is None, so this stream keeps its cursor in memory only; pass "
+                "account='a name' to persist it (and resume after a restart)"
+            )
+            persist = False
+        self.persist = persist
+        self.pending: deque[str] = deque()
+        self._disk_pending = 0  # how many of ``pending`` (a suffix of what is on disk) the file holds
+        self._saved_cursor: str | None = None
+        seen: list[int] = []
+        cursor = client.cursor
+        if persist:
+            assert self.account is not None
+            self._saved_cursor = self.store.load_cursor(self.account)
+            cursor = cursor or self._saved_cursor
+            self._load_peers()
+            pending, seen = self._load_pending()
+            self.pending.extend(pending)
+            self._disk_pending = len(pending)
+        self.state = PollState(policy, cursor=cursor, longpolling_timeout_ms=client.longpolling_timeout_ms, seen=seen)
+        self.state.on_event = _log_event
+
+    # --- requests ---
+
+    def make_send(self, cursor: str, timeout: float) -> Send:
+        send, _ = self.client._api_send("get_updates", m.GetUpdatesReq(get_updates_buf=cursor), timeout=timeout)
+        return send
+
+    # --- files ---
+
+    @property
+    def pending_path(self) -> Path:
+        assert self.account is not None
+        # Ends in .sync.json so Store.accounts() does not mistake it for credentials.
+        return self.store.accounts_dir / f"{safe_name(self.account)}.pending.sync.json"
+
+    def _load_pending(self) -> tuple[list[str], list[int]]:
+        path = self.pending_path
+        if not path.exists():
+            return [], []
+        data = read_json(path)
+        if not isinstance(data, dict):
+            return [], []
+        pending = [p for p in data.get("pending") or [] if isinstance(p, str)]
+        seen = [i for i in data.get("seen") or [] if isinstance(i, int) and not isinstance(i, bool)]
+        if pending:
+            log.info("resuming with %d message(s) received before the last stop but not yet handed out", len(pending))
+        return pending, seen
+
+    def _save_pending(self) -> None:
+        atomic_write_json(
+            self.pending_path, {"pending": list(self.pending), "seen": self.state.seen.recent(PERSISTED_IDS)}
+        )
+        self._disk_pending = len(self.pending)
+
+    def _load_peers(self) -> None:
+        assert self.account is not None
+        for user, rec in self.store.load_context_tokens(self.account).items():
+            if user in self.client.peers:
+                continue  # what this client saw since it started is newer than the file
+            peer = self.client.peer(user)
+            token, last, sends, error = (
+                rec.get("context_token"),
+                rec.get("last_inbound_ms"),
+                rec.get("sends_on_token"),
+                rec.get("last_error"),
+            )
+            peer.context_token = token if isinstance(token, str) and token else None
+            peer.last_inbound_ms = last if isinstance(last, int) else None
+            peer.sends_on_token = sends if isinstance(sends, int) else 0
+            peer.last_error = error if isinstance(error, str) else None
+
+    def _save_peers(self) -> None:
+        assert self.account is not None
+        self.store.save_context_tokens(
+            self.account,
+            {
+                uid: {
+                    "context_token": p.context_token,
+                    "last_inbound_ms": p.last_inbound_ms,
+                    "sends_on_token": p.sends_on_token,
+                    "last_error": p.last_error,
+                }
+                for uid, p in self.client.peers.items()
+            },
+        )
+
+    # --- after each page ---
+
+    def _remember(self, page: Page) -> bool:
+        """Feed the page into the client's per-user map; True if a context token changed."""
+        cols = page.columns
+        peers = self.client.peers
+        changed = False
+        for sender, kind, token, created in zip(
+            cols[_I_FROM], cols[_I_TYPE], cols[_I_TOKEN], cols[_I_CREATE], strict=True
+        ):
+            if kind == C.MessageType.BOT or not sender:
+                continue
+            before = peers.get(sender)
+            old = before.context_token if before is not None else None
+            self.client.remember_message(
+                m.WeixinMessage(from_user_id=sender, message_type=kind, context_token=token, create_time_ms=created)
+            )
+            if token and token != old:
+                changed = True
+        return changed
+
+    def commit(self, page: Page, *, keep_pending: bool) -> None:
+        """After a page was received: update the client, then persist (pending, tokens, cursor — in that order)."""
+        state, client = self.state, self.client
+        client.cursor = state.cursor
+        client.longpolling_timeout_ms = state.longpolling_timeout_ms
+        tokens_changed = self._remember(page) if len(page) else False
+        if keep_pending and len(page):
+            self.pending.extend(page.raws)
+        if not self.persist:
+            if not keep_pending:
+                self.pending.clear()
+            return
+        assert self.account is not None
+        if len(page) and (keep_pending or self._disk_pending):
+            self._save_pending()
+        if tokens_changed:
+            self._save_peers()
+        if state.cursor and state.cursor != self._saved_cursor:
+            self.store.save_cursor(self.account, state.cursor)
+            self._saved_cursor = state.cursor
+
+    def page_consumed(self) -> None:
+        """The loop took every pending message: the file must not offer them again after a restart."""
+        if self.persist and self._disk_pending and not self.pending:
+            self._save_pending()
+
+    def close(self) -> None:
+        """Persist whatever is still pending (a loop left mid-page) so the next stream starts with it."""
+        if self.persist and len(self.pending) != self._disk_pending:
+            self._save_pending()
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
+class _UpdatesBase:
+    """What both iterators share: state, status and the stop flag."""
+
+    _stream: _Stream
+
+    @property
+    def state(self) -> PollState:
+        return self._stream.state
+
+    @property
+    def status(self) -> str:
+        return self._stream.state.status
+
+    @property
+    def events(self) -> list[PollEvent]:
+        """Recent retries, back-offs and duplicates (newest last)."""
+        return list(self._stream.state.events)
+
+    @property
+    def pending(self) -> int:
+        """Messages received but not yet handed to the loop."""
+        return len(self._stream.pending)
+
+    def __repr__(self) -> str:
+        s = self._stream.state
+        return (
+            f"<{type(self).__name__} account={self._stream.account!r} status={s.status!r} delivered={s.delivered} "
+            f"dropped={s.dropped} flagged={s.flagged} pending={len(self._stream.pending)}>"
+        )
+
+
+class Updates(_UpdatesBase):
+    """``for msg in client.updates(): ...`` — messages from the getupdates long poll, each exactly once.
+
+    ``stop()`` (from the loop body or another thread) ends the iteration after the current poll; leaving the
+    loop with ``break`` is fine too. Messages received but not yet handed out are kept for the next stream.
+    ``-14`` raises :class:`~openclaw_nb.errors.StaleTokenError` out of the loop.
+    """
+
+    def __init__(self, client: UpdatesMixin, stream: _Stream) -> None:
+        self._client = client
+        self._stream = stream
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """End the iteration: at once if waiting between retries, else when the current long poll returns."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def __iter__(self) -> Iterator[m.WeixinMessage]:
+        return self._messages()
+
+    def __enter__(self) -> Updates:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._stream.close()
+
+    def _messages(self) -> Iterator[m.WeixinMessage]:
+        stream = self._stream
+        try:
+            while not self._stop.is_set():
+                if stream.pending:
+                    yield message_from_raw(stream.pending.popleft())
+                    continue
+                stream.page_consumed()
+                page = self._client._poll_page(stream, self._stop)
+                if page is None:
+                    break
+                stream.commit(page, keep_pending=True)
+        finally:
+            stream.close()
+
+
+class AsyncUpdates(_UpdatesBase):
+    """``async for msg in client.updates(): ...`` — as :class:`Updates`; ``stop()`` cancels a poll in flight
+    (nothing is lost: the cursor only moves once a page has been read)."""
+
+    def __init__(self, client: AsyncUpdatesMixin, stream: _Stream) -> None:
+        self._client = client
+        self._stream = stream
+        self._stopping = False
+        self._stop_event: asyncio.Event | None = None
+        self._inflight: asyncio.Future[Page | None] | None = None
+
+    def stop(self) -> None:
+        """End the iteration now (a long poll in flight is cancelled)."""
+        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._inflight is not None:
+            self._inflight.cancel()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping
+
+    def __aiter__(self) -> AsyncIterator[m.WeixinMessage]:
+        return self._messages()
+
+    async def __aenter__(self) -> AsyncUpdates:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+        self._stream.close()
+
+    async def _messages(self) -> AsyncIterator[m.WeixinMessage]:
+        stream = self._stream
+        if self._stop_event is None:
+            self._stop_event = asyncio.Event()
+        try:
+            while not self._stopping:
+                if stream.pending:
+                    yield message_from_raw(stream.pending.popleft())
+                    continue
+                stream.page_consumed()
+                self._inflight = asyncio.ensure_future(self._client._apoll_page(stream, self._stop_event))
+                try:
+                    page = await self._inflight
+                except asyncio.CancelledError:
+                    if self._stopping and not _cancelling():
+                        break
+                    raise
+                finally:
+                    self._inflight = None
+                if page is None:
+                    break
+                stream.commit(page, keep_pending=True)
+        finally:
+            stream.close()
+
+
+# --- reply budget ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplyBudget:
+    """Whether a reply to ``user_id`` can succeed now, as far as this client knows (see PROTOCOL.md's
+    observed limits: 10 sends per context token, replies within 24 h of the user's last message)."""
+
+    user_id: str
+    last_inbound: datetime | None
+    window_left: timedelta | None
+    sends_left: int | None
+    has_context_token: bool
+    last_error: str | None
+
+    @property
+    def can_reply(self) -> bool:
+        return bool(
+            self.has_context_token
+            and self.window_left is not None
+            and self.window_left > timedelta(0)
+            and (self.sends_left or 0) > 0
+        )
+
+    @property
+    def reason(self) -> str:
+        """Why a reply would fail, or ``"ok"``."""
+        if self.last_inbound is None and not self.has_context_token:
+            return "the user has not written to this bot yet (no context token)"
+        if not self.has_context_token:
+            return "no context token from this user"
+        if self.window_left is not None and self.window_left <= timedelta(0):
+            hours = C.REPLY_WINDOW_SECONDS / 3600
+            return f"more than {hours:g} h since the user's last message: wait for the user to write again"
+        if self.sends_left is not None and self.sends_left <= 0:
+            return (
+                f"all {C.SENDS_PER_CONTEXT_TOKEN} sends on the current context token are used: "
+                "wait for the user's next message"
+            )
+        return "ok"
+
+    def __repr__(self) -> str:
+        left = f"{self.window_left.total_seconds() / 3600:.1f} h" if self.window_left is not None else "unknown"
+        return (
+            f"ReplyBudget(user_id={self.user_id!r}, can_reply={self.can_reply}, window_left={left}, "
+            f"sends_left={self.sends_left}, reason={self.reason!r}"
+            + (f", last_error={self.last_error!r}" if self.last_error else "")
+            + ")"
+        )
+
+
+def reply_budget_of(peer: Peer | None, user_id: str, now: float | None = None) -> ReplyBudget:
+    """The budget from what the client knows of a user (``client.peers[user]``)."""
+    now = time.time() if now is None else now
+    if peer is None:
+        return ReplyBudget(user_id, None, None, None, False, None)
+    last = (
+        datetime.fromtimestamp(peer.last_inbound_ms / 1000, tz=timezone.utc)
+        if peer.last_inbound_ms is not None
+        else None
+    )
+    window = None
+    if peer.last_inbound_ms is not None:
+        window = timedelta(seconds=C.REPLY_WINDOW_SECONDS - (now - peer.last_inbound_ms / 1000))
+        window = max(window, timedelta(0))
+    sends_left = max(C.SENDS_PER_CONTEXT_TOKEN - peer.sends_on_token, 0) if peer.context_token else None
+    return ReplyBudget(user_id, last, window, sends_left, bool(peer.context_token), peer.last_error)
+
+
+# --- inbound media --------------------------------------------------------------------------------------
+
+
+class Media(bytes):
+    """Decrypted media: plain ``bytes`` that also know what they are, display inline in a notebook when
+    they are an image, and save themselves: ``media.save("downloads/")``."""
+
+    info: InboundMedia
+    mime: str | None
+
+    def __new__(cls, data: bytes, info: InboundMedia) -> Media:
+        obj = super().__new__(cls, data)
+        obj.info = info
+        obj.mime = sniff(data)[0] if info.kind == "image" else None
+        return obj
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    @property
+    def name(self) -> str:
+        """The name it saves under: the sender's sanitised file name, or ``<kind>-<msg_id><ext>``."""
+        return self.info.default_name(bytes(self[:16]))
+
+    def __repr__(self) -> str:
+        return f"<Media {self.kind} {self.name!r}, {len(self):,} bytes>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": repr(self)}
+        if self.mime in ("image/png", "image/jpeg", "image/gif"):
+            bundle[self.mime] = bytes(self)
+        return bundle
+
+    def save(self, folder: str | os.PathLike[str] = ".", *, name: str | None = None, overwrite: bool = False) -> Path:
+        """Write to ``folder`` under :attr:`name` (or ``name``, sanitised); never overwrites unless asked —
+        ``photo.jpg`` becomes ``photo (1).jpg``."""
+        from .protocol.inbound import safe_filename
+
+        target_dir = Path(folder)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        base = safe_filename(name, fallback=self.name) if name else self.name
+        target = target_dir / base
+        if not overwrite:
+            stem, suffix = Path(base).stem, Path(base).suffix
+            n = 1
+            while target.exists():
+                target = target_dir / f"{stem} ({n}){suffix}"
+                n += 1
+        target.write_bytes(bytes(self))
+        return target
+
+
+def _media_request(item: Any, thumb: bool) -> InboundMedia:
+    if isinstance(item, m.WeixinMessage):
+        found = [
+            i for i in item.items if i.type in (C.ItemType.IMAGE, C.ItemType.VOICE, C.ItemType.FILE, C.ItemType.VIDEO)
+        ]
+        if not found:
+            raise E.UsageError("this message has no media item; pass one of msg.item_list")
+        item = found[0]
+    elif isinstance(item, str):
+        item = json.loads(item)
+    elif not isinstance(item, m.MessageItem) and hasattr(item, "get") and "item" in item:
+        raw = item.get("item")  # a row of items_frame() (a pandas Series or a dict): the item's JSON
+        item = json.loads(raw) if isinstance(raw, str) else raw
+    info = inbound_media(item, thumb=thumb)
+    if not info.full_url and not info.encrypt_query_param:
+        raise E.UsageError(f"this {info.kind} item has neither media.full_url nor media.encrypt_query_param")
+    return info
+
+
+def _open_media(ciphertext: bytes, info: InboundMedia) -> Media:
+    if info.key is None:
+        data = ciphertext  # stored in the clear (images may arrive that way)
+    else:
+        try:
+            data = crypto.decrypt(ciphertext, info.key)
+        except ValueError as exc:
+            raise E.ProtocolError(
+                f"download_media could not decrypt this {info.kind} with the key from {info.key_source}: {exc}",
+                endpoint="cdn_download",
+            ) from None
+    if info.size is not None and info.size != len(data):
+        raise E.ProtocolError(
+            f"download_media: the {info.kind} decrypted to {len(data):,} bytes but the message says {info.size:,}; "
+            "the key or the download is wrong",
+            endpoint="cdn_download",
+        )
+    if info.md5 and crypto.md5_hex(data) != info.md5.lower():
+        raise E.ProtocolError(
+            f"download_media: the {info.kind}'s MD5 does not match the message; the key or the download is wrong",
+            endpoint="cdn_download",
+        )
+    return Media(data, info)
+
+
+# --- the mixins --------------------------------------------------------------------------------------------
+
+
+class _Shared:
+    """No-I/O methods both clients share."""
+
+    if TYPE_CHECKING:
+        peers: dict[str, Peer]
+
+    def reply_budget(self, user: str) -> ReplyBudget:
+        """Can a reply to ``user`` still succeed? Time left in the 24 h window, sends left on the token.
+
+        >>> client.reply_budget("alice@im.wechat").can_reply    # doctest: +SKIP
+        True
+        """
+        return reply_budget_of(self.peers.get(user), user)
+
+    def _new_stream(
+        self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None
+    ) -> _Stream:
+        return _Stream(self, account=account, persist=persist, policy=policy, store=store)  # type: ignore[arg-type]
+
+
+class UpdatesMixin(_Shared):
     """Update-stream methods of :class:`~openclaw_nb.client.Client`."""
 
+    if TYPE_CHECKING:
+        _transmit: Any
+        cdn_download: Any
 
-class AsyncUpdatesMixin:
+    def updates(
+        self,
+        *,
+        account: str | None = None,
+        persist: bool = True,
+        policy: PollPolicy | None = None,
+        store: Store | None = None,
+    ) -> Updates:
+        """Messages from the long poll, each exactly once, cursor persisted after every page.
+
+        >>> for msg in client.updates():                       # doctest: +SKIP
+        ...     client.send_text(msg.from_user_id, "echo: " + msg.text)
+        """
+        return Updates(self, self._new_stream(account, persist, policy, store))
+
+    def stream(
+        self,
+        *,
+        account: str | None = None,
+        persist: bool = True,
+        policy: PollPolicy | None = None,
+        store: Store | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        show: int = 10,
+        refresh: float = 0.5,
+    ) -> Feed:
+        """Start filling a live DataFrame in a background thread and return at once: ``feed.frame``.
+
+        ``log_path`` appends every page's messages to a JSONL file before the cursor moves (so a crash
+        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back).
+        """
+        from .notebook.feed import Feed
+
+        feed = Feed(
+            self, self._new_stream(account, persist, policy, store), log_path=log_path, show=show, refresh=refresh
+        )
+        feed._start_thread()
+        return feed
+
+    def _poll_page(self, stream: _Stream, stop: threading.Event) -> Page | None:
+        """Run one page flow: HTTP with this driver, sleeps that ``stop`` interrupts (then None)."""
+        flow = stream.state.page_flow(stream.make_send)
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, Sleep):
+                    if stop.wait(action.seconds):
+                        flow.close()
+                        return None
+                    action = flow.send(None)
+                else:
+                    action = flow.send(self._transmit(action))
+        except StopIteration as done:
+            page: Page = done.value
+            return page
+
+    def download_media(self, item: Any, *, max_bytes: int = C.MAX_MEDIA_DOWNLOAD_BYTES, thumb: bool = False) -> Media:
+        """Fetch and decrypt an inbound image, voice note, file or video (a MessageItem, its dict, a message
+        with one, or a row of ``items_frame()``). The size cap applies while downloading.
+
+        >>> img = client.download_media(msg.item_list[0])   # an image displays inline  # doctest: +SKIP
+        >>> img.save("downloads/")                             # doctest: +SKIP
+        """
+        info = _media_request(item, thumb)
+        data = self.cdn_download(info.encrypt_query_param, full_url=info.full_url, max_bytes=max_bytes)
+        return _open_media(data, info)
+
+    def save_media(
+        self, item: Any, folder: str | os.PathLike[str] = ".", *, max_bytes: int = C.MAX_MEDIA_DOWNLOAD_BYTES
+    ) -> Path:
+        """Download, decrypt and save to ``folder`` under the item's own (sanitised) name; returns the path."""
+        return self.download_media(item, max_bytes=max_bytes).save(folder)
+
+
+class AsyncUpdatesMixin(_Shared):
     """Update-stream methods of :class:`~openclaw_nb.client.AsyncClient`."""
+
+    if TYPE_CHECKING:
+        _transmit: Any
+        cdn_download: Any
+
+    def updates(
+        self,
+        *,
+        account: str | None = None,
+        persist: bool = True,
+        policy: PollPolicy | None = None,
+        store: Store | None = None,
+    ) -> AsyncUpdates:
+        """Messages from the long poll, each exactly once: ``async for msg in client.updates(): ...``."""
+        return AsyncUpdates(self, self._new_stream(account, persist, policy, store))
+
+    def stream(
+        self,
+        *,
+        account: str | None = None,
+        persist: bool = True,
+        policy: PollPolicy | None = None,
+        store: Store | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        show: int = 10,
+        refresh: float = 0.5,
+    ) -> Feed:
+        """Start filling a live DataFrame as a task on the running event loop (the kernel's, in Jupyter) and
+        return at once. Call it from a notebook cell or from async code.
+
+        >>> feed = client.stream()      # then: feed.frame, feed.users, feed.stop()   # doctest: +SKIP
+        """
+        from .notebook.feed import Feed
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise E.UsageError(
+                "AsyncClient.stream() runs as a task on the running event loop: call it in a notebook cell or "
+                "in async code (in a plain script use Client.stream(), which runs in a thread)"
+            ) from None
+        feed = Feed(
+            self, self._new_stream(account, persist, policy, store), log_path=log_path, show=show, refresh=refresh
+        )
+        feed._start_task(loop)
+        return feed
+
+    async def _apoll_page(self, stream: _Stream, stop: asyncio.Event | None) -> Page | None:
+        """Run one page flow: HTTP awaited, sleeps that ``stop`` interrupts (then None)."""
+        flow = stream.state.page_flow(stream.make_send)
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, Sleep):
+                    if stop is not None:
+                        try:
+                            await asyncio.wait_for(stop.wait(), action.seconds)
+                        except asyncio.TimeoutError:
+                            pass
+                        else:
+                            flow.close()
+                            return None
+                    else:
+                        await asyncio.sleep(action.seconds)
+                    action = flow.send(None)
+                else:
+                    action = flow.send(await self._transmit(action))
+        except StopIteration as done:
+            page: Page = done.value
+            return page
+
+    async def download_media(
+        self, item: Any, *, max_bytes: int = C.MAX_MEDIA_DOWNLOAD_BYTES, thumb: bool = False
+    ) -> Media:
+        """Fetch and decrypt inbound media (see :meth:`UpdatesMixin.download_media`)."""
+        info = _media_request(item, thumb)
+        data = await self.cdn_download(info.encrypt_query_param, full_url=info.full_url, max_bytes=max_bytes)
+        return _open_media(data, info)
+
+    async def save_media(
+        self, item: Any, folder: str | os.PathLike[str] = ".", *, max_bytes: int = C.MAX_MEDIA_DOWNLOAD_BYTES
+    ) -> Path:
+        """Download, decrypt and save to ``folder`` under the item's own (sanitised) name; returns the path."""
+        return (await self.download_media(item, max_bytes=max_bytes)).save(folder)
+
+
+def budget_rows(peers: Mapping[str, Peer], counts: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+    """One dict per known user for ``feed.users``: the things that make sends fail."""
+    now = time.time()
+    rows = []
+    for uid, peer in peers.items():
+        b = reply_budget_of(peer, uid, now)
+        rows.append(
+            {
+                "user": uid,
+                "messages": (counts or {}).get(uid, 0),
+                "last_inbound_time": b.last_inbound,
+                "window_left": b.window_left,
+                "sends_left": b.sends_left,
+                "context_token": redact(peer.context_token) if peer.context_token else None,
+                "can_reply": b.can_reply,
+                "last_error": b.last_error,
+            }
+        )
+    return rows
+
+
+__all__ = [
+    "AsyncUpdates",
+    "AsyncUpdatesMixin",
+    "Media",
+    "ReplyBudget",
+    "Updates",
+    "UpdatesMixin",
+    "message_from_raw",
+    "reply_budget_of",
+]

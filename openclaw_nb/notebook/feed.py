@@ -1,0 +1,455 @@
+"""The live feed: a getupdates stream that fills a DataFrame while the notebook stays usable.
+
+``feed = client.stream()`` returns at once. With ``AsyncClient`` the loop is a task on the running event loop
+(the kernel's); with ``Client`` it is a daemon thread. Rows are buffered as column lists and become a
+DataFrame only when ``feed.frame`` is read (no per-message concat). Displayed in a notebook, a feed is a
+live view — state, count, rate, retries and the last messages — redrawn a few times a second at most and
+only when something changed; elsewhere it shows a static snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import errors as E
+from ..frames import MessageBuffer, html_table, items_frame, save_log
+from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent
+from ..protocol.redact import redact
+from ..updates import _Stream, budget_rows
+from . import env
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+log = logging.getLogger("openclaw_nb")
+
+_I_FROM = COL["from_user_id"]
+#: Seconds of history behind the displayed rate.
+RATE_WINDOW = 5.0
+
+
+class Feed:
+    """A running (or finished) stream of messages into a DataFrame. Made by ``client.stream()``.
+
+    >>> feed = client.stream()          # returns at once  # doctest: +SKIP
+    >>> feed.frame.tail()               # the messages so far, one row each  # doctest: +SKIP
+    >>> feed.users                      # reply budget per user  # doctest: +SKIP
+    >>> feed.stop()                     # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stream: _Stream,
+        *,
+        log_path: str | os.PathLike[str] | None = None,
+        show: int = 10,
+        refresh: float = 0.5,
+    ) -> None:
+        self.client = client
+        self._stream = stream
+        self._buffer = MessageBuffer()
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.show = show
+        self.refresh = max(0.1, refresh)
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self.error: BaseException | None = None
+        self._counts: Counter[str] = Counter()
+        self._rate_marks: deque[tuple[float, int]] = deque()
+        self._changed = threading.Condition()
+        self._version = 0
+        self._stop_flag = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._saved: dict[str, int] = {}
+        self._widgets: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._refresher_running = False
+        stream.state.on_event = self._on_event
+
+    # --- running --------------------------------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._thread_main, name="openclaw-nb-feed", daemon=True)
+        self._thread.start()
+
+    def _start_task(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._task = loop.create_task(self._task_main(), name="openclaw-nb-feed")
+
+    def _thread_main(self) -> None:
+        stream = self._stream
+        try:
+            while not self._stop_flag.is_set():
+                page = self.client._poll_page(stream, self._stop_flag)
+                if page is None:
+                    break
+                self._take(page)
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self._finish()
+
+    async def _task_main(self) -> None:
+        stream = self._stream
+        stop = asyncio.Event()
+        try:
+            while not self._stop_flag.is_set():
+                page = await self.client._apoll_page(stream, stop)
+                if page is None:
+                    break
+                self._take(page)
+        except asyncio.CancelledError:
+            if not self._stop_flag.is_set():
+                self._fail(E.UsageError("the feed's task was cancelled"))
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self._finish()
+
+    def _take(self, page: Page) -> None:
+        """Rows first (visible at once), then the log and the files that let a restart resume."""
+        n = len(page)
+        if n:
+            count = self._buffer.extend(page.columns)
+            self._counts.update(page.columns[_I_FROM])
+            now = time.monotonic()
+            self._rate_marks.append((now, count))
+            while self._rate_marks and self._rate_marks[0][0] < now - RATE_WINDOW:
+                self._rate_marks.popleft()
+            self._notify()
+            if self.log_path is not None:
+                self._append_log(page)
+        self._stream.commit(page, keep_pending=False)
+
+    def _append_log(self, page: Page) -> None:
+        assert self.log_path is not None
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write("".join(raw.replace("\n", " ") + "\n" for raw in page.raws))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _on_event(self, event: PollEvent) -> None:
+        from ..updates import _log_event
+
+        _log_event(event)
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+        here = env.running_loop()
+        for loop, event in list(self._async_waiters):
+            if loop is here:
+                event.set()
+            else:
+                try:
+                    loop.call_soon_threadsafe(event.set)
+                except RuntimeError:  # that loop is closed
+                    pass
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        if isinstance(exc, E.StaleTokenError):
+            log.error("feed stopped: %s", exc)
+        else:
+            log.error("feed stopped by %s: %s", type(exc).__name__, exc)
+
+    def _finish(self) -> None:
+        self._stream.close()
+        self.finished_at = time.time()
+        self._done.set()
+        self._notify()
+
+    def stop(self) -> None:
+        """Stop the stream. An async feed stops at once (a poll in flight is cancelled, nothing is lost); a
+        thread feed stops when its current long poll returns (use :meth:`wait` to block until then)."""
+        self._stop_flag.set()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None
+
+    def wait(self, timeout: float | None = None) -> Feed:
+        """Block until a thread feed has finished (re-raising the error that ended it, e.g. StaleTokenError)."""
+        if self._thread is None:
+            raise E.UsageError("this feed runs as a task on an event loop: use `await feed.finished()`")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the feed is still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    async def finished(self) -> Feed:
+        """Await the end of the feed (re-raising the error that ended it)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)  # the task ends normally, also when stopped
+        elif self.running:
+            await self.until(lambda f: not f.running, timeout=None)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> pd.DataFrame:
+        """Block until the frame has ``count`` rows (thread feeds); returns the frame. TimeoutError otherwise."""
+        if self._loop is not None and env.running_loop() is self._loop:
+            raise E.UsageError("waiting would block the loop this feed runs on: use `await feed.until(count)`")
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self._buffer) < count:
+                if not self.running and len(self._buffer) < count:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+        if len(self._buffer) < count:
+            if self.error is not None:
+                raise self.error
+            raise TimeoutError(f"the feed has {len(self._buffer)} of {count} messages after {timeout} s")
+        return self.frame
+
+    async def until(self, condition: Any, timeout: float | None = 10.0) -> Feed:
+        """Await until ``condition`` holds: a row count, or a callable taking the feed.
+
+        >>> await feed.until(100)             # 100 messages  # doctest: +SKIP
+        """
+        check = (lambda f: len(f) >= condition) if isinstance(condition, int) else condition
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        waiter = (loop, event)
+        self._async_waiters.append(waiter)
+        try:
+            deadline = None if timeout is None else loop.time() + timeout
+            while not check(self):
+                if not self.running:
+                    if self.error is not None:
+                        raise self.error
+                    if not check(self):
+                        raise TimeoutError(f"the feed stopped with {len(self)} messages")
+                event.clear()
+                if check(self):
+                    break
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"the feed has {len(self)} messages after {timeout} s")
+                try:
+                    await asyncio.wait_for(event.wait(), left)
+                except asyncio.TimeoutError:
+                    continue
+        finally:
+            self._async_waiters.remove(waiter)
+        return self
+
+    def __enter__(self) -> Feed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- data -----------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every message so far, one row each (a snapshot; read it again for newer rows)."""
+        return self._buffer.frame()
+
+    def items_frame(self) -> pd.DataFrame:
+        """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`)."""
+        return items_frame(self.frame)
+
+    @property
+    def users(self) -> pd.DataFrame:
+        """Per user: messages, last inbound time, time left in the 24 h window, sends left on the current
+        context token (redacted), whether a reply can succeed, the last send error."""
+        import pandas as pd
+
+        rows = budget_rows(self.client.peers, self._counts)
+        df = pd.DataFrame(
+            rows,
+            columns=[
+                "user",
+                "messages",
+                "last_inbound_time",
+                "window_left",
+                "sends_left",
+                "context_token",
+                "can_reply",
+                "last_error",
+            ],
+        )
+        df["last_inbound_time"] = pd.to_datetime(df["last_inbound_time"], utc=True)
+        df["window_left"] = pd.to_timedelta(df["window_left"])
+        df["sends_left"] = df["sends_left"].astype("Int64")
+        return df.set_index("user")
+
+    def save(self, path: str | os.PathLike[str], *, redact_secrets: bool = True) -> Path:
+        """Save the messages not yet saved to ``path``: ``*.jsonl``, or a Parquet dataset folder partitioned
+        by bot and date (see :func:`openclaw_nb.frames.save_log`). Call it again to add newer messages."""
+        key = str(Path(path).resolve())
+        df = self.frame
+        done = self._saved.get(key, 0)
+        out = save_log(df.iloc[done:], path, bot_id=self._stream.account, redact_secrets=redact_secrets)
+        self._saved[key] = len(df)
+        return out
+
+    # --- state --------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            if isinstance(self.error, E.StaleTokenError):
+                return "stopped: the bot token is stale (-14); log in again with client.login()"
+            return f"stopped: {type(self.error).__name__}: {self.error}"
+        if not self.running:
+            return "stopped"
+        if self._stop_flag.is_set():
+            return "stopping (after the current long poll)"
+        return self._stream.state.status
+
+    @property
+    def rate(self) -> float:
+        """Messages per second over the last few seconds."""
+        marks = self._rate_marks
+        if len(marks) < 2:
+            return 0.0
+        (t0, c0), (t1, c1) = marks[0], marks[-1]
+        if not self.running or time.monotonic() - t1 > RATE_WINDOW:
+            return 0.0
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+    @property
+    def events(self) -> list[PollEvent]:
+        """Recent retries, back-offs, dropped and flagged duplicates (newest last)."""
+        return list(self._stream.state.events)
+
+    @property
+    def account(self) -> str | None:
+        return self._stream.account
+
+    def __repr__(self) -> str:
+        s = self._stream.state
+        return (
+            f"<Feed {self.account or '(no account)'}: {self.status}; {len(self):,} messages, {self.rate:,.1f} msg/s, "
+            f"{s.dropped} dropped, {s.flagged} flagged as probable duplicates>"
+        )
+
+    def _last_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for r in self._buffer.tail(self.show):
+            created = r.get("create_time")
+            when = datetime.fromtimestamp(created / 1000, tz=timezone.utc).strftime("%H:%M:%S") if created else ""
+            text = r.get("text") or ""
+            rows.append(
+                {
+                    "time": when,
+                    "from": r.get("from_user_id") or "",
+                    "type": MESSAGE_TYPE_NAMES.get(r.get("message_type"), r.get("message_type")),  # type: ignore[arg-type]
+                    "items": r.get("item_types") or "",
+                    "text": text if len(text) <= 80 else text[:79] + "…",
+                    "dup": "probable" if r.get("probable_duplicate") else "",
+                    "context_token": redact(r["context_token"]) if r.get("context_token") else "",
+                }
+            )
+        return rows
+
+    def _repr_html_(self) -> str:
+        s = self._stream.state
+        if self.error is not None:
+            color = "#c22"  # stopped by an error (a stale token, most often)
+        elif not self.running:
+            color = "#888"
+        elif s.status.startswith(("retrying", "backing off")):
+            color = "#c80"
+        else:
+            color = "#2a2"
+        parts = [
+            "<div style='font-family:sans-serif'>",
+            f"<div><span style='color:{color}'>●</span> <b>feed</b> {html.escape(self.account or '(no account)')}"
+            f" — {html.escape(self.status)}</div>",
+            f"<div>{len(self):,} messages · {self.rate:,.1f} msg/s · {s.pages:,} polls · {s.dropped} dropped "
+            f"(same message_id) · {s.flagged} probable duplicates</div>",
+        ]
+        notable = [e for e in self.events if e.kind in ("retry", "backoff", "stale")][-3:]
+        for e in notable:
+            when = datetime.fromtimestamp(e.time, tz=timezone.utc).strftime("%H:%M:%S")
+            parts.append(f"<div style='color:#a60'>{when} {html.escape(e.message)}</div>")
+        rows = self._last_rows()
+        if rows:
+            parts.append(html_table(rows, ["time", "from", "type", "items", "text", "dup", "context_token"]))
+        parts.append("</div>")
+        return "".join(parts)
+
+    # --- live display ---------------------------------------------------------------------------------
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if not env.has_widgets():
+            display({"text/plain": repr(self), "text/html": self._repr_html_()}, raw=True)
+            return
+        import ipywidgets as widgets
+
+        view = widgets.HTML(value=self._repr_html_())
+        self._widgets.add(view)
+        display(view)
+        self._start_refresher()
+
+    def _start_refresher(self) -> None:
+        if self._refresher_running:
+            return
+        self._refresher_running = True
+        loop = env.running_loop()
+        if loop is not None:
+            loop.create_task(self._refresh_task())
+        else:
+            threading.Thread(target=self._refresh_thread, name="openclaw-nb-feed-view", daemon=True).start()
+
+    def _redraw(self, shown: int) -> int:
+        # Redraw only when something changed, so an idle feed costs nothing.
+        version = self._version
+        if version != shown:
+            value = self._repr_html_()
+            for view in list(self._widgets):
+                view.value = value
+        return version
+
+    async def _refresh_task(self) -> None:
+        shown = -1
+        try:
+            while self.running:
+                shown = self._redraw(shown)
+                await asyncio.sleep(self.refresh)
+            self._redraw(-1)
+        finally:
+            self._refresher_running = False
+
+    def _refresh_thread(self) -> None:
+        shown = -1
+        try:
+            while not self._done.wait(self.refresh):
+                shown = self._redraw(shown)
+            self._redraw(-1)
+        finally:
+            self._refresher_running = False

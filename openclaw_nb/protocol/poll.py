@@ -1,0 +1,747 @@
+"""The getupdates poll loop without I/O: cursor, failure policy, de-duplication and page flattening.
+
+Theory of operation: :class:`PollState` owns everything a long-poll loop decides. Its :meth:`PollState.page_flow`
+is a flow (see :mod:`.flow`): it yields one :class:`~.flow.Send` per poll and a :class:`~.flow.Sleep` after each
+failure, and returns one :class:`Page` once a poll succeeds. The failure policy is PROTOCOL.md's: ``ret`` or
+``errcode`` non-zero, HTTP 4xx/5xx, a transport error or a body that is not JSON → wait ``retry_delay``; the
+``backoff_after``-th failure in a row → wait ``backoff_delay`` and start counting again (the official plugin's
+2 s / 3 / 30 s); ``-14`` → :class:`~openclaw_nb.errors.StaleTokenError`, which ends the stream because waiting
+does not help. A client-side timeout is a normal empty page. Every decision is recorded as a
+:class:`PollEvent` so drivers can log it and live views can show it.
+
+A successful page is flattened into rows (one tuple per message, fields in :data:`COLUMNS` order) while its
+body is decoded, so the DataFrame layer never parses a message twice. Rows whose ``message_id`` was seen
+before (a page served twice) are dropped, with bounded memory; a message with a *new* ``message_id`` but the
+same sender and content as one seen within ``duplicate_window`` seconds is kept and flagged
+``probable_duplicate`` (real servers deliver at least once, sometimes re-numbered).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import errors as E
+from . import constants as C
+from .codec import check_envelope, decode_body, http_status_error
+from .endpoints import ENDPOINTS
+from .flow import Failure, Flow, Reply, Send, Sleep
+
+_ENDPOINT = ENDPOINTS["get_updates"]
+
+#: One row per message, in this order. ``frames`` gives them their pandas dtypes; the poll loop fills them.
+COLUMNS: tuple[str, ...] = (
+    "seq",
+    "message_id",
+    "from_user_id",
+    "to_user_id",
+    "session_id",
+    "group_id",
+    "client_id",
+    "create_time",  # ms since the epoch here; a tz-aware UTC datetime in the frame
+    "update_time",
+    "message_type",  # the wire int here; a category of readable names in the frame
+    "message_state",
+    "item_types",
+    "text",
+    "has_media",
+    "quoted",
+    "quoted_svr_id",
+    "context_token",
+    "probable_duplicate",
+    "received_time",  # when this client read the page (ms), None for messages not read live
+    "raw",  # the message's JSON text exactly as the server sent it (or re-encoded when it had to be parsed)
+)
+COL = {name: i for i, name in enumerate(COLUMNS)}
+_I_ID, _I_FROM, _I_CREATE, _I_DUP = (
+    COL["message_id"],
+    COL["from_user_id"],
+    COL["create_time"],
+    COL["probable_duplicate"],
+)
+
+#: Item types whose payload is a file on the CDN.
+MEDIA_ITEM_TYPES = frozenset({C.ItemType.IMAGE, C.ItemType.VOICE, C.ItemType.FILE, C.ItemType.VIDEO})
+#: ``item_types`` spelling of each known item type (``text``, ``image``, ``tool_call_start``...).
+ITEM_TYPE_NAMES: dict[int, str] = {int(t): t.name.lower() for t in C.ItemType}
+#: Readable names of ``message_type`` and ``message_state``, as the frame's categories.
+MESSAGE_TYPE_NAMES: dict[int, str] = {int(t): t.name.lower() for t in C.MessageType}
+MESSAGE_STATE_NAMES: dict[int, str] = {int(t): t.name.lower() for t in C.MessageState}
+
+
+def item_type_name(value: object) -> str:
+    """``text`` for 1, ``image`` for 2 ... ``type<N>`` for a type this version does not know, ``none`` if absent."""
+    if value is None:
+        return "none"
+    name = ITEM_TYPE_NAMES.get(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    return name if name is not None else f"type{value}"
+
+
+# --- flattening ---------------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _item_text(item: dict[str, Any]) -> str | None:
+    # As WeixinMessage.text: a text item's text, else a voice item's transcription.
+    for name in ("text_item", "voice_item"):
+        payload = item.get(name)
+        if isinstance(payload, dict):
+            text = payload.get("text")
+            if isinstance(text, str) and text:
+                return text
+    return None
+
+
+def _quote(item: dict[str, Any]) -> tuple[str | None, int | None]:
+    ref = item.get("ref_msg")
+    if not isinstance(ref, dict):
+        return None, None
+    quoted = None
+    inner = ref.get("message_item")
+    if isinstance(inner, dict):
+        quoted = _item_text(inner)
+    if quoted is None:
+        title = ref.get("title")
+        quoted = title if isinstance(title, str) and title else None
+    return quoted, _int(ref.get("svr_id"))
+
+
+def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tuple[tuple[Any, ...], str | None]:
+    """One message (a decoded JSON object) as a row in :data:`COLUMNS` order, plus its content signature.
+
+    Lenient by design: a field of the wrong JSON type becomes a missing value (the ``raw`` column still has
+    it), so one odd message never stops a stream. The signature (sender-independent: text, item types and
+    media ids) is what :class:`DuplicateDetector` compares; ``None`` when there is nothing to compare.
+    """
+    types: list[str] = []
+    texts: list[str] = []
+    media_ids: list[str] = []
+    has_media = False
+    quoted: str | None = None
+    svr_id: int | None = None
+    items = msg.get("item_list")
+    if isinstance(items, list):
+        for item in items:
+            if not isinstance(item, dict):
+                types.append("none")
+                continue
+            kind = item.get("type")
+            types.append(item_type_name(kind))
+            text = _item_text(item)
+            if text is not None:
+                texts.append(text)
+            if kind in MEDIA_ITEM_TYPES:
+                has_media = True
+                payload = item.get(C.ITEM_PAYLOAD_FIELD[kind])
+                media = payload.get("media") if isinstance(payload, dict) else None
+                if isinstance(media, dict):
+                    ident = media.get("encrypt_query_param") or media.get("full_url")
+                    if isinstance(ident, str):
+                        media_ids.append(ident)
+            if quoted is None and svr_id is None and "ref_msg" in item:
+                quoted, svr_id = _quote(item)
+    item_types = ",".join(types)
+    text = "\n".join(texts)
+    signature = None
+    if text or media_ids:
+        signature = "\x1f".join((item_types, text, *media_ids))
+    row = (
+        _int(msg.get("seq")),
+        _int(msg.get("message_id")),
+        _str(msg.get("from_user_id")),
+        _str(msg.get("to_user_id")),
+        _str(msg.get("session_id")),
+        _str(msg.get("group_id")),
+        _str(msg.get("client_id")),
+        _int(msg.get("create_time_ms")),
+        _int(msg.get("update_time_ms")),
+        _int(msg.get("message_type")),
+        _int(msg.get("message_state")),
+        item_types,
+        text,
+        has_media,
+        quoted,
+        svr_id,
+        _str(msg.get("context_token")),
+        False,
+        received_ms,
+        raw,
+    )
+    return row, signature
+
+
+def encode_message(msg: dict[str, Any]) -> str:
+    """Compact JSON text of one message (big integers exact), used when the original bytes are not at hand."""
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- decoding a page --------------------------------------------------------------------------------------
+
+_msgspec: Any
+try:  # msgspec decodes typed messages and splits a page into per-message byte spans in C (optional, fast)
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - exercised by forcing the fallback in tests
+    _msgspec = None
+
+#: Set to False to force the standard-library decoder (tests compare both paths).
+USE_MSGSPEC = _msgspec is not None
+
+_raw_decoder: Any = None
+_typed_decoder: Any = None
+_any_decoder: Any = None
+_astuple: Any = None
+if _msgspec is not None:
+    # Only the fields the row needs, strictly typed: a page with an oddly typed known field fails validation
+    # and goes through the lenient dict path instead, so both paths give the same rows.
+    class _Text(_msgspec.Struct):
+        text: str | None = None
+
+    class _Media(_msgspec.Struct):
+        encrypt_query_param: str | None = None
+        full_url: str | None = None
+
+    class _Payload(_msgspec.Struct):
+        text: str | None = None
+        media: _Media | None = None
+
+    class _Inner(_msgspec.Struct):
+        text_item: _Text | None = None
+        voice_item: _Text | None = None
+
+    class _Ref(_msgspec.Struct):
+        title: str | None = None
+        svr_id: int | None = None
+        message_item: _Inner | None = None
+
+    class _Item(_msgspec.Struct):
+        type: int | None = None
+        text_item: _Text | None = None
+        voice_item: _Payload | None = None
+        image_item: _Payload | None = None
+        file_item: _Payload | None = None
+        video_item: _Payload | None = None
+        ref_msg: _Ref | None = None
+
+    class _Msg(_msgspec.Struct):
+        # The first eleven in COLUMNS order, so a tuple of the struct slices straight into the row.
+        seq: int | None = None
+        message_id: int | None = None
+        from_user_id: str | None = None
+        to_user_id: str | None = None
+        session_id: str | None = None
+        group_id: str | None = None
+        client_id: str | None = None
+        create_time_ms: int | None = None
+        update_time_ms: int | None = None
+        message_type: int | None = None
+        message_state: int | None = None
+        context_token: str | None = None
+        item_list: list[_Item] | None = None
+
+    class _RawEnvelope(_msgspec.Struct):
+        ret: Any = None
+        errcode: Any = None
+        errmsg: Any = None
+        msgs: list[_msgspec.Raw] | None = None
+        get_updates_buf: Any = None
+        sync_buf: Any = None
+        longpolling_timeout_ms: Any = None
+
+    class _TypedPage(_msgspec.Struct):
+        msgs: list[_Msg | None] | None = None
+
+    _raw_decoder = _msgspec.json.Decoder(_RawEnvelope)
+    _typed_decoder = _msgspec.json.Decoder(_TypedPage)
+    _any_decoder = _msgspec.json.Decoder()
+    _astuple = _msgspec.structs.astuple
+
+_MEDIA_FIELDS = tuple((int(t), C.ITEM_PAYLOAD_FIELD[t]) for t in sorted(MEDIA_ITEM_TYPES))
+
+
+def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
+    """The item-derived columns of typed messages; the same rules as :func:`flatten`, over structs."""
+    types_col: list[str] = []
+    text_col: list[str] = []
+    media_col: list[bool] = []
+    quoted_col: list[str | None] = []
+    svr_col: list[int | None] = []
+    sig_col: list[str | None] = []
+    names = ITEM_TYPE_NAMES
+    media_kinds = MEDIA_ITEM_TYPES
+    for items in item_lists:
+        if not items:
+            types_col.append("")
+            text_col.append("")
+            media_col.append(False)
+            quoted_col.append(None)
+            svr_col.append(None)
+            sig_col.append(None)
+            continue
+        types: list[str] = []
+        texts: list[str] = []
+        media_ids: list[str] = []
+        has_media = False
+        quoted: str | None = None
+        svr_id: int | None = None
+        for item in items:
+            kind = item.type
+            name = names.get(kind) if kind is not None else "none"
+            types.append(name if name is not None else f"type{kind}")
+            payload = item.text_item
+            if payload is not None and payload.text:
+                texts.append(payload.text)
+            else:
+                voice = item.voice_item
+                if voice is not None and voice.text:
+                    texts.append(voice.text)
+            if kind in media_kinds:
+                has_media = True
+                media_payload = getattr(item, C.ITEM_PAYLOAD_FIELD[kind])
+                media = media_payload.media if media_payload is not None else None
+                if media is not None:
+                    ident = media.encrypt_query_param or media.full_url
+                    if ident is not None:
+                        media_ids.append(ident)
+            ref = item.ref_msg
+            if ref is not None and quoted is None and svr_id is None:
+                inner = ref.message_item
+                if inner is not None:
+                    if inner.text_item is not None and inner.text_item.text:
+                        quoted = inner.text_item.text
+                    elif inner.voice_item is not None and inner.voice_item.text:
+                        quoted = inner.voice_item.text
+                if quoted is None and ref.title:
+                    quoted = ref.title
+                svr_id = ref.svr_id
+        item_types = ",".join(types)
+        text = "\n".join(texts)
+        types_col.append(item_types)
+        text_col.append(text)
+        media_col.append(has_media)
+        quoted_col.append(quoted)
+        svr_col.append(svr_id)
+        sig_col.append("\x1f".join((item_types, text, *media_ids)) if text or media_ids else None)
+    return types_col, text_col, media_col, quoted_col, svr_col, sig_col
+
+
+def _typed_columns(msgs: list[Any], raws: list[Any], received_ms: int | None) -> tuple[list[list[Any]], list[Any]]:
+    n = len(msgs)
+    tuples = [_astuple(m) for m in msgs]
+    fixed = [list(col) for col in zip(*tuples, strict=True)] if tuples else [[] for _ in range(13)]
+    types_col, text_col, media_col, quoted_col, svr_col, sig_col = _typed_item_columns(fixed[12])
+    columns = [
+        *fixed[:11],
+        types_col,
+        text_col,
+        media_col,
+        quoted_col,
+        svr_col,
+        fixed[11],
+        [False] * n,
+        [received_ms] * n,
+        raws,
+    ]
+    return columns, sig_col
+
+
+def rows_to_columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Transpose rows in :data:`COLUMNS` order into one list per column."""
+    if not rows:
+        return [[] for _ in COLUMNS]
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+@dataclass
+class DecodedPage:
+    """A getupdates body after the envelope check, its messages already flattened into columns."""
+
+    columns: list[list[Any]]
+    signatures: list[str | None]
+    get_updates_buf: str
+    longpolling_timeout_ms: int | None
+    skipped: int = 0  # entries of ``msgs`` that were not JSON objects
+
+    def __len__(self) -> int:
+        return len(self.signatures)
+
+
+def _envelope_fields(cursor: Any, alias: Any, lpt: Any) -> tuple[str, int | None]:
+    value = cursor or alias or ""
+    return (value if isinstance(value, str) else ""), _int(lpt)
+
+
+def _dict_columns(
+    pairs: Iterable[tuple[Any, Any]], received_ms: int | None
+) -> tuple[list[list[Any]], list[str | None], int]:
+    rows: list[tuple[Any, ...]] = []
+    sigs: list[str | None] = []
+    skipped = 0
+    for msg, raw in pairs:
+        if not isinstance(msg, dict):
+            skipped += 1
+            continue
+        row, sig = flatten(msg, raw, received_ms)
+        rows.append(row)
+        sigs.append(sig)
+    return rows_to_columns(rows), sigs, skipped
+
+
+def decode_page(content: bytes, received_ms: int | None = None, *, raw_spans: bool = False) -> DecodedPage:
+    """Decode a getupdates body into columns. Raises the typed ApiError for ``ret``/``errcode`` ≠ 0 (``-14``
+    → StaleTokenError) and ProtocolError for a body that is not a JSON object.
+
+    The ``raw`` column holds each message's JSON text as the server sent it (msgspec present) or re-encoded
+    (standard library). With ``raw_spans`` it holds zero-copy byte spans instead of str, for bulk ingest.
+    """
+    if USE_MSGSPEC and _raw_decoder is not None:
+        try:
+            env = _raw_decoder.decode(content)
+        except (_msgspec.DecodeError, _msgspec.ValidationError):
+            env = None  # the standard path below gives the precise error, or copes with an odd but valid shape
+        if env is not None:
+            check_envelope(_ENDPOINT, {"ret": env.ret, "errcode": env.errcode, "errmsg": env.errmsg})
+            cursor, lpt = _envelope_fields(env.get_updates_buf, env.sync_buf, env.longpolling_timeout_ms)
+            spans = env.msgs or []
+            typed = None
+            if spans:
+                try:
+                    typed = _typed_decoder.decode(content).msgs
+                except _msgspec.ValidationError:
+                    typed = None
+            if typed is not None and None not in typed:
+                raws: list[Any] = spans if raw_spans else [str(span, "utf-8") for span in spans]
+                columns, sigs = _typed_columns(typed, raws, received_ms)
+                return DecodedPage(columns, sigs, cursor, lpt)
+            decode = _any_decoder.decode
+            pairs = [(decode(span), span if raw_spans else str(span, "utf-8")) for span in spans]
+            columns, sigs, skipped = _dict_columns(pairs, received_ms)
+            return DecodedPage(columns, sigs, cursor, lpt, skipped)
+    data = decode_body(_ENDPOINT, content)
+    check_envelope(_ENDPOINT, data)
+    msgs = data.get("msgs")
+    if msgs is not None and not isinstance(msgs, list):
+        raise E.ProtocolError(f"{_ENDPOINT.name} answered with 'msgs' that is not an array", endpoint=_ENDPOINT.name)
+    cursor, lpt = _envelope_fields(
+        data.get("get_updates_buf"), data.get("sync_buf"), data.get("longpolling_timeout_ms")
+    )
+    pairs = [(msg, encode_message(msg) if isinstance(msg, dict) else None) for msg in msgs or ()]
+    columns, sigs, skipped = _dict_columns(pairs, received_ms)
+    return DecodedPage(columns, sigs, cursor, lpt, skipped)
+
+
+def decode_messages(
+    messages: Iterable[Any], received_ms: int | None = None
+) -> tuple[list[list[Any]], list[str | None], int]:
+    """Flatten messages given one by one: dicts, JSON text (str/bytes) of one message, or anything with
+    ``to_wire()`` (a WeixinMessage). Returns ``(columns, signatures, skipped)``."""
+
+    def pairs() -> Iterator[tuple[Any, Any]]:
+        loads = _any_decoder.decode if USE_MSGSPEC and _any_decoder is not None else json.loads
+        for item in messages:
+            if isinstance(item, dict):
+                yield item, encode_message(item)
+            elif isinstance(item, (str, bytes, bytearray, memoryview)):
+                text = item if isinstance(item, str) else str(item, "utf-8")
+                try:
+                    yield loads(text), text
+                except ValueError as exc:
+                    raise E.UsageError(f"not a JSON message: {exc}; pass dicts, JSON text or WeixinMessage") from None
+            elif hasattr(item, "to_wire"):
+                wire = item.to_wire()
+                yield wire, encode_message(wire)
+            else:
+                yield None, None
+
+    return _dict_columns(pairs(), received_ms)
+
+
+# --- policy, events, bounded memories ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How the poll loop reacts to failures and duplicates. Defaults are the official plugin's.
+
+    ``timeout`` overrides the client-side timeout of a poll (default: the server's ``longpolling_timeout_ms``
+    plus ``constants.LONG_POLL_GRACE``). Tests shrink the delays: ``PollPolicy(retry_delay=0.01, backoff_delay=0.05)``.
+    """
+
+    retry_delay: float = C.POLL_RETRY_DELAY
+    backoff_after: int = C.POLL_BACKOFF_AFTER_FAILURES
+    backoff_delay: float = C.POLL_BACKOFF_DELAY
+    timeout: float | None = None
+    #: How many recent ``message_id`` values are remembered to drop a page served twice.
+    dedup_size: int = 100_000
+    #: Same sender and content with a new ``message_id`` within this many seconds → ``probable_duplicate``.
+    duplicate_window: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.retry_delay < 0 or self.backoff_delay < 0:
+            raise E.UsageError("PollPolicy delays must be >= 0 seconds")
+        if self.backoff_after < 1:
+            raise E.UsageError("PollPolicy.backoff_after counts failures in a row and must be >= 1")
+        if self.dedup_size < 1:
+            raise E.UsageError("PollPolicy.dedup_size must be >= 1")
+        if self.timeout is not None and self.timeout <= 0:
+            raise E.UsageError("PollPolicy.timeout must be a positive number of seconds (or None)")
+
+    def delay_after(self, failures: int) -> tuple[float, bool]:
+        """Seconds to wait after the ``failures``-th failure in a row, and whether that is the long back-off."""
+        if failures >= self.backoff_after:
+            return self.backoff_delay, True
+        return self.retry_delay, False
+
+
+@dataclass(frozen=True)
+class PollEvent:
+    """Something the loop did that a user may want to see: ``retry``, ``backoff``, ``stale``, ``duplicate``."""
+
+    kind: str
+    message: str
+    time: float = field(default_factory=time.time)
+    delay: float = 0.0
+    failures: int = 0
+
+
+class RecentIds:
+    """A set of the last ``maxlen`` ids: memory stays bounded however long the stream runs."""
+
+    def __init__(self, maxlen: int, initial: Iterable[int] = ()) -> None:
+        self.maxlen = maxlen
+        self._ids: dict[int, None] = {}
+        for value in initial:
+            self.add(value)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, value: int) -> bool:
+        """Remember ``value``; False if it was already there."""
+        if value in self._ids:
+            return False
+        self._ids[value] = None
+        if len(self._ids) > self.maxlen:
+            del self._ids[next(iter(self._ids))]
+        return True
+
+    def recent(self, n: int) -> list[int]:
+        """The ``n`` most recently added ids, oldest first."""
+        ids = list(self._ids)
+        return ids[-n:] if n else []
+
+
+class DuplicateDetector:
+    """Flags a message whose sender and content match one seen within ``window`` seconds under another id.
+
+    Times are the server's ``create_time_ms`` (the receive time when absent). Memory is bounded by the window
+    and by ``maxlen`` entries.
+    """
+
+    def __init__(self, window: float, maxlen: int = 100_000) -> None:
+        self.window_ms = int(window * 1000)
+        self.maxlen = maxlen
+        self._seen: OrderedDict[tuple[str | None, str], tuple[int, int | None]] = OrderedDict()
+
+    def check(
+        self, sender: str | None, signature: str | None, when_ms: int, message_id: int | None
+    ) -> tuple[bool, int | None]:
+        """``(True, original message_id)`` if this message probably repeats an earlier one, else ``(False, None)``
+        (and this one is remembered as an original)."""
+        if signature is None or self.window_ms <= 0:
+            return False, None
+        key = (sender, signature)
+        seen = self._seen
+        # Entries arrive in time order (nearly): drop those that fell out of the window.
+        while seen:
+            first_key, (first_when, _) = next(iter(seen.items()))
+            if first_when >= when_ms - self.window_ms and len(seen) < self.maxlen:
+                break
+            del seen[first_key]
+        prior = seen.get(key)
+        if prior is not None and prior[1] != message_id and abs(when_ms - prior[0]) <= self.window_ms:
+            return True, prior[1]
+        seen[key] = (when_ms, message_id)
+        seen.move_to_end(key)
+        return False, None
+
+
+# --- the page --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """One successful poll: new messages as columns (``message_id`` repeats already dropped)."""
+
+    columns: list[list[Any]]
+    get_updates_buf: str
+    cursor_changed: bool
+    received_ms: int
+    timed_out: bool = False
+    dropped: int = 0  # exact duplicates (same message_id) that were not delivered again
+    flagged: int = 0  # probable duplicates among the new messages
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    @property
+    def raws(self) -> list[Any]:
+        """The messages' JSON texts, in order."""
+        return self.columns[COL["raw"]]
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        return list(zip(*self.columns, strict=True))
+
+
+MakeSend = Callable[[str, float], Send]
+
+
+class PollState:
+    """Cursor, server window, failure count, recent ids and recent content of one stream."""
+
+    def __init__(
+        self,
+        policy: PollPolicy | None = None,
+        *,
+        cursor: str = "",
+        longpolling_timeout_ms: int = C.DEFAULT_LONGPOLLING_TIMEOUT_MS,
+        seen: Iterable[int] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy or PollPolicy()
+        self.cursor = cursor
+        self.longpolling_timeout_ms = longpolling_timeout_ms
+        self.failures = 0
+        self.seen = RecentIds(self.policy.dedup_size, seen)
+        self.duplicates = DuplicateDetector(self.policy.duplicate_window)
+        self.events: deque[PollEvent] = deque(maxlen=100)
+        self.on_event: Callable[[PollEvent], None] | None = None
+        self.status = "idle"
+        self.pages = 0
+        self.delivered = 0
+        self.dropped = 0
+        self.flagged = 0
+        self._clock = clock
+
+    def _event(self, kind: str, message: str, delay: float = 0.0) -> PollEvent:
+        event = PollEvent(kind, message, self._clock(), delay, self.failures)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def request_timeout(self) -> float:
+        """Client-side timeout of the next poll: the server's window plus a grace, unless the policy says."""
+        if self.policy.timeout is not None:
+            return self.policy.timeout
+        return self.longpolling_timeout_ms / 1000 + C.LONG_POLL_GRACE
+
+    def page_flow(self, make_send: MakeSend) -> Flow:
+        """Poll until one page succeeds (sleeping after failures as the policy says); return the :class:`Page`."""
+        while True:
+            self.status = "polling"
+            outcome = yield make_send(self.cursor, self.request_timeout())
+            try:
+                page = self.receive(outcome)
+            except E.StaleTokenError as exc:
+                self.status = "stopped: the bot token is stale (-14); log in again"
+                self._event("stale", str(exc))
+                raise
+            except (E.ApiError, E.TransportError, E.ProtocolError) as exc:
+                yield self._failed(str(exc))
+                continue
+            return page
+
+    def _failed(self, problem: str) -> Sleep:
+        self.failures += 1
+        delay, backoff = self.policy.delay_after(self.failures)
+        if backoff:
+            message = f"getupdates failed {self.failures} times in a row ({problem}); backing off {delay:g} s"
+            self.status = f"backing off {delay:g} s after {self.failures} failures in a row"
+            self._event("backoff", message, delay)
+            # The official plugin starts counting again after its long back-off.
+            self.failures = 0
+            return Sleep(delay, message)
+        message = f"getupdates failed ({problem}); retry {self.failures} in {delay:g} s"
+        self.status = f"retrying in {delay:g} s ({self.failures} failure(s) in a row)"
+        self._event("retry", message, delay)
+        return Sleep(delay, message)
+
+    def receive(self, outcome: Reply | Failure | None) -> Page:
+        """Turn one poll's outcome into a :class:`Page`, or raise the error that makes it a failure."""
+        now_ms = int(self._clock() * 1000)
+        if isinstance(outcome, Failure):
+            if outcome.timeout:
+                # A client-side timeout of a long poll is a normal empty page: no messages, same cursor.
+                self.failures = 0
+                self.pages += 1
+                return Page(rows_to_columns([]), self.cursor, False, now_ms, timed_out=True)
+            error = outcome.error
+            text = str(error)
+            raise E.TransportError(
+                f"{_ENDPOINT.name}: {type(error).__name__}" + (f": {text}" if text else ""), endpoint=_ENDPOINT.name
+            )
+        if not isinstance(outcome, Reply):
+            raise E.UsageError("a poll outcome is a Reply or a Failure")
+        if outcome.status >= 400:
+            raise http_status_error(_ENDPOINT, outcome.status, outcome.content, dict(outcome.headers))
+        decoded = decode_page(outcome.content, now_ms)
+        if decoded.longpolling_timeout_ms and decoded.longpolling_timeout_ms > 0:
+            self.longpolling_timeout_ms = decoded.longpolling_timeout_ms
+        changed = bool(decoded.get_updates_buf) and decoded.get_updates_buf != self.cursor
+        if decoded.get_updates_buf:  # replace the cursor only with a non-empty value
+            self.cursor = decoded.get_updates_buf
+        if decoded.skipped:
+            self._event("skipped", f"a getupdates page had {decoded.skipped} entries in msgs that were not objects")
+        self.failures = 0
+        self.pages += 1
+        page = self.accept(decoded.columns, decoded.signatures, now_ms)
+        page.cursor_changed = changed
+        return page
+
+    def accept(self, columns: list[list[Any]], signatures: list[str | None], received_ms: int) -> Page:
+        """Drop ids seen before and flag probable duplicates, in place on ``columns``; return the page."""
+        ids, senders, created, flags = columns[_I_ID], columns[_I_FROM], columns[_I_CREATE], columns[_I_DUP]
+        seen, detector = self.seen, self.duplicates
+        drop: list[int] = []
+        flagged = 0
+        for i, message_id in enumerate(ids):
+            if message_id is not None and not seen.add(message_id):
+                drop.append(i)
+                continue
+            signature = signatures[i]
+            if signature is None:
+                continue
+            when = created[i]
+            repeat, original = detector.check(
+                senders[i], signature, when if when is not None else received_ms, message_id
+            )
+            if repeat:
+                flags[i] = True
+                flagged += 1
+                self._event(
+                    "duplicate",
+                    f"message {message_id} from {senders[i]} repeats message {original} (probable re-delivery)",
+                )
+        if drop:
+            gone = set(drop)
+            columns = [[v for i, v in enumerate(col) if i not in gone] for col in columns]
+            self._event("dropped", f"dropped {len(drop)} message(s) delivered before (same message_id)")
+        page = Page(columns, self.cursor, False, received_ms, dropped=len(drop), flagged=flagged)
+        self.delivered += len(page)
+        self.dropped += len(drop)
+        self.flagged += flagged
+        return page
