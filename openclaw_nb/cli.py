@@ -128,8 +128,26 @@ def _add_login(subparsers: Any) -> None:
     add_login_command(subparsers)
 
 
+# --- demo --------------------------------------------------------------------------------------------
+
+
+def _add_demo(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="a scripted tour against the embedded simulator (log in, receive, reply, show the traffic)",
+        description="Run a scripted session against the embedded simulator; nothing touches the real server.",
+    )
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
 #: Each entry registers one subcommand on the subparsers object.
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_login]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_login, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
