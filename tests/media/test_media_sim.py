@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from openclaw_nb import errors as E
+from openclaw_nb.client import Client
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.crypto import encrypt, new_filekey, new_key
 from openclaw_nb.protocol.media import MediaSendResp, SplitSendResp, split_text
@@ -311,3 +312,20 @@ def test_async_round_trip_and_typing_indicator(bot: Bot, tmp_path: Path) -> None
     assert texts == ["async caption", "", "One.", "Two."]
     assert bot.sim.outbox[1].data == data
     assert bot.sim.outbox[1].items[0]["file_item"]["file_name"] == "async file ü.bin"
+
+
+def test_recorded_upload_streams_and_keeps_the_key_out_of_the_log(bot: Bot, tmp_path: Path) -> None:
+    bot.sim.say(bot.user, "hi")
+    with Client(bot.token, base_url=bot.sim.base_url, cdn_base_url=bot.sim.cdn_base_url) as client:  # recorder on
+        client.get_updates()
+        data = os.urandom(100_000)
+        resp = client.send_file(data, bot.user, name="logged.bin")
+        assert bot.sim.outbox[0].data == data and resp.uploaded is not None
+        (cdn,) = [ex for ex in client.log if ex.call == "cdn_upload"]
+        assert cdn.status == 200 and cdn.request_size == 100_016
+        assert {k.lower(): v for k, v in cdn.request_headers.items()}["content-length"] == "100016"
+        client.log.to_jsonl(tmp_path / "log.jsonl")
+        everything = (tmp_path / "log.jsonl").read_text(encoding="utf-8") + repr(list(client.log))
+        assert resp.uploaded.rawfilemd5 in everything  # the getuploadurl body is in the log...
+        assert resp.uploaded.aeskey not in everything  # ...with its key redacted
+        assert base64.b64encode(resp.uploaded.aeskey.encode()).decode() not in everything
