@@ -270,9 +270,19 @@ class LoginHandle:
         return self._wait().__await__()
 
     async def _wait(self, timeout: float | None = None) -> LoginResult:
-        # shield: a cell interrupted while awaiting must not cancel the login itself.
-        result = await asyncio.wait_for(asyncio.shield(self.task), timeout)
-        return _outcome(result)
+        try:
+            # shield: a cell interrupted while awaiting must not cancel the login itself.
+            await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        except asyncio.CancelledError:
+            if not self.task.cancelled():
+                raise  # it is the awaiting code that was cancelled, not the login
+        return self._final()
+
+    def _final(self) -> LoginResult:
+        """The finished task's result; a task cancelled before it ever ran counts as a cancelled login."""
+        if self.task.cancelled():
+            return _outcome(self.session.result or cancelled_result())
+        return _outcome(self.task.result())
 
     def wait(self, timeout: float | None = None) -> LoginResult:
         """Block until the login is over and return the result (raises :class:`LoginError` when it failed).
@@ -281,7 +291,7 @@ class LoginHandle:
         the widget keeps updating, but its buttons answer only after the cell ends.
         """
         if self.task.done():
-            return _outcome(self.task.result())
+            return self._final()
         loop = self.task.get_loop()
         if loop.is_running() and env.running_loop() is not loop:
             # The loop runs in another thread: wait for it from this one.
@@ -420,7 +430,15 @@ def _start(session: LoginSession, coro: Coroutine[Any, Any, LoginResult], show: 
         from .notebook.login_widget import LoginWidget
 
         widget = LoginWidget(session)
-    handle = LoginHandle(session, loop.create_task(coro), widget)
+    task = loop.create_task(coro)
+
+    def finish_if_never_ran(task: asyncio.Task[LoginResult]) -> None:
+        # A task cancelled before its first step never enters _drive_async, which would end the session.
+        if task.cancelled() and not session.done:
+            session.finish(cancelled_result())
+
+    task.add_done_callback(finish_if_never_ran)
+    handle = LoginHandle(session, task, widget)
     if widget is not None:
         widget.on_cancel = handle.cancel
         widget.start_ticker()

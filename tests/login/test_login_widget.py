@@ -182,6 +182,25 @@ def test_cancel_button_stops_the_flow(sim: Simulator, home: Path) -> None:
     asyncio.run(main())
 
 
+def test_cancel_before_the_task_ever_ran(sim: Simulator, home: Path) -> None:
+    # In a notebook: login() and a click on Cancel before the kernel's loop got round to the task.
+    counting = CountingTransport()
+
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False, transport=counting) as client:
+            handle = await client.login(display="widget", **FAST)
+            handle.widget.cancel_button.click()
+            with pytest.raises(LoginError) as info:
+                await handle
+            assert info.value.result.outcome == Outcome.CANCELLED
+            assert handle.status == LoginState.CANCELLED and "Login cancelled" in handle.widget.status.value
+            with pytest.raises(LoginError):
+                handle.wait()
+            assert counting.paths == []
+
+    asyncio.run(main())
+
+
 def test_sync_client_in_a_running_loop_uses_an_async_twin(sim: Simulator, home: Path) -> None:
     async def main() -> None:
         with Client(base_url=sim.base_url) as client:  # records into client.log
