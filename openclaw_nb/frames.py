@@ -674,6 +674,13 @@ def timeline(df: pd.DataFrame, freq: str = "1min", ax: Any = None, by_user: bool
     return ax
 
 
+def _clock(when: Any, fmt: str) -> str:
+    try:
+        return str(when.strftime(fmt))
+    except (AttributeError, ValueError):  # NaT: the message carried no create_time_ms
+        return ""
+
+
 class Conversation:
     """One user's messages as chat bubbles (``_repr_html_``) or as plain lines (``repr``)."""
 
@@ -685,7 +692,9 @@ class Conversation:
         lines = [f"conversation with {self.user} ({len(self.rows)} messages)"]
         for r in self.rows:
             who = "bot" if r["outgoing"] else "user"
-            lines.append(f"{r['time']:%Y-%m-%d %H:%M:%S} {who:>4}: {r['text'] or '[' + r['item_types'] + ']'}")
+            lines.append(
+                f"{_clock(r['time'], '%Y-%m-%d %H:%M:%S'):19} {who:>4}: {r['text'] or '[' + r['item_types'] + ']'}"
+            )
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -705,7 +714,7 @@ class Conversation:
             parts.append(
                 f"<div style='display:flex;justify-content:{side};margin:3px 0'>"
                 f"<div style='background:{color};border-radius:8px;padding:5px 9px;max-width:75%;white-space:pre-wrap'>"
-                f"{body}<div style='font-size:70%;color:#888'>{r['time']:%H:%M:%S}{flag}</div></div></div>"
+                f"{body}<div style='font-size:70%;color:#888'>{_clock(r['time'], '%H:%M:%S')}{flag}</div></div></div>"
             )
         parts.append("</div>")
         return "".join(parts)

@@ -1,0 +1,119 @@
+"""The live feed as a notebook shows it: snapshot HTML (escaped, tokens redacted), the live widget that is
+redrawn only when something changed, saving incrementally, and the JSONL log written before the cursor moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openclaw_nb.frames import read_log
+from openclaw_nb.notebook import env
+from openclaw_nb.notebook import feed as feed_module
+
+from .conftest import FAST, Bot
+
+
+class FakeView:
+    """Stands in for an ipywidgets.HTML: counts how often its value is set."""
+
+    def __init__(self) -> None:
+        self.sets = 0
+        self._value = ""
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    @value.setter
+    def value(self, text: str) -> None:
+        self.sets += 1
+        self._value = text
+
+
+def test_snapshot_html_escapes_and_redacts(bot: Bot) -> None:
+    sent = bot.say("mallory@im.wechat", "<script>alert(1)</script>")
+    with bot.client() as client:
+        feed = client.stream(policy=FAST)
+        feed.wait_for(1)
+        page = feed._repr_html_()
+        text = repr(feed)
+        feed.stop()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert sent["context_token"] not in page and "redacted" in page
+    assert "1 messages" in page and "mallory@im.wechat" in page and "polling" in page
+    assert "1 messages" in text and bot.bot_id in text
+
+
+def test_display_without_widgets_is_a_static_bundle(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[Any] = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    with bot.client() as client:
+        feed = client.stream(policy=FAST)
+        feed._ipython_display_()
+        feed.stop()
+    assert set(shown[0]) == {"text/plain", "text/html"}
+
+
+def test_live_view_redraws_only_on_change(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ipywidgets")
+    shown: list[Any] = []
+    monkeypatch.setattr(env, "has_widgets", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    with bot.client() as client:
+        feed = client.stream(policy=FAST, refresh=0.1)
+        feed._ipython_display_()
+        (view,) = shown
+        assert type(view).__name__ == "HTML" and "0 messages" in view.value
+        fake = FakeView()
+        feed._widgets.add(fake)
+        version = feed._redraw(-1)
+        assert fake.sets == 1 and feed._redraw(version) == version and fake.sets == 1  # nothing changed
+        bot.say("zoe@im.wechat", "hello view")
+        feed.wait_for(1)
+        # the refresher thread picks the change up within a few refresh periods
+        assert wait_until(lambda: "hello view" in view.value, 5)
+        feed.stop()
+        assert wait_until(lambda: "stopped" in view.value, 5)
+
+
+def wait_until(check: Any, timeout: float) -> bool:
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        pause.wait(0.02)
+    return bool(check())
+
+
+def test_save_is_incremental_and_the_log_is_complete(bot: Bot, tmp_path: Path) -> None:
+    for i in range(5):
+        bot.say("amy@im.wechat", f"m{i}")
+    with bot.client() as client:
+        feed = client.stream(policy=FAST, log_path=tmp_path / "live.jsonl")
+        feed.wait_for(5)
+        feed.save(tmp_path / "saved.jsonl")
+        for i in range(5, 8):
+            bot.say("amy@im.wechat", f"m{i}")
+        feed.wait_for(8)
+        feed.save(tmp_path / "saved.jsonl")
+        feed.save(tmp_path / "dataset")
+        feed.stop()
+        feed.wait(5)
+    saved = read_log(tmp_path / "saved.jsonl", dedup=False)
+    assert saved["text"].tolist() == [f"m{i}" for i in range(8)]  # each message once, across two saves
+    live = read_log(tmp_path / "live.jsonl")
+    assert live["message_id"].tolist() == feed.frame["message_id"].tolist()
+    assert live["context_token"].tolist() == feed.frame["context_token"].tolist()  # the live log is exact
+    parquet = read_log(tmp_path / "dataset")
+    assert parquet["message_id"].tolist() == feed.frame["message_id"].tolist()
+    assert feed.items_frame()["type"].astype(str).tolist() == ["text"] * 8
+
+
+def test_feed_module_exports_feed() -> None:
+    assert feed_module.Feed.__name__ == "Feed"

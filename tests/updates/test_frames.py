@@ -1,0 +1,253 @@
+"""Messages as DataFrames: exact dtypes, the same frame from every path, logs on disk, analysis helpers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from openclaw_nb import frames as F
+from openclaw_nb.protocol import models as m
+from openclaw_nb.protocol import poll as P
+from openclaw_nb.protocol.redact import redact
+
+BIG = 2**64 - 1
+JUST_ABOVE = 2**53 + 1  # the first integer a float64 cannot hold
+
+EXPECTED_DTYPES = {
+    "seq": "Int64",
+    "message_id": "UInt64",
+    "from_user_id": "str",
+    "to_user_id": "str",
+    "session_id": "str",
+    "group_id": "str",
+    "client_id": "str",
+    "create_time": "datetime64[ms, UTC]",
+    "update_time": "datetime64[ms, UTC]",
+    "message_type": "category",
+    "message_state": "category",
+    "item_types": "str",
+    "text": "str",
+    "has_media": "bool",
+    "quoted": "str",
+    "quoted_svr_id": "UInt64",
+    "context_token": "str",
+    "probable_duplicate": "bool",
+    "received_time": "datetime64[ms, UTC]",
+    "raw": "str",
+}
+
+
+def msg(i: int, user: str = "alice@im.wechat", **kw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "seq": i,
+        "message_id": BIG - i if i % 2 else JUST_ABOVE + i,
+        "from_user_id": user,
+        "to_user_id": "bot1@im.bot",
+        "client_id": f"c{i}",
+        "create_time_ms": 1_700_000_000_000 + i * 30_000,
+        "update_time_ms": 1_700_000_000_000 + i * 30_000,
+        "session_id": "",
+        "group_id": "",
+        "message_type": 1,
+        "message_state": 2,
+        "context_token": f"secret-token-{i}",
+        "item_list": [{"type": 1, "text_item": {"text": f"<b>hello</b> {i}"}}],
+    }
+    out.update(kw)
+    return out
+
+
+MESSAGES = [
+    *(msg(i, user=["alice@im.wechat", "bob@im.wechat"][i % 2]) for i in range(1, 9)),
+    msg(9, item_list=[{"type": 2, "image_item": {"aeskey": "00" * 16, "media": {"encrypt_query_param": "P"}}}]),
+    msg(10, message_type=2, from_user_id="bot1@im.bot", to_user_id="alice@im.wechat", create_time_ms=None),
+    msg(11, message_type=9, message_state=None, item_list=[{"type": 1, "ref_msg": {"title": "q", "svr_id": BIG}}]),
+]
+
+
+def page_bytes(msgs: list[dict[str, Any]], cursor: str = "c") -> bytes:
+    return json.dumps({"ret": 0, "msgs": msgs, "get_updates_buf": cursor}).encode()
+
+
+def test_dtypes_are_exact() -> None:
+    df = F.frame_from_messages(MESSAGES)
+    assert {c: str(t) for c, t in df.dtypes.items()} == EXPECTED_DTYPES
+    assert list(df.columns) == list(P.COLUMNS)
+    assert df["message_id"].tolist() == [mm["message_id"] for mm in MESSAGES]  # exact above 2^53
+    assert int(df["message_id"].iloc[1]) == JUST_ABOVE + 2 and int(df["message_id"].iloc[0]) == BIG - 1
+    assert df["quoted_svr_id"].iloc[-1] == BIG and df["quoted"].iloc[-1] == "q"
+    assert df["message_type"].cat.categories.tolist() == ["none", "user", "bot", "9"]
+    assert df["message_type"].astype(str).tolist()[-3:] == ["user", "bot", "9"]
+    assert pd.isna(df["message_state"].iloc[-1]) and pd.isna(df["create_time"].iloc[-2])
+    assert df["create_time"].iloc[0] == pd.Timestamp(1_700_000_030_000, unit="ms", tz="UTC")
+    assert df["received_time"].isna().all()  # not read live
+    assert df["item_types"].iloc[8] == "image" and df["has_media"].iloc[8] and df["text"].iloc[8] == ""
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal frames; ``raw`` may differ in whitespace only (it keeps the server's bytes when it can)."""
+    pd.testing.assert_frame_equal(a.drop(columns="raw"), b.drop(columns="raw"))
+    assert a["raw"].map(json.loads).tolist() == b["raw"].map(json.loads).tolist()
+    assert str(a["raw"].dtype) == str(b["raw"].dtype) == "str"
+
+
+def test_every_path_gives_the_same_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = F.frame_from_messages(MESSAGES)
+    pages = [page_bytes(MESSAGES[:4]), page_bytes(MESSAGES[4:]).decode()]
+    spaced = F.frame_from_pages(pages)
+    same(spaced, reference)
+    assert spaced["raw"].iloc[0] == json.dumps(MESSAGES[0])  # the server's bytes, spaces and all
+    as_models = [m.WeixinMessage.from_wire(x) for x in MESSAGES]
+    # to_wire() leaves out null fields, so only the raw text differs
+    pd.testing.assert_frame_equal(F.frame_from_messages(as_models).drop(columns="raw"), reference.drop(columns="raw"))
+    same(F.frame_from_messages([json.dumps(x) for x in MESSAGES]), reference)
+    same(F.frame_from_pages([{"msgs": MESSAGES}]), reference)
+    monkeypatch.setattr(P, "USE_MSGSPEC", False)
+    same(F.frame_from_pages(pages), reference)
+    monkeypatch.setattr(F, "_have_arrow", lambda: False)  # pandas alone (no pyarrow)
+    same(F.frame_from_pages(pages), reference)
+
+
+def test_bulk_ingest_dedups_and_flags_like_the_stream() -> None:
+    again = dict(MESSAGES[0])  # the same message_id: dropped
+    renumbered = dict(MESSAGES[0], message_id=42)  # same sender and text, new id: flagged
+    df = F.frame_from_pages([page_bytes(MESSAGES[:2]), page_bytes([again, renumbered])])
+    assert df["message_id"].tolist() == [MESSAGES[0]["message_id"], MESSAGES[1]["message_id"], 42]
+    assert df["probable_duplicate"].tolist() == [False, False, True]
+    assert len(F.frame_from_pages([page_bytes(MESSAGES[:2]), page_bytes([again])], dedup=False)) == 3
+
+
+def test_bulk_ingest_spans_several_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(F, "BATCH_ROWS", 3)
+    many = [msg(i) for i in range(1, 40)]
+    df = F.frame_from_pages([page_bytes(many[i : i + 5]) for i in range(0, 39, 5)])
+    assert df["seq"].tolist() == list(range(1, 40)) and df["raw"].map(json.loads).tolist() == many
+
+
+def test_buffer_materialises_incrementally_and_safely() -> None:
+    buf = F.MessageBuffer()
+    assert len(buf.frame()) == 0 and list(buf.frame().columns) == list(P.COLUMNS)
+    cols, _, _ = P.decode_messages(MESSAGES[:3], received_ms=5)
+    buf.extend(cols)
+    first = buf.frame()
+    cols, _, _ = P.decode_messages(MESSAGES[3:], received_ms=6)
+    buf.extend(cols)
+    second = buf.frame()
+    assert len(first) == 3 and len(second) == len(MESSAGES)  # the first snapshot did not grow
+    assert second.index.tolist() == list(range(len(MESSAGES)))
+    assert str(second["message_type"].dtype) == "category" and second["message_type"].astype(str).iloc[-1] == "9"
+    first["extra"] = 1  # a user's change to a snapshot must not leak into the buffer
+    assert "extra" not in buf.frame()
+    tail = buf.tail(2)
+    assert [r["seq"] for r in tail] == [10, 11] and tail[0]["received_time"] == 6
+    buf.frame()
+    assert [r["seq"] for r in buf.tail(4)] == [8, 9, 10, 11]  # from the materialised frame too
+
+    # a writer thread appends while a reader materialises: no row lost, none twice
+    live = F.MessageBuffer()
+    one, _, _ = P.decode_messages([msg(1)])
+
+    def write() -> None:
+        for _ in range(2000):
+            live.extend(one)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    sizes = []
+    while writer.is_alive():
+        sizes.append(len(live.frame()))
+    writer.join()
+    assert len(live.frame()) == 2000 and sizes == sorted(sizes)
+
+
+def test_items_frame() -> None:
+    df = F.frame_from_messages(MESSAGES)
+    items = F.items_frame(df)
+    assert len(items) == len(MESSAGES)  # one item each
+    image = items[items["type"].astype(str) == "image"].iloc[0]
+    assert image["key_source"] == "image_item.aeskey" and int(image["message_id"]) == MESSAGES[8]["message_id"]
+    assert str(items["message_id"].dtype) == "UInt64" and str(items["create_time"].dtype) == "datetime64[ms, UTC]"
+
+
+def test_parquet_dataset_round_trip_and_duckdb(tmp_path: Path) -> None:
+    df = F.frame_from_messages(MESSAGES)
+    out = F.save_log(df, tmp_path / "log", redact_secrets=False)
+    parts = sorted(str(p.relative_to(out).parent) for p in out.rglob("*.parquet"))
+    assert parts == ["bot=alice@im.wechat/date=2023-11-14", "bot=bot1@im.bot/date=2023-11-14"] or all(
+        p.startswith("bot=") and "/date=" in p for p in parts
+    )
+    back = F.read_log(out)
+    expected = df.sort_values("create_time", kind="stable", na_position="last").reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected, check_categorical=False)
+    F.save_log(df, out, redact_secrets=False)  # saved twice: read once
+    assert len(F.read_log(out)) == len(df) and len(F.read_log(out, dedup=False)) == 2 * len(df)
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    rows = con.execute(
+        f"SELECT message_id, bot, date FROM read_parquet('{out}/**/*.parquet', hive_partitioning=true) "
+        "WHERE seq = 1 LIMIT 1"
+    ).fetchall()
+    assert rows[0][0] == MESSAGES[0]["message_id"] and rows[0][1] == "bot1@im.bot"
+
+
+def test_saved_logs_redact_secrets_by_default(tmp_path: Path) -> None:
+    df = F.frame_from_messages(MESSAGES)
+    F.save_log(df, tmp_path / "log.jsonl")
+    text = (tmp_path / "log.jsonl").read_text()
+    assert "secret-token-1" not in text and redact("secret-token-1") in text and '"aeskey":"<redacted' in text
+    back = F.read_log(tmp_path / "log.jsonl")
+    assert back["context_token"].iloc[0] == redact("secret-token-1") and len(back) == len(df)
+    F.save_log(df, tmp_path / "exact.jsonl", redact_secrets=False)
+    pd.testing.assert_frame_equal(F.read_log(tmp_path / "exact.jsonl"), df)
+
+
+def test_analysis_helpers() -> None:
+    df = F.frame_from_messages(MESSAGES)
+    per_user = F.messages_per_user(df)
+    assert per_user.loc["alice@im.wechat", "messages"] == 6 and per_user.loc["bob@im.wechat", "messages"] == 4
+    counts = F.per_minute(df)
+    assert counts.sum() == len(df) - 1  # one message has no create_time
+    convo = F.conversation(df, "alice@im.wechat")
+    page = convo._repr_html_()
+    assert "&lt;b&gt;hello&lt;/b&gt;" in page and "<b>hello</b> 2" not in page  # text is escaped
+    assert "secret-token" not in page and "flex-end" in page  # the bot's message sits on the right
+    assert "conversation with alice@im.wechat" in repr(convo)
+    sent = pd.DataFrame(
+        {"to_user_id": ["bob@im.wechat"], "time": [pd.Timestamp(1_700_000_000_000 + 2 * 30_000 + 1500, unit="ms")]}
+    )
+    lat = F.reply_latency(df, sent=sent)
+    bob = lat[lat["user"] == "bob@im.wechat"].set_index("message_id")
+    assert bob.loc[MESSAGES[0]["message_id"], "latency"] == pd.Timedelta(milliseconds=31_500)
+    assert pd.isna(bob.loc[MESSAGES[2]["message_id"], "latency"])  # never answered
+
+
+def test_timeline_plot_or_clear_error() -> None:
+    df = F.frame_from_messages(MESSAGES)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    except ImportError:
+        with pytest.raises(F.E.UsageError, match="matplotlib"):
+            F.timeline(df)
+        return
+    ax = F.timeline(df, by_user=True)
+    assert ax.get_ylabel() == "messages per 1min"
+
+
+def test_importing_the_package_does_not_import_pandas() -> None:
+    code = (
+        "import sys, openclaw_nb, openclaw_nb.client, openclaw_nb.updates, openclaw_nb.frames, "
+        "openclaw_nb.notebook.feed, openclaw_nb.protocol.poll; "
+        "print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.split() == ["False", "False"]
