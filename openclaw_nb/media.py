@@ -392,6 +392,9 @@ class MediaMixin(_MediaFlows):
     def typing_indicator(self, user: str, *, context_token: str | None = None) -> Iterator[None]:
         """Show "typing..." while the block runs; cancelled on the way out, also when the block raises.
 
+        If the indicator cannot be shown (no ticket: the user has not written yet), that error is raised and
+        the block does not run. A failed cancel after a failed block is logged, so the block's error shows.
+
         >>> with client.typing_indicator(user):
         ...     answer = slow_model(question)
         """
