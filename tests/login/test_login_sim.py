@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def status_requests(sim: Simulator) -> list[dict]:
     return [r for r in sim.requests if r["endpoint"] == "get_qrcode_status"]
 
 
-def test_confirmed_sync(sim: Simulator, home: Path) -> None:
+def test_confirmed_sync(sim: Simulator, home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     phone = Phone(sim, user="alice")
     with Client(base_url=sim.base_url) as client:
         result = client.login(display="none", on_event=phone, **FAST)
@@ -38,6 +40,7 @@ def test_confirmed_sync(sim: Simulator, home: Path) -> None:
         assert all(bot.token not in repr(ex) for ex in client.log)
     assert phone.states() == [LoginState.WAITING, LoginState.SCANNED, LoginState.CONFIRMED]
     assert result.ok and result.outcome == Outcome.CONFIRMED and result.new_token
+    assert "login: Scanned: confirm the login on the phone" in caplog.text and bot.token not in caplog.text
     assert result.user_id == "alice@im.wechat" and result.qr_codes == 1
     saved = json.loads(Path(result.saved_to or "").read_text())
     assert saved["bot_token"] == bot.token and saved["ilink_bot_id"] == bot.bot_id
