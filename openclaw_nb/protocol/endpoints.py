@@ -182,3 +182,16 @@ def build_request(
     return RequestSpec(
         ep, "POST", ep.path, query, identity.post_headers(token), encode_json(body), timeout or ep.timeout
     )
+
+
+def markdown_table() -> str:
+    """The endpoint table as Markdown; the README's copy is checked against it by a test."""
+    lines = [
+        "| method | path | client method | timeout | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for ep in ENDPOINT_LIST:
+        query = "?" + "&".join(f"{k}={v}" for k, v in ep.query.items()) if ep.query else ""
+        poll = " (long poll)" if ep.long_poll else ""
+        lines.append(f"| {ep.method} | `{ep.path}{query}` | `{ep.name}` | {ep.timeout:g} s{poll} | {ep.doc} |")
+    return "\n".join(lines)
