@@ -129,7 +129,7 @@ class WireModel:
             )
             cls.__wire_specs_cache__ = specs  # type: ignore[attr-defined]
             cls.__wire_has_raw__ = any(f.name == "raw" for f in dataclasses.fields(cls))  # type: ignore[attr-defined]
-        return specs  # type: ignore[no-any-return]
+        return specs
 
     @classmethod
     def from_wire(cls: type[M], data: dict[str, Any]) -> M:
