@@ -9,7 +9,6 @@ are counted and hashed chunk by chunk, never buffered.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
@@ -19,8 +18,8 @@ from typing import Any
 import httpx
 
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS_BY_PATH
-from ..protocol.redact import redact_header, redact_json, redact_text, redact_url
-from .exchange import Binary, Exchange, Text
+from ..protocol.redact import SECRET_FIELDS, SECRET_HEADERS, redact_header, redact_json_text, redact_text, redact_url
+from .exchange import Binary, Exchange, JsonText, Text
 
 #: Request extension keys the client sets on every request.
 CALL_KEY = "openclaw_nb.call"
@@ -30,6 +29,8 @@ ATTEMPT_KEY = "openclaw_nb.attempt"
 MAX_TEXT_BODY = 4 * 1024 * 1024
 
 wire_log = logging.getLogger("openclaw_nb.wire")
+
+_SECRET_HEADER_NAMES = SECRET_HEADERS | SECRET_FIELDS
 
 
 def call_from_path(path: str) -> str:
@@ -52,11 +53,12 @@ def _is_text_type(content_type: str) -> bool:
 
 def _headers(headers: httpx.Headers, redact: bool) -> dict[str, str]:
     out: dict[str, str] = {}
-    enc = headers.encoding
+    # Not headers.encoding: that property re-detects the charset over every header on each call. UTF-8 covers
+    # ASCII and the UTF-8 x-error-message of the CDN; anything else shows as replacement characters.
     for raw_name, raw_value in headers.raw:
-        name = raw_name.decode(enc)
-        value = raw_value.decode(enc)
-        if redact:
+        name = raw_name.decode("latin-1")
+        value = raw_value.decode("utf-8", "replace")
+        if redact and name.lower() in _SECRET_HEADER_NAMES:
             value = redact_header(name, value)
         # Repeated headers are joined as HTTP allows; the iLink protocol repeats none.
         out[name] = f"{out[name]}, {value}" if name in out else value
@@ -64,24 +66,24 @@ def _headers(headers: httpx.Headers, redact: bool) -> dict[str, str]:
 
 
 def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
-    """A whole body as kept in the log: redacted JSON, redacted :class:`Text`, or :class:`Binary`."""
+    """A whole body as kept in the log: redacted :class:`JsonText`, redacted :class:`Text`, or :class:`Binary`.
+
+    JSON is redacted as text and parsed only when looked at (see :class:`JsonText` for why).
+    """
     if not data:
         return None
     ct = content_type.lower()
-    if "json" in ct or (not ct and data[:1] in (b"{", b"[")):
-        try:
-            value = json.loads(data)
-        except (ValueError, RecursionError):
-            pass
-        else:
-            return redact_json(value) if redact else value
-    if len(data) <= MAX_TEXT_BODY and (_is_text_type(ct) or not ct):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and "\x00" not in text:
-            return Text(redact_text(text) if redact else text, len(data))
+    if len(data) <= MAX_TEXT_BODY:
+        is_json = "json" in ct or (not ct and data[:1] in (b"{", b"["))
+        if is_json or _is_text_type(ct) or not ct:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is not None and "\x00" not in text:
+                if is_json:
+                    return JsonText(redact_json_text(text) if redact else text, len(data))
+                return Text(redact_text(text) if redact else text, len(data))
     return Binary(len(data), hashlib.md5(data, usedforsecurity=False).hexdigest())
 
 

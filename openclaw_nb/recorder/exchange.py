@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,42 +46,180 @@ def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
-@dataclass(frozen=True, eq=True)
-class Exchange:
-    """One request and its response (or the error that replaced it), as it crossed the wire.
+class JsonText:
+    """A JSON body kept as its (already redacted) text and parsed only when someone looks at it.
 
-    ``request_body`` / ``response_body`` are the parsed JSON value, a :class:`Binary` (size + md5),
-    a :class:`Text`, or ``None`` when there was no body. ``status`` is ``None`` when no response arrived,
-    and then ``error`` says why (``"ConnectError: [Errno 111] Connection refused"``).
+    Parsing every body at record time would cost more than the request itself for a large ``getupdates``
+    page, and a ring of parsed bodies is hundreds of thousands of objects for the garbage collector to walk
+    on every collection. The text is one untracked object. Text that turns out not to be JSON reads as
+    :class:`Text`.
+    """
+
+    __slots__ = ("size", "text")
+
+    def __init__(self, text: str, size: int | None = None) -> None:
+        self.text = text
+        self.size = len(text.encode("utf-8")) if size is None else size
+
+    def value(self) -> Any:
+        try:
+            return json.loads(self.text)
+        except (ValueError, RecursionError):
+            return Text(self.text, self.size)
+
+    def __repr__(self) -> str:
+        return f"JsonText({self.text!r})"
+
+
+def _resolve(body: Any) -> Any:
+    return body.value() if isinstance(body, JsonText) else body
+
+
+_FIELDS = (
+    "id",
+    "started",
+    "call",
+    "method",
+    "url",
+    "request_headers",
+    "request_body",
+    "status",
+    "response_headers",
+    "response_body",
+    "duration_ms",
+    "error",
+    "attempt",
+    "wait_ms",
+    "http_version",
+    "reason",
+    "request_size",
+    "response_size",
+    "redacted",
+)
+
+
+class Exchange:
+    """One request and its response (or the error that replaced it), as it crossed the wire. Read-only.
+
+    ``request_body`` / ``response_body`` are the parsed JSON value (parsed anew on each access, so changing
+    it changes nothing recorded), a :class:`Binary` (size + md5), a :class:`Text`, or ``None`` when there was
+    no body. ``status`` is ``None`` when no response arrived, and then ``error`` says why
+    (``"ConnectError: [Errno 111] Connection refused"``).
 
     >>> ex = client.log[-1]
     >>> ex.call, ex.status, ex.response_body["ret"]        # doctest: +SKIP
     ('send_message', 200, 0)
     """
 
+    __slots__ = (
+        "_request_body",
+        "_response_body",
+        "attempt",
+        "call",
+        "duration_ms",
+        "error",
+        "http_version",
+        "id",
+        "method",
+        "reason",
+        "redacted",
+        "request_headers",
+        "request_size",
+        "response_headers",
+        "response_size",
+        "started",
+        "status",
+        "url",
+        "wait_ms",
+    )
+
     id: int
     started: datetime
     call: str
     method: str
     url: str
-    request_headers: dict[str, str] = field(default_factory=dict)
-    request_body: Any = None
-    status: int | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: Any = None
-    duration_ms: float | None = None
-    error: str | None = None
-    attempt: int = 1
+    request_headers: dict[str, str]
+    _request_body: Any
+    _response_body: Any
+    status: int | None
+    response_headers: dict[str, str]
+    duration_ms: float | None
+    error: str | None
+    attempt: int
     #: Time until the response headers arrived (HAR "wait"); ``None`` when no response arrived.
-    wait_ms: float | None = None
-    http_version: str = "HTTP/1.1"
-    reason: str = ""
+    wait_ms: float | None
+    http_version: str
+    reason: str
     #: Body sizes in bytes as sent / received on the wire (``None`` when unknown).
-    request_size: int | None = None
-    response_size: int | None = None
-    redacted: bool = True
+    request_size: int | None
+    response_size: int | None
+    redacted: bool
 
-    # Dicts make the generated hash fail; an exchange is identified by its id and start time anyway.
+    def __init__(
+        self,
+        id: int,
+        started: datetime,
+        call: str,
+        method: str,
+        url: str,
+        request_headers: dict[str, str] | None = None,
+        request_body: Any = None,
+        status: int | None = None,
+        response_headers: dict[str, str] | None = None,
+        response_body: Any = None,
+        duration_ms: float | None = None,
+        error: str | None = None,
+        attempt: int = 1,
+        wait_ms: float | None = None,
+        http_version: str = "HTTP/1.1",
+        reason: str = "",
+        request_size: int | None = None,
+        response_size: int | None = None,
+        redacted: bool = True,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "id", id)
+        put(self, "started", started)
+        put(self, "call", call)
+        put(self, "method", method)
+        put(self, "url", url)
+        put(self, "request_headers", {} if request_headers is None else request_headers)
+        put(self, "_request_body", request_body)
+        put(self, "status", status)
+        put(self, "response_headers", {} if response_headers is None else response_headers)
+        put(self, "_response_body", response_body)
+        put(self, "duration_ms", duration_ms)
+        put(self, "error", error)
+        put(self, "attempt", attempt)
+        put(self, "wait_ms", wait_ms)
+        put(self, "http_version", http_version)
+        put(self, "reason", reason)
+        put(self, "request_size", request_size)
+        put(self, "response_size", response_size)
+        put(self, "redacted", redacted)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Exchange is read-only (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Exchange is read-only (cannot delete {name!r})")
+
+    @property
+    def request_body(self) -> Any:
+        return _resolve(self._request_body)
+
+    @property
+    def response_body(self) -> Any:
+        return _resolve(self._response_body)
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Exchange):
+            return NotImplemented
+        return self._key() == other._key()
+
     def __hash__(self) -> int:
         return hash((self.id, self.started))
 

@@ -88,6 +88,7 @@ def entry(ex: Exchange) -> dict[str, Any]:
         "size": 0,
         "mimeType": _mime(ex.response_headers, "x-unknown"),
     }
+    # Compact JSON of the parsed body, so that a log reloaded from JSONL exports the same HAR.
     body = ex.response_body
     text = _body_text(body)
     if text is not None:

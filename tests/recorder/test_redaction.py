@@ -13,7 +13,15 @@ import httpx
 import pytest
 from rich.console import Console
 
-from openclaw_nb.protocol.redact import is_redacted, redact, redact_header, redact_json, redact_text, redact_url
+from openclaw_nb.protocol.redact import (
+    is_redacted,
+    redact,
+    redact_header,
+    redact_json,
+    redact_json_text,
+    redact_text,
+    redact_url,
+)
 from openclaw_nb.recorder import Recorder, load_log
 
 from .helpers import LoopbackServer, SessionSecrets, run_session
@@ -154,3 +162,53 @@ def test_redaction_helpers() -> None:
     assert image["aeskey"] == redact("k") and image["media"]["aes_key"] == redact("q")
     assert "a%2Bb" not in image["media"]["full_url"] and "filekey=0a1b" in image["media"]["full_url"]
     assert redact_text("oops token=abc; Bearer xyz") == f"oops token={placeholder}; Bearer {redact('xyz')}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "ret": 0,
+            "msgs": [
+                {
+                    "context_token": "ctx",
+                    "item_list": [
+                        {
+                            "image_item": {
+                                "aeskey": "k",
+                                "media": {
+                                    "aes_key": "q",
+                                    "encrypt_query_param": "p",
+                                    "full_url": "http://c/download?encrypted_query_param=a%2Bb&x=1",
+                                },
+                            }
+                        }
+                    ],
+                }
+            ],
+        },
+        {"token": 'quote " and backslash \\ inside', "nested": {"bot_token": 12345, "typing_ticket": True}},
+        {"local_token_list": ["a", "b", "a"], "Token": "Upper", "AES_KEY": "k2"},
+        {"token": "", "bot_token": None, "context_token": {"an": "object"}},
+        {"aeskey": [1, {"a": 2}]},
+        [{"typing_ticket": "t"}, {"upload_param": "u"}],
+        {"msg": 'the words "token": "abc" inside a string, and ?upload_param=zz in text'},
+        {"upload_full_url": "http://c/upload?encrypted_query_param=<redacted abcd…(3)>&filekey=f"},
+        {"url": "http://c/x?encrypted_query_param=v1\u0026filekey=f", "text": "日本語 token"},
+        {"filekey": "visible", "monkey": "key-ish but not secret", "x-encrypted-param": "h"},
+    ],
+)
+def test_text_redaction_matches_the_parsed_one(body: object) -> None:
+    for text in (json.dumps(body), json.dumps(body, indent=2), json.dumps(body, ensure_ascii=False)):
+        assert json.loads(redact_json_text(text)) == redact_json(body)
+
+
+def test_text_redaction_of_odd_text() -> None:
+    # Not JSON at all: redacted as free text rather than passed through.
+    assert redact_json_text('{"token": "abc", broken') == '{"token": "' + redact("abc") + '", broken'
+    assert redact_json_text("") == ""
+    assert redact_json_text('{"ret":0}') == '{"ret":0}'
+    # Encoders that escape "&" as \u0026 (Go's does) still have their query parameters found.
+    escaped = '{"u": "http://c/x?filekey=f\\u0026encrypted_query_param=v1"}'
+    assert json.loads(redact_json_text(escaped)) == redact_json(json.loads(escaped))
+    assert "v1" not in redact_json_text(escaped)
