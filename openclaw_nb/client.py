@@ -212,7 +212,7 @@ class BaseClient:
             content=spec.content,
             timeout=spec.timeout,
         )
-        return send, spec.json
+        return send, spec.body
 
     def _call(self, name: str, payload: m.WireModel | Mapping[str, Any] | None = None, **kw: Any) -> Flow:
         send, body = self._api_send(name, payload, **kw)

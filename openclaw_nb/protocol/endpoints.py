@@ -144,6 +144,8 @@ class RequestSpec:
     headers: dict[str, str]
     content: bytes | None
     timeout: float
+    #: The JSON body before encoding (None for GET).
+    body: dict[str, Any] | None = None
 
     @property
     def json(self) -> Any:
@@ -180,7 +182,7 @@ def build_request(
         body = dict(payload)
     body["base_info"] = identity.base_info()
     return RequestSpec(
-        ep, "POST", ep.path, query, identity.post_headers(token), encode_json(body), timeout or ep.timeout
+        ep, "POST", ep.path, query, identity.post_headers(token), encode_json(body), timeout or ep.timeout, body
     )
 
 

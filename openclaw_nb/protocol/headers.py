@@ -9,6 +9,7 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 
 from .._version import __version__
 from . import constants as C
@@ -63,12 +64,18 @@ class ClientIdentity:
     bot_agent: str = DEFAULT_BOT_AGENT
     route_tag: str | None = None
 
-    @property
+    # Both are computed once per identity: they sit on the path of every request.
+    @cached_property
     def packed_version(self) -> str:
         return str(C.pack_version(self.client_version))
 
+    @cached_property
+    def _base_info(self) -> tuple[tuple[str, str], ...]:
+        return (("channel_version", self.client_version), ("bot_agent", sanitize_bot_agent(self.bot_agent)))
+
     def base_info(self) -> dict[str, str]:
-        return {"channel_version": self.client_version, "bot_agent": sanitize_bot_agent(self.bot_agent)}
+        """``base_info`` of every POST body (a fresh dict each call, so callers may change it)."""
+        return dict(self._base_info)
 
     def post_headers(self, token: str | None) -> dict[str, str]:
         """Headers of every POST: JSON, auth type, bearer token (only when there is one), fresh UIN, app id."""
