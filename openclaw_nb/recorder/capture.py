@@ -51,18 +51,25 @@ def _is_text_type(content_type: str) -> bool:
     return "json" in ct or ct.startswith("text/") or "xml" in ct or "x-www-form-urlencoded" in ct
 
 
-def _headers(headers: httpx.Headers, redact: bool) -> dict[str, str]:
+def _headers(headers: httpx.Headers, redact: bool) -> tuple[dict[str, str], str, str]:
+    """The headers as kept (secret values redacted), plus Content-Type and Content-Encoding picked up on the way."""
     out: dict[str, str] = {}
-    # Not headers.encoding: that property re-detects the charset over every header on each call. UTF-8 covers
-    # ASCII and the UTF-8 x-error-message of the CDN; anything else shows as replacement characters.
+    ctype = encoding = ""
+    # Not headers.encoding / headers.get: those re-scan every header on each call. UTF-8 covers ASCII and the
+    # UTF-8 x-error-message of the CDN; anything else shows as replacement characters.
     for raw_name, raw_value in headers.raw:
         name = raw_name.decode("latin-1")
         value = raw_value.decode("utf-8", "replace")
-        if redact and name.lower() in _SECRET_HEADER_NAMES:
+        lname = name.lower()
+        if lname == "content-type":
+            ctype = value
+        elif lname == "content-encoding":
+            encoding = value.strip().lower()
+        elif redact and lname in _SECRET_HEADER_NAMES:
             value = redact_header(name, value)
         # Repeated headers are joined as HTTP allows; the iLink protocol repeats none.
         out[name] = f"{out[name]}, {value}" if name in out else value
-    return out
+    return out, ctype, encoding
 
 
 def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
@@ -172,7 +179,7 @@ class _InFlight:
         self.method = request.method
         url = str(request.url)
         self.url = redact_url(url) if redact else url
-        self.req_headers = _headers(request.headers, redact)
+        self.req_headers, req_ctype, _ = _headers(request.headers, redact)
         self.req_stream: _CountingStream | None = None
         self.req_body: Any = None
         self.req_size: int | None = None
@@ -184,7 +191,7 @@ class _InFlight:
             request.stream = self.req_stream
         else:
             self.req_size = len(content)
-            self.req_body = decode_body(content, request.headers.get("content-type", ""), redact)
+            self.req_body = decode_body(content, req_ctype, redact)
         self.status: int | None = None
         self.reason = ""
         self.http_version = "HTTP/1.1"
@@ -203,9 +210,7 @@ class _InFlight:
         self.status = response.status_code
         self.reason = response.reason_phrase
         self.http_version = response.http_version
-        self.resp_headers = _headers(response.headers, self.redact)
-        self.resp_ctype = response.headers.get("content-type", "")
-        self.encoding = response.headers.get("content-encoding", "").strip().lower()
+        self.resp_headers, self.resp_ctype, self.encoding = _headers(response.headers, self.redact)
         if _is_text_type(self.resp_ctype) or not self.resp_ctype:
             self.resp_chunks = []
         else:
