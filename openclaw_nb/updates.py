@@ -33,7 +33,7 @@ from . import errors as E
 from .protocol import constants as C
 from .protocol import crypto
 from .protocol import models as m
-from .protocol.flow import Send, Sleep
+from .protocol.flow import Failure, Send, Sleep
 from .protocol.inbound import InboundMedia, inbound_media, sniff
 from .protocol.poll import COL, Page, PollEvent, PollPolicy, PollState
 from .protocol.redact import redact
@@ -633,7 +633,12 @@ class UpdatesMixin(_Shared):
                         return None
                     action = flow.send(None)
                 else:
-                    action = flow.send(self._transmit(action))
+                    outcome = self._transmit(action)
+                    if stop.is_set() and isinstance(outcome, Failure):
+                        # Stopped while the poll was in flight (the client may be closing): not a failure.
+                        flow.close()
+                        return None
+                    action = flow.send(outcome)
         except StopIteration as done:
             page: Page = done.value
             return page
@@ -724,7 +729,11 @@ class AsyncUpdatesMixin(_Shared):
                         await asyncio.sleep(action.seconds)
                     action = flow.send(None)
                 else:
-                    action = flow.send(await self._transmit(action))
+                    outcome = await self._transmit(action)
+                    if stop is not None and stop.is_set() and isinstance(outcome, Failure):
+                        flow.close()
+                        return None
+                    action = flow.send(outcome)
         except StopIteration as done:
             page: Page = done.value
             return page

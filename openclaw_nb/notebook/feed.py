@@ -38,6 +38,11 @@ _I_FROM = COL["from_user_id"]
 RATE_WINDOW = 5.0
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Feed:
     """A running (or finished) stream of messages into a DataFrame. Made by ``client.stream()``.
 
@@ -71,10 +76,11 @@ class Feed:
         self._version = 0
         self._stop_flag = threading.Event()
         self._done = threading.Event()
+        self._waiting = 0  # threads blocked in wait_rows()
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._saved: dict[str, int] = {}
         self._widgets: weakref.WeakSet[Any] = weakref.WeakSet()
         self._refresher_running = False
@@ -111,7 +117,10 @@ class Feed:
                 page = await self.client._apoll_page(stream, stop)
                 if page is None:
                     break
-                self._take(page)
+                self._take(page, persist=False)
+                if self._async_waiters:
+                    await asyncio.sleep(0)  # let the coroutines waiting for these rows run before the bookkeeping
+                self._stream.commit(page, keep_pending=False)
         except asyncio.CancelledError:
             if not self._stop_flag.is_set():
                 self._fail(E.UsageError("the feed's task was cancelled"))
@@ -120,7 +129,7 @@ class Feed:
         finally:
             self._finish()
 
-    def _take(self, page: Page) -> None:
+    def _take(self, page: Page, *, persist: bool = True) -> None:
         """Rows first (visible at once), then the log and the files that let a restart resume."""
         n = len(page)
         if n:
@@ -131,9 +140,14 @@ class Feed:
             while self._rate_marks and self._rate_marks[0][0] < now - RATE_WINDOW:
                 self._rate_marks.popleft()
             self._notify()
+            if self._thread is not None and self._waiting:
+                # Hand the GIL to the reader that was just woken before doing the bookkeeping below,
+                # or it waits for this thread's next blocking call (up to the 5 ms switch interval).
+                time.sleep(0)
             if self.log_path is not None:
                 self._append_log(page)
-        self._stream.commit(page, keep_pending=False)
+        if persist:
+            self._stream.commit(page, keep_pending=False)
 
     def _append_log(self, page: Page) -> None:
         assert self.log_path is not None
@@ -154,12 +168,12 @@ class Feed:
             self._version += 1
             self._changed.notify_all()
         here = env.running_loop()
-        for loop, event in list(self._async_waiters):
+        for loop, future in list(self._async_waiters):
             if loop is here:
-                event.set()
+                _resolve(future)
             else:
                 try:
-                    loop.call_soon_threadsafe(event.set)
+                    loop.call_soon_threadsafe(_resolve, future)
                 except RuntimeError:  # that loop is closed
                     pass
 
@@ -210,22 +224,29 @@ class Feed:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> pd.DataFrame:
         """Block until the frame has ``count`` rows (thread feeds); returns the frame. TimeoutError otherwise."""
+        self.wait_rows(count, timeout)
+        return self.frame
+
+    def wait_rows(self, count: int, timeout: float = 10.0) -> int:
+        """Block until ``count`` rows are in the feed (readable by ``feed.frame``), without building the frame."""
         if self._loop is not None and env.running_loop() is self._loop:
             raise E.UsageError("waiting would block the loop this feed runs on: use `await feed.until(count)`")
         deadline = time.monotonic() + timeout
         with self._changed:
-            while len(self._buffer) < count:
-                if not self.running and len(self._buffer) < count:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
+            self._waiting += 1
+            try:
+                while len(self._buffer) < count and self.running:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._changed.wait(left)
+            finally:
+                self._waiting -= 1
         if len(self._buffer) < count:
             if self.error is not None:
                 raise self.error
             raise TimeoutError(f"the feed has {len(self._buffer)} of {count} messages after {timeout} s")
-        return self.frame
+        return len(self._buffer)
 
     async def until(self, condition: Any, timeout: float | None = 10.0) -> Feed:
         """Await until ``condition`` holds: a row count, or a callable taking the feed.
@@ -234,29 +255,31 @@ class Feed:
         """
         check = (lambda f: len(f) >= condition) if isinstance(condition, int) else condition
         loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-        waiter = (loop, event)
-        self._async_waiters.append(waiter)
-        try:
-            deadline = None if timeout is None else loop.time() + timeout
-            while not check(self):
-                if not self.running:
-                    if self.error is not None:
-                        raise self.error
-                    if not check(self):
-                        raise TimeoutError(f"the feed stopped with {len(self)} messages")
-                event.clear()
-                if check(self):
-                    break
-                left = None if deadline is None else deadline - loop.time()
-                if left is not None and left <= 0:
+        deadline = None if timeout is None else loop.time() + timeout
+        while not check(self):
+            if not self.running:
+                if self.error is not None:
+                    raise self.error
+                raise TimeoutError(f"the feed stopped with {len(self)} messages")
+            # A bare future per wait: woken by the feed in one loop iteration (no wait_for task in between).
+            future: asyncio.Future[None] = loop.create_future()
+            waiter = (loop, future)
+            self._async_waiters.append(waiter)
+            timer = None
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    self._async_waiters.remove(waiter)
                     raise TimeoutError(f"the feed has {len(self)} messages after {timeout} s")
-                try:
-                    await asyncio.wait_for(event.wait(), left)
-                except asyncio.TimeoutError:
-                    continue
-        finally:
-            self._async_waiters.remove(waiter)
+                timer = loop.call_later(left, _resolve, future)
+            try:
+                if not check(self):
+                    await future
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if waiter in self._async_waiters:
+                    self._async_waiters.remove(waiter)
         return self
 
     def __enter__(self) -> Feed:
