@@ -42,7 +42,7 @@ STR_COLUMNS = tuple(
 )
 #: Rows per Arrow batch in bulk ingest: big enough to amortise per-batch costs, small enough to keep the
 #: transient Python objects of one batch cheap.
-BATCH_ROWS = 1 << 16
+BATCH_ROWS = 1 << 15
 
 
 def _have_arrow() -> bool:
@@ -86,7 +86,7 @@ def _arrow_type(name: str) -> pa.DataType:
         return pa.int64()
     if name in BOOL_COLUMNS:
         return pa.bool_()
-    return pa.string()
+    return pa.large_string()  # what pandas' str dtype stores: converting needs no cast (no copy)
 
 
 def _raw_array(values: Sequence[Any]) -> pa.Array:
@@ -95,13 +95,11 @@ def _raw_array(values: Sequence[Any]) -> pa.Array:
     import pyarrow as pa
 
     if not values or isinstance(values[0], str):
-        return pa.array(values, pa.string())
+        return pa.array(values, pa.large_string())
     data = b"".join(values)
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] < 2**31:
-        return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))
     return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
@@ -265,7 +263,7 @@ def _small_arrays(columns: Sequence[Sequence[Any]]) -> dict[str, Any]:
         elif name in BOOL_COLUMNS:
             out[name] = np.array(values, dtype=bool)
         elif name == "raw":
-            out[name] = str_cls(_raw_array(values).cast(pa.large_string()))
+            out[name] = str_cls(_raw_array(values))
         else:
             # large_string is what pandas' str dtype stores: no cast on wrapping
             out[name] = str_cls(pa.array(values, pa.large_string()))

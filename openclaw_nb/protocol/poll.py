@@ -18,9 +18,10 @@ same sender and content as one seen within ``duplicate_window`` seconds is kept 
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -279,7 +280,20 @@ def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
     sig_col: list[str | None] = []
     names = ITEM_TYPE_NAMES
     media_kinds = MEDIA_ITEM_TYPES
+    text_kind = int(C.ItemType.TEXT)
     for items in item_lists:
+        if items and len(items) == 1:
+            # The common message, one plain text item: the general rules below give exactly this.
+            only = items[0]
+            payload = only.text_item
+            if only.type == text_kind and only.ref_msg is None and payload is not None and payload.text:
+                types_col.append("text")
+                text_col.append(payload.text)
+                media_col.append(False)
+                quoted_col.append(None)
+                svr_col.append(None)
+                sig_col.append("text\x1f" + payload.text)
+                continue
         if not items:
             types_col.append("")
             text_col.append("")
@@ -538,6 +552,23 @@ class RecentIds:
             del self._ids[next(iter(self._ids))]
         return True
 
+    def add_many(self, values: list[Any]) -> bool:
+        """Remember all ``values`` at once if none is known and none repeats (True); else change nothing."""
+        ids = self._ids
+        if None in values or not ids.keys().isdisjoint(values):
+            return False
+        before = len(ids)
+        ids.update(dict.fromkeys(values))
+        if len(ids) - before != len(values):  # a repeat within the page: undo, the caller goes one by one
+            for value in values:
+                ids.pop(value, None)
+            return False
+        excess = len(ids) - self.maxlen
+        if excess > 0:
+            for old in list(itertools.islice(ids, excess)):
+                del ids[old]
+        return True
+
     def recent(self, n: int) -> list[int]:
         """The ``n`` most recently added ids, oldest first."""
         ids = list(self._ids)
@@ -554,7 +585,8 @@ class DuplicateDetector:
     def __init__(self, window: float, maxlen: int = 100_000) -> None:
         self.window_ms = int(window * 1000)
         self.maxlen = maxlen
-        self._seen: OrderedDict[tuple[str | None, str], tuple[int, int | None]] = OrderedDict()
+        self._seen: dict[tuple[str | None, str], tuple[int, int | None]] = {}
+        self._order: deque[tuple[int, tuple[str | None, str]]] = deque()
 
     def check(
         self, sender: str | None, signature: str | None, when_ms: int, message_id: int | None
@@ -563,20 +595,41 @@ class DuplicateDetector:
         (and this one is remembered as an original)."""
         if signature is None or self.window_ms <= 0:
             return False, None
+        seen, order = self._seen, self._order
+        cutoff = when_ms - self.window_ms
+        # Entries arrive in time order (nearly): forget those that fell out of the window, and the oldest
+        # beyond maxlen. An entry replaced since it was queued is left alone.
+        while order and (order[0][0] < cutoff or len(order) >= self.maxlen):
+            when, old_key = order.popleft()
+            current = seen.get(old_key)
+            if current is not None and current[0] == when:
+                del seen[old_key]
         key = (sender, signature)
-        seen = self._seen
-        # Entries arrive in time order (nearly): drop those that fell out of the window.
-        while seen:
-            first_key, (first_when, _) = next(iter(seen.items()))
-            if first_when >= when_ms - self.window_ms and len(seen) < self.maxlen:
-                break
-            del seen[first_key]
         prior = seen.get(key)
         if prior is not None and prior[1] != message_id and abs(when_ms - prior[0]) <= self.window_ms:
             return True, prior[1]
         seen[key] = (when_ms, message_id)
-        seen.move_to_end(key)
+        order.append((when_ms, key))
         return False, None
+
+    def remember_if_new(self, keys: list[tuple[str | None, str]], whens: list[int], ids: list[Any]) -> bool:
+        """Remember a page of (sender, signature) keys at once when none of them can repeat another (True);
+        else change nothing, and the caller checks one by one. Results are the same as :meth:`check`."""
+        if self.window_ms <= 0:
+            return True
+        seen = self._seen
+        if len(set(keys)) != len(keys) or not seen.keys().isdisjoint(keys):
+            return False
+        seen.update(zip(keys, zip(whens, ids, strict=True), strict=True))
+        self._order.extend(zip(whens, keys, strict=True))
+        order = self._order
+        cutoff = max(whens) - self.window_ms if whens else None
+        while order and ((cutoff is not None and order[0][0] < cutoff) or len(order) > self.maxlen):
+            when, old_key = order.popleft()
+            current = seen.get(old_key)
+            if current is not None and current[0] == when:
+                del seen[old_key]
+        return True
 
 
 # --- the page --------------------------------------------------------------------------------------
@@ -718,6 +771,16 @@ class PollState:
         seen, detector = self.seen, self.duplicates
         drop: list[int] = []
         flagged = 0
+        if ids and seen.add_many(ids):
+            # The usual page: no id seen before. If no content repeats either, all is decided in bulk.
+            picked = [i for i, sig in enumerate(signatures) if sig is not None]
+            keys = [(senders[i], signatures[i]) for i in picked]
+            whens = [created[i] if created[i] is not None else received_ms for i in picked]
+            if detector.remember_if_new(keys, whens, [ids[i] for i in picked]):
+                page = Page(columns, self.cursor, False, received_ms)
+                self.delivered += len(page)
+                return page
+            ids = [None] * len(ids)  # already remembered: only the content check below is left to do
         for i, message_id in enumerate(ids):
             if message_id is not None and not seen.add(message_id):
                 drop.append(i)
@@ -726,15 +789,14 @@ class PollState:
             if signature is None:
                 continue
             when = created[i]
-            repeat, original = detector.check(
-                senders[i], signature, when if when is not None else received_ms, message_id
-            )
+            real_id = columns[_I_ID][i]
+            repeat, original = detector.check(senders[i], signature, when if when is not None else received_ms, real_id)
             if repeat:
                 flags[i] = True
                 flagged += 1
                 self._event(
                     "duplicate",
-                    f"message {message_id} from {senders[i]} repeats message {original} (probable re-delivery)",
+                    f"message {real_id} from {senders[i]} repeats message {original} (probable re-delivery)",
                 )
         if drop:
             gone = set(drop)
