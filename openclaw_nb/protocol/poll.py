@@ -774,7 +774,7 @@ class PollState:
         if ids and seen.add_many(ids):
             # The usual page: no id seen before. If no content repeats either, all is decided in bulk.
             picked = [i for i, sig in enumerate(signatures) if sig is not None]
-            keys = [(senders[i], signatures[i]) for i in picked]
+            keys: list[tuple[str | None, str]] = [(senders[i], signatures[i]) for i in picked]  # type: ignore[misc]
             whens = [created[i] if created[i] is not None else received_ms for i in picked]
             if detector.remember_if_new(keys, whens, [ids[i] for i in picked]):
                 page = Page(columns, self.cursor, False, received_ms)
