@@ -1,0 +1,829 @@
+"""IPython magics: ``%load_ext openclaw_nb``, then connect, log in, send, type, upload, watch updates and the
+protocol log, and drive the embedded simulator from notebook cells.
+
+The magics are thin shells over the library: each one parses its line (IPython's ``magic_arguments``, so
+``%wx_send?`` shows the usage), calls one public method of the current :class:`~openclaw_nb.client.Client`,
+and prints one line or returns an object that displays itself. They hold no protocol logic. Mistakes and
+failures end as one ``UsageError`` line that says what to do, never a traceback, and nothing printed ever
+contains a token. The sync ``Client`` is used throughout: it does real blocking I/O, so it works inside the
+kernel's running event loop without re-entering it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import html
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from .. import errors as E
+from ..protocol import constants as C
+from ..protocol.redact import redact, redact_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ..client import Client
+    from ..login import LoginHandle
+    from ..sim import Simulator
+    from .feed import Feed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Names the magics bind in the user namespace.
+CLIENT_NAME = "wx"
+SIM_NAME = "sim"
+#: What to run when a magic needs a client and there is none.
+CONNECT_FIX = (
+    "run %wx_connect first (the latest saved login), %wx_connect --sim (a local simulator) "
+    "or %wx_connect --token T --base-url URL"
+)
+UPDATES_ACTIONS = ("start", "stop", "show", "frame")
+SIM_ACTIONS = ("say", "image", "scan", "confirm", "outbox")
+UPLOAD_KINDS = ("image", "file", "video")
+#: Rows of the protocol log ``%wx_log`` shows when ``--last`` is not given.
+LOG_ROWS = 20
+#: Seconds the embedded simulator waits before confirming a QR login by itself when the login blocks the cell.
+SIM_AUTO_CONFIRM = 1.0
+
+
+# --- parsing a magic's line ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Word:
+    """One shell-like word of a line and where it sits; ``value`` is None when a quote is never closed."""
+
+    value: str | None
+    start: int
+    end: int
+
+
+def _words(line: str) -> Iterator[_Word]:
+    """The words of ``line``: quotes group (and are removed), a backslash escapes a space or a quote.
+
+    IPython's own splitter keeps the quotes inside the words (``--caption "two words"`` would send the quotes),
+    and ``shlex`` gives no offsets, which the free-text magics need to keep their text exactly as typed.
+    """
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i].isspace():
+            i += 1
+        if i >= n:
+            return
+        start, parts, closed = i, [], True
+        while i < n and not line[i].isspace():
+            c = line[i]
+            if c in "'\"":
+                close = line.find(c, i + 1)
+                if close < 0:
+                    closed, i = False, n
+                    break
+                parts.append(line[i + 1 : close])
+                i = close + 1
+            elif c == "\\" and i + 1 < n and (line[i + 1].isspace() or line[i + 1] in "'\"\\"):
+                parts.append(line[i + 1])
+                i += 2
+            else:
+                parts.append(c)
+                i += 1
+        yield _Word("".join(parts) if closed else None, start, i)
+
+
+def _is_option(line: str, word: _Word) -> bool:
+    value = word.value
+    if value is None or len(value) < 2 or line[word.start] in "'\"":
+        return False  # a quoted word is never an option: that is how text may start with "-"
+    return value.startswith("-") and not value[1:].replace(".", "", 1).isdigit()
+
+
+def _value(magic: str, word: _Word) -> str:
+    if word.value is None:
+        raise UsageError(f"%{magic}: a quote is not closed; close it, or put the text in the cell form")
+    return word.value
+
+
+def _split(magic: str, parser: argparse.ArgumentParser, line: str, rest: str | None) -> tuple[list[str], str]:
+    """``line`` as argv for the parser, and with ``rest``, the free text after the last positional, raw.
+
+    Options may come before the text; the text starts at the first word that is not an option once the
+    positionals are filled (or after ``--``) and is kept exactly as typed, apostrophes and spaces included.
+    """
+    positionals = [a for a in parser._actions if not a.option_strings and a.dest != rest]
+    takes_value = {opt: a.nargs != 0 for a in parser._actions for opt in a.option_strings}
+    argv: list[str] = []
+    seen = 0
+    want_value = False
+    for word in _words(line):
+        if want_value:
+            argv.append(_value(magic, word))
+            want_value = False
+            continue
+        if rest is not None and seen >= len(positionals):
+            if word.value == "--":
+                return argv, line[word.end :].strip()
+            if not _is_option(line, word):
+                return argv, line[word.start :].strip()
+        value = _value(magic, word)
+        argv.append(value)
+        if _is_option(line, word):
+            want_value = "=" not in value and takes_value.get(value, False)
+        elif value != "--":
+            seen += 1
+    return argv, ""
+
+
+def _unquote(text: str) -> str:
+    """``"hello world"`` → ``hello world`` when one pair of quotes wraps the whole text; anything else as typed."""
+    if len(text) >= 2 and text[0] in "'\"" and text.find(text[0], 1) == len(text) - 1:
+        return text[1:-1]
+    return text
+
+
+def _usage(parser: argparse.ArgumentParser) -> str:
+    # magic_arguments writes the usage as a reST literal block ("::" first) for the docstring.
+    usage = " ".join(parser.format_usage().split())
+    return usage.removeprefix("usage:").strip().removeprefix("::").strip()
+
+
+def _user(magic: str, value: str) -> str:
+    """A user id as typed, a bare name meaning a WeChat user (``alice`` → ``alice@im.wechat``)."""
+    if value.startswith(("$", "{")):
+        name = value.strip("${}")
+        # IPython leaves $name alone when an odd number of apostrophes follows it on the line ("don't").
+        raise UsageError(
+            f"%{magic}: {value!r} was not expanded: define that Python variable first ({name} = 'alice@im.wechat'); "
+            f"with an apostrophe later on the line, write {{{name}}} instead of ${name}"
+        )
+    if "@" in value:
+        return value
+    # The simulator owns the rule for friendly names; importing it only here keeps %load_ext light.
+    from ..sim.state import user_id_of
+
+    return user_id_of(value)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _path(magic: str, value: str) -> str:
+    path = os.path.expanduser(value)
+    if not os.path.isfile(path):
+        raise UsageError(f"%{magic}: no such file: {value!r} (relative paths start at {os.getcwd()!r})")
+    return path
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+def _friendly(func: F) -> F:
+    """Library failures become one UsageError line (IPython shows no traceback for exactly that class).
+
+    Remote failures end the cell as errors too, so "Run all" stops at a failed send. Messages are redacted
+    again here, and every secret the magics know of is masked, whatever the library put in them.
+    """
+
+    @functools.wraps(func)
+    def wrapper(self: WxMagics, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except UsageError as exc:
+            raise UsageError(self._scrub(str(exc))) from None
+        except E.OpenClawError as exc:
+            message = f"%{func.__name__}: {_one_line(str(exc))}"
+            if isinstance(exc, E.StaleTokenError):
+                message += "; here: run %wx_login"
+            raise UsageError(self._scrub(message)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- displayable results ------------------------------------------------------------------------------
+
+
+#: (magic, what it does, one example) for ``%wx_help``; a test checks it covers every registered magic.
+HELP: tuple[tuple[str, str, str], ...] = (
+    ("%load_ext openclaw_nb", "register these magics", "%load_ext openclaw_nb"),
+    (
+        "%wx_connect",
+        "pick or create the client `wx`: the latest saved login, a token, a saved account, or --sim",
+        "%wx_connect --sim",
+    ),
+    ("%wx_login", "log `wx` in by QR code (a widget in Jupyter)", "%wx_login"),
+    ("%wx_send", "send a text; the cell form sends the cell body as is", "%wx_send alice@im.wechat hello there"),
+    ("%%wx_send", "send the cell body, several lines kept as typed", "%%wx_send $user"),
+    ("%wx_typing", "show (or hide, --cancel) the typing indicator", "%wx_typing alice@im.wechat"),
+    ("%wx_upload", "upload a file and send it (progress bar)", '%wx_upload chart.png --to alice --caption "today"'),
+    ("%wx_updates", "start / stop / show the live feed, or get its DataFrame", "df = %wx_updates frame"),
+    ("%wx_log", "the protocol log: last exchanges, one call, HAR / JSONL", "%wx_log --last 5 --call send_message"),
+    ("%wx_sim", "drive the embedded simulator: say, image, scan, confirm, outbox", "%wx_sim say alice hello bot"),
+    ("%wx_help", "this table", "%wx_help"),
+)
+
+
+class HelpTable:
+    """What ``%wx_help`` shows: each magic with one example (text and HTML)."""
+
+    rows = HELP
+
+    def __repr__(self) -> str:
+        width = max(len(name) for name, _, _ in self.rows)
+        lines = ["openclaw-nb magics (`%magic?` shows a magic's options)"]
+        for name, what, example in self.rows:
+            lines.append(f"  {name:<{width}}  {what}")
+            lines.append(f"  {'':<{width}}    e.g. {example}")
+        lines.append("USER is a user id (…@im.wechat); a bare name such as alice means alice@im.wechat.")
+        lines.append("Python variables expand on the magic's line: %wx_send $user {text}.")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td style='text-align:left'><code>{html.escape(name)}</code></td>"
+            f"<td style='text-align:left'>{html.escape(what)}</td>"
+            f"<td style='text-align:left'><code>{html.escape(example)}</code></td></tr>"
+            for name, what, example in self.rows
+        )
+        return (
+            "<div class='openclaw-help'><b>openclaw-nb magics</b> (<code>%magic?</code> shows a magic's options)"
+            "<table><thead><tr><th style='text-align:left'>magic</th><th style='text-align:left'>does</th>"
+            f"<th style='text-align:left'>example</th></tr></thead><tbody>{rows}</tbody></table>"
+            "<div>USER is a user id (…@im.wechat); a bare name such as <code>alice</code> means "
+            "<code>alice@im.wechat</code>. Python variables expand on the magic's line: "
+            "<code>%wx_send $user {text}</code>.</div></div>"
+        )
+
+
+def _outbox_frame(sim: Simulator, last: int | None) -> pd.DataFrame:
+    """What bots sent to the simulator, one row per message; context tokens and media keys stay out."""
+    import pandas as pd
+
+    entries = sim.outbox
+    if last:
+        entries = entries[-last:]
+
+    def kinds(types: list[int | None]) -> str:
+        names = []
+        for t in types:
+            try:
+                names.append(C.ItemType(t).name.lower() if t is not None else "none")
+            except ValueError:
+                names.append(str(t))
+        return ",".join(names)
+
+    return pd.DataFrame(
+        {
+            "time": pd.to_datetime([e.time_ms for e in entries], unit="ms", utc=True),
+            "bot_id": pd.Series([e.bot_id for e in entries], dtype="str"),
+            "to_user_id": pd.Series([e.to_user_id for e in entries], dtype="str"),
+            # UInt64: the simulator's ids are above 2**63, beyond int64 and float64.
+            "message_id": pd.array([e.message_id for e in entries], dtype="UInt64"),
+            "items": pd.Series([kinds(e.item_types) for e in entries], dtype="str"),
+            "text": pd.Series([e.text for e in entries], dtype="str"),
+            "media_bytes": pd.Series([sum(len(b) for b in e.media.values()) for e in entries], dtype="int64"),
+            "problems": pd.Series(["; ".join(e.problems) for e in entries], dtype="str"),
+        }
+    )
+
+
+# --- the magics ---------------------------------------------------------------------------------------
+
+
+@magics_class
+class WxMagics(Magics):
+    """The notebook's current client (``wx``), its embedded simulator (``sim``) and live feed, and the magics
+    that drive them. One instance per shell, made by ``%load_ext openclaw_nb``."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell=shell)
+        self.client: Client | None = None
+        self.sim: Simulator | None = None
+        self.feed: Feed | None = None
+        self.login_handle: LoginHandle | None = None
+        #: Where the simulator's logins, cursors and context tokens go: never the user's real data folder,
+        #: so a simulated bot does not become "the latest saved login" of the next %wx_connect.
+        self.sim_home: str | None = None
+
+    # --- state ---
+
+    def _need_client(self, magic: str) -> Client:
+        if self.client is None:
+            raise UsageError(f"%{magic}: no current client: {CONNECT_FIX}")
+        return self.client
+
+    def _need_login(self, magic: str) -> Client:
+        client = self._need_client(magic)
+        if not client.token:
+            raise UsageError(f"%{magic}: {CLIENT_NAME} is not logged in yet: run %wx_login first")
+        return client
+
+    def _need_sim(self, magic: str) -> Simulator:
+        if self.sim is None:
+            raise UsageError(f"%{magic}: no embedded simulator: start one with %wx_connect --sim")
+        return self.sim
+
+    def _store(self) -> Any:
+        """The data folder for the current client's stream: the simulator's own, or the default (None)."""
+        if self.sim_home is None:
+            return None
+        from ..store import Store
+
+        return Store(self.sim_home)
+
+    def _secrets(self) -> set[str]:
+        """Every secret the magics can see, to mask in their messages."""
+        found: set[str] = set()
+        client = self.client
+        if client is not None:
+            if client.token:
+                found.add(client.token)
+            found.update(p.context_token for p in client.peers.values() if p.context_token)
+            found.update(e.ticket for e in client.typing_tickets.entries.values() if e.ticket)
+        if self.sim is not None:
+            found.update(b.token for b in self.sim.bots.values() if b.token)
+        return found
+
+    def _scrub(self, text: str) -> str:
+        text = redact_text(text)
+        for secret in sorted(self._secrets(), key=len, reverse=True):
+            if len(secret) >= 8:  # short values could mask ordinary words; tokens are long
+                text = text.replace(secret, redact(secret))
+        return text
+
+    def _parse(self, magic: str, line: str, rest: str | None = None) -> argparse.Namespace:
+        """Parse a magic's line with its ``magic_arguments`` parser; errors carry the usage line."""
+        parser = getattr(self, magic).parser
+        argv, text = _split(magic, parser, line, rest)
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as exc:
+            raise UsageError(f"%{magic}: {exc}. Usage: {_usage(parser)}") from None
+        if rest is not None:
+            setattr(args, rest, text)
+        return args
+
+    def _bind(self, name: str, value: Any) -> None:
+        assert self.shell is not None
+        self.shell.push({name: value})
+
+    def _unbind(self, name: str, value: Any) -> None:
+        assert self.shell is not None
+        # Only our own object: the user may have reused the name for something else since.
+        if value is not None and self.shell.user_ns.get(name) is value:
+            del self.shell.user_ns[name]
+
+    def close(self) -> None:
+        """Stop what the magics started: the feed, a running login, the simulator, and close the client."""
+        self._retire(self.client, self.sim, self.feed, self.login_handle, self.sim_home)
+        self._unbind(CLIENT_NAME, self.client)
+        self._unbind(SIM_NAME, self.sim)
+        self.client = self.sim = self.feed = self.login_handle = self.sim_home = None
+
+    @staticmethod
+    def _retire(
+        client: Client | None,
+        sim: Simulator | None,
+        feed: Feed | None,
+        handle: LoginHandle | None,
+        sim_home: str | None,
+    ) -> None:
+        if handle is not None and not handle.done():
+            handle.cancel()
+        if feed is not None:
+            feed.stop()
+        if sim is not None:
+            sim.stop()  # answers held long polls, so a feed on it ends at once
+
+        def finish() -> None:
+            if feed is not None and feed.running:
+                try:
+                    feed.wait()
+                except Exception:  # what ended the feed was logged then; closing goes on regardless
+                    pass
+            if client is not None:
+                client.close()
+            if sim_home is not None:
+                shutil.rmtree(sim_home, ignore_errors=True)
+
+        if feed is not None and feed.running:
+            # A feed on a real server ends when its long poll returns (up to ~35 s) and uses the client and
+            # the data folder until then: close them after it, without making the cell wait.
+            threading.Thread(target=finish, name="openclaw-nb-close", daemon=True).start()
+        else:
+            finish()
+
+    # --- %wx_connect ---
+
+    @magic_arguments()
+    @argument("--sim", action="store_true", help="start an embedded simulator and connect to it (bound to `sim`)")
+    @argument("--qr", action="store_true", help="with --sim: start logged out, to log in with %%wx_login")
+    @argument("--long-poll", type=float, metavar="SECONDS", help="with --sim: how long the simulator holds getupdates")
+    @argument("--base-url", metavar="URL", help=f"API base URL (default: {C.DEFAULT_BASE_URL})")
+    @argument("--token", metavar="TOKEN", help="a bot token (better from a variable: --token $token)")
+    @argument("--account", metavar="BOT_ID", help="a saved login (see openclaw_nb.accounts.list_accounts())")
+    @line_magic
+    @_friendly
+    def wx_connect(self, line: str) -> None:
+        """Pick or create the notebook's current client and bind it to `wx`.
+
+        No options: the latest saved login (a logged-out client for the default server when there is none).
+        --account BOT_ID: that saved login. --token TOKEN: a client with that token. --base-url URL alone: a
+        logged-out client for that server. --sim: a local simulator on 127.0.0.1 (bound to `sim`) and a
+        client already logged in as a simulated bot, ready to receive and send; with --qr it starts logged
+        out, so %wx_login, %wx_sim scan and %wx_sim confirm show the QR login. Connecting again replaces the
+        client (and stops the previous simulator and feed).
+
+        Example: %wx_connect --sim
+        """
+        from ..client import Client
+        from ..store import Store
+
+        args = self._parse("wx_connect", line)
+        if args.token and args.account:
+            raise UsageError("%wx_connect: pass --token or --account, not both")
+        if args.sim and (args.token or args.account or args.base_url):
+            raise UsageError("%wx_connect: --sim runs its own server and bot; leave out --base-url/--token/--account")
+        if not args.sim and (args.qr or args.long_poll is not None):
+            raise UsageError("%wx_connect: --qr and --long-poll go with --sim")
+        sim: Simulator | None = None
+        sim_home: str | None = None
+        if args.sim:
+            from ..sim import Simulator
+
+            knobs = {} if args.long_poll is None else {"long_poll_timeout": args.long_poll}
+            sim = Simulator(**knobs).start()
+            sim_home = tempfile.mkdtemp(prefix="openclaw-nb-sim-")
+            client = Client(base_url=sim.base_url, cdn_base_url=sim.cdn_base_url)
+            if args.qr:
+                status = "not logged in: run %wx_login, then %wx_sim scan and %wx_sim confirm"
+            else:
+                bot = sim.login_bot()
+                client.use_credentials(bot.bot_token, bot_id=bot.bot_id)
+                status = f"logged in as the simulated bot {bot.bot_id} (owned by {bot.ilink_user_id})"
+            message = f"{CLIENT_NAME}: the embedded simulator at {sim.base_url} (bound to `{SIM_NAME}`), {status}"
+        elif args.account:
+            kw = {"base_url": args.base_url} if args.base_url else {}
+            client = Client.from_saved(args.account, **kw)
+            message = f"{CLIENT_NAME}: bot {client.bot_id} at {client.base_url} (saved login)"
+        elif args.token:
+            client = Client(args.token, base_url=args.base_url or C.DEFAULT_BASE_URL)
+            message = f"{CLIENT_NAME}: a client with the given token at {client.base_url}"
+        elif args.base_url or not Store().accounts():
+            client = Client(base_url=args.base_url or C.DEFAULT_BASE_URL)
+            why = "" if args.base_url else "no saved login yet, so "
+            message = f"{CLIENT_NAME}: {why}a client for {client.base_url}, not logged in: run %wx_login"
+        else:
+            client = Client.from_saved()
+            message = f"{CLIENT_NAME}: bot {client.bot_id} at {client.base_url} (the latest saved login)"
+        old_sim = self.sim
+        self._retire(self.client, self.sim, self.feed, self.login_handle, self.sim_home)
+        if sim is None:
+            self._unbind(SIM_NAME, old_sim)
+        self.client, self.sim, self.feed, self.login_handle, self.sim_home = client, sim, None, None, sim_home
+        self._bind(CLIENT_NAME, client)
+        if sim is not None:
+            self._bind(SIM_NAME, sim)
+        print(message)
+
+    # --- %wx_login ---
+
+    @magic_arguments()
+    @line_magic
+    @_friendly
+    def wx_login(self, line: str) -> None:
+        """Log the current client in by QR code: the widget in Jupyter (the cell returns at once and the
+        widget follows the login), the QR code drawn as text in a terminal (the cell waits). The credentials
+        are saved for %wx_connect (a simulator's go to its own temporary folder).
+
+        With the embedded simulator, confirm from the next cells with %wx_sim scan and %wx_sim confirm; where
+        the login blocks the cell (a terminal), the simulator confirms it by itself after a second.
+
+        Example: %wx_login
+        """
+        from ..login import LoginHandle, _choose_display
+
+        self._parse("wx_login", line)
+        client = self._need_client("wx_login")
+        if self.login_handle is not None and not self.login_handle.done():
+            self.login_handle.cancel()  # one QR at a time: a second would race the first for the credentials
+        on_sim = self.sim is not None and client.base_url == self.sim.base_url
+        kw: dict[str, Any] = {"home": self.sim_home} if on_sim else {}
+        if on_sim and _choose_display("auto") == "terminal":
+            assert self.sim is not None
+            # Nothing else can run while the login blocks this cell, so no %wx_sim confirm could answer it.
+            self.sim.set_qr_scenario(auto_confirm=SIM_AUTO_CONFIRM, count=1)
+            print(f"(the simulator scans and confirms this QR code by itself in {SIM_AUTO_CONFIRM:g} s)")
+        result = client.login(**kw)
+        if isinstance(result, LoginHandle):
+            self.login_handle = result
+
+    # --- %wx_send ---
+
+    @magic_arguments()
+    @argument("--context-token", metavar="T", help="echo this context token (default: the user's latest)")
+    @argument("user", metavar="USER", help="the user id (…@im.wechat); a bare name means name@im.wechat")
+    # default=[]: without a default, argparse makes a nargs="*" positional required.
+    @argument(
+        "text", nargs="*", default=[], metavar="TEXT", help="the text (line form); the cell form sends the cell body"
+    )
+    @line_cell_magic
+    @_friendly
+    def wx_send(self, line: str, cell: str | None = None) -> None:
+        """Send a text message and print its message id.
+
+        Line form: the text is the rest of the line, as typed (options go before it; `--` ends them;
+        quotes around the whole text are dropped). Cell form: the cell body is the text, every line and
+        space kept, nothing expanded. Long texts go out as several messages.
+
+        Examples:
+          %wx_send alice@im.wechat hello there
+          %wx_send $user {answer}
+          %%wx_send $user
+          first line
+            second line
+        """
+        if cell is None:
+            args = self._parse("wx_send", line, rest="text")
+            text = _unquote(args.text)
+            if not text:
+                raise UsageError(
+                    "%wx_send: nothing to send: write the text after USER, or use the cell form %%wx_send USER"
+                )
+        else:
+            args = self._parse("wx_send", line)
+            if args.text:
+                raise UsageError(
+                    "%%wx_send: the cell body is the message; put only USER (and --context-token) on its line"
+                )
+            text = cell.rstrip("\r\n")  # IPython ends every cell with a newline the user did not type
+            if not text.strip():
+                raise UsageError("%%wx_send: the cell is empty: write the message below the %%wx_send line")
+        user = _user("wx_send", args.user)
+        client = self._need_login("wx_send")
+        resp = client.send_text(user, text, args.context_token)
+        parts = getattr(resp, "parts", None) or [resp]
+        if len(parts) > 1:
+            ids = ", ".join(str(p.message_id) for p in parts)
+            print(f"sent to {user} as {len(parts)} messages: message_ids {ids}")
+        else:
+            print(f"sent to {user}: message_id {resp.message_id}")
+
+    # --- %wx_typing ---
+
+    @magic_arguments()
+    @argument("--cancel", action="store_true", help="hide the indicator")
+    @argument("user", metavar="USER", help="the user id (…@im.wechat); a bare name means name@im.wechat")
+    @line_magic
+    @_friendly
+    def wx_typing(self, line: str) -> None:
+        """Show the typing indicator to a user (or hide it with --cancel). The user must have written first.
+
+        Example: %wx_typing alice@im.wechat
+        """
+        args = self._parse("wx_typing", line)
+        user = _user("wx_typing", args.user)
+        client = self._need_login("wx_typing")
+        client.typing(user, cancel=args.cancel)
+        if args.cancel:
+            print(f"typing indicator hidden for {user}")
+        else:
+            print(f"typing… shown to {user} (hide it with %wx_typing {user} --cancel)")
+
+    # --- %wx_upload ---
+
+    @magic_arguments()
+    @argument("path", metavar="PATH", help="the file to send")
+    @argument("--to", metavar="USER", required=True, help="the user id; a bare name means name@im.wechat")
+    @argument("--caption", metavar="TEXT", help="a text sent just before the media")
+    @argument("--as", dest="kind", choices=UPLOAD_KINDS, help="the message kind (default: from the MIME type)")
+    @argument("--no-progress", action="store_true", help="no progress bar (default: one for files above 1 MiB)")
+    @line_magic
+    @_friendly
+    def wx_upload(self, line: str) -> None:
+        """Encrypt and upload a file to the CDN, then send it to a user (a progress bar for large files).
+
+        Example: %wx_upload chart.png --to alice@im.wechat --caption "today's numbers"
+        """
+        args = self._parse("wx_upload", line)
+        path = _path("wx_upload", args.path)
+        user = _user("wx_upload", args.to)
+        client = self._need_login("wx_upload")
+        resp = client.send_media(path, user, args.caption, kind=args.kind, progress=False if args.no_progress else None)
+        up = resp.uploaded
+        what = f"{up.kind} {up.file_name!r} ({up.rawsize:,} bytes)" if up is not None else repr(args.path)
+        caption = f" after its caption (message_id {resp.caption[-1].message_id})" if resp.caption else ""
+        print(f"sent {what} to {user}{caption}: message_id {resp.message_id}")
+
+    # --- %wx_updates ---
+
+    @magic_arguments()
+    @argument(
+        "action",
+        nargs="?",
+        default="start",
+        choices=UPDATES_ACTIONS,
+        help="start (default; shows the feed when it runs already), stop, show, or frame (the DataFrame)",
+    )
+    @line_magic
+    @_friendly
+    def wx_updates(self, line: str) -> Any:
+        """The live feed of incoming messages (getupdates in a background thread).
+
+        start: start it (one feed per client) and show it; show: the live view; stop: stop it (it ends when
+        its current long poll returns); frame: every message so far as a DataFrame.
+
+        Examples:
+          %wx_updates start
+          df = %wx_updates frame
+        """
+        args = self._parse("wx_updates", line)
+        action = args.action
+        if action == "start":
+            client = self._need_login("wx_updates")
+            if self.feed is None or not self.feed.running:
+                self.feed = client.stream(store=self._store())
+            return self.feed
+        feed = self.feed
+        if feed is None:
+            raise UsageError(f"%wx_updates {action}: no feed yet: run %wx_updates start")
+        if action == "show":
+            return feed
+        if action == "frame":
+            return feed.frame
+        if not feed.running:
+            print(f"the feed had already stopped ({_count(len(feed), 'message')}): {feed.status}")
+            return None
+        feed.stop()
+        if feed.running:
+            print(f"stopping: the feed ends when its current long poll returns; {_count(len(feed), 'message')} so far")
+        else:
+            print(f"feed stopped: {_count(len(feed), 'message')}")
+        return None
+
+    # --- %wx_log ---
+
+    @magic_arguments()
+    @argument("--last", type=int, metavar="N", help=f"the last N exchanges (default: {LOG_ROWS} shown, all exported)")
+    @argument("--call", metavar="NAME", help="only this call: send_message, get_updates, cdn_upload, …")
+    @argument("--har", metavar="PATH", help="write HAR 1.2 (browser devtools: Network → Import)")
+    @argument("--jsonl", metavar="PATH", help="write one JSON object per line (openclaw_nb.recorder.load_log)")
+    @line_magic
+    @_friendly
+    def wx_log(self, line: str) -> Any:
+        """The current client's protocol log (redacted): a table of the last exchanges, or an export.
+
+        Examples:
+          %wx_log --last 5
+          %wx_log --call send_message --har sends.har
+        """
+        from ..protocol.endpoints import ENDPOINTS
+
+        args = self._parse("wx_log", line)
+        if args.last is not None and args.last < 0:
+            raise UsageError("%wx_log: --last takes a count of 0 or more (0: all)")
+        client = self._need_client("wx_log")
+        log = client.log
+        if log is None:
+            raise UsageError("%wx_log: this client records nothing (record=False); connect again with %wx_connect")
+        view: Any = log
+        if args.call:
+            known = {*ENDPOINTS, "cdn_upload", "cdn_download", *(ex.call for ex in log)}
+            if args.call not in known:
+                raise UsageError(f"%wx_log: no call named {args.call!r}; calls: {', '.join(sorted(known))}")
+            view = log.filter(call=args.call)
+        if args.last:
+            view = view[-args.last :]
+        if not (args.har or args.jsonl):
+            return view.show(LOG_ROWS if args.last is None else args.last)
+        for fmt, target in (("HAR 1.2", args.har), ("JSONL", args.jsonl)):
+            if not target:
+                continue
+            path = Path(os.path.expanduser(target))
+            try:
+                if fmt == "JSONL":
+                    view.to_jsonl(path)
+                else:
+                    view.to_har(path)
+            except OSError as exc:
+                raise UsageError(f"%wx_log: cannot write {target!r}: {exc.strerror or exc}") from None
+            print(f"wrote {_count(len(view), 'exchange')} to {path} ({fmt}, secrets redacted)")
+        return None
+
+    # --- %wx_sim ---
+
+    @magic_arguments()
+    @argument("action", choices=SIM_ACTIONS, help="what the simulator does")
+    @argument(
+        "args",
+        nargs="*",
+        default=[],
+        metavar="ARGS",
+        help="say USER TEXT | image USER PATH | scan [USER] | confirm [USER]",
+    )
+    @line_magic
+    @_friendly
+    def wx_sim(self, line: str) -> Any:
+        """Drive the embedded simulator (started by %wx_connect --sim) from a cell.
+
+          %wx_sim say USER TEXT      a simulated user writes to the bot (TEXT as typed)
+          %wx_sim image USER PATH    … sends an image file
+          %wx_sim scan [USER]        a user scans the latest login QR code
+          %wx_sim confirm [USER]     … and confirms the login on the phone
+          %wx_sim outbox [N]         what the bots sent (the last N), as a DataFrame
+
+        Example: %wx_sim say alice hello bot
+        """
+        parser = self.wx_sim.parser
+        words = list(_words(line))
+        if not words or words[0].value not in SIM_ACTIONS:
+            got = f"unknown action {words[0].value!r}" if words else "no action"
+            raise UsageError(f"%wx_sim: {got}; actions: {', '.join(SIM_ACTIONS)}. Usage: {_usage(parser)}")
+        action = words[0].value
+        sim = self._need_sim("wx_sim")
+        bot_id = self.client.bot_id if self.client is not None and self.client.base_url == sim.base_url else None
+        if action == "say":
+            if len(words) < 3:
+                raise UsageError("%wx_sim say: write the user and the text: %wx_sim say alice hello bot")
+            user = _user("wx_sim", _value("wx_sim", words[1]))
+            text = _unquote(line[words[2].start :].strip())
+            msg = sim.say(user, text, bot_id)
+            print(f"{user} wrote to {msg.get('to_user_id')}: {text!r} (message_id {msg.get('message_id')})")
+            return None
+        if action == "image":
+            if len(words) != 3:
+                raise UsageError("%wx_sim image: write the user and one file: %wx_sim image alice cat.png")
+            user = _user("wx_sim", _value("wx_sim", words[1]))
+            path = _path("wx_sim", _value("wx_sim", words[2]))
+            data = Path(path).read_bytes()
+            msg = sim.send_image(user, data, bot_id)
+            print(f"{user} sent {os.path.basename(path)!r} ({len(data):,} bytes) (message_id {msg.get('message_id')})")
+            return None
+        rest = [_value("wx_sim", w) for w in words[1:]]
+        if action == "outbox":
+            if len(rest) > 1 or (rest and not rest[0].isdigit()):
+                raise UsageError("%wx_sim outbox: takes at most a count: %wx_sim outbox 5")
+            return _outbox_frame(sim, int(rest[0]) if rest else None)
+        if len(rest) > 1:
+            raise UsageError(f"%wx_sim {action}: takes at most the user who scans: %wx_sim {action} alice")
+        who = _user("wx_sim", rest[0]) if rest else None
+        qrcode = sim.latest_qrcode
+        if qrcode is None:
+            raise UsageError(f"%wx_sim {action}: no QR code yet: run %wx_login first")
+        status = sim.scan(qrcode, who) if action == "scan" else sim.confirm(qrcode, who)
+        print(f"QR code {qrcode}: {status}")
+        return None
+
+    # --- %wx_help ---
+
+    @magic_arguments()
+    @line_magic
+    @_friendly
+    def wx_help(self, line: str) -> HelpTable:
+        """Every openclaw-nb magic with one example.
+
+        Example: %wx_help
+        """
+        self._parse("wx_help", line)
+        return HelpTable()
+
+
+def _names(kind: str) -> list[str]:
+    """Magic names of one kind, for unloading (IPython has no API to unregister magics)."""
+    return list(WxMagics.magics[kind])
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext openclaw_nb``: register the magics on this shell."""
+    shell.register_magics(WxMagics(shell))
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext openclaw_nb``: stop the feed and the simulator, close the client, remove the magics."""
+    manager = shell.magics_manager
+    magics = manager.registry.pop(WxMagics.__name__, None)
+    if isinstance(magics, WxMagics):
+        magics.close()
+    for kind in ("line", "cell"):
+        table = manager.magics[kind]
+        for name in _names(kind):
+            owner = getattr(table.get(name), "__self__", None)
+            if owner is magics or isinstance(owner, WxMagics):
+                del table[name]
+
+
+__all__ = ["HELP", "HelpTable", "WxMagics", "load_ipython_extension", "unload_ipython_extension"]
