@@ -64,12 +64,18 @@ class _NeedsParse(Exception):
 
 _DECODER = json.JSONDecoder()
 _WS = " \t\r\n"
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 # Every secret name contains one of these stems, so five scans of the text find them all, as member names
 # ("context_token":) or as query parameters (?encrypted_query_param=) inside string values.
 _STEMS = ("token", "key", "ticket", "authorization", "param")
 assert all(any(stem in name for stem in _STEMS) for name in SECRET_FIELDS)
 _QUERY_VALUE = re.compile(r'[^&"\\#\s]*')
+
+
+# For each stem, the secret names that contain it and where: (name, offset of the stem in the name).
+_CANDIDATES = {
+    stem: tuple(sorted(((name, name.index(stem)) for name in SECRET_FIELDS if stem in name), key=lambda c: -len(c[0])))
+    for stem in _STEMS
+}
 
 
 def _json_text_edits(text: str) -> list[tuple[int, int, str]]:
@@ -79,30 +85,28 @@ def _json_text_edits(text: str) -> list[tuple[int, int, str]]:
     if len(low) != n:
         raise _NeedsParse  # lower() changed the length (rare Unicode): positions would not line up
     edits: list[tuple[int, int, str]] = []
-    for stem in _STEMS:
+    for stem, candidates in _CANDIDATES.items():
         pos = low.find(stem)
         while pos >= 0:
-            b, e = pos, pos + len(stem)
-            while b > 0 and low[b - 1] in _NAME_CHARS:
-                b -= 1
-            while e < n and low[e] in _NAME_CHARS:
-                e += 1
-            nxt = e
-            if b >= 6 and "u0026" in low[b:pos] and low[b:e] not in SECRET_FIELDS:
-                # "&" escaped as \u0026 glues "u0026" onto the parameter name: start after it
-                cut = b + low[b:pos].rfind("u0026") + 5
-                if text[cut - 6] == "\\":
-                    b = cut
-            if low[b:e] in SECRET_FIELDS and e < n:
-                if text[e] == '"' and b > 0 and text[b - 1] == '"':
+            nxt = pos + len(stem)
+            for name, offset in candidates:
+                b = pos - offset
+                e = b + len(name)
+                if b <= 0 or e >= n or not low.startswith(name, b):
+                    continue
+                before, after = text[b - 1], text[e]
+                if after == '"' and before == '"':
                     nxt = _member_edit(text, b - 1, e + 1, edits)
-                elif text[e] == "=" and b > 0 and (text[b - 1] in "?&" or low[b - 6 : b] == "\\u0026"):
+                elif after == "=" and (before in "?&" or low[b - 6 : b] == "\\u0026"):
+                    # a query parameter inside a string value ("&" may be escaped as \u0026 by some encoders)
                     m = _QUERY_VALUE.match(text, e + 1)
                     end = m.end() if m else e + 1
-                    raw = text[e + 1 : end]
-                    if raw and not text.startswith("<redacted ", e + 1):
-                        edits.append((e + 1, end, redact(unquote_plus(raw))))
+                    if end > e + 1 and not text.startswith("<redacted ", e + 1):
+                        edits.append((e + 1, end, redact(unquote_plus(text[e + 1 : end]))))
                     nxt = end
+                else:
+                    continue
+                break
             pos = low.find(stem, nxt)
     return edits
 
