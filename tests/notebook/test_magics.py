@@ -398,23 +398,28 @@ def test_login_in_a_kernel_returns_at_once_and_follows_the_simulator(
 
 
 def test_a_second_login_cancels_the_first(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openclaw_nb.login import LoginError
     from openclaw_nb.notebook import env
 
     monkeypatch.setattr(env, "has_widgets", lambda: True)
     connect_sim(ip, "--qr")
 
-    async def notebook() -> tuple[Any, Any]:
+    async def notebook() -> tuple[str, str]:
         ip.run("%wx_login")
         first = magics_of(ip).login_handle
         ip.run("%wx_login")
         second = magics_of(ip).login_handle
-        second.cancel()  # type: ignore[union-attr]
-        await asyncio.sleep(0)  # let both tasks see their cancellation
-        return first, second
+        assert first is not None and second is not None and first is not second
+        assert not second.done()
+        second.cancel()
+        outcomes = []
+        for handle in (first, second):
+            with pytest.raises(LoginError) as failed:
+                await asyncio.wait_for(handle, 10)
+            outcomes.append(failed.value.result.outcome)
+        return outcomes[0], outcomes[1]
 
-    first, second = asyncio.run(notebook())
-    assert first is not second
-    assert first.status == "cancelled" and first.done()
+    assert asyncio.run(notebook()) == ("cancelled", "cancelled")
 
 
 # --- %wx_send ------------------------------------------------------------------------------------------
