@@ -24,3 +24,13 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert "pytest" in blocks[1]
     marked = re.search(r"<!-- test-command -->\n```bash\n(.*?)\n```\n<!-- /test-command -->", text, re.S)
     assert marked and marked.group(1) == blocks[1]
+
+
+def test_ten_line_example_runs(capsys) -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## The Python API in ten lines", 1)[1]
+    code = re.search(r"```python\n(.*?)\n```", section, re.S)
+    assert code, "the ten-line example is missing"
+    exec(compile(code.group(1), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "send_message" in out and "get_updates" in out
