@@ -138,3 +138,19 @@ def test_summary() -> None:
     assert s.loc["send_message", "p99_ms"] == pytest.approx(98.01)
     assert s.loc["get_updates", "error_rate"] == 0.5
     assert Recorder().summary().empty
+
+
+def test_exchanges_are_read_only_and_bodies_parse_on_access(
+    recorded_session: tuple[Recorder, LoopbackServer, SessionSecrets],
+) -> None:
+    from openclaw_nb.recorder.exchange import JsonText
+
+    ex = recorded_session[0][2]
+    with pytest.raises(AttributeError):
+        ex.status = 500  # type: ignore[misc]
+    # Kept as redacted text at record time; each access parses a fresh copy, so edits change nothing.
+    assert isinstance(ex._response_body, JsonText)
+    body = ex.response_body
+    body["ret"] = 99
+    assert ex.response_body["ret"] == 0 and ex.ret == 0
+    assert hash(ex) == hash(recorded_session[0].by_id(ex.id))
