@@ -1,0 +1,182 @@
+"""Execute the repository's notebooks headless with nbclient and check their key outputs.
+
+Used two ways, so the checks live in one place:
+
+* imported by ``tests/notebooks/test_notebooks.py`` (the package's own venv);
+* run as a script by the Binder test inside a fresh venv built from ``binder/``:
+  ``python tests/notebooks/nbrun.py notebooks/01-login.ipynb ...`` exits 0 when every notebook ran and
+  passed its checks, and prints one line per notebook with its run time.
+
+It imports nothing from pytest or from the package, only nbclient/nbformat (both come with JupyterLab).
+The kernel is always the Python running this module (a kernelspec written to a temp dir that is put first on
+``JUPYTER_PATH``), so a stray user-wide ``python3`` kernelspec can never run the notebooks with another Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+#: Each notebook must run top to bottom in less than this many seconds (the issue's budget).
+BUDGET_SECONDS = 60.0
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+@contextmanager
+def kernel_env(home: Path, extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """Environment for the kernel: ``OPENCLAW_NB_HOME`` and ``IPYTHONDIR`` in ``home``, and a ``python3``
+    kernelspec that runs this very interpreter."""
+    spec_root = home / "jupyter"
+    spec = spec_root / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (notebook tests)",
+                "language": "python",
+            }
+        ),
+        encoding="utf-8",
+    )
+    env = {
+        "OPENCLAW_NB_HOME": str(home / "openclaw_nb"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "JUPYTER_PATH": os.pathsep.join([str(spec_root), os.environ.get("JUPYTER_PATH", "")]).rstrip(os.pathsep),
+        # Plots render to PNG outputs; no display is needed.
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        **(extra or {}),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def execute(path: Path, workdir: Path, *, timeout: float = BUDGET_SECONDS) -> tuple[Any, float]:
+    """Run the notebook at ``path`` with ``workdir`` as the kernel's cwd; returns (executed notebook, seconds).
+
+    Raises nbclient's ``CellExecutionError`` (with the failing cell and traceback) on any error.
+    """
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=int(timeout),
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+        allow_errors=False,
+    )
+    started = time.perf_counter()
+    client.execute()
+    return nb, time.perf_counter() - started
+
+
+# --- reading outputs ------------------------------------------------------------------------------------
+
+
+def cell(nb: Any, cell_id: str) -> Any:
+    for c in nb.cells:
+        if c.get("id") == cell_id:
+            return c
+    raise AssertionError(f"the notebook has no cell with id {cell_id!r} (the checks rely on these ids)")
+
+
+def text(c: Any) -> str:
+    """Everything a cell printed or displayed as text: streams, text/plain and text/html, joined."""
+    parts: list[str] = []
+    for out in c.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        data = out.get("data", {})
+        for mime in ("text/plain", "text/html"):
+            if mime in data:
+                value = data[mime]
+                parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(parts)
+
+
+def mimes(c: Any) -> set[str]:
+    return {mime for out in c.get("outputs", []) for mime in out.get("data", {})}
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+# --- what each notebook must show ----------------------------------------------------------------------
+
+
+def check_login(nb: Any) -> None:
+    _expect(WIDGET_MIME in mimes(cell(nb, "login-widget")), "client.login() displayed no widget")
+    phone = text(cell(nb, "login-phone"))
+    _expect("status: confirmed" in phone, f"the login did not end confirmed: {phone!r}")
+    _expect("Logged in as bot" in phone, phone)
+    reply = text(cell(nb, "login-reply"))
+    _expect("Hi! You wrote: Hello bot" in reply, f"the reply did not reach the simulated phone: {reply!r}")
+    verify = text(cell(nb, "login-verify"))
+    _expect("need_verifycode" in verify and "confirmed" in verify, f"verify-code path: {verify!r}")
+    _expect("scanned by carol@im.wechat" in verify, verify)
+
+
+CHECKS: dict[str, Callable[[Any], None]] = {
+    "01-login.ipynb": check_login,
+}
+
+
+def notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def run_and_check(path: Path, workdir: Path) -> float:
+    """Execute one notebook, apply its checks and the time budget; returns its run time in seconds."""
+    nb, seconds = execute(path, workdir)
+    check = CHECKS.get(path.name)
+    if check is None:
+        raise AssertionError(f"{path.name} has no output checks in tests/notebooks/nbrun.py")
+    check(nb)
+    _expect(seconds < BUDGET_SECONDS, f"{path.name} took {seconds:.1f} s (budget {BUDGET_SECONDS:.0f} s)")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: notebooks/*.ipynb)")
+    args = parser.parse_args(argv)
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="openclaw-nb-nbrun-") as tmp:
+        for path in args.paths or notebooks():
+            work = Path(tmp) / path.stem
+            work.mkdir()
+            with kernel_env(work / "home"):
+                try:
+                    seconds = run_and_check(path.resolve(), work)
+                except Exception as exc:
+                    failed += 1
+                    print(f"FAIL {path.name}: {type(exc).__name__}: {exc}", flush=True)
+                else:
+                    print(f"ok   {path.name} {seconds:.1f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
