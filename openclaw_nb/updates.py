@@ -124,6 +124,9 @@ class _Stream:
             self._disk_pending = len(pending)
         self.state = PollState(policy, cursor=cursor, longpolling_timeout_ms=client.longpolling_timeout_ms, seen=seen)
         self.state.on_event = _log_event
+        self._lock = threading.Lock()  # the loop's thread updates what a write-behind thread reads
+        self._tokens_dirty = False
+        self._delivered_cursor = cursor
 
     # --- requests ---
 
@@ -175,33 +178,50 @@ class _Stream:
             peer.sends_on_token = sends if isinstance(sends, int) else 0
             peer.last_error = error if isinstance(error, str) else None
 
+    def _peer_records(self) -> dict[str, dict[str, Any]]:
+        peers = dict(self.client.peers)  # a copy first: another thread may add a user meanwhile
+        return {
+            uid: {
+                "context_token": p.context_token,
+                "last_inbound_ms": p.last_inbound_ms,
+                "sends_on_token": p.sends_on_token,
+                "last_error": p.last_error,
+            }
+            for uid, p in peers.items()
+        }
+
     def _save_peers(self) -> None:
         assert self.account is not None
-        self.store.save_context_tokens(
-            self.account,
-            {
-                uid: {
-                    "context_token": p.context_token,
-                    "last_inbound_ms": p.last_inbound_ms,
-                    "sends_on_token": p.sends_on_token,
-                    "last_error": p.last_error,
-                }
-                for uid, p in self.client.peers.items()
-            },
-        )
+        self.store.save_context_tokens(self.account, self._peer_records())
 
     # --- after each page ---
 
     def _remember(self, page: Page) -> bool:
-        """Feed the page into the client's per-user map; True if a context token changed."""
+        """Feed the page into the client's per-user map; True if a context token changed.
+
+        One ``remember_message`` per user and page, with that user's last token and latest time: the same
+        end state as one call per message (tokens are never reused, so an A→B→A sequence, whose middle
+        would reset the send count, does not occur).
+        """
         cols = page.columns
-        peers = self.client.peers
-        changed = False
+        bot = C.MessageType.BOT
+        last: dict[str, list[Any]] = {}
         for sender, kind, token, created in zip(
             cols[_I_FROM], cols[_I_TYPE], cols[_I_TOKEN], cols[_I_CREATE], strict=True
         ):
-            if kind == C.MessageType.BOT or not sender:
+            if kind == bot or not sender:
                 continue
+            seen = last.get(sender)
+            if seen is None:
+                last[sender] = [kind, token, created]
+                continue
+            if token:
+                seen[1] = token
+            if created is not None and (seen[2] is None or created > seen[2]):
+                seen[2] = created
+        peers = self.client.peers
+        changed = False
+        for sender, (kind, token, created) in last.items():
             before = peers.get(sender)
             old = before.context_token if before is not None else None
             self.client.remember_message(
@@ -211,26 +231,46 @@ class _Stream:
                 changed = True
         return changed
 
-    def commit(self, page: Page, *, keep_pending: bool) -> None:
-        """After a page was received: update the client, then persist (pending, tokens, cursor — in that order)."""
+    def commit(self, page: Page, *, keep_pending: bool, writer: _WriteBehind | None = None) -> None:
+        """After a page was delivered: update the client, then persist (pending, tokens, cursor — in that order).
+
+        With a ``writer`` (the live feed) the files are written by its thread, latest state only, while the
+        loop polls on: the cursor it writes is always one whose page was already delivered.
+        """
         state, client = self.state, self.client
-        client.cursor = state.cursor
-        client.longpolling_timeout_ms = state.longpolling_timeout_ms
-        tokens_changed = self._remember(page) if len(page) else False
+        with self._lock:
+            client.cursor = state.cursor
+            client.longpolling_timeout_ms = state.longpolling_timeout_ms
+            if len(page) and self._remember(page):
+                self._tokens_dirty = True
+            self._delivered_cursor = state.cursor
         if keep_pending and len(page):
             self.pending.extend(page.raws)
         if not self.persist:
             if not keep_pending:
                 self.pending.clear()
             return
-        assert self.account is not None
         if len(page) and (keep_pending or self._disk_pending):
             self._save_pending()
-        if tokens_changed:
-            self._save_peers()
-        if state.cursor and state.cursor != self._saved_cursor:
-            self.store.save_cursor(self.account, state.cursor)
-            self._saved_cursor = state.cursor
+        if writer is not None:
+            writer.notify()
+        else:
+            self.persist_latest()
+
+    def persist_latest(self) -> None:
+        """Write the context tokens (if changed) and the cursor of the last delivered page."""
+        if not self.persist:
+            return
+        assert self.account is not None
+        with self._lock:
+            records = self._peer_records() if self._tokens_dirty else None
+            self._tokens_dirty = False
+            cursor = self._delivered_cursor
+        if records is not None:
+            self.store.save_context_tokens(self.account, records)
+        if cursor and cursor != self._saved_cursor:
+            self.store.save_cursor(self.account, cursor)
+            self._saved_cursor = cursor
 
     def page_consumed(self) -> None:
         """The loop took every pending message: the file must not offer them again after a restart."""
@@ -241,6 +281,48 @@ class _Stream:
         """Persist whatever is still pending (a loop left mid-page) so the next stream starts with it."""
         if self.persist and len(self.pending) != self._disk_pending:
             self._save_pending()
+
+
+class _WriteBehind:
+    """Writes a stream's cursor and context tokens from a thread of its own, latest state only.
+
+    A live feed polls on while the files are written (an fsync'd write can take milliseconds); pages that
+    arrive meanwhile are coalesced into the next write. The cursor written is always that of a page already
+    delivered, so a crash can only make the server serve the last pages again, never skip one.
+    """
+
+    def __init__(self, stream: _Stream) -> None:
+        self._stream = stream
+        self._wake = threading.Condition()
+        self._dirty = False
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="openclaw-nb-persist", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        with self._wake:
+            self._dirty = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._dirty and not self._closing:
+                    self._wake.wait()
+                if not self._dirty and self._closing:
+                    return
+                self._dirty = False
+            try:
+                self._stream.persist_latest()
+            except Exception as exc:  # a full disk must not kill the feed; it is logged and retried next page
+                log.error("could not save the stream's cursor or context tokens: %s", exc)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is left and stop the thread."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join(timeout)
 
 
 def _cancelling() -> bool:

@@ -25,7 +25,7 @@ from .. import errors as E
 from ..frames import MessageBuffer, html_table, items_frame, save_log
 from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent
 from ..protocol.redact import redact
-from ..updates import _Stream, budget_rows
+from ..updates import _Stream, _WriteBehind, budget_rows
 from . import env
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,6 +85,8 @@ class Feed:
         self._widgets: weakref.WeakSet[Any] = weakref.WeakSet()
         self._refresher_running = False
         stream.state.on_event = self._on_event
+        # Files are written behind the loop, so a slow disk does not slow the feed (see _WriteBehind).
+        self._writer = _WriteBehind(stream) if stream.persist else None
 
     # --- running --------------------------------------------------------------------------------------
 
@@ -120,7 +122,7 @@ class Feed:
                 self._take(page, persist=False)
                 if self._async_waiters:
                     await asyncio.sleep(0)  # let the coroutines waiting for these rows run before the bookkeeping
-                self._stream.commit(page, keep_pending=False)
+                self._stream.commit(page, keep_pending=False, writer=self._writer)
         except asyncio.CancelledError:
             if not self._stop_flag.is_set():
                 self._fail(E.UsageError("the feed's task was cancelled"))
@@ -147,7 +149,7 @@ class Feed:
             if self.log_path is not None:
                 self._append_log(page)
         if persist:
-            self._stream.commit(page, keep_pending=False)
+            self._stream.commit(page, keep_pending=False, writer=self._writer)
 
     def _append_log(self, page: Page) -> None:
         assert self.log_path is not None
@@ -185,6 +187,8 @@ class Feed:
             log.error("feed stopped by %s: %s", type(exc).__name__, exc)
 
     def _finish(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self._stream.close()
         self.finished_at = time.time()
         self._done.set()
