@@ -311,6 +311,10 @@ class Recorder(_LogViews):
     ``client.log``. ``redact=False`` keeps secrets (tokens, keys, upload parameters) in memory and in every
     export; it is an explicit opt-in and warns.
 
+    Ids count up in the order requests start; the log is in the order exchanges finish (a response is
+    finished when its body has been read or the stream closed), so concurrent async requests may appear
+    out of id order, and a streamed download appears only once its stream is closed.
+
     >>> rec = Recorder(maxlen=200)
     >>> http = httpx.Client(transport=rec.wrap(httpx.HTTPTransport()))     # doctest: +SKIP
     >>> rec[-1], rec.frame(), rec.summary()                               # doctest: +SKIP
