@@ -138,8 +138,26 @@ def check_login(nb: Any) -> None:
     _expect("scanned by carol@im.wechat" in verify, verify)
 
 
+def check_protocol(nb: Any) -> None:
+    receive = text(cell(nb, "proto-receive"))
+    _expect("Hello bot! What is 6 x 7?" in receive and "above 2**63: True" in receive, receive)
+    media = text(cell(nb, "proto-media"))
+    _expect("the phone decrypted the same PNG: True | problems: none" in media, media)
+    _expect("identical to the live log: True" in text(cell(nb, "proto-jsonl")), "JSONL export did not read back")
+    replayed = text(cell(nb, "proto-replay"))
+    _expect("replay and recording match" in replayed, f"replay against a fresh simulator: {replayed!r}")
+    strict = text(cell(nb, "proto-replay-strict"))
+    _expect("differ in 3 places" in strict and "context_token used up" in strict, strict)
+    errors = text(cell(nb, "proto-errors"))
+    _expect("reply window closed" in errors and "StaleTokenError" in errors, errors)
+    diffs = text(cell(nb, "proto-diff"))
+    for needle in ('request.method: "GET" → "POST"', "request.body.chat_id: missing in B", "get_updates_buf: extra"):
+        _expect(needle in diffs, f"the seed-vs-wire diff lacks {needle!r}: {diffs!r}")
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {
     "01-login.ipynb": check_login,
+    "02-protocol-exploration.ipynb": check_protocol,
 }
 
 
