@@ -124,6 +124,13 @@ def test_bulk_ingest_dedups_and_flags_like_the_stream() -> None:
     assert len(F.frame_from_pages([page_bytes(MESSAGES[:2]), page_bytes([again])], dedup=False)) == 3
 
 
+def test_bulk_ingest_without_raw() -> None:
+    full = F.frame_from_pages([page_bytes(MESSAGES)])
+    lean = F.frame_from_pages([page_bytes(MESSAGES)], raw=False)
+    assert lean["raw"].isna().all() and str(lean["raw"].dtype) == "str"
+    pd.testing.assert_frame_equal(lean.drop(columns="raw"), full.drop(columns="raw"))
+
+
 def test_bulk_ingest_spans_several_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(F, "BATCH_ROWS", 3)
     many = [msg(i) for i in range(1, 40)]
