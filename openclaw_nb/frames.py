@@ -105,6 +105,7 @@ def _raw_array(values: Sequence[Any]) -> pa.Array:
 
 def columns_to_table(columns: Sequence[Sequence[Any]]) -> pa.Table:
     """An Arrow table of rows given as one sequence per column (in :data:`COLUMNS` order)."""
+    import numpy as np
     import pyarrow as pa
 
     arrays = []
@@ -113,6 +114,9 @@ def columns_to_table(columns: Sequence[Sequence[Any]]) -> pa.Table:
             arrays.append(_raw_array(values))
         elif name in TIME_COLUMNS:
             arrays.append(pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC")))  # same bits: no copy
+        elif name in UINT64_COLUMNS and values and None not in values:
+            # Arrow converts Python ints above 2^63 one slow path at a time (~400 ns); numpy does it in ~35.
+            arrays.append(pa.array(np.fromiter(values, dtype=np.uint64, count=len(values))))
         else:
             arrays.append(pa.array(values, _arrow_type(name)))
     return pa.Table.from_arrays(arrays, names=list(COLUMNS))

@@ -272,36 +272,23 @@ _MEDIA_FIELDS = tuple((int(t), C.ITEM_PAYLOAD_FIELD[t]) for t in sorted(MEDIA_IT
 
 def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
     """The item-derived columns of typed messages; the same rules as :func:`flatten`, over structs."""
-    types_col: list[str] = []
-    text_col: list[str] = []
-    media_col: list[bool] = []
-    quoted_col: list[str | None] = []
-    svr_col: list[int | None] = []
-    sig_col: list[str | None] = []
+    rows: list[tuple[str, str, bool, str | None, int | None, str | None]] = []
+    add = rows.append
     names = ITEM_TYPE_NAMES
     media_kinds = MEDIA_ITEM_TYPES
     text_kind = int(C.ItemType.TEXT)
+    empty = ("", "", False, None, None, None)
     for items in item_lists:
-        if items and len(items) == 1:
+        if not items:
+            add(empty)
+            continue
+        if len(items) == 1:
             # The common message, one plain text item: the general rules below give exactly this.
             only = items[0]
             payload = only.text_item
             if only.type == text_kind and only.ref_msg is None and payload is not None and payload.text:
-                types_col.append("text")
-                text_col.append(payload.text)
-                media_col.append(False)
-                quoted_col.append(None)
-                svr_col.append(None)
-                sig_col.append("text\x1f" + payload.text)
+                add(("text", payload.text, False, None, None, "text\x1f" + payload.text))
                 continue
-        if not items:
-            types_col.append("")
-            text_col.append("")
-            media_col.append(False)
-            quoted_col.append(None)
-            svr_col.append(None)
-            sig_col.append(None)
-            continue
         types: list[str] = []
         texts: list[str] = []
         media_ids: list[str] = []
@@ -340,13 +327,11 @@ def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
                 svr_id = ref.svr_id
         item_types = ",".join(types)
         text = "\n".join(texts)
-        types_col.append(item_types)
-        text_col.append(text)
-        media_col.append(has_media)
-        quoted_col.append(quoted)
-        svr_col.append(svr_id)
-        sig_col.append("\x1f".join((item_types, text, *media_ids)) if text or media_ids else None)
-    return types_col, text_col, media_col, quoted_col, svr_col, sig_col
+        signature = "\x1f".join((item_types, text, *media_ids)) if text or media_ids else None
+        add((item_types, text, has_media, quoted, svr_id, signature))
+    if not rows:
+        return [], [], [], [], [], []
+    return tuple(list(col) for col in zip(*rows, strict=True))
 
 
 def _typed_columns(msgs: list[Any], raws: list[Any], received_ms: int | None) -> tuple[list[list[Any]], list[Any]]:
@@ -578,15 +563,28 @@ class RecentIds:
 class DuplicateDetector:
     """Flags a message whose sender and content match one seen within ``window`` seconds under another id.
 
-    Times are the server's ``create_time_ms`` (the receive time when absent). Memory is bounded by the window
-    and by ``maxlen`` entries.
+    Times are the server's ``create_time_ms`` (the receive time when absent). Memory is bounded by two
+    generations of entries: the current one and the one before; a generation is dropped whole once it is
+    more than a window old (or when the current one reaches ``maxlen / 2``), so forgetting costs nothing
+    per message.
     """
 
     def __init__(self, window: float, maxlen: int = 100_000) -> None:
         self.window_ms = int(window * 1000)
         self.maxlen = maxlen
-        self._seen: dict[tuple[str | None, str], tuple[int, int | None]] = {}
-        self._order: deque[tuple[int, tuple[str | None, str]]] = deque()
+        self._current: dict[tuple[str | None, str], tuple[int, int | None]] = {}
+        self._previous: dict[tuple[str | None, str], tuple[int, int | None]] = {}
+        self._started: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)
+
+    def _rotate(self, when_ms: int) -> None:
+        if self._started is None:
+            self._started = when_ms
+        elif when_ms - self._started >= self.window_ms or len(self._current) >= max(1, self.maxlen // 2):
+            # Everything in the generation dropped now is more than a window older than ``when_ms``.
+            self._previous, self._current, self._started = self._current, {}, when_ms
 
     def check(
         self, sender: str | None, signature: str | None, when_ms: int, message_id: int | None
@@ -595,40 +593,27 @@ class DuplicateDetector:
         (and this one is remembered as an original)."""
         if signature is None or self.window_ms <= 0:
             return False, None
-        seen, order = self._seen, self._order
-        cutoff = when_ms - self.window_ms
-        # Entries arrive in time order (nearly): forget those that fell out of the window, and the oldest
-        # beyond maxlen. An entry replaced since it was queued is left alone.
-        while order and (order[0][0] < cutoff or len(order) >= self.maxlen):
-            when, old_key = order.popleft()
-            current = seen.get(old_key)
-            if current is not None and current[0] == when:
-                del seen[old_key]
+        self._rotate(when_ms)
         key = (sender, signature)
-        prior = seen.get(key)
+        prior = self._current.get(key) or self._previous.get(key)
         if prior is not None and prior[1] != message_id and abs(when_ms - prior[0]) <= self.window_ms:
             return True, prior[1]
-        seen[key] = (when_ms, message_id)
-        order.append((when_ms, key))
+        self._current[key] = (when_ms, message_id)
         return False, None
 
     def remember_if_new(self, keys: list[tuple[str | None, str]], whens: list[int], ids: list[Any]) -> bool:
         """Remember a page of (sender, signature) keys at once when none of them can repeat another (True);
         else change nothing, and the caller checks one by one. Results are the same as :meth:`check`."""
-        if self.window_ms <= 0:
+        if self.window_ms <= 0 or not keys:
             return True
-        seen = self._seen
-        if len(set(keys)) != len(keys) or not seen.keys().isdisjoint(keys):
+        if (
+            len(set(keys)) != len(keys)
+            or not self._current.keys().isdisjoint(keys)
+            or not self._previous.keys().isdisjoint(keys)
+        ):
             return False
-        seen.update(zip(keys, zip(whens, ids, strict=True), strict=True))
-        self._order.extend(zip(whens, keys, strict=True))
-        order = self._order
-        cutoff = max(whens) - self.window_ms if whens else None
-        while order and ((cutoff is not None and order[0][0] < cutoff) or len(order) > self.maxlen):
-            when, old_key = order.popleft()
-            current = seen.get(old_key)
-            if current is not None and current[0] == when:
-                del seen[old_key]
+        self._rotate(max(whens))
+        self._current.update(zip(keys, zip(whens, ids, strict=True), strict=True))
         return True
 
 

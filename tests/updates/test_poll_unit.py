@@ -238,10 +238,20 @@ def test_envelope_errors_are_typed() -> None:
 def test_recent_ids_and_detector_bounds() -> None:
     ids = P.RecentIds(2, [1, 2, 3])
     assert list(ids.recent(5)) == [2, 3] and 1 not in ids and not ids.add(3)
-    det = P.DuplicateDetector(window=1, maxlen=2)
+    det = P.DuplicateDetector(window=1, maxlen=4)
     assert det.check("a", "s", 0, 1) == (False, None)
     assert det.check("a", "s", 500, 2) == (True, 1)
     assert det.check("b", "s", 600, 3) == (False, None)
     assert det.check("c", "s", 700, 4) == (False, None)
-    assert len(det._seen) <= 2
+    assert len(det) <= 4  # two generations of at most maxlen / 2
     assert det.check("a", None, 800, 5) == (False, None)
+    # an original stays comparable for a whole window, across a generation change...
+    det = P.DuplicateDetector(window=1)
+    assert det.check("u", "hi", 0, 1) == (False, None)
+    assert det.check("v", "x", 900, 2) == (False, None)
+    assert det.check("w", "y", 1100, 3) == (False, None)  # a new generation starts here
+    assert det.check("u", "hi", 1000, 9) == (True, 1)  # still within the window of message 1
+    # ...and is forgotten once it is more than a window old
+    assert det.check("z", "z", 2300, 4) == (False, None)
+    assert det.check("u", "hi", 2400, 10) == (False, None)
+    assert len(det) <= 3
