@@ -155,9 +155,28 @@ def check_protocol(nb: Any) -> None:
         _expect(needle in diffs, f"the seed-vs-wire diff lacks {needle!r}: {diffs!r}")
 
 
+def check_analysis(nb: Any) -> None:
+    frame = text(cell(nb, "analysis-frame"))
+    _expect("49 messages; message_id dtype: UInt64" in frame, f"the feed's frame: {frame[:300]!r}")
+    per_user = text(cell(nb, "analysis-per-user"))
+    _expect(all(f"{u}@im.wechat" in per_user for u in ("alice", "bob", "carol", "dave")), per_user[:500])
+    _expect("image/png" in mimes(cell(nb, "analysis-timeline")), "the timeline cell drew no plot")
+    _expect("NaT" in text(cell(nb, "analysis-latency")), "the unanswered picture should have no latency")
+    talk = text(cell(nb, "analysis-conversation"))
+    _expect("conversation with alice@im.wechat (6 messages)" in talk and "See you there" in talk, talk[:500])
+    image = cell(nb, "analysis-image")
+    _expect("image/png" in mimes(image) and "bytes after decryption" in text(image), "no inline image")
+    dups = text(cell(nb, "analysis-duplicates"))
+    _expect("dropped 1 message(s)" in dups and "True" in dups, dups[:500])
+    _expect("UBIGINT" in text(cell(nb, "analysis-duckdb")), "DuckDB did not read message_id as UBIGINT")
+    back = text(cell(nb, "analysis-readback"))
+    _expect("52 rows read back; message ids identical: True" in back, back)
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {
     "01-login.ipynb": check_login,
     "02-protocol-exploration.ipynb": check_protocol,
+    "03-message-analysis.ipynb": check_analysis,
 }
 
 
