@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -63,6 +63,7 @@ class _NeedsParse(Exception):
 
 
 _DECODER = json.JSONDecoder()
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 _WS = " \t\r\n"
 # Every secret name contains one of these stems, so five scans of the text find them all, as member names
 # ("context_token":) or as query parameters (?encrypted_query_param=) inside string values.
@@ -126,6 +127,12 @@ def _member_edit(text: str, quote: int, after: int, edits: list[tuple[int, int, 
     j += 1
     while j < n and text[j] in _WS:
         j += 1
+    if j < n and text[j] == '"':
+        # The common case, a string: the C scanner alone, without raw_decode's detour.
+        value, end = _scanstring(text, j + 1)
+        if value:
+            edits.append((j, end, '"' + redact(value) + '"'))
+        return end
     value, end = _DECODER.raw_decode(text, j)
     if isinstance(value, dict):
         raise _NeedsParse
