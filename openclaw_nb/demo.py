@@ -1,8 +1,8 @@
 """``openclaw-nb demo``: a scripted tour of the protocol against the embedded simulator, in the terminal.
 
 It starts the simulator, logs in by QR (a simulated user scans and confirms), receives messages from two
-simulated users, replies with the typing indicator and text, sends an image, and shows the messages and the
-recorded exchanges. Nothing touches the real server or the user's saved accounts.
+simulated users, replies with the typing indicator and text, sends an image, and shows the messages as a
+DataFrame and the recorded exchanges. Nothing touches the real server or the user's saved accounts.
 """
 
 from __future__ import annotations
@@ -49,6 +49,34 @@ def _item_name(item_type: int | None) -> str:
 
 def _step(console: Console, number: int, text: str) -> None:
     console.print(f"\n[bold cyan]{number}.[/] [bold]{text}[/]")
+
+
+def _show_frame(console: Console, received: list[Any], sent: list[dict[str, Any]], bot_id: str) -> None:
+    """The messages the bot received and sent, through the same flattening as ``client.stream()``'s feed."""
+    from .frames import frame_from_messages, messages_per_user
+
+    def who(user_id: str) -> str:
+        return "bot" if user_id == bot_id else user_id
+
+    df = frame_from_messages([*received, *sent]).sort_values("create_time", kind="stable")
+    table = Table("create_time (UTC)", "from → to", "message_type", "items", "text")
+    for row in df.itertuples():
+        text = row.text if isinstance(row.text, str) else ""
+        table.add_row(
+            row.create_time.strftime("%H:%M:%S.%f")[:-3],
+            f"{who(row.from_user_id)} → {who(row.to_user_id)}",
+            str(row.message_type),
+            row.item_types,
+            text,
+        )
+    console.print(table)
+    console.print(
+        f"{len(df)} rows; message_id is {df['message_id'].dtype} (exact above 2^53), "
+        f"create_time is {df['create_time'].dtype}. Inbound messages per user:",
+        markup=False,
+    )
+    console.print(messages_per_user(df)[["messages", "media"]].to_string(), markup=False)
+    console.print("(in a notebook, feed = client.stream() fills such a frame live: see notebooks/03)")
 
 
 def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long_poll: float = 2.0) -> int:
@@ -109,7 +137,10 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
             console.print(box)
 
             client.notify_stop()
-            _step(console, 6, "Every HTTP exchange, as the recorder kept it (secrets redacted)")
+            _step(console, 6, "The conversation as a pandas DataFrame: one row per message, both directions")
+            _show_frame(console, received, [entry.msg for entry in sim.outbox], client.bot_id or "")
+
+            _step(console, 7, "Every HTTP exchange, as the recorder kept it (secrets redacted)")
             import pandas as pd
 
             frame = client.log.frame()

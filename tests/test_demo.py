@@ -25,6 +25,9 @@ def test_demo_runs_and_shows_each_step(tmp_path: Path, monkeypatch) -> None:
         "bob@im.wechat",
         "You said: Hi bot! What can you do?",
         "decrypted",
+        # the DataFrame step: both directions, exact uint64 ids
+        "6 rows; message_id is UInt64",
+        "bot → alice@im.wechat",
         "send_typing",
         "cdn_upload",
         "done in",
