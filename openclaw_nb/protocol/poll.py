@@ -205,27 +205,27 @@ _astuple: Any = None
 if _msgspec is not None:
     # Only the fields the row needs, strictly typed: a page with an oddly typed known field fails validation
     # and goes through the lenient dict path instead, so both paths give the same rows.
-    class _Text(_msgspec.Struct, gc=False):
+    class _Text(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         text: str | None = None
 
-    class _Media(_msgspec.Struct, gc=False):
+    class _Media(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         encrypt_query_param: str | None = None
         full_url: str | None = None
 
-    class _Payload(_msgspec.Struct, gc=False):
+    class _Payload(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         text: str | None = None
         media: _Media | None = None
 
-    class _Inner(_msgspec.Struct, gc=False):
+    class _Inner(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         text_item: _Text | None = None
         voice_item: _Text | None = None
 
-    class _Ref(_msgspec.Struct, gc=False):
+    class _Ref(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         title: str | None = None
         svr_id: int | None = None
         message_item: _Inner | None = None
 
-    class _Item(_msgspec.Struct, gc=False):
+    class _Item(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         type: int | None = None
         text_item: _Text | None = None
         voice_item: _Payload | None = None
@@ -234,7 +234,7 @@ if _msgspec is not None:
         video_item: _Payload | None = None
         ref_msg: _Ref | None = None
 
-    class _Msg(_msgspec.Struct, gc=False):
+    class _Msg(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         # The first eleven in COLUMNS order, so a tuple of the struct slices straight into the row.
         seq: int | None = None
         message_id: int | None = None
@@ -250,7 +250,7 @@ if _msgspec is not None:
         context_token: str | None = None
         item_list: list[_Item] | None = None
 
-    class _RawEnvelope(_msgspec.Struct, gc=False):
+    class _RawEnvelope(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         ret: Any = None
         errcode: Any = None
         errmsg: Any = None
@@ -259,7 +259,7 @@ if _msgspec is not None:
         sync_buf: Any = None
         longpolling_timeout_ms: Any = None
 
-    class _TypedPage(_msgspec.Struct, gc=False):
+    class _TypedPage(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         msgs: list[_Msg | None] | None = None
 
     _raw_decoder = _msgspec.json.Decoder(_RawEnvelope)
