@@ -173,10 +173,25 @@ def check_analysis(nb: Any) -> None:
     _expect("52 rows read back; message ids identical: True" in back, back)
 
 
+def check_teaching(nb: Any) -> None:
+    help_text = text(cell(nb, "teach-help"))
+    _expect(all(m in help_text for m in ("%wx_connect", "%wx_send", "%wx_upload", "%wx_sim")), help_text[:300])
+    _expect("logged in as the simulated bot" in text(cell(nb, "teach-connect")), "%wx_connect --sim")
+    first = text(cell(nb, "teach-serve-1"))
+    _expect("typing… shown to alice@im.wechat" in first and "sent to bob@im.wechat" in first, first)
+    second = text(cell(nb, "teach-serve-2"))
+    _expect("sent image 'stats.png'" in second and "sent to dave@im.wechat" in second, second)
+    _expect("Here is how busy the class has been" in text(cell(nb, "teach-outbox")), "the outbox lacks the caption")
+    _expect("image/png" in mimes(cell(nb, "teach-chart")), "the decrypted chart is not shown")
+    _expect("sent to alice@im.wechat: message_id" in text(cell(nb, "teach-announce")), "%%wx_send")
+    _expect("HAR 1.2" in text(cell(nb, "teach-har")), "%wx_log --har")
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {
     "01-login.ipynb": check_login,
     "02-protocol-exploration.ipynb": check_protocol,
     "03-message-analysis.ipynb": check_analysis,
+    "04-teaching-demo.ipynb": check_teaching,
 }
 
 
