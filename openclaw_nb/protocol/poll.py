@@ -758,10 +758,17 @@ class PollState:
         flagged = 0
         if ids and seen.add_many(ids):
             # The usual page: no id seen before. If no content repeats either, all is decided in bulk.
-            picked = [i for i, sig in enumerate(signatures) if sig is not None]
-            keys: list[tuple[str | None, str]] = [(senders[i], signatures[i]) for i in picked]  # type: ignore[misc]
-            whens = [created[i] if created[i] is not None else received_ms for i in picked]
-            if detector.remember_if_new(keys, whens, [ids[i] for i in picked]):
+            keys: list[tuple[str | None, str]]
+            if None not in signatures:  # the usual case: whole columns, zipped in C
+                keys = list(zip(senders, signatures, strict=True))  # type: ignore[arg-type]
+                whens = created if None not in created else [received_ms if w is None else w for w in created]
+                picked_ids = ids
+            else:
+                picked = [i for i, sig in enumerate(signatures) if sig is not None]
+                keys = [(senders[i], signatures[i]) for i in picked]  # type: ignore[misc]
+                whens = [created[i] if created[i] is not None else received_ms for i in picked]
+                picked_ids = [ids[i] for i in picked]
+            if detector.remember_if_new(keys, whens, picked_ids):
                 page = Page(columns, self.cursor, False, received_ms)
                 self.delivered += len(page)
                 return page
