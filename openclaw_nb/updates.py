@@ -304,6 +304,10 @@ class _WriteBehind:
             self._dirty = True
             self._wake.notify()
 
+    #: Seconds to wait after a page before writing: pages arriving meanwhile share one write, and a reader
+    #: woken by the page gets the interpreter first (the write's JSON work would compete with it).
+    DELAY = 0.005
+
     def _run(self) -> None:
         while True:
             with self._wake:
@@ -311,6 +315,8 @@ class _WriteBehind:
                     self._wake.wait()
                 if not self._dirty and self._closing:
                     return
+                if not self._closing:
+                    self._wake.wait(self.DELAY)  # a later page or close() may end the pause early
                 self._dirty = False
             try:
                 self._stream.persist_latest()
