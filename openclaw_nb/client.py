@@ -52,6 +52,7 @@ from .updates import AsyncUpdatesMixin, UpdatesMixin
 
 log = logging.getLogger("openclaw_nb")
 T = TypeVar("T")
+M = TypeVar("M", bound=m.WireModel)
 
 #: Request extensions read by the recorder: the logical call and the 1-based attempt number.
 EXT_CALL = "openclaw_nb.call"
@@ -121,8 +122,7 @@ class BaseClient:
         if token is not None and (not isinstance(token, str) or not token):
             raise E.UsageError("token must be a non-empty string (the bot_token from a QR login) or None")
         for name, url in (("base_url", base_url), ("cdn_base_url", cdn_base_url)):
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise E.UsageError(f"{name} must be an http:// or https:// URL, got {url!r}")
+            _check_url(name, url)
         self._token = token
         self.base_url = base_url.rstrip("/")
         self.cdn_base_url = cdn_base_url.rstrip("/")
@@ -157,6 +157,8 @@ class BaseClient:
         """Switch to a bot token (and the ``baseurl`` the login returned)."""
         if not isinstance(token, str) or not token:
             raise E.UsageError("token must be a non-empty string")
+        if base_url is not None:
+            _check_url("base_url", base_url)
         self._token = token
         if base_url:
             self.base_url = base_url.rstrip("/")
@@ -179,10 +181,12 @@ class BaseClient:
         if msg.message_type == C.MessageType.BOT or not msg.from_user_id:
             return
         peer = self.peer(msg.from_user_id)
-        if msg.context_token and msg.context_token != peer.context_token:
+        when = msg.create_time_ms
+        newer = when is None or peer.last_inbound_ms is None or when >= peer.last_inbound_ms
+        # A late re-delivery (at-least-once) carries an older token: it must not replace the latest one.
+        if newer and msg.context_token and msg.context_token != peer.context_token:
             peer.context_token = msg.context_token
             peer.sends_on_token = 0
-        when = msg.create_time_ms
         if when is not None and (peer.last_inbound_ms is None or when >= peer.last_inbound_ms):
             peer.last_inbound_ms = when
 
@@ -201,6 +205,8 @@ class BaseClient:
         timeout: float | None = None,
         base_url: str | None = None,
     ) -> tuple[Send, dict[str, Any] | None]:
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise E.UsageError(f"timeout is a number of seconds > 0, got {timeout!r}")
         spec = build_request(name, payload, identity=self.identity, token=self._token, params=params, timeout=timeout)
         send = Send(
             call=name,
@@ -264,7 +270,7 @@ class BaseClient:
         return resp
 
     def _send_message_flow(self, msg: m.WeixinMessage | Mapping[str, Any]) -> Flow:
-        message = msg if isinstance(msg, m.WeixinMessage) else m.WeixinMessage.from_wire(dict(msg))
+        message = msg if isinstance(msg, m.WeixinMessage) else _as_model(m.WeixinMessage, msg, "send_message(msg)")
         _require_user(message.to_user_id, "msg.to_user_id")
         if not message.client_id:
             message.client_id = new_client_id()
@@ -288,6 +294,9 @@ class BaseClient:
             raise E.UsageError(f"text must be a str, got {type(text).__name__}; use str(value) to send it as text")
         if not text:
             raise E.UsageError("text is empty; pass the message to send")
+        for name, value in (("context_token", context_token), ("client_id", client_id)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise E.UsageError(f"{name} must be a non-empty string or None (the default picks it for you)")
         # Long text (issue 5): each part of a split is its own message, and a split send is checked against
         # the context token's reply budget before the first part goes out, so it is never cut off halfway.
         parts = _split_for_send(text, max_bytes)
@@ -413,11 +422,17 @@ class BaseClient:
         self, request: m.GetUploadUrlReq | Mapping[str, Any] | None, fields: dict[str, Any]
     ) -> Flow:
         if request is None:
-            req = m.GetUploadUrlReq(**fields)
+            known = {name for name, _kind, _model in m.GetUploadUrlReq._specs()}
+            unknown = sorted(set(fields) - known)
+            if unknown:
+                raise E.UsageError(
+                    f"get_upload_url got unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                )
+            req = _as_model(m.GetUploadUrlReq, fields, "get_upload_url")
         elif isinstance(request, m.GetUploadUrlReq):
             req = request
         else:
-            req = m.GetUploadUrlReq.from_wire(dict(request))
+            req = _as_model(m.GetUploadUrlReq, request, "get_upload_url(request)")
         if not req.filekey or req.media_type is None or req.rawsize is None:
             raise E.UsageError("get_upload_url needs at least filekey, media_type and rawsize (see PROTOCOL.md)")
         return self._call("get_upload_url", req)
@@ -481,15 +496,41 @@ class BaseClient:
     # --- shared driver pieces ---------------------------------------------------------------------
 
     def _build_httpx_request(self, client: httpx.Client | httpx.AsyncClient, send: Send, content: Any) -> httpx.Request:
-        return client.build_request(
-            send.method,
-            send.full_url,
-            params=dict(send.params) if send.params else None,
-            headers=dict(send.headers),
-            content=content,
-            timeout=send.timeout,
-            extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt},
-        )
+        try:
+            return client.build_request(
+                send.method,
+                send.full_url,
+                params=dict(send.params) if send.params else None,
+                headers=dict(send.headers),
+                content=content,
+                timeout=send.timeout,
+                extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt},
+            )
+        except httpx.InvalidURL as exc:
+            raise E.ProtocolError(
+                f"{send.call}: {send.full_url!r} is not a usable URL ({exc}); if it came from the server "
+                "(a redirect_host or baseurl), the server sent something this client cannot follow",
+                endpoint=send.call,
+            ) from None
+
+
+def _check_url(name: str, url: object) -> None:
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise E.UsageError(f"{name} must be an http:// or https:// URL, got {url!r}")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise E.UsageError(f"{name} {url!r} is not a valid URL ({exc})") from None
+
+
+def _as_model(cls: type[M], value: object, what: str) -> M:
+    """A caller's dict as a wire model, or a UsageError naming the field with the wrong JSON type."""
+    if not isinstance(value, Mapping):
+        raise E.UsageError(f"{what} takes a {cls.__name__} or a dict of its wire fields, got {type(value).__name__}")
+    try:
+        return cls.from_wire(dict(value))
+    except m.WireTypeError as exc:
+        raise E.UsageError(f"{what}: {exc} (field types are listed in PROTOCOL.md)") from None
 
 
 def _resolve_to(to: str | None, chat_id: str | None) -> str:
@@ -558,7 +599,7 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
                 response.close()
         except httpx.TimeoutException as exc:
             return Failure(exc, timeout=True)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # refused, reset, broken encoding: no usable answer
             return Failure(exc)
 
     def close(self) -> None:
@@ -699,7 +740,7 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
                 await response.aclose()
         except httpx.TimeoutException as exc:
             return Failure(exc, timeout=True)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # refused, reset, broken encoding: no usable answer
             return Failure(exc)
 
     async def aclose(self) -> None:

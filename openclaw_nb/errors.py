@@ -92,11 +92,20 @@ class StaleTokenError(ApiError):
 class SendRejectedError(ApiError):
     """``-2`` on ``sendmessage``: quota on the context token, the 24 h window, rate limit or text too long."""
 
+    hint = (
+        "the server refused the send (-2): the usual causes are 10 sends already made on the user's context "
+        "token, more than 24 h since the user's last message, rate limiting, or text over about 16 KiB; "
+        "send_text() explains which applies from what the client has seen"
+    )
+
 
 class InvalidArgumentsError(ApiError):
     """``-3``: the server rejected the arguments, most often an unknown ``to_user_id``."""
 
-    hint = "the server rejected the arguments (-3); check the user id (users look like ...@im.wechat)"
+    hint = (
+        "the server rejected the arguments (-3); on sendmessage this is most often a wrong to_user_id "
+        "(users look like ...@im.wechat)"
+    )
 
 
 class NotYetContactedError(ApiError):

@@ -7,6 +7,7 @@ Never lets a bare KeyError/TypeError/AttributeError escape from server data: eve
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .. import errors as E
@@ -38,13 +39,16 @@ def decode_body(endpoint: Endpoint | str, content: bytes) -> dict[str, Any]:
     return data
 
 
+_INT_TEXT = re.compile(r"-?[0-9]+")
+
+
 def _code(name: str, data: dict[str, Any], key: str) -> int | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         # Some gateways send codes as numeric strings; accept those, reject anything else.
-        if isinstance(value, str) and value.lstrip("-").isdigit():
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
             return int(value)
         shown = snippet(json.dumps(data, ensure_ascii=False))
         raise E.ProtocolError(f"{name} answered with a non-integer {key!r}: {shown}", endpoint=name, snippet=shown)
@@ -56,15 +60,16 @@ def api_error(
 ) -> E.ApiError:
     """The typed error for a non-zero ``ret``/``errcode``."""
     name = _name(endpoint)
-    code = ret or errcode
+    # ret and errcode may disagree (ret=-1, errcode=-14): the more specific meaning wins.
+    codes = {ret, errcode}
     cls: type[E.ApiError] = E.ApiError
-    if code == C.RET_STALE_TOKEN:
+    if C.RET_STALE_TOKEN in codes:
         cls = E.StaleTokenError
-    elif code == C.RET_INVALID_ARGS:
+    elif C.RET_INVALID_ARGS in codes:
         cls = E.InvalidArgumentsError
-    elif code == C.RET_NOT_YET_CONTACTED and name == "get_config":
+    elif C.RET_NOT_YET_CONTACTED in codes and name == "get_config":
         cls = E.NotYetContactedError
-    elif code == C.RET_SEND_REJECTED and name == "send_message":
+    elif C.RET_SEND_REJECTED in codes and name == "send_message":
         cls = E.SendRejectedError
     return cls(name, ret, errcode, errmsg, raw=raw)
 
@@ -91,6 +96,11 @@ def parse_data(endpoint: Endpoint | str, data: dict[str, Any]) -> ApiResponse:
     check_envelope(ep, data)
     try:
         return ep.response_model.from_wire(data)
+    except RecursionError:
+        raise E.ProtocolError(
+            f"{ep.name} answered with JSON nested too deeply to read (quotes inside quotes hundreds of levels deep)",
+            endpoint=ep.name,
+        ) from None
     except WireTypeError as exc:
         shown = snippet(json.dumps(data, ensure_ascii=False))
         raise E.ProtocolError(
@@ -122,5 +132,9 @@ def http_status_error(
         hint = "; the server had a problem, try again later"
     elif status in (401, 403):
         hint = "; the token may be wrong, log in again"
+    elif status == 404:
+        hint = "; no such path on this server: check base_url (and cdn_base_url for CDN calls)"
+    elif 300 <= status < 400:
+        hint = "; the server redirected, which the iLink API does not do: check base_url"
     msg = f"{name} got HTTP {status}{tries}" + (f": {detail}" if detail else "") + hint
     return E.TransportError(msg, endpoint=name, status_code=status, attempts=attempts)

@@ -14,6 +14,7 @@ from typing import Any
 from . import constants as C
 from . import models as m
 from .headers import ClientIdentity
+from .redact import redact_headers, redact_json
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,14 @@ class RequestSpec:
     def json(self) -> Any:
         return json.loads(self.content) if self.content else None
 
+    def __repr__(self) -> str:
+        # The bearer token and body secrets are never shown whole.
+        body = redact_json(self.body) if self.body is not None else None
+        return (
+            f"RequestSpec({self.method} {self.path}, params={self.params!r}, "
+            f"headers={dict(redact_headers(self.headers.items()))!r}, body={body!r}, timeout={self.timeout})"
+        )
+
 
 def encode_json(body: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON, ints kept exact (no float round trip)."""
@@ -172,7 +181,9 @@ def build_request(
     if params:
         query.update(params)
     if ep.method == "GET":
-        return RequestSpec(ep, "GET", ep.path, query, identity.get_headers(), None, timeout or ep.timeout)
+        return RequestSpec(
+            ep, "GET", ep.path, query, identity.get_headers(), None, ep.timeout if timeout is None else timeout
+        )
     body: dict[str, Any]
     if payload is None:
         body = {}
@@ -182,7 +193,14 @@ def build_request(
         body = dict(payload)
     body["base_info"] = identity.base_info()
     return RequestSpec(
-        ep, "POST", ep.path, query, identity.post_headers(token), encode_json(body), timeout or ep.timeout, body
+        ep,
+        "POST",
+        ep.path,
+        query,
+        identity.post_headers(token),
+        encode_json(body),
+        ep.timeout if timeout is None else timeout,
+        body,
     )
 
 
@@ -194,6 +212,8 @@ def markdown_table() -> str:
     ]
     for ep in ENDPOINT_LIST:
         query = "?" + "&".join(f"{k}={v}" for k, v in ep.query.items()) if ep.query else ""
-        poll = " (long poll)" if ep.long_poll else ""
-        lines.append(f"| {ep.method} | `{ep.path}{query}` | `{ep.name}` | {ep.timeout:g} s{poll} | {ep.doc} |")
+        wait = f"{ep.timeout:g} s"
+        if ep.long_poll:
+            wait = f"long poll: server holds ~{ep.timeout:g} s, client waits {C.LONG_POLL_GRACE:g} s longer"
+        lines.append(f"| {ep.method} | `{ep.path}{query}` | `{ep.name}` | {wait} | {ep.doc} |")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import email.utils
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .. import errors as E
@@ -23,6 +23,7 @@ from .codec import http_status_error, parse_response
 from .endpoints import Endpoint
 from .headers import random_uin
 from .models import ApiResponse, GetUpdatesResp, QrStatusResp
+from .redact import redact_headers, redact_json, redact_url, snippet
 
 #: A request body: bytes, or a zero-argument factory of byte chunks (re-callable so a retry can resend).
 Body = bytes | Callable[[], Iterable[bytes]] | None
@@ -48,6 +49,14 @@ class Send:
     @property
     def full_url(self) -> str:
         return self.url or (self.base_url.rstrip("/") + self.path)
+
+    def __repr__(self) -> str:
+        # Headers carry the bearer token and params may carry CDN parameters: never shown whole.
+        return (
+            f"Send(call={self.call!r}, method={self.method!r}, url={redact_url(self.full_url)!r}, "
+            f"params={redact_json(dict(self.params))!r}, headers={dict(redact_headers(self.headers.items()))!r}, "
+            f"attempt={self.attempt}, timeout={self.timeout})"
+        )
 
 
 @dataclass(frozen=True)
@@ -79,19 +88,32 @@ Flow = Generator[Action, Outcome, Any]
 class RetryPolicy:
     """When and how long to retry HTTP 429/5xx and transport failures (exponential back-off with jitter).
 
-    ``attempts`` counts all tries (3 = one try and two retries). ``Retry-After`` is honoured up to
-    ``max_delay``. ``RetryPolicy(attempts=1)`` turns retries off.
+    ``attempts`` counts all tries (3 = one try and two retries). HTTP 429 and every 5xx but 501 (not
+    implemented: retrying can't help) are retried. ``Retry-After`` is honoured; when the server asks for a
+    longer wait than ``max_delay``, the call stops and says so rather than retrying early.
+    ``RetryPolicy(attempts=1)`` turns retries off.
     """
 
     attempts: int = 3
     base_delay: float = 0.5
     max_delay: float = 10.0
     jitter: float = 0.25
-    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise E.UsageError("RetryPolicy.attempts counts all tries and must be >= 1 (use 1 for no retries)")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise E.UsageError(
+                f"RetryPolicy.attempts counts all tries: a whole number >= 1 (1 = no retries), got {self.attempts!r}"
+            )
+        for name in ("base_delay", "max_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise E.UsageError(f"RetryPolicy.{name} is a number of seconds >= 0, got {value!r}")
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, (int, float)) or not 0 <= self.jitter <= 1:
+            raise E.UsageError(f"RetryPolicy.jitter is a fraction between 0 and 1, got {self.jitter!r}")
+
+    @staticmethod
+    def retryable(status: int) -> bool:
+        return status == 429 or (status >= 500 and status != 501)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
@@ -122,13 +144,20 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def timeout_result(endpoint: Endpoint, params: Mapping[str, str], body: Mapping[str, Any] | None) -> ApiResponse:
-    """What a long poll's client-side timeout means: no messages and the same cursor, or QR status ``wait``."""
+def timeout_result(
+    endpoint: Endpoint, params: Mapping[str, str], body: Mapping[str, Any] | None, why: str = "client_timeout"
+) -> ApiResponse:
+    """What a long poll's client-side timeout means: no messages and the same cursor, or QR status ``wait``.
+
+    ``why`` lands in the result's ``extra`` (``client_timeout``, or the gateway or network error that was read
+    as ``wait``), so a caller can tell "nobody scanned yet" from "the server is unreachable".
+    """
     if endpoint.response_model is GetUpdatesResp:
         cursor = (body or {}).get("get_updates_buf", "")
         return GetUpdatesResp(ret=0, msgs=[], get_updates_buf=cursor, timed_out=True)
     if endpoint.response_model is QrStatusResp:
-        return QrStatusResp(status=C.QrStatus.WAIT, extra={"client_timeout": True})
+        extra: dict[str, Any] = {"client_timeout": True} if why == "client_timeout" else {"read_as_wait": why}
+        return QrStatusResp(status=C.QrStatus.WAIT, extra=extra)
     return endpoint.response_model()
 
 
@@ -143,14 +172,17 @@ def api_call(
     """One API call with retries. Returns the parsed response model; raises typed errors.
 
     Long polls treat a client-side timeout as a normal empty answer. With ``gateway_errors_as_timeout``
-    (QR status polls), HTTP 502/504 and transport errors count as that empty answer too.
+    (QR status polls), HTTP 502/504 and network errors count as that empty answer too, as the official
+    client does; the result's ``extra["read_as_wait"]`` names the error so a caller can show it.
     """
     attempt = 1
     while True:
         outcome = yield _with_attempt(send, attempt)
         if isinstance(outcome, Failure):
-            if endpoint.long_poll and (outcome.timeout or gateway_errors_as_timeout):
+            if endpoint.long_poll and outcome.timeout:
                 return timeout_result(endpoint, send.params, body)
+            if endpoint.long_poll and gateway_errors_as_timeout:
+                return timeout_result(endpoint, send.params, body, _describe(outcome.error))
             if attempt < policy.attempts:
                 yield Sleep(policy.delay(attempt), f"{endpoint.name}: {_describe(outcome.error)}")
                 attempt += 1
@@ -164,13 +196,22 @@ def api_call(
             ) from outcome.error
         assert isinstance(outcome, Reply), "drivers answer a Send with a Reply or a Failure"
         if gateway_errors_as_timeout and outcome.status in (502, 504):
-            return timeout_result(endpoint, send.params, body)
-        if outcome.status in policy.retry_statuses and attempt < policy.attempts:
+            return timeout_result(endpoint, send.params, body, f"HTTP {outcome.status}")
+        if policy.retryable(outcome.status) and attempt < policy.attempts:
             retry_after = parse_retry_after(outcome.headers.get("retry-after"))
+            if retry_after is not None and retry_after > policy.max_delay:
+                raise E.TransportError(
+                    f"{endpoint.name} got HTTP {outcome.status} and the server asked to wait {retry_after:.0f} s "
+                    f"before trying again (more than RetryPolicy.max_delay = {policy.max_delay:g} s); "
+                    "wait that long, or raise max_delay to let the client wait",
+                    endpoint=endpoint.name,
+                    status_code=outcome.status,
+                    attempts=attempt,
+                )
             yield Sleep(policy.delay(attempt, retry_after), f"{endpoint.name}: HTTP {outcome.status}")
             attempt += 1
             continue
-        if outcome.status >= 400:
+        if outcome.status >= 300:
             raise http_status_error(endpoint, outcome.status, outcome.content, dict(outcome.headers), attempt)
         return parse_response(endpoint, outcome.content)
 
@@ -222,7 +263,7 @@ def cdn_upload_flow(send: Send, policy: RetryPolicy) -> Flow:
                     status_code=200,
                     attempts=attempt,
                 )
-            message = outcome.headers.get(C.H_ERROR_MESSAGE) or outcome.content[:200].decode("utf-8", "replace")
+            message = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content)
             if 400 <= outcome.status < 500:
                 raise E.CdnError(
                     f"cdn_upload rejected with HTTP {outcome.status}: {message or '(no message)'}",
@@ -257,7 +298,7 @@ def cdn_download_flow(send: Send, policy: RetryPolicy) -> Flow:
                 )
             if outcome.status == 200:
                 return outcome.content
-            message = outcome.headers.get(C.H_ERROR_MESSAGE) or outcome.content[:200].decode("utf-8", "replace")
+            message = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content)
             if 400 <= outcome.status < 500:
                 raise E.CdnError(
                     f"cdn_download rejected with HTTP {outcome.status}: {message or '(no message)'}",

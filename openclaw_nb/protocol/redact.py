@@ -219,7 +219,7 @@ def _redact_query_params(text: str) -> str:
 
 
 _SECRET_IN_TEXT = re.compile(
-    r'("(?:' + "|".join(re.escape(f) for f in sorted(SECRET_FIELDS)) + r')"\s*:\s*")([^"]*)(")',
+    r'("(?:' + "|".join(re.escape(f) for f in sorted(SECRET_FIELDS)) + r')"\s*:\s*")([^"]*)("?)',
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(Bearer\s+)([^\s<]\S*)")

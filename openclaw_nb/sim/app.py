@@ -151,6 +151,10 @@ async def _reset(receive: Receive, send: Send) -> None:
         pass
 
 
+async def _discard(message: Any) -> None:
+    """An ASGI ``send`` that drops what it is given (the lost answer of a ``lost_response`` fault)."""
+
+
 class SimApp:
     """The outermost ASGI layer: applies the state's fault rules, then serves the iLink and CDN routes by an
     exact-path lookup, and hands everything else (control API, scan page, 404/405) to Starlette.
@@ -189,6 +193,13 @@ class SimApp:
         if kind is None:
             return False
         if kind == "reset":
+            await _reset(receive, send)
+        elif kind == "lost_response":
+            fast = self.fast.get(scope["path"])
+            if fast is not None:
+                await fast[1](Request(scope, receive))  # done, but the answer never leaves
+            else:
+                await self.app(scope, receive, _discard)
             await _reset(receive, send)
         elif kind == "http_500":
             await _respond(send, 500, b"Internal Server Error", "text/plain; charset=utf-8", [])
@@ -245,10 +256,11 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
         qrcode = params.get("qrcode")
         verify = [params.get("verify_code") or None]
         host = role(request)
+        seen: list[int | None] = [None]  # this request's view of the QR's version (see SimState.qr_status)
 
         def poll(final: bool) -> tuple[dict[str, Any] | None, float | None]:
             code, verify[0] = verify[0], None  # a verify code is applied once, not on every re-check
-            return state.qr_status(qrcode, verify_code=code, role=host, final=final)
+            return state.qr_status(qrcode, verify_code=code, role=host, final=final, seen=seen)
 
         answer, _due = poll(False)
         if answer is None:

@@ -34,6 +34,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -65,7 +66,7 @@ _TERMINAL_QR = frozenset(
     {C.QrStatus.EXPIRED, C.QrStatus.CONFIRMED, C.QrStatus.BINDED_REDIRECT, C.QrStatus.VERIFY_CODE_BLOCKED}
 )
 _MEDIA_ITEM_FIELDS = ("image_item", "voice_item", "file_item", "video_item")
-_FAULT_KINDS = ("reset", "http_500", "http_429", "malformed_json", "stale_token")
+_FAULT_KINDS = ("reset", "lost_response", "http_500", "http_429", "malformed_json", "stale_token")
 
 
 class SimError(UsageError):
@@ -380,6 +381,9 @@ class FaultRule:
     http_429: float = 0.0
     retry_after: int = 1
     reset: float = 0.0
+    #: The request is processed (a send is stored), then the connection drops before the answer: the case
+    #: that makes a client retry something the server already did.
+    lost_response: float = 0.0
     malformed_json: float = 0.0
     stale_token: float = 0.0
     count: int | None = None
@@ -903,11 +907,22 @@ class SimState:
             self._bump(qr, C.QrStatus.NEED_VERIFY_CODE)  # same status, new version: answered at once
 
     def qr_status(
-        self, qrcode: str | None, *, verify_code: str | None = None, role: str = PRIMARY, final: bool = False
+        self,
+        qrcode: str | None,
+        *,
+        verify_code: str | None = None,
+        role: str = PRIMARY,
+        final: bool = False,
+        seen: list[int | None] | None = None,
     ) -> tuple[dict[str, Any] | None, float | None]:
         """``get_qrcode_status`` as a long poll: ``(body, None)`` when there is news for this host (or
         ``final``), else ``(None, seconds until the next time-based change or None)`` and the caller waits on
-        ``("qr", qrcode)``. An unknown QR code reads as ``expired``, so a client fetches a new one."""
+        ``("qr", qrcode)``. An unknown QR code reads as ``expired``, so a client fetches a new one.
+
+        ``seen`` is one held request's memory (a one-element list the caller keeps between checks): a fresh
+        request answers at once with news never reported to this host; a held one answers as soon as the
+        status moves past what it saw when it started waiting. So a poll the client already gave up on can't
+        swallow an update that the client's next poll is waiting for."""
         with self._lock:
             if not qrcode:
                 return self._err(C.RET_INVALID_ARGS, "get_qrcode_status needs the qrcode query parameter"), None
@@ -917,7 +932,13 @@ class SimState:
             self._refresh(qr)
             if verify_code:
                 self._verify(qr, verify_code)
-            if not (final or qr.is_terminal or qr.version != qr.reported.get(role, 0)):
+            if seen is not None and seen[0] is not None:
+                news = qr.version != seen[0]
+            else:
+                news = qr.version != qr.reported.get(role, 0)
+            if not (final or qr.is_terminal or news):
+                if seen is not None and seen[0] is None:
+                    seen[0] = qr.version
                 return None, self._next_due(qr)
             qr.reported[role] = qr.version
             status = qr.status
@@ -1181,7 +1202,8 @@ class SimState:
         Cursor semantics: a returned cursor points past the page it came with. Polling with a cursor
         acknowledges everything before it. ``""`` (or a cursor this bot did not issue) resumes after the last
         acknowledged message, so a fresh login does not replay history that was already consumed, while a
-        page that was fetched but never acknowledged is delivered again (at-least-once).
+        page that was fetched but never acknowledged is delivered again (at-least-once). An older cursor of
+        this bot also resumes there: the cursor only moves forward.
         """
         with self._lock:
             bot_id = self.bot_for_token(token)
@@ -1200,13 +1222,16 @@ class SimState:
                 if pos > bot.acked:
                     bot.acked = pos
                     self.mutations += 1
+                # The cursor only moves forward: acknowledged messages can't be fetched again (PROTOCOL.md).
+                pos = max(pos, bot.acked)
             else:
                 pos = bot.acked
             page = bot.inbox[pos : pos + self.config.page_size]
             if not page and not final:
                 return None, bot_id
             # An empty page echoes the cursor it was asked with ("no messages, same cursor").
-            next_cursor = cursor if valid and not page else _encode_cursor(bot.nonce, pos + len(page))
+            unchanged = valid and decoded is not None and decoded[1] == pos
+            next_cursor = cursor if unchanged and not page else _encode_cursor(bot.nonce, pos + len(page))
             return {
                 "ret": 0,
                 "msgs": page,
@@ -1448,7 +1473,11 @@ class SimState:
             rawsize, filesize, md5 = body.get("rawsize"), body.get("filesize"), body.get("rawfilemd5")
             if not isinstance(filekey, str) or not filekey:
                 return bad("getuploadurl needs filekey (16 random bytes as hex)")
-            if media_type not in {int(t) for t in C.UploadMediaType} or isinstance(media_type, bool):
+            if (
+                isinstance(media_type, bool)
+                or not isinstance(media_type, int)
+                or media_type not in {int(t) for t in C.UploadMediaType}
+            ):
                 return bad("media_type is 1 image, 2 video, 3 file or 4 voice")
             if not isinstance(rawsize, int) or isinstance(rawsize, bool) or rawsize < 0:
                 return bad("rawsize is the plaintext size in bytes")
@@ -1729,15 +1758,11 @@ class SimState:
             self._wake_all()
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_json` atomically (a temporary file in the same folder, then ``os.replace``)."""
+        """Write :meth:`to_json` atomically and readable by its owner only (it holds the simulated tokens)."""
+        from ..store import atomic_write_bytes
+
         data = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        path = os.fspath(path)
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(Path(os.fspath(path)), data)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         with open(path, "rb") as fh:

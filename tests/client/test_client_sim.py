@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from openclaw_nb import errors as E
+from openclaw_nb.client import AsyncClient
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol import crypto
+from openclaw_nb.protocol.flow import RetryPolicy
 from openclaw_nb.sim import Simulator
 
 TWO_53 = 2**53
@@ -47,7 +49,9 @@ def test_qr_login_by_hand(sim: Simulator, make_client: Any) -> None:
     # nothing happened yet: the server holds the poll, then says wait
     assert client.get_qrcode_status(qr.qrcode).status == "wait"
     status_req = last_request(sim, "get_qrcode_status")
-    assert {k.lower() for k in status_req["headers"]} >= {"ilink-app-id", "ilink-app-clientversion"}
+    sent = {k.lower() for k in status_req["headers"]}
+    assert {"ilink-app-id", "ilink-app-clientversion"} <= sent
+    assert not sent & {"authorization", "authorizationtype", "x-wechat-uin", "content-type", "skroutetag"}
     sim.scan(qr.qrcode, "alice")
     assert client.get_qrcode_status(qr.qrcode).status == "scaned"
     sim.confirm(qr.qrcode)
@@ -130,9 +134,40 @@ def test_retry_after_5xx_sends_once(sim: Simulator, bot_client: Any) -> None:
     assert [e.text for e in sim.outbox if e.msg.get("to_user_id") == who] == ["after two 500s"]
 
 
-def test_429_honours_retry_after(sim: Simulator, bot_client: Any) -> None:
-    sim.add_fault(http_429=1.0, count=1, retry_after=0, endpoints=["notify_start"])
-    assert bot_client.notify_start().ret in (0, None)
+def test_retry_of_a_send_whose_answer_was_lost_is_stored_once(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    receive_from(sim, bot_client, who)
+    # the server stores the message, then the connection drops before the answer: the client must retry
+    # with the same client_id, and the server must not store it twice
+    sim.add_fault(lost_response=1.0, count=1, endpoints=["send_message"])
+    resp = bot_client.send_text(who, "sent once")
+    stored = [e for e in sim.outbox if e.msg.get("to_user_id") == who]
+    assert [e.text for e in stored] == ["sent once"]
+    assert resp.message_id == stored[0].msg["message_id"]
+
+
+def record_sleeps(client: Any) -> list[float]:
+    """Replace the client's back-off sleep with a recorder (the retry timing is what is under test)."""
+    target = getattr(client, "_client", client)
+    seen: list[float] = []
+    if isinstance(target, AsyncClient):
+
+        async def fake(seconds: float) -> None:
+            seen.append(seconds)
+
+        target._sleep = fake
+    else:
+        target._sleep = seen.append
+    return seen
+
+
+def test_429_honours_retry_after(sim: Simulator, make_client: Any) -> None:
+    login = sim.login_bot()
+    client = make_client(login.bot_token, retry=RetryPolicy(base_delay=0.01, max_delay=10))
+    sleeps = record_sleeps(client)
+    sim.add_fault(http_429=1.0, count=1, retry_after=3, endpoints=["notify_start"])
+    assert client.notify_start().ret in (0, None)
+    assert sleeps == [3.0]
 
 
 def test_persistent_500_is_transport_error(sim: Simulator, bot_client: Any) -> None:
@@ -296,3 +331,21 @@ def test_recorder_sees_every_call_and_no_secret(sim: Simulator, bot_client: Any)
     assert {"get_updates", "send_message"} <= set(frame["call"])
     dumped = frame.to_json(date_format="iso") + json.dumps([str(x) for x in bot_client.log])
     assert bot_client.sim_login.bot_token not in dumped and msg.context_token not in dumped
+
+
+def test_abandoned_qr_poll_does_not_swallow_the_scan(make_client: Any) -> None:
+    import threading
+
+    with Simulator(long_poll_timeout=30) as slow:
+        client = make_client(base_url=slow.base_url)
+        qr = client.get_bot_qrcode()
+        # poll A: the client gives up after 0.3 s, but the server still holds it for 30 s
+        assert client.get_qrcode_status(qr.qrcode, timeout=0.3).extra == {"client_timeout": True}
+        answers: list[Any] = []
+        checker = make_client(base_url=slow.base_url)  # poll B, on its own connection
+        thread = threading.Thread(target=lambda: answers.append(checker.get_qrcode_status(qr.qrcode, timeout=10)))
+        thread.start()
+        slow.wait_for(lambda st: st.waiters(("qr", qr.qrcode)) >= 2, timeout=10)
+        slow.scan(qr.qrcode, "alice")
+        thread.join(timeout=15)
+        assert answers and answers[0].status == "scaned"  # B saw it, not only the abandoned A

@@ -245,3 +245,68 @@ def test_cdn_download_cap_streams() -> None:
     with pytest.raises(E.CdnError, match="larger than the 1,000 byte cap"):
         client.cdn_download("param", max_bytes=1000)
     assert client.cdn_download("param", max_bytes=5000) == b"x" * 5000
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda c: c.send_text("u@im.wechat", "x", context_token=5), "context_token"),
+        (lambda c: c.send_text("u@im.wechat", "x", client_id=5), "client_id"),
+        (lambda c: c.send_message({"to_user_id": 5}), "to_user_id should be a string"),
+        (lambda c: c.send_message("hello"), "takes a WeixinMessage or a dict"),
+        (lambda c: c.get_upload_url(filekey="k", media_type=1, rawsize=1, foo=1), "unknown field"),
+        (lambda c: c.get_upload_url(filekey="k", media_type="1", rawsize=1), "media_type should be an integer"),
+        (lambda c: c.get_updates(timeout="x"), "timeout is a number"),
+        (lambda c: c.get_updates(timeout=0), "timeout is a number"),
+        (lambda c: c.use_credentials("t", base_url="example.com"), "base_url must be an http"),
+    ],
+)
+def test_more_bad_arguments_raise_before_any_request(call, needle: str) -> None:
+    client, seen, _ = make(lambda r: ok())
+    with pytest.raises(E.UsageError, match=needle):
+        call(client)
+    assert seen == []
+
+
+def test_broken_gzip_body_is_a_named_error_not_a_bare_one() -> None:
+    client, _, _ = make(lambda r: httpx.Response(200, content=b"not gzip", headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(E.TransportError, match=r"notify_start could not get an answer.*DecodingError"):
+        client.notify_start()
+
+
+def test_unusable_redirect_host_is_a_protocol_error() -> None:
+    client, seen, _ = make(lambda r: ok({"status": "wait"}))
+    with pytest.raises(E.ProtocolError, match="not a usable URL"):
+        client.get_qrcode_status("q1", base_url="http://[::1")
+    assert seen == []
+
+
+def test_late_duplicate_does_not_bring_back_an_old_context_token() -> None:
+    client, _, _ = make(lambda r: ok())
+    from openclaw_nb.protocol import models as m
+
+    new = m.WeixinMessage(from_user_id="u@im.wechat", message_type=1, context_token="new", create_time_ms=2000)
+    old = m.WeixinMessage(from_user_id="u@im.wechat", message_type=1, context_token="old", create_time_ms=1000)
+    client.remember_message(new)
+    client.peer("u@im.wechat").sends_on_token = 4
+    client.remember_message(old)  # an at-least-once re-delivery, arriving late
+    assert client.context_tokens["u@im.wechat"] == "new"
+    assert client.peer("u@im.wechat").sends_on_token == 4
+
+
+def test_low_level_send_rejection_still_explains() -> None:
+    client, _, _ = make(lambda r: ok({"ret": -2}))
+    with pytest.raises(E.SendRejectedError, match="10 sends already made on the user's context token"):
+        client.send_message({"to_user_id": "u@im.wechat", "item_list": [{"type": 1, "text_item": {"text": "x"}}]})
+
+
+def test_404_says_to_check_base_url() -> None:
+    client, _, _ = make(lambda r: httpx.Response(404, text="no route"))
+    with pytest.raises(E.TransportError, match="check base_url"):
+        client.notify_start()
+
+
+def test_reprs_of_requests_hide_the_token() -> None:
+    client, _, _ = make(lambda r: ok())
+    send, _body = client._api_send("notify_start", None)
+    assert "tok-123456" not in repr(send) and "<redacted" in repr(send)

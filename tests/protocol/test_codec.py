@@ -103,3 +103,40 @@ def test_http_status_error_messages() -> None:
         str(err) == "send_message got HTTP 503 after 3 attempts: maintenance; the server had a problem, try again later"
     )
     assert "rate limiting" in str(http_status_error("get_updates", 429, b""))
+
+
+@pytest.mark.parametrize("value", ["--1", "²", "1-", " ", "0x10", "1e3"])
+def test_odd_code_strings_are_protocol_errors(value: str) -> None:
+    with pytest.raises(E.ProtocolError, match="non-integer 'ret'"):
+        parse_response("get_updates", body({"ret": value}))
+
+
+@pytest.mark.parametrize(
+    ("payload", "cls"),
+    [
+        ({"ret": -1, "errcode": -14}, E.StaleTokenError),
+        ({"ret": -14, "errcode": -1}, E.StaleTokenError),
+        ({"ret": -1, "errcode": -2}, E.SendRejectedError),
+        ({"ret": -1, "errcode": -3}, E.InvalidArgumentsError),
+    ],
+)
+def test_specific_code_wins_when_ret_and_errcode_disagree(payload: dict, cls: type) -> None:
+    with pytest.raises(cls):
+        parse_response("send_message", body(payload))
+
+
+def test_absurdly_nested_quote_is_protocol_error() -> None:
+    depth = 400  # two JSON objects a level: within json's own limit, beyond the models' recursion
+    item = '{"type":1,"ref_msg":{"message_item":' * depth + '{"type":1}' + "}}" * depth
+    content = ('{"ret":0,"msgs":[{"item_list":[' + item + "]}]}").encode()
+    json.loads(content)  # valid JSON: the problem is only its depth
+    with pytest.raises(E.ProtocolError, match="nested too deeply"):
+        parse_response("get_updates", content)
+
+
+def test_truncated_body_does_not_leak_the_secret() -> None:
+    secret = "ctx-abcdefghijklmnopqrstuvwxyz0123456789"
+    cut = b'{"ret":0,"msgs":[{"context_token":"' + secret.encode()
+    with pytest.raises(E.ProtocolError) as info:
+        parse_response("get_updates", cut)
+    assert secret not in str(info.value) and "<redacted" in str(info.value)

@@ -61,10 +61,41 @@ def test_5xx_then_success_backs_off_exponentially() -> None:
     assert sends[0].content is sends[2].content  # same bytes (same client_id) on every retry
 
 
-def test_retry_after_is_honoured_and_capped() -> None:
-    outcomes = [Reply(429, {"retry-after": "3"}, b""), Reply(429, {"retry-after": "999"}, b""), OK]
-    actions, _ = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), outcomes)
+def test_retry_after_is_honoured() -> None:
+    outcomes = [Reply(429, {"retry-after": "3"}, b""), Reply(503, {"retry-after": "8"}, b""), OK]
+    actions, result = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), outcomes)
     assert [a.seconds for a in actions if isinstance(a, Sleep)] == [3.0, 8.0]
+    assert isinstance(result, m.SendMessageResp)
+
+
+def test_retry_after_beyond_max_delay_stops_and_says_so() -> None:
+    outcomes = [Reply(429, {"retry-after": "120"}, b"")]
+    actions, err = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), outcomes)
+    assert isinstance(err, E.TransportError) and err.status_code == 429
+    assert "asked to wait 120 s" in str(err) and "max_delay" in str(err)
+    assert not any(isinstance(a, Sleep) for a in actions)
+
+
+@pytest.mark.parametrize(("status", "retried"), [(429, True), (500, True), (501, False), (507, True), (520, True)])
+def test_which_statuses_are_retried(status: int, retried: bool) -> None:
+    actions, _ = drive(
+        api_call(ENDPOINTS["notify_start"], send_for("notify_start"), POLICY), [Reply(status, {}, b""), OK]
+    )
+    assert (len([a for a in actions if isinstance(a, Send)]) == 2) is retried
+
+
+def test_redirect_status_is_an_error_with_a_hint() -> None:
+    _, err = drive(api_call(ENDPOINTS["notify_start"], send_for("notify_start"), POLICY), [Reply(302, {}, b"")])
+    assert isinstance(err, E.TransportError) and "check base_url" in str(err)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"attempts": 0}, {"attempts": "3"}, {"attempts": 2.5}, {"jitter": 1.5}, {"base_delay": -1}, {"max_delay": "x"}],
+)
+def test_retry_policy_checks_its_fields(kwargs: dict) -> None:
+    with pytest.raises(E.UsageError, match="RetryPolicy"):
+        RetryPolicy(**kwargs)
 
 
 def test_gives_up_after_attempts_with_status() -> None:
@@ -101,15 +132,21 @@ def test_non_long_poll_timeout_retries() -> None:
 
 
 @pytest.mark.parametrize(
-    "outcome",
-    [Failure(httpx.ConnectError("x")), Reply(502, {}, b""), Reply(504, {}, b""), Failure(httpx.ReadTimeout("t"), True)],
+    ("outcome", "why"),
+    [
+        (Failure(httpx.ConnectError("x")), {"read_as_wait": "ConnectError: x"}),
+        (Reply(502, {}, b""), {"read_as_wait": "HTTP 502"}),
+        (Reply(504, {}, b""), {"read_as_wait": "HTTP 504"}),
+        (Failure(httpx.ReadTimeout("t"), True), {"client_timeout": True}),
+    ],
 )
-def test_qr_status_gateway_errors_read_as_wait(outcome) -> None:
+def test_qr_status_gateway_errors_read_as_wait(outcome, why) -> None:
     flow = api_call(
         ENDPOINTS["get_qrcode_status"], send_for("get_qrcode_status"), POLICY, gateway_errors_as_timeout=True
     )
     _, result = drive(flow, [outcome])
     assert isinstance(result, m.QrStatusResp) and result.status == "wait"
+    assert result.extra == why  # the caller can tell "not scanned yet" from "server unreachable"
 
 
 def test_business_error_not_retried() -> None:
