@@ -29,8 +29,6 @@ import httpx
 import nbformat
 import pytest
 
-pytestmark = pytest.mark.browser
-
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "01-login.ipynb"
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -199,6 +197,17 @@ def _cell_index(cell_id: str) -> int:
     raise AssertionError(f"01-login.ipynb lost its cell with id {cell_id!r}")
 
 
+def test_without_chromium_it_skips_locally_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        _need_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run it"):
+        _need_browser()
+
+
+@pytest.mark.browser
 def test_qr_login_widget_in_chromium(lab: Lab) -> None:
     from playwright.sync_api import expect, sync_playwright
 
