@@ -231,11 +231,11 @@ class _Stream:
                 changed = True
         return changed
 
-    def commit(self, page: Page, *, keep_pending: bool, writer: _WriteBehind | None = None) -> None:
-        """After a page was delivered: update the client, then persist (pending, tokens, cursor — in that order).
+    def remember(self, page: Page) -> None:
+        """Update the client from a page: cursor, server window, and each sender's latest context token.
 
-        With a ``writer`` (the live feed) the files are written by its thread, latest state only, while the
-        loop polls on: the cursor it writes is always one whose page was already delivered.
+        The live feed calls this before its rows become visible, so code that reacts to a new row can
+        reply at once with the token that row brought.
         """
         state, client = self.state, self.client
         with self._lock:
@@ -244,6 +244,18 @@ class _Stream:
             if len(page) and self._remember(page):
                 self._tokens_dirty = True
             self._delivered_cursor = state.cursor
+
+    def commit(
+        self, page: Page, *, keep_pending: bool, writer: _WriteBehind | None = None, remembered: bool = False
+    ) -> None:
+        """After a page was delivered: update the client (unless ``remembered`` already), then persist
+        (pending, tokens, cursor — in that order).
+
+        With a ``writer`` (the live feed) the files are written by its thread, latest state only, while the
+        loop polls on: the cursor it writes is always one whose page was already delivered.
+        """
+        if not remembered:
+            self.remember(page)
         if keep_pending and len(page):
             self.pending.extend(page.raws)
         if not self.persist:

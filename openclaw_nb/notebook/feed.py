@@ -122,7 +122,7 @@ class Feed:
                 self._take(page, persist=False)
                 if self._async_waiters:
                     await asyncio.sleep(0)  # let the coroutines waiting for these rows run before the bookkeeping
-                self._stream.commit(page, keep_pending=False, writer=self._writer)
+                self._stream.commit(page, keep_pending=False, writer=self._writer, remembered=True)
         except asyncio.CancelledError:
             if not self._stop_flag.is_set():
                 self._fail(E.UsageError("the feed's task was cancelled"))
@@ -132,8 +132,10 @@ class Feed:
             self._finish()
 
     def _take(self, page: Page, *, persist: bool = True) -> None:
-        """Rows first (visible at once), then the log and the files that let a restart resume."""
+        """The client's context tokens, then the rows (visible at once), then the log and the files that let a
+        restart resume. Tokens come first so that whoever sees a new row can reply to it straight away."""
         n = len(page)
+        self._stream.remember(page)
         if n:
             count = self._buffer.extend(page.columns)
             self._counts.update(page.columns[_I_FROM])
@@ -149,7 +151,7 @@ class Feed:
             if self.log_path is not None:
                 self._append_log(page)
         if persist:
-            self._stream.commit(page, keep_pending=False, writer=self._writer)
+            self._stream.commit(page, keep_pending=False, writer=self._writer, remembered=True)
 
     def _append_log(self, page: Page) -> None:
         assert self.log_path is not None

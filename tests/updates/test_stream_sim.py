@@ -101,6 +101,21 @@ def test_feed_in_a_thread_exactly_once(bot: Bot) -> None:
     assert len(feed) == 3000 and feed.running is False and feed.status == "stopped"
 
 
+def test_a_new_row_can_be_answered_at_once(bot: Bot) -> None:
+    """The client knows a row's context token by the time the row is visible (reply-on-sight works)."""
+    with bot.client() as client:
+        feed = client.stream(policy=FAST)
+        try:
+            for i in range(30):
+                user = f"quick{i}@im.wechat"
+                said = bot.say(user, f"hello {i}")
+                feed.wait_for(i + 1, timeout=10)
+                assert client.context_tokens.get(user) == said["context_token"], f"row {i}: token not known yet"
+        finally:
+            feed.stop()
+            feed.wait(5)
+
+
 def test_feed_as_a_task_exactly_once(bot: Bot) -> None:
     ids: list[int] = []
 
