@@ -4,6 +4,7 @@ Layout under ``$OPENCLAW_NB_HOME`` (default ``~/.openclaw_nb``), mirroring the o
 
     accounts/<bot id>.json                  bot_token, ilink_bot_id, baseurl, ilink_user_id, saved_at
     accounts/<bot id>.sync.json             {"get_updates_buf": ...}
+    accounts/<bot id>.pending.sync.json     messages received but not yet consumed (the update stream's)
     accounts/<bot id>.context-tokens.json   {"<user id>": {"context_token": ..., ...}}
 
 Every write is atomic (a temporary file in the same folder, fsync, ``os.replace``), files are 0600 and
@@ -180,7 +181,7 @@ class Store:
     def forget(self, bot_id: str) -> bool:
         """Remove an account and its cursor and context tokens. True if anything was removed."""
         removed = False
-        for suffix in (".json", ".sync.json", ".context-tokens.json"):
+        for suffix in (".json", ".sync.json", ".pending.sync.json", ".context-tokens.json"):
             path = self._path(bot_id, suffix)
             if path.exists():
                 path.unlink()

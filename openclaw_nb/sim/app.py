@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -177,7 +177,10 @@ class SimApp:
                 return
             fast = self.fast.get(scope["path"])
             if fast is not None and scope["method"] in fast[0]:
-                response = await fast[1](Request(scope, receive))
+                try:
+                    response = await fast[1](Request(scope, receive))
+                except ClientDisconnect:
+                    return  # the client gave up (a cancelled long poll): nobody to answer, nothing to log
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
