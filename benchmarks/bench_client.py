@@ -1,10 +1,10 @@
 """Client overhead and simulator capacity, on loopback.
 
-- ``send_text`` sequential throughput of ``Client`` and ``AsyncClient`` against the embedded simulator,
-  compared with raw ``httpx.Client`` / ``httpx.AsyncClient`` posting the same bytes (target: >= 80 %).
+- ``send_text`` sequential throughput of ``Client`` and ``AsyncClient`` against the simulator, compared with raw
+  ``httpx.Client`` / ``httpx.AsyncClient`` posting the same bytes (target: >= 80 %). The simulator runs in its
+  own process (``openclaw-nb sim``), so it does not compete with the measured client for the GIL.
 - The simulator under a mixed load (getupdates, sendmessage, getconfig, sendtyping, notifystart) from
-  several load-generator processes over keep-alive connections (target: >= 5,000 requests/s). The
-  simulator runs as its own process (``openclaw-nb sim``), as a class or a demo would run it.
+  several load-generator processes over keep-alive connections (target: >= 5,000 requests/s).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import subprocess
 import sys
 import time
@@ -21,14 +20,52 @@ from typing import Any
 import httpx
 
 from openclaw_nb.client import AsyncClient, Client
-from openclaw_nb.sim import Simulator
 
 SIM_KNOBS: dict[str, Any] = {
-    # The benchmark measures speed, not the quota rules: lift them so every send is accepted.
+    # The benchmark measures speed, not the quota rules: lift them so every send is accepted, and store
+    # every send (no client_id deduplication), so raw posts of one body cost the server what client sends do.
     "sends_per_context_token": None,
     "reply_window_seconds": None,
+    "dedupe_client_id": False,
     "long_poll_timeout": 2.0,
 }
+
+
+class SimProcess:
+    """``openclaw-nb sim`` in its own process, so the server does not share the measured client's GIL."""
+
+    def __init__(self, **knobs: Any) -> None:
+        args = [sys.executable, "-m", "openclaw_nb.cli", "sim", "--port", "0"]
+        for name, value in knobs.items():
+            args += ["--set", f"{name}={json.dumps(value)}"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http://"):
+            self.close()
+            raise RuntimeError("the simulator process did not print its base URL")
+        self.port = int(self.base_url.rsplit(":", 1)[1].split("/")[0])
+        self.control = httpx.Client(base_url=self.base_url)
+
+    def login_bot(self) -> dict[str, str]:
+        return dict(self.control.post("/_sim/bots", json={"user_id": "benchowner"}).raise_for_status().json())
+
+    def say(self, bot_id: str, user: str, text: str) -> dict[str, Any]:
+        body = {"bot_id": bot_id, "from_user_id": user, "text": text}
+        stored = self.control.post("/_sim/inbound", json=body).raise_for_status().json()
+        return dict(stored.get("msg") or stored)
+
+    def close(self) -> None:
+        if hasattr(self, "control"):
+            self.control.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def __enter__(self) -> SimProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _best_rates(loops: dict[str, Any], n: int, rounds: int) -> dict[str, float]:
@@ -45,11 +82,12 @@ def _best_rates(loops: dict[str, Any], n: int, rounds: int) -> dict[str, float]:
 def client_overhead(quick: bool) -> dict[str, Any]:
     n = 300 if quick else 2000
     rounds = 2 if quick else 4
-    with Simulator(**SIM_KNOBS) as sim:
+    with SimProcess(**SIM_KNOBS) as sim:
         login = sim.login_bot()
+        token_, bot_id = login["bot_token"], login["ilink_bot_id"]
         user = "bench@im.wechat"
-        sim.say(user, "hi", bot_id=login.bot_id)
-        with Client(login.bot_token, base_url=sim.base_url, record=False) as client:
+        sim.say(bot_id, user, "hi")
+        with Client(token_, base_url=sim.base_url, record=False) as client:
             client.get_updates()
             token = client.context_tokens[user]
             # the exact bytes and headers the client sends, for the raw baseline
@@ -71,7 +109,7 @@ def client_overhead(quick: bool) -> dict[str, Any]:
                     )
                 ),
                 identity=client.identity,
-                token=login.bot_token,
+                token=token_,
             )
             url = sim.base_url + spec.path
 
@@ -85,7 +123,7 @@ def client_overhead(quick: bool) -> dict[str, Any]:
                     for _ in range(k):
                         client.send_text(user, "benchmark text")
 
-                with Client(login.bot_token, base_url=sim.base_url) as recorded:
+                with Client(token_, base_url=sim.base_url) as recorded:
                     recorded.peers.update(client.peers)
 
                     def recorded_loop(k: int) -> None:
@@ -101,7 +139,7 @@ def client_overhead(quick: bool) -> dict[str, Any]:
         async def async_rates() -> tuple[float, float]:
             async with (
                 httpx.AsyncClient() as raw,
-                AsyncClient(login.bot_token, base_url=sim.base_url, record=False) as aclient,
+                AsyncClient(token_, base_url=sim.base_url, record=False) as aclient,
             ):
                 aclient.peers.update(client.peers)
 
@@ -216,46 +254,26 @@ def simulator_capacity(quick: bool) -> dict[str, Any]:
     seconds = 2.0 if quick else 5.0
     procs = 2
     connections = 8
-    env = dict(os.environ)
-    sim_proc = subprocess.Popen(
-        [sys.executable, "-m", "openclaw_nb.cli", "sim", "--port", "0", "--long-poll-timeout", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        assert sim_proc.stdout is not None
-        base_url = sim_proc.stdout.readline().strip().split()[-1]
-        port = int(base_url.rsplit(":", 1)[1].split("/")[0])
-        control = httpx.Client(base_url=base_url)
-        control.post("/_sim/config", json={"sends_per_context_token": None, "reply_window_seconds": None})
-        qr = control.get("/ilink/bot/get_bot_qrcode", params={"bot_type": 3}).json()
-        control.post(f"/_sim/qrcodes/{qr['qrcode']}/scan", json={"user_id": "loadowner"})
-        control.post(f"/_sim/qrcodes/{qr['qrcode']}/confirm")
-        creds = control.get("/ilink/bot/get_qrcode_status", params={"qrcode": qr["qrcode"]}).json()
-        token, bot_id = creds["bot_token"], creds["ilink_bot_id"]
+    with SimProcess(**SIM_KNOBS) as sim:
+        login = sim.login_bot()
+        token, bot_id = login["bot_token"], login["ilink_bot_id"]
         user = "loaduser@im.wechat"
-        msg = control.post("/_sim/inbound", json={"bot_id": bot_id, "from_user_id": user, "text": "hi"}).json()
-        ctx = (msg.get("msg") or msg)["context_token"]
+        ctx = sim.say(bot_id, user, "hi")["context_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        ticket = control.post(
+        ticket = sim.control.post(
             "/ilink/bot/getconfig", json={"ilink_user_id": user, "context_token": ctx}, headers=headers
         ).json()["typing_ticket"]
         requests = _requests(token, user, ticket, ctx)
         queue: Any = mp.Queue()
         workers = [
-            mp.Process(target=_load_process, args=(port, requests, connections, seconds, queue)) for _ in range(procs)
+            mp.Process(target=_load_process, args=(sim.port, requests, connections, seconds, queue))
+            for _ in range(procs)
         ]
         for w in workers:
             w.start()
         results = [queue.get(timeout=seconds + 30) for _ in workers]
         for w in workers:
             w.join(timeout=10)
-        control.close()
-    finally:
-        sim_proc.terminate()
-        sim_proc.wait(timeout=10)
     total = sum(r[0] for r in results)
     bad = sum(r[1] for r in results)
     return {

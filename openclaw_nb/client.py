@@ -274,9 +274,13 @@ class BaseClient:
         _require_user(message.to_user_id, "msg.to_user_id")
         if not message.client_id:
             message.client_id = new_client_id()
+        return self._post_message_flow(message.to_wire())
+
+    def _post_message_flow(self, wire: dict[str, Any]) -> Flow:
+        """``sendmessage`` with a checked message as wire JSON (``client_id`` set)."""
         # The same request bytes (and so the same client_id) go out on every retry: the server deduplicates.
-        resp = cast(m.SendMessageResp, (yield from self._call("send_message", m.SendMessageReq(msg=message))))
-        resp.client_id = message.client_id
+        resp = cast(m.SendMessageResp, (yield from self._call("send_message", {"msg": wire})))
+        resp.client_id = wire["client_id"]
         return resp
 
     def _send_text_flow(
@@ -355,17 +359,19 @@ class BaseClient:
 
     def _send_item_flow(self, peer: Peer, item: m.MessageItem, token: str | None, client_id: str | None) -> Flow:
         """Send one item to the user as its own message; counts it against the token and explains a -2."""
-        msg = m.WeixinMessage(
-            from_user_id="",
-            to_user_id=peer.user_id,
-            client_id=client_id or new_client_id(),
-            message_type=C.MessageType.BOT,
-            message_state=C.MessageState.FINISH,
-            context_token=token,
-            item_list=[item],
-        )
+        # Built as wire JSON directly: this is the hot path of every reply, and all of it is checked above.
+        wire: dict[str, Any] = {
+            "from_user_id": "",
+            "to_user_id": peer.user_id,
+            "client_id": client_id or new_client_id(),
+            "message_type": int(C.MessageType.BOT),
+            "message_state": int(C.MessageState.FINISH),
+        }
+        if token:
+            wire["context_token"] = token
+        wire["item_list"] = [item.to_wire()]
         try:
-            resp = yield from self._send_message_flow(msg)
+            resp = yield from self._post_message_flow(wire)
         except E.SendRejectedError as exc:
             peer.last_error = str(exc.errmsg or exc.code)
             text = item.text_item.text if item.text_item is not None else None
