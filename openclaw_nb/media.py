@@ -181,6 +181,13 @@ class _MediaFlows(_Base):
             raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
         parts = split_text(caption, C.MAX_TEXT_BYTES) if caption else []
         peer = self.peer(to)
+        if not (context_token or peer.context_token):
+            # Without a token the server refuses the send; find out now, not after a long upload.
+            raise E.UsageError(
+                f"{to} has not written to this client yet, so there is no context_token to send media with "
+                "(the server would refuse it after the upload); receive a message from the user first "
+                "(get_updates() or stream()), or pass context_token= if you have one"
+            )
         token = self._reply_token(peer, context_token)
         needed = len(parts) + 1
         what = f"the media and its caption need {needed} messages and" if parts else "the media needs 1 message and"

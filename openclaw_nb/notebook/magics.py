@@ -184,6 +184,8 @@ def _one_line(text: str) -> str:
 
 def _path(magic: str, value: str) -> str:
     path = os.path.expanduser(value)
+    if os.path.isdir(path):
+        raise UsageError(f"%{magic}: {value!r} is a directory; pass one file (zip a folder to send it)")
     if not os.path.isfile(path):
         raise UsageError(f"%{magic}: no such file: {value!r} (relative paths start at {os.getcwd()!r})")
     return path
@@ -209,6 +211,8 @@ def _friendly(func: F) -> F:
             message = f"%{func.__name__}: {_one_line(str(exc))}"
             if isinstance(exc, E.StaleTokenError):
                 message += "; here: run %wx_login"
+            elif isinstance(exc, E.SendRejectedError) and "no context_token was sent" in str(exc):
+                message += "; here: run %wx_updates start, so the user's messages (and their tokens) come in"
             raise UsageError(self._scrub(message)) from None
 
     return wrapper  # type: ignore[return-value]

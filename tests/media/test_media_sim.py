@@ -99,6 +99,13 @@ def test_send_media_routes_by_mime_type(client: SimClient, bot: Bot, tmp_path: P
     assert entry.item_types == [item_type] and entry.data == data and entry.problems == []
 
 
+def test_media_to_a_user_without_a_context_token_uploads_nothing(client: SimClient, bot: Bot) -> None:
+    bot.sim.add_user("carol")  # known to the server, but has never written to this bot
+    with pytest.raises(E.UsageError, match="has not written to this client yet"):
+        client.send_media(b"\x89PNG" + b"x" * 100, "carol@im.wechat", caption="hi", name="a.png")
+    assert client.calls("getuploadurl") == 0 and client.calls("upload") == 0
+
+
 @pytest.mark.parametrize(("size", "ciphertext"), [(0, 16), (16, 32)])
 def test_edge_sizes(client: SimClient, bot: Bot, tmp_path: Path, size: int, ciphertext: int) -> None:
     path, data = write(tmp_path, f"edge {size}.bin", size)

@@ -170,6 +170,7 @@ def test_magics_without_a_client_say_how_to_connect(ip: Any, fails: Fails, tmp_p
         ("%wx_upload {png} --to alice --as gif", "invalid choice: 'gif'"),
         ("%wx_upload {png}", "the following arguments are required: --to"),
         ("%wx_upload missing.png --to alice", "no such file: 'missing.png'"),
+        ("%wx_upload {folder} --to alice", "is a directory; pass one file"),
         ("%wx_updates bogus", "invalid choice: 'bogus'"),
         ("%wx_updates frame", "no feed yet: run %wx_updates start"),
         ("%wx_log --last -1", "--last takes a count of 0 or more"),
@@ -195,6 +196,7 @@ def test_wrong_arguments_give_one_line_with_the_fix(
     png = tmp_path / "p.png"
     png.write_bytes(PNG)
     ip.user_ns["png"] = str(png)
+    ip.user_ns["folder"] = str(tmp_path)
     connect_sim(ip)
     out.read()
     message = fails(cell)
@@ -208,6 +210,13 @@ def test_the_error_names_the_magic_and_keeps_one_line(ip: Any, fails: Fails) -> 
     message = fails("%wx_send carol hello")
     assert message.startswith("%wx_send: ")
     assert "\n" not in message
+
+
+def test_a_send_before_any_update_says_to_start_the_feed(ip: Any, fails: Fails) -> None:
+    connect_sim(ip)
+    ip.run("%wx_sim say alice hello")  # the user wrote, but nothing has polled for it yet
+    message = fails("%wx_send alice hi")
+    assert "no context_token was sent" in message and "run %wx_updates start" in message
 
 
 def test_a_stale_token_says_to_log_in_again(ip: Any, fails: Fails) -> None:
