@@ -238,83 +238,73 @@ def _with_attempt(send: Send, attempt: int) -> Send:
     )
 
 
+def _cdn_flow(send: Send, policy: RetryPolicy, on_200: Callable[[Reply, int], Any]) -> Flow:
+    """The CDN's rules, shared by upload and download: HTTP 4xx fails at once with the server's
+    ``x-error-message``; 5xx and transport errors retry, ``policy.attempts`` tries in all. ``on_200`` turns a
+    200 answer into the result (or raises)."""
+    call = send.call
+    attempt = 1
+    while True:
+        outcome = yield _with_attempt(send, attempt)
+        if isinstance(outcome, Reply):
+            if outcome.status == 200:
+                return on_200(outcome, attempt)
+            message = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content)
+            if 400 <= outcome.status < 500:
+                raise E.CdnError(
+                    f"{call} rejected with HTTP {outcome.status}: {message or '(no message)'}",
+                    endpoint=call,
+                    status_code=outcome.status,
+                    attempts=attempt,
+                )
+            problem = f"HTTP {outcome.status}" + (f": {message}" if message else "")
+        else:
+            assert isinstance(outcome, Failure), "drivers answer a Send with a Reply or a Failure"
+            problem = _describe(outcome.error)
+        if attempt >= policy.attempts:
+            raise E.CdnError(
+                f"{call} failed after {attempt} attempts ({problem})",
+                endpoint=call,
+                status_code=outcome.status if isinstance(outcome, Reply) else None,
+                attempts=attempt,
+            )
+        yield Sleep(policy.delay(attempt), f"{call}: {problem}")
+        attempt += 1
+
+
 def cdn_upload_flow(send: Send, policy: RetryPolicy) -> Flow:
     """Upload ciphertext to the CDN; return the ``x-encrypted-param`` download parameter.
 
     As the official client: HTTP 4xx fails at once with the server's ``x-error-message``; other failures
     (5xx, transport errors) retry, ``policy.attempts`` tries in all; a 200 without the header is an error.
     """
-    attempt = 1
-    while True:
-        outcome = yield _with_attempt(send, attempt)
-        problem: str
-        if isinstance(outcome, Failure):
-            problem = _describe(outcome.error)
-        else:
-            assert isinstance(outcome, Reply)
-            if outcome.status == 200:
-                param = outcome.headers.get(C.H_ENCRYPTED_PARAM)
-                if param:
-                    return param
-                raise E.CdnError(
-                    f"cdn_upload got HTTP 200 without the {C.H_ENCRYPTED_PARAM} header, so the upload "
-                    "cannot be referenced in a message",
-                    endpoint="cdn_upload",
-                    status_code=200,
-                    attempts=attempt,
-                )
-            message = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content)
-            if 400 <= outcome.status < 500:
-                raise E.CdnError(
-                    f"cdn_upload rejected with HTTP {outcome.status}: {message or '(no message)'}",
-                    endpoint="cdn_upload",
-                    status_code=outcome.status,
-                    attempts=attempt,
-                )
-            problem = f"HTTP {outcome.status}" + (f": {message}" if message else "")
-        if attempt >= policy.attempts:
-            raise E.CdnError(
-                f"cdn_upload failed after {attempt} attempts ({problem})",
-                endpoint="cdn_upload",
-                status_code=outcome.status if isinstance(outcome, Reply) else None,
-                attempts=attempt,
-            )
-        yield Sleep(policy.delay(attempt), f"cdn_upload: {problem}")
-        attempt += 1
+
+    def on_200(reply: Reply, attempt: int) -> str:
+        param = reply.headers.get(C.H_ENCRYPTED_PARAM)
+        if param:
+            return param
+        raise E.CdnError(
+            f"cdn_upload got HTTP 200 without the {C.H_ENCRYPTED_PARAM} header, so the upload "
+            "cannot be referenced in a message",
+            endpoint="cdn_upload",
+            status_code=200,
+            attempts=attempt,
+        )
+
+    return _cdn_flow(send, policy, on_200)
 
 
 def cdn_download_flow(send: Send, policy: RetryPolicy) -> Flow:
     """Download ciphertext from the CDN, retrying 5xx/transport failures; returns the bytes."""
-    attempt = 1
-    while True:
-        outcome = yield _with_attempt(send, attempt)
-        if isinstance(outcome, Reply):
-            if outcome.truncated:
-                raise E.CdnError(
-                    f"cdn_download stopped: the media is larger than the {send.max_bytes:,} byte cap "
-                    "(pass a larger max_bytes to download it)",
-                    endpoint="cdn_download",
-                    status_code=outcome.status,
-                )
-            if outcome.status == 200:
-                return outcome.content
-            message = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content)
-            if 400 <= outcome.status < 500:
-                raise E.CdnError(
-                    f"cdn_download rejected with HTTP {outcome.status}: {message or '(no message)'}",
-                    endpoint="cdn_download",
-                    status_code=outcome.status,
-                    attempts=attempt,
-                )
-            problem = f"HTTP {outcome.status}"
-        else:
-            assert isinstance(outcome, Failure)
-            problem = _describe(outcome.error)
-        if attempt >= policy.attempts:
+
+    def on_200(reply: Reply, attempt: int) -> bytes:
+        if reply.truncated:
             raise E.CdnError(
-                f"cdn_download failed after {attempt} attempts ({problem})",
+                f"cdn_download stopped: the media is larger than the {send.max_bytes:,} byte cap "
+                "(pass a larger max_bytes to download it)",
                 endpoint="cdn_download",
-                attempts=attempt,
+                status_code=reply.status,
             )
-        yield Sleep(policy.delay(attempt), f"cdn_download: {problem}")
-        attempt += 1
+        return reply.content
+
+    return _cdn_flow(send, policy, on_200)
