@@ -215,9 +215,10 @@ def test_cancel_async_makes_no_request_afterwards(sim: Simulator, home: Path) ->
             assert info.value.result.outcome == Outcome.CANCELLED and handle.status == LoginState.CANCELLED
             assert handle.task.done() and client.token is None
             sent = len(counting.paths)
-            # Nothing is scheduled any more: several poll intervals later, still no new request.
-            await asyncio.sleep(20 * FAST["poll_interval"])
-            assert len(counting.paths) == sent
+            # Nothing is left that could send another poll: no task but this one is alive on the loop.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+            assert others == [], f"tasks still scheduled after cancel: {others}"
+            assert len(counting.paths) == sent and client.token is None
 
     before = sim.state.request_counts["get_qrcode_status"]
     asyncio.run(main())

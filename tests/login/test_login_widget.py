@@ -175,8 +175,9 @@ def test_cancel_button_stops_the_flow(sim: Simulator, home: Path) -> None:
             assert "Login cancelled" in widget.status.value and "login()" in widget.outcome.value
             assert widget.cancel_button.disabled
             sent = len(counting.paths)
-            # A negative check: a good many poll intervals later there is still no new request.
-            await asyncio.sleep(20 * FAST["poll_interval"])
+            # Nothing is left that could send another poll: no task but this one is alive on the loop.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+            assert others == [], f"tasks still scheduled after cancel: {others}"
             assert len(counting.paths) == sent and client.token is None
 
     asyncio.run(main())
