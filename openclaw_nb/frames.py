@@ -74,19 +74,16 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# --- columns → Arrow → pandas ------------------------------------------------------------------------
+# --- columns → pandas (without pyarrow) --------------------------------------------------------
 
 
-def _arrow_type(name: str) -> pa.DataType:
+def _pool() -> Any:
+    """The Arrow memory pool of the frames' string columns: the system allocator. Arrow's default (mimalloc)
+    keeps freed pages of the many growing builders of a bulk ingest; measured on 1M messages, the system
+    pool peaks ~70 MiB lower at the same speed."""
     import pyarrow as pa
 
-    if name in UINT64_COLUMNS:
-        return pa.uint64()
-    if name in INT64_COLUMNS or name in TIME_COLUMNS or name in CATEGORY_NAMES:
-        return pa.int64()
-    if name in BOOL_COLUMNS:
-        return pa.bool_()
-    return pa.large_string()  # what pandas' str dtype stores: converting needs no cast (no copy)
+    return pa.system_memory_pool()
 
 
 def _raw_array(values: Sequence[Any]) -> pa.Array:
@@ -95,31 +92,12 @@ def _raw_array(values: Sequence[Any]) -> pa.Array:
     import pyarrow as pa
 
     if not values or values[0] is None or isinstance(values[0], str):
-        return pa.array(values, pa.large_string())
+        return pa.array(values, pa.large_string(), memory_pool=_pool())
     data = b"".join(values)
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-def columns_to_table(columns: Sequence[Sequence[Any]]) -> pa.Table:
-    """An Arrow table of rows given as one sequence per column (in :data:`COLUMNS` order)."""
-    import numpy as np
-    import pyarrow as pa
-
-    arrays = []
-    for name, values in zip(COLUMNS, columns, strict=True):
-        if name == "raw":
-            arrays.append(_raw_array(values))
-        elif name in TIME_COLUMNS:
-            arrays.append(pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC")))  # same bits: no copy
-        elif name in UINT64_COLUMNS and values and None not in values:
-            # Arrow converts Python ints above 2^63 one slow path at a time (~400 ns); numpy does it in ~35.
-            arrays.append(pa.array(np.fromiter(values, dtype=np.uint64, count=len(values))))
-        else:
-            arrays.append(pa.array(values, _arrow_type(name)))
-    return pa.Table.from_arrays(arrays, names=list(COLUMNS))
 
 
 def _categorical(values: Any, names: dict[int, str]) -> Any:
@@ -147,24 +125,6 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def table_to_frame(table: pa.Table) -> pd.DataFrame:
-    """An Arrow table of :data:`COLUMNS` as the message frame (exact dtypes; see the module docstring)."""
-    import pyarrow as pa
-
-    pd = _need_pandas()
-    if any(pa.types.is_integer(table.schema.field(n).type) for n in TIME_COLUMNS if n in table.column_names):
-        casts = []
-        for field in table.schema:
-            if field.name in TIME_COLUMNS and pa.types.is_integer(field.type):
-                casts.append(table.column(field.name).cast(pa.timestamp("ms", tz="UTC")))
-            else:
-                casts.append(table.column(field.name))
-        table = pa.Table.from_arrays(casts, names=table.column_names)
-    mapping = {pa.uint64(): pd.UInt64Dtype(), pa.int64(): pd.Int64Dtype()}
-    df = table.to_pandas(types_mapper=mapping.get, self_destruct=True, split_blocks=True)
-    return _finish(df)
-
-
 def _pandas_frame(columns: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """The same frame without pyarrow (slower; strings use pandas' default ``str`` dtype)."""
     pd = _need_pandas()
@@ -189,7 +149,7 @@ def _pandas_frame(columns: Sequence[Sequence[Any]]) -> pd.DataFrame:
 def columns_to_frame(columns: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """The message frame of rows given as one sequence per column (in :data:`COLUMNS` order)."""
     if _have_arrow():
-        return table_to_frame(columns_to_table(columns))
+        return _wrap(_pandas_arrays(_pieces(columns)), len(columns[0]) if columns else 0)
     return _pandas_frame(columns)
 
 
@@ -216,64 +176,193 @@ def concat_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-# --- the live buffer --------------------------------------------------------------------------------
+# --- column pieces → pandas arrays ---------------------------------------------------------------
+#
+# One path builds every frame (a live feed's few new rows and a million-row bulk ingest alike): each batch
+# of rows becomes "pieces" (numpy data + missing mask for the integer-like columns, Arrow chunks for the
+# strings), and the pieces of all batches become pandas arrays in one step, concatenated once. Nothing goes
+# through ``Table.to_pandas``, so no column is held twice.
 
-#: Below this many new rows the buffer builds its arrays directly (Arrow's fixed cost would dominate).
-SMALL_CHUNK = 512
 #: A string column is re-combined into one Arrow chunk when appends have split it into more than this.
 MAX_CHUNKS = 8
 _NAT = -(2**63)
 
 
-_CATEGORY_DTYPES: dict[str, tuple[dict[int, int], Any]] = {}
+def _int_kind(name: str) -> Any:
+    import numpy as np
+
+    return np.uint64 if name in UINT64_COLUMNS else np.int64
 
 
-def _category_codes(name: str) -> tuple[dict[int, int], Any]:
-    """Code of each known wire value, and the category dtype (built once: validating categories is slow)."""
+def _int_piece(values: Sequence[Any], kind: Any, fill: int) -> tuple[Any, Any]:
+    """numpy data and missing mask (None when nothing is missing) of a column of ints and Nones.
+
+    A value the dtype cannot hold (a negative or a > 64-bit ``message_id`` from an odd server) becomes
+    missing, as a field of the wrong JSON type does when flattening: one odd message never stops an ingest.
+    """
+    import numpy as np
+
+    n = len(values)
+    try:
+        return np.fromiter(values, dtype=kind, count=n), None
+    except (TypeError, OverflowError, ValueError):
+        pass
+    info = np.iinfo(kind)
+    lo, hi = int(info.min), int(info.max)
+    fits = [v is not None and lo <= v <= hi for v in values]
+    mask = ~np.fromiter(fits, dtype=bool, count=n)
+    data = np.fromiter((v if ok else fill for v, ok in zip(values, fits, strict=True)), dtype=kind, count=n)
+    return data, mask
+
+
+def _pieces(columns: Sequence[Sequence[Any]]) -> list[Any]:
+    """One batch of rows (one sequence per column, in :data:`COLUMNS` order) as pieces: see above."""
+    import numpy as np
+    import pyarrow as pa
+
+    pool = _pool()
+    out: list[Any] = []
+    for name, values in zip(COLUMNS, columns, strict=True):
+        if name in BOOL_COLUMNS:
+            out.append(np.fromiter(values, dtype=bool, count=len(values)))
+        elif name in _INTEGER_LIKE:
+            out.append(_int_piece(values, _int_kind(name), _NAT if name in TIME_COLUMNS else 0))
+        elif name == "raw":
+            out.append(_raw_array(values))
+        else:
+            # large_string is what pandas' str dtype stores: no cast on wrapping
+            out.append(pa.array(values, pa.large_string(), memory_pool=pool))
+    return out
+
+
+_INTEGER_LIKE = frozenset((*UINT64_COLUMNS, *INT64_COLUMNS, *TIME_COLUMNS, *CATEGORY_NAMES))
+_CATEGORY_DTYPES: dict[str, tuple[Any, Any]] = {}
+
+
+def _category_lookup(name: str) -> tuple[Any, Any]:
+    """The known wire values (as an index) and the category dtype of their names (built once: validating
+    categories is slow)."""
     cached = _CATEGORY_DTYPES.get(name)
     if cached is None:
         pd = _need_pandas()
         names = CATEGORY_NAMES[name]
-        cached = ({k: i for i, k in enumerate(names)}, pd.CategoricalDtype(list(names.values())))
+        cached = (pd.Index(list(names), dtype="int64"), pd.CategoricalDtype(list(names.values())))
         _CATEGORY_DTYPES[name] = cached
     return cached
 
 
-def _small_arrays(columns: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    """Column arrays of a few rows, built with the cheapest constructors (a live feed's usual page)."""
+def _category_array(name: str, data: Any, mask: Any) -> Any:
+    """Wire codes → a Categorical of readable names; a value this version does not know keeps its number."""
+    import numpy as np
+
+    pd = _need_pandas()
+    known, dtype = _category_lookup(name)
+    codes = known.get_indexer(data)
+    if mask is not None:
+        codes[mask] = -1
+    unknown = codes < 0
+    if mask is not None:
+        unknown &= ~mask
+    if not unknown.any():
+        return pd.Categorical.from_codes(codes.astype(np.int8), dtype=dtype)
+    extra = sorted(set(data[unknown].tolist()))
+    categories = [*dtype.categories, *(str(v) for v in extra)]
+    codes[unknown] = len(known) + pd.Index(extra).get_indexer(data[unknown])
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
+    """pandas arrays of one piece list (a string column's piece may be a list of Arrow chunks); ``keep`` is
+    an optional boolean mask over the rows (rows where it is False are left out)."""
     import numpy as np
     import pyarrow as pa
 
     pd = _need_pandas()
-    str_cls = type(pd.array([], dtype="str"))
+    empty = pd.array([], dtype="str")
+    str_cls, str_dtype = type(empty), empty.dtype
     out: dict[str, Any] = {}
-    for name, values in zip(COLUMNS, columns, strict=True):
-        if name in UINT64_COLUMNS or name in INT64_COLUMNS:
-            mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-            kind = np.uint64 if name in UINT64_COLUMNS else np.int64
-            data = np.array([0 if v is None else v for v in values], dtype=kind)
-            out[name] = (
-                pd.arrays.IntegerArray(data, mask)
-                if len(values)
-                else pd.array([], dtype=pd.UInt64Dtype() if name in UINT64_COLUMNS else pd.Int64Dtype())
-            )
-        elif name in TIME_COLUMNS:
-            ms = np.array([_NAT if v is None else v for v in values], dtype=np.int64).view("M8[ms]")
-            out[name] = pd.array(ms, dtype=pd.DatetimeTZDtype("ms", "UTC"))
-        elif name in CATEGORY_NAMES:
-            codes_of, dtype = _category_codes(name)
-            codes = [codes_of.get(v, -2) if v is not None else -1 for v in values]
-            if -2 in codes:  # a value this version has no name for: the general path adds a category
-                out[name] = _categorical(values, CATEGORY_NAMES[name])
+    for name, part in zip(COLUMNS, pieces, strict=True):
+        if name in _INTEGER_LIKE:
+            data, mask = part
+            if keep is not None:
+                data = data[keep]
+                mask = None if mask is None else mask[keep]
+            if name in TIME_COLUMNS:
+                out[name] = pd.array(data.view("M8[ms]"), dtype=pd.DatetimeTZDtype("ms", "UTC"))
+            elif name in CATEGORY_NAMES:
+                out[name] = _category_array(name, data, mask)
             else:
-                out[name] = pd.Categorical.from_codes(np.array(codes, dtype=np.int8), dtype=dtype)
+                out[name] = pd.arrays.IntegerArray(data, np.zeros(len(data), dtype=bool) if mask is None else mask)
         elif name in BOOL_COLUMNS:
-            out[name] = np.array(values, dtype=bool)
-        elif name == "raw":
-            out[name] = str_cls(_raw_array(values))
+            out[name] = part if keep is None else part[keep]
         else:
-            # large_string is what pandas' str dtype stores: no cast on wrapping
-            out[name] = str_cls(pa.array(values, pa.large_string()))
+            chunks = part if isinstance(part, list) else [part]
+            chunks = [chunk for chunk in chunks if len(chunk)] or chunks[:1]
+            if keep is not None:
+                chunks = _filter_chunks(chunks, keep)
+            out[name] = str_cls(pa.chunked_array(chunks, type=pa.large_string()), dtype=str_dtype)
+    return out
+
+
+class _Columns:
+    """The pieces of many batches as they arrive: one growing buffer per integer-like and bool column (grown
+    in place by ``realloc``, so the end result is not a concatenated copy) and a list of Arrow chunks per
+    string column. :meth:`pieces` lends them out as one piece list without copying."""
+
+    def __init__(self) -> None:
+        import array
+
+        self.rows = 0
+        self._data = {n: array.array("Q" if n in UINT64_COLUMNS else "q") for n in COLUMNS if n in _INTEGER_LIKE}
+        self._masks: dict[str, bytearray | None] = dict.fromkeys(self._data)
+        self._bools = {n: bytearray() for n in BOOL_COLUMNS}
+        self._chunks: dict[str, list[Any]] = {
+            n: [] for n in COLUMNS if n not in _INTEGER_LIKE and n not in BOOL_COLUMNS
+        }
+
+    def add(self, pieces: Sequence[Any]) -> None:
+        n = 0
+        for name, part in zip(COLUMNS, pieces, strict=True):
+            if name in self._data:
+                data, mask = part
+                n = len(data)
+                self._data[name].frombytes(memoryview(data).cast("B"))
+                held = self._masks[name]
+                if mask is not None and held is None:
+                    held = self._masks[name] = bytearray(self.rows)  # nothing was missing before
+                if held is not None:
+                    held += bytes(n) if mask is None else mask.tobytes()
+            elif name in self._bools:
+                self._bools[name] += part.tobytes()
+            else:
+                self._chunks[name].append(part)
+        self.rows += n
+
+    def pieces(self) -> list[Any]:
+        import numpy as np
+
+        out: list[Any] = []
+        for name in COLUMNS:
+            if name in self._data:
+                data = self._data[name]
+                mask = self._masks[name]
+                kind = np.uint64 if data.typecode == "Q" else np.int64
+                out.append((np.frombuffer(data, dtype=kind), None if mask is None else np.frombuffer(mask, dtype=bool)))
+            elif name in self._bools:
+                out.append(np.frombuffer(self._bools[name], dtype=bool))
+            else:
+                out.append(self._chunks[name])
+        return out
+
+
+def _filter_chunks(chunks: list[Any], keep: Any) -> list[Any]:
+    """Arrow chunks without the rows ``keep`` leaves out; chunks that lose no row are not copied."""
+    out = []
+    offset = 0
+    for chunk in chunks:
+        part = keep[offset : offset + len(chunk)]
+        offset += len(chunk)
+        out.append(chunk if part.all() else chunk.filter(part))
     return out
 
 
@@ -301,9 +390,9 @@ def _concat_arrays(old: Any, new: Any) -> Any:
         chunks = chunked.chunks
         rest = pa.chunked_array(chunks[1:], type=chunked.type)
         if len(rest) > len(chunks[0]):
-            joined = type(old)(pa.chunked_array([chunked.combine_chunks()]))
+            joined = type(old)(pa.chunked_array([chunked.combine_chunks()]), dtype=old.dtype)
         else:
-            joined = type(old)(pa.chunked_array([chunks[0], rest.combine_chunks()]))
+            joined = type(old)(pa.chunked_array([chunks[0], rest.combine_chunks()]), dtype=old.dtype)
     return joined
 
 
@@ -363,10 +452,7 @@ class MessageBuffer:
                     self._cols = [[] for _ in COLUMNS]
                     self._framed = self._count
             if added or self._frame is None:
-                if added and added < SMALL_CHUNK and _have_arrow():
-                    chunk = _small_arrays(new)
-                else:
-                    chunk = _frame_arrays(columns_to_frame(new))
+                chunk = _pandas_arrays(_pieces(new)) if _have_arrow() else _frame_arrays(_pandas_frame(new))
                 if self._arrays is None:
                     self._arrays = chunk
                 else:
@@ -408,22 +494,62 @@ def _ingest(
     *,
     dedup: bool,
     duplicate_window: float,
-    dedup_size: int,
+    dedup_size: int | None,
 ) -> pd.DataFrame:
-    state = P.PollState(P.PollPolicy(duplicate_window=duplicate_window, dedup_size=dedup_size))
-    arrow = _have_arrow()
-    tables: list[Any] = []
+    if not _have_arrow():
+        return _ingest_pandas(batches, dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
+    store = _Columns()
+    content = _ContentKeys() if dedup else None
     pending: list[list[Any]] = [[] for _ in COLUMNS]
+    pending_sigs: list[str | None] = []
     count = 0
 
     def flush() -> None:
-        nonlocal pending, count
+        nonlocal pending, pending_sigs, count
         if not count:
             return
-        tables.append(columns_to_table(pending) if arrow else _pandas_frame(pending))
+        pieces = _pieces(pending)
+        if content is not None:
+            content.add(pending[_I_FROM], pending_sigs, pieces[_I_MEDIA], store.rows)
+        store.add(pieces)
         pending = [[] for _ in COLUMNS]
+        pending_sigs = []
         count = 0
 
+    with _gc_paused():
+        for columns, sigs in batches:
+            for acc, values in zip(pending, columns, strict=True):
+                acc.extend(values)
+            if content is not None:
+                pending_sigs.extend(sigs)
+            count += len(sigs)
+            if count >= BATCH_ROWS:
+                flush()
+        flush()
+    if not store.rows:
+        return empty_frame()
+    pieces = store.pieces()
+    keep = flags = None
+    if content is not None:
+        keep, flags = _bulk_duplicates(pieces, content, duplicate_window, dedup_size)
+    arrays = _pandas_arrays(pieces, keep)
+    if flags is not None:
+        arrays["probable_duplicate"] = arrays["probable_duplicate"] | flags
+    return _wrap(arrays, len(arrays["seq"]))
+
+
+def _ingest_pandas(
+    batches: Iterable[tuple[list[list[Any]], list[str | None]]],
+    *,
+    dedup: bool,
+    duplicate_window: float,
+    dedup_size: int | None,
+) -> pd.DataFrame:
+    """Bulk ingest without pyarrow: the stream's own rules, page by page (slower, same rows)."""
+    state = P.PollState(P.PollPolicy(duplicate_window=duplicate_window, dedup_size=dedup_size or 2**62))
+    frames: list[pd.DataFrame] = []
+    pending: list[list[Any]] = [[] for _ in COLUMNS]
+    count = 0
     with _gc_paused():
         for columns, sigs in batches:
             if dedup:
@@ -432,17 +558,132 @@ def _ingest(
                 acc.extend(values)
             count += len(columns[0])
             if count >= BATCH_ROWS:
-                flush()
-        flush()
-        if not tables:
-            return empty_frame()
-        if arrow:
-            import pyarrow as pa
+                frames.append(_pandas_frame(pending))
+                pending, count = [[] for _ in COLUMNS], 0
+        if count:
+            frames.append(_pandas_frame(pending))
+    return concat_frames(frames) if frames else empty_frame()
 
-            table = pa.concat_tables(tables)
-            tables.clear()  # the concatenated table must own its buffers, so to_pandas can free them as it goes
-            return table_to_frame(table)
-        return concat_frames(tables)
+
+_I_ID, _I_FROM, _I_CREATE = P.COL["message_id"], P.COL["from_user_id"], P.COL["create_time"]
+_I_TYPES, _I_TEXT, _I_MEDIA = P.COL["item_types"], P.COL["text"], P.COL["has_media"]
+
+
+class _ContentKeys:
+    """What the duplicate check needs of each row's content, kept small: a 64-bit hash of (sender, signature),
+    whether there is a signature at all, and the signatures of media messages only. Any other message's
+    signature is its item types and text (:func:`~openclaw_nb.protocol.poll.content_signature`), which the
+    frame holds anyway, so hash matches can be settled on exact strings without keeping a million of them."""
+
+    def __init__(self) -> None:
+        import array
+
+        self.hashes = array.array("q")
+        self.present = bytearray()
+        self.media: dict[int, str | None] = {}
+
+    def add(self, senders: list[Any], signatures: list[str | None], has_media: Any, offset: int) -> None:
+        import numpy as np
+
+        n = len(signatures)
+        sig_hash = np.fromiter(map(hash, signatures), dtype=np.int64, count=n)
+        sender_hash = np.fromiter(map(hash, senders), dtype=np.int64, count=n)
+        with np.errstate(over="ignore"):
+            combined = sender_hash * np.int64(1_000_003) + sig_hash  # wraps: equal keys, equal hashes
+        self.hashes.frombytes(memoryview(combined).cast("B"))
+        self.present += bytes(s is not None for s in signatures)
+        for i in np.flatnonzero(has_media).tolist():
+            self.media[offset + i] = signatures[i]
+
+
+def _bulk_duplicates(
+    pieces: list[Any], content: _ContentKeys, window: float, dedup_size: int | None
+) -> tuple[Any, Any]:
+    """The stream's two duplicate rules over a whole ingest at once: ``(keep, flags)`` boolean masks over
+    all rows (``keep`` None when nothing is dropped; ``flags`` over the kept rows).
+
+    1. A ``message_id`` seen before is dropped. With ``dedup_size`` the memory is bounded as the live
+       stream's is (an id more than ``dedup_size`` distinct ids back counts as new); ``None`` remembers all.
+    2. A message whose sender and content (its signature) match the last unflagged message of that sender
+       and content under another id, no more than ``window`` seconds apart, is flagged ``probable_duplicate``.
+
+    Only rows whose id, or whose sender and content hash, occur more than once are visited in Python; the
+    rest is decided with vectorised hashing, so the usual log (every id and text distinct) costs a few ns a
+    row. Hash matches are settled on the exact strings.
+    """
+    import numpy as np
+
+    pd = _need_pandas()
+    ids, id_missing = pieces[_I_ID]
+    n = len(ids)
+
+    # 1. exact repeats of a message_id
+    present = np.arange(n) if id_missing is None else np.flatnonzero(~id_missing)
+    repeated = present[pd.Series(ids[present]).duplicated(keep=False).to_numpy()]
+    drop = np.zeros(n, dtype=bool)
+    if len(repeated):
+        limit = dedup_size if dedup_size is not None else n + 1
+        # The stream's id memory takes in every present id that is not dropped. A row whose id occurs once
+        # is always taken in, so only the repeated ones are walked, counting what was taken in before them.
+        once = np.ones(n, dtype=bool)
+        once[repeated] = False
+        if id_missing is not None:
+            once &= ~id_missing
+        taken_before = np.cumsum(once)
+        taken_at: dict[int, int] = {}
+        extra = 0
+        for row, key in zip(repeated.tolist(), ids[repeated].tolist(), strict=True):
+            taken = int(taken_before[row]) + extra
+            at = taken_at.get(key)
+            if at is not None and taken - at < limit:
+                drop[row] = True
+                continue
+            taken_at[key] = taken + 1
+            extra += 1
+    keep = ~drop if drop.any() else None
+
+    # 2. probable duplicates: same sender and signature, another id, within the window
+    flags = np.zeros(n, dtype=bool)
+    window_ms = int(window * 1000)
+    if window_ms > 0:
+        eligible = np.frombuffer(content.present, dtype=bool).copy()
+        if keep is not None:
+            eligible &= keep
+        rows = np.flatnonzero(eligible)
+        hashes = np.frombuffer(content.hashes, dtype=np.int64)
+        candidates = rows[pd.Series(hashes[rows]).duplicated(keep=False).to_numpy()]
+        if len(candidates):
+            _flag_repeats(pieces, content, candidates, window_ms, flags)
+    return keep, (flags if keep is None else flags[keep])
+
+
+def _flag_repeats(pieces: list[Any], content: _ContentKeys, rows: Any, window_ms: int, flags: Any) -> None:
+    """Walk the rows that may repeat a content in order, as the stream's detector does, setting ``flags``."""
+    import numpy as np
+    import pyarrow as pa
+
+    take = pa.array(rows)
+
+    def strings(j: int) -> list[Any]:
+        return pa.chunked_array(pieces[j], type=pa.large_string()).take(take).to_pylist()
+
+    senders, kinds, texts = strings(_I_FROM), strings(_I_TYPES), strings(_I_TEXT)
+    create, create_missing = pieces[_I_CREATE]
+    whens = (create[rows] if create_missing is None else np.where(create_missing[rows], 0, create[rows])).tolist()
+    ids, id_missing = pieces[_I_ID]
+    message_ids: list[Any] = ids[rows].tolist()
+    if id_missing is not None:
+        message_ids = [None if gone else v for v, gone in zip(message_ids, id_missing[rows].tolist(), strict=True)]
+    media = content.media
+    originals: dict[tuple[Any, Any], tuple[int, Any]] = {}
+    for k, row in enumerate(rows.tolist()):
+        signature = media[row] if row in media else P.content_signature(kinds[k], texts[k])
+        key = (senders[k], signature)
+        prior = originals.get(key)
+        if prior is not None and prior[1] != message_ids[k] and abs(whens[k] - prior[0]) <= window_ms:
+            flags[row] = True
+        else:
+            originals[key] = (whens[k], message_ids[k])
 
 
 _I_RAW = P.COL["raw"]
@@ -481,13 +722,15 @@ def frame_from_pages(
     *,
     dedup: bool = True,
     duplicate_window: float = P.PollPolicy.duplicate_window,
-    dedup_size: int = P.PollPolicy.dedup_size,
+    dedup_size: int | None = None,
     raw: bool = True,
 ) -> pd.DataFrame:
     """One row per message from raw getupdates pages (bodies as bytes/str, decoded dicts or GetUpdatesResp).
 
-    As the live stream does: a ``message_id`` seen before is dropped (``dedup``), a repeat of the same sender
-    and content under a new id within ``duplicate_window`` seconds is flagged ``probable_duplicate``.
+    The live stream's rules, applied to the whole input at once: a ``message_id`` seen before is dropped
+    (``dedup``), and a repeat of the same sender and content under a new id within ``duplicate_window``
+    seconds is flagged ``probable_duplicate``. Every id is remembered unless ``dedup_size`` bounds the memory
+    of ids as the live stream's is (``PollPolicy.dedup_size``), to reproduce what a live feed showed.
     ``raw=False`` leaves the ``raw`` column empty: for big logs, where the messages' JSON text is most of
     the memory (about two thirds for plain text messages).
 
@@ -504,9 +747,11 @@ def frame_from_messages(
     *,
     dedup: bool = True,
     duplicate_window: float = P.PollPolicy.duplicate_window,
-    dedup_size: int = P.PollPolicy.dedup_size,
+    dedup_size: int | None = None,
 ) -> pd.DataFrame:
     """One row per message from WeixinMessage objects, wire dicts or JSON text of single messages.
+
+    Duplicates are handled as in :func:`frame_from_pages`.
 
     >>> df = frame_from_messages(client.get_updates().messages)   # doctest: +SKIP
     """

@@ -22,7 +22,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +118,14 @@ def _quote(item: dict[str, Any]) -> tuple[str | None, int | None]:
     return quoted, _int(ref.get("svr_id"))
 
 
+def content_signature(item_types: str, text: str, media_ids: Sequence[str] = ()) -> str | None:
+    """What two messages must share to be the same content: their item types, text and media ids
+    (``None`` when there is no text and no media id: nothing to compare)."""
+    if text or media_ids:
+        return "\x1f".join((item_types, text, *media_ids))
+    return None
+
+
 def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tuple[tuple[Any, ...], str | None]:
     """One message (a decoded JSON object) as a row in :data:`COLUMNS` order, plus its content signature.
 
@@ -154,9 +162,7 @@ def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tu
                 quoted, svr_id = _quote(item)
     item_types = ",".join(types)
     text = "\n".join(texts)
-    signature = None
-    if text or media_ids:
-        signature = "\x1f".join((item_types, text, *media_ids))
+    signature = content_signature(item_types, text, media_ids)
     row = (
         _int(msg.get("seq")),
         _int(msg.get("message_id")),
@@ -327,7 +333,7 @@ def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
                 svr_id = ref.svr_id
         item_types = ",".join(types)
         text = "\n".join(texts)
-        signature = "\x1f".join((item_types, text, *media_ids)) if text or media_ids else None
+        signature = "\x1f".join((item_types, text, *media_ids)) if text or media_ids else None  # as content_signature()
         add((item_types, text, has_media, quoted, svr_id, signature))
     if not rows:
         return [], [], [], [], [], []
