@@ -237,6 +237,7 @@ def _pieces(columns: Sequence[Sequence[Any]]) -> list[Any]:
 
 _INTEGER_LIKE = frozenset((*UINT64_COLUMNS, *INT64_COLUMNS, *TIME_COLUMNS, *CATEGORY_NAMES))
 _CATEGORY_DTYPES: dict[str, tuple[Any, Any]] = {}
+_CATEGORY_POSITIONS = {name: {wire: i for i, wire in enumerate(names)} for name, names in CATEGORY_NAMES.items()}
 
 
 def _category_lookup(name: str) -> tuple[Any, Any]:
@@ -257,7 +258,11 @@ def _category_array(name: str, data: Any, mask: Any) -> Any:
 
     pd = _need_pandas()
     known, dtype = _category_lookup(name)
-    codes = known.get_indexer(data)
+    if len(data) <= 64:  # a live page: a dict lookup per value beats building a hash table
+        position = _CATEGORY_POSITIONS[name]
+        codes = np.fromiter((position.get(v, -1) for v in data.tolist()), dtype=np.int64, count=len(data))
+    else:
+        codes = known.get_indexer(data)
     if mask is not None:
         codes[mask] = -1
     unknown = codes < 0
@@ -288,7 +293,7 @@ def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
                 data = data[keep]
                 mask = None if mask is None else mask[keep]
             if name in TIME_COLUMNS:
-                out[name] = pd.array(data.view("M8[ms]"), dtype=pd.DatetimeTZDtype("ms", "UTC"))
+                out[name] = _utc_times(data)
             elif name in CATEGORY_NAMES:
                 out[name] = _category_array(name, data, mask)
             else:
@@ -302,6 +307,23 @@ def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
                 chunks = _filter_chunks(chunks, keep)
             out[name] = str_cls(pa.chunked_array(chunks, type=pa.large_string()), dtype=str_dtype)
     return out
+
+
+_UTC_MS: Any = None
+
+
+def _utc_times(ms: Any) -> Any:
+    """int64 ms since the epoch (NaT where missing) as a ``datetime64[ms, UTC]`` array, without a copy."""
+    global _UTC_MS
+    pd = _need_pandas()
+    if _UTC_MS is None:
+        _UTC_MS = pd.DatetimeTZDtype("ms", "UTC")
+    values = ms.view("M8[ms]")
+    try:
+        # the validated constructor re-checks every value (a third of a live read); these are already exact
+        return pd.arrays.DatetimeArray._simple_new(values, dtype=_UTC_MS)
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without this internal
+        return pd.array(values, dtype=_UTC_MS)
 
 
 class _Columns:
@@ -444,6 +466,10 @@ class MessageBuffer:
 
     def frame(self) -> pd.DataFrame:
         """All rows so far as a DataFrame (a snapshot: later rows do not appear in it)."""
+        return self.materialise().copy(deep=False)
+
+    def materialise(self) -> pd.DataFrame:
+        """Bring the cached frame up to date and return it (the buffer's own: hand out :meth:`frame`)."""
         with self._build:
             with self._lock:
                 new = self._cols
@@ -459,7 +485,7 @@ class MessageBuffer:
                     self._arrays = {c: _concat_arrays(self._arrays[c], chunk[c]) for c in COLUMNS}
                 self._frame = _wrap(self._arrays, self._framed)
             assert self._frame is not None
-            return self._frame.copy(deep=False)
+            return self._frame
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         """The last ``n`` rows as dicts of raw values (ms times, wire ints), cheap enough for a live view."""

@@ -36,6 +36,8 @@ log = logging.getLogger("openclaw_nb")
 _I_FROM = COL["from_user_id"]
 #: Seconds of history behind the displayed rate.
 RATE_WINDOW = 5.0
+#: At most this share of the feed's time goes to building the frame ahead of its readers (see ``_prebuild``).
+PREBUILD_SHARE = 0.25
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -77,6 +79,9 @@ class Feed:
         self._stop_flag = threading.Event()
         self._done = threading.Event()
         self._waiting = 0  # threads blocked in wait_rows()
+        self._prebuilt_at = 0.0
+        self._prebuild_cost = 0.0
+        self._published = 0  # rows announced by _notify(); len(feed) and the waits count these
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +148,8 @@ class Feed:
             self._rate_marks.append((now, count))
             while self._rate_marks and self._rate_marks[0][0] < now - RATE_WINDOW:
                 self._rate_marks.popleft()
+            self._prebuild()
+            self._published = count
             self._notify()
             if self._thread is not None and self._waiting:
                 # Hand the GIL to the reader that was just woken before doing the bookkeeping below,
@@ -152,6 +159,19 @@ class Feed:
                 self._append_log(page)
         if persist:
             self._stream.commit(page, keep_pending=False, writer=self._writer, remembered=True)
+
+    def _prebuild(self) -> None:
+        """Bring the frame up to date before telling readers about the new rows, so that reading
+        ``feed.frame`` right after a wake-up returns at once. Built later, on the reader's side, the work
+        would compete for the GIL with this thread's next poll (and an embedded simulator serving it) and
+        take several times longer. Skipped while it would take more than PREBUILD_SHARE of the feed's time
+        (a fast backlog drain): then the reader builds what is new, as before."""
+        started = time.perf_counter()
+        if started - self._prebuilt_at < self._prebuild_cost / PREBUILD_SHARE:
+            return
+        self._buffer.materialise()
+        self._prebuilt_at = time.perf_counter()
+        self._prebuild_cost = self._prebuilt_at - started
 
     def _append_log(self, page: Page) -> None:
         assert self.log_path is not None
@@ -241,18 +261,18 @@ class Feed:
         with self._changed:
             self._waiting += 1
             try:
-                while len(self._buffer) < count and self.running:
+                while self._published < count and self.running:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._changed.wait(left)
             finally:
                 self._waiting -= 1
-        if len(self._buffer) < count:
+        if self._published < count:
             if self.error is not None:
                 raise self.error
-            raise TimeoutError(f"the feed has {len(self._buffer)} of {count} messages after {timeout} s")
-        return len(self._buffer)
+            raise TimeoutError(f"the feed has {self._published} of {count} messages after {timeout} s")
+        return self._published
 
     async def until(self, condition: Any, timeout: float | None = 10.0) -> Feed:
         """Await until ``condition`` holds: a row count, or a callable taking the feed.
@@ -297,7 +317,8 @@ class Feed:
     # --- data -----------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        # Rows announced to waiters: the frame already holds them (it was brought up to date first).
+        return self._published
 
     @property
     def frame(self) -> pd.DataFrame:

@@ -116,6 +116,28 @@ def test_a_new_row_can_be_answered_at_once(bot: Bot) -> None:
             feed.wait(5)
 
 
+def test_announced_rows_are_already_in_the_built_frame(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader woken for new rows finds the frame built: reading it does no conversion work, because the
+    feed built it before announcing the rows (when its time budget allows, which it always does here)."""
+    from openclaw_nb.notebook import feed as feed_module
+
+    monkeypatch.setattr(feed_module, "PREBUILD_SHARE", 1e9)  # no budget limit: build ahead on every page
+    with bot.client() as client:
+        feed = client.stream(policy=FAST)
+        try:
+            for i in range(20):
+                bot.say(f"reader{i % 3}@im.wechat", f"hello {i}")
+                feed.wait_rows(i + 1, timeout=10)
+                buffer = feed._buffer
+                assert buffer._framed >= len(feed) >= i + 1, f"row {i}: announced before it was built"
+                built = buffer._frame
+                assert feed.frame["text"].iloc[i] == f"hello {i}"
+                assert buffer._frame is built or len(buffer) > len(feed)  # nothing rebuilt for announced rows
+        finally:
+            feed.stop()
+            feed.wait(5)
+
+
 def test_feed_as_a_task_exactly_once(bot: Bot) -> None:
     ids: list[int] = []
 
