@@ -723,12 +723,12 @@ def _without_raw(
         yield columns, sigs
 
 
-def _page_batches(pages: Iterable[Any]) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
+def _page_batches(pages: Iterable[Any], raw: bool = True) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
     for page in pages:
         if isinstance(page, (bytes, bytearray, memoryview)):
-            decoded = P.decode_page(bytes(page), None, raw_spans=True)
+            decoded = P.decode_page(bytes(page), None, raw_spans=True, raw=raw)
         elif isinstance(page, str):
-            decoded = P.decode_page(page.encode("utf-8"), None, raw_spans=True)
+            decoded = P.decode_page(page.encode("utf-8"), None, raw_spans=True, raw=raw)
         elif isinstance(page, dict) or hasattr(page, "to_wire"):
             body = page.to_wire() if hasattr(page, "to_wire") else page
             msgs = body.get("msgs") or []
@@ -762,9 +762,9 @@ def frame_from_pages(
 
     >>> df = frame_from_pages(line.encode() for line in open("pages.jsonl"))   # doctest: +SKIP
     """
-    batches = _page_batches(pages)
+    batches = _page_batches(pages, raw)
     if not raw:
-        batches = _without_raw(batches)
+        batches = _without_raw(batches)  # pages given as dicts or models carry it
     return _ingest(batches, dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
 
 

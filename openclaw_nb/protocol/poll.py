@@ -206,6 +206,7 @@ USE_MSGSPEC = _msgspec is not None
 
 _raw_decoder: Any = None
 _typed_decoder: Any = None
+_lean_decoder: Any = None
 _any_decoder: Any = None
 _astuple: Any = None
 if _msgspec is not None:
@@ -268,8 +269,19 @@ if _msgspec is not None:
     class _TypedPage(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         msgs: list[_Msg | None] | None = None
 
+    class _LeanPage(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
+        # Envelope and typed messages in one pass, for callers that do not keep the raw text.
+        ret: Any = None
+        errcode: Any = None
+        errmsg: Any = None
+        msgs: list[_Msg | None] | None = None
+        get_updates_buf: Any = None
+        sync_buf: Any = None
+        longpolling_timeout_ms: Any = None
+
     _raw_decoder = _msgspec.json.Decoder(_RawEnvelope)
     _typed_decoder = _msgspec.json.Decoder(_TypedPage)
+    _lean_decoder = _msgspec.json.Decoder(_LeanPage)
     _any_decoder = _msgspec.json.Decoder()
     _astuple = _msgspec.structs.astuple
 
@@ -402,13 +414,23 @@ def _dict_columns(
     return rows_to_columns(rows), sigs, skipped
 
 
-def decode_page(content: bytes, received_ms: int | None = None, *, raw_spans: bool = False) -> DecodedPage:
+def decode_page(
+    content: bytes, received_ms: int | None = None, *, raw_spans: bool = False, raw: bool = True
+) -> DecodedPage:
     """Decode a getupdates body into columns. Raises the typed ApiError for ``ret``/``errcode`` ≠ 0 (``-14``
     → StaleTokenError) and ProtocolError for a body that is not a JSON object.
 
     The ``raw`` column holds each message's JSON text as the server sent it (msgspec present) or re-encoded
-    (standard library). With ``raw_spans`` it holds zero-copy byte spans instead of str, for bulk ingest.
+    (standard library). With ``raw_spans`` it holds zero-copy byte spans instead of str, for bulk ingest;
+    with ``raw=False`` it is left empty (None), which saves the pass that finds each message's bytes.
     """
+    if not raw:
+        lean = _decode_lean(content, received_ms)
+        if lean is not None:
+            return lean
+        decoded = decode_page(content, received_ms, raw_spans=True)
+        decoded.columns[COL["raw"]] = [None] * len(decoded)
+        return decoded
     if USE_MSGSPEC and _raw_decoder is not None:
         try:
             env = _raw_decoder.decode(content)
@@ -443,6 +465,23 @@ def decode_page(content: bytes, received_ms: int | None = None, *, raw_spans: bo
     pairs = [(msg, encode_message(msg) if isinstance(msg, dict) else None) for msg in msgs or ()]
     columns, sigs, skipped = _dict_columns(pairs, received_ms)
     return DecodedPage(columns, sigs, cursor, lpt, skipped)
+
+
+def _decode_lean(content: bytes, received_ms: int | None) -> DecodedPage | None:
+    """The common page (well-typed messages) decoded in one pass without raw text; None to take the full path."""
+    if not USE_MSGSPEC or _lean_decoder is None:
+        return None
+    try:
+        page = _lean_decoder.decode(content)
+    except (_msgspec.DecodeError, _msgspec.ValidationError):
+        return None
+    msgs = page.msgs or []
+    if None in msgs:
+        return None
+    check_envelope(_ENDPOINT, {"ret": page.ret, "errcode": page.errcode, "errmsg": page.errmsg})
+    cursor, lpt = _envelope_fields(page.get_updates_buf, page.sync_buf, page.longpolling_timeout_ms)
+    columns, sigs = _typed_columns(msgs, [None] * len(msgs), received_ms)
+    return DecodedPage(columns, sigs, cursor, lpt)
 
 
 def decode_messages(

@@ -333,3 +333,24 @@ def test_bulk_ingest_survives_ids_out_of_range() -> None:
     df = F.frame_from_pages([page_bytes(odd)])
     assert df["seq"].tolist() == [1, 2, 3]
     assert df["message_id"].isna().tolist() == [True, True, False]
+
+
+def test_bulk_flags_repeated_media_by_its_media_id() -> None:
+    def image(i: int, param: str, **kw: Any) -> dict[str, Any]:
+        item = {"type": 2, "image_item": {"aeskey": "00" * 16, "media": {"encrypt_query_param": param}}}
+        return msg(i, item_list=[item], **kw)
+
+    first = image(1, "P1")
+    again = image(2, "P1", create_time_ms=first["create_time_ms"] + 5_000)  # same picture, new id: flagged
+    other = image(3, "P2", create_time_ms=first["create_time_ms"] + 6_000)  # another picture: not flagged
+    texted = msg(4, create_time_ms=first["create_time_ms"] + 7_000, item_list=[{"type": 1, "text_item": {"text": "x"}}])
+    same_text = dict(texted, message_id=99, create_time_ms=texted["create_time_ms"] + 1)
+    pages = [page_bytes([first, other, texted]), page_bytes([again, same_text])]
+    for frame in (F.frame_from_pages(pages), F.frame_from_messages([first, other, texted, again, same_text])):
+        assert frame["probable_duplicate"].tolist() == [False, False, False, True, True]
+    state = P.PollState()
+    flags = []
+    for body in pages:
+        decoded = P.decode_page(body, None)
+        flags += state.accept(decoded.columns, decoded.signatures, 0).columns[P.COL["probable_duplicate"]]
+    assert flags == [False, False, False, True, True]  # the stream agrees

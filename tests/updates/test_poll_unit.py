@@ -208,6 +208,28 @@ def test_both_decoders_give_the_same_rows(messages: list[dict[str, Any]], monkey
     assert [json.loads(x) for x in fast.columns[raw]] == [json.loads(x) for x in slow.columns[raw]] == messages
 
 
+@pytest.mark.parametrize("use_msgspec", [True, False], ids=["msgspec", "stdlib"])
+@pytest.mark.parametrize(
+    "messages", [ODD_MESSAGES, WRONGLY_TYPED, [*ODD_MESSAGES, 5]], ids=["odd", "wrongly-typed", "non-object"]
+)
+def test_a_page_without_raw_text_has_the_same_rows(
+    messages: list[Any], use_msgspec: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # raw=False takes a one-pass decoder for well-typed pages and the full path for the rest: same rows.
+    if use_msgspec and P._msgspec is None:
+        pytest.skip("msgspec is not installed")
+    monkeypatch.setattr(P, "USE_MSGSPEC", use_msgspec)
+    body = json.dumps({"ret": 0, "msgs": messages, "get_updates_buf": "c2", "longpolling_timeout_ms": 9}).encode()
+    full = P.decode_page(body, 1)
+    lean = P.decode_page(body, 1, raw=False)
+    raw = P.COL["raw"]
+    assert lean.columns[raw] == [None] * len(full)
+    assert lean.columns[:raw] == full.columns[:raw] and lean.signatures == full.signatures
+    assert (lean.get_updates_buf, lean.longpolling_timeout_ms, lean.skipped) == ("c2", 9, full.skipped)
+    with pytest.raises(E.StaleTokenError):
+        P.decode_page(b'{"ret":0,"errcode":-14,"msgs":[]}', raw=False)
+
+
 def test_flatten_rules() -> None:
     rows = {r[0]: r for r in (P.flatten(m, "")[0] for m in ODD_MESSAGES + WRONGLY_TYPED)}
     c = P.COL
