@@ -13,6 +13,7 @@ import gc
 import html
 import json
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -86,14 +87,36 @@ def _pool() -> Any:
     return pa.system_memory_pool()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _string_array(values: Sequence[Any]) -> pa.Array:
+    """A large_string Arrow array of str values (None → null).
+
+    A JSON text may escape half of a surrogate pair (``"\\ud83d"``); decoded, that is a str no UTF-8 can
+    hold, and Arrow refuses the whole column. Such characters become U+FFFD here (the ``raw`` column keeps
+    the escape as the server sent it), so one odd message never stops a feed or an ingest.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, pa.large_string(), memory_pool=_pool())
+    except UnicodeEncodeError:
+        cleaned = [_SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for v in values]
+        return pa.array(cleaned, pa.large_string(), memory_pool=_pool())
+
+
 def _raw_array(values: Sequence[Any]) -> pa.Array:
     """The ``raw`` column: from str, or from byte spans joined once into one buffer (no str per message)."""
     import numpy as np
     import pyarrow as pa
 
-    if not values or values[0] is None or isinstance(values[0], str):
-        return pa.array(values, pa.large_string(), memory_pool=_pool())
-    data = b"".join(values)
+    try:
+        data = b"".join(values) if values and values[0] is not None and not isinstance(values[0], str) else None
+    except TypeError:  # pages of different kinds in one ingest: spans next to re-encoded str (or None)
+        data = None
+    if data is None:
+        return _string_array([v if v is None or isinstance(v, str) else str(v, "utf-8") for v in values])
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -218,9 +241,7 @@ def _int_piece(values: Sequence[Any], kind: Any, fill: int) -> tuple[Any, Any]:
 def _pieces(columns: Sequence[Sequence[Any]]) -> list[Any]:
     """One batch of rows (one sequence per column, in :data:`COLUMNS` order) as pieces: see above."""
     import numpy as np
-    import pyarrow as pa
 
-    pool = _pool()
     out: list[Any] = []
     for name, values in zip(COLUMNS, columns, strict=True):
         if name in BOOL_COLUMNS:
@@ -231,7 +252,7 @@ def _pieces(columns: Sequence[Sequence[Any]]) -> list[Any]:
             out.append(_raw_array(values))
         else:
             # large_string is what pandas' str dtype stores: no cast on wrapping
-            out.append(pa.array(values, pa.large_string(), memory_pool=pool))
+            out.append(_string_array(values))
     return out
 
 
@@ -270,7 +291,7 @@ def _category_array(name: str, data: Any, mask: Any) -> Any:
         unknown &= ~mask
     if not unknown.any():
         return pd.Categorical.from_codes(codes.astype(np.int8), dtype=dtype)
-    extra = sorted(set(data[unknown].tolist()))
+    extra = pd.unique(data[unknown]).tolist()  # in order of first appearance, as live appends give them
     categories = [*dtype.categories, *(str(v) for v in extra)]
     codes[unknown] = len(known) + pd.Index(extra).get_indexer(data[unknown])
     return pd.Categorical.from_codes(codes, categories=categories)
@@ -466,26 +487,36 @@ class MessageBuffer:
 
     def frame(self) -> pd.DataFrame:
         """All rows so far as a DataFrame (a snapshot: later rows do not appear in it)."""
-        return self.materialise().copy(deep=False)
-
-    def materialise(self) -> pd.DataFrame:
-        """Bring the cached frame up to date and return it (the buffer's own: hand out :meth:`frame`)."""
         with self._build:
-            with self._lock:
-                new = self._cols
-                added = self._count - self._framed
-                if added:
-                    self._cols = [[] for _ in COLUMNS]
-                    self._framed = self._count
-            if added or self._frame is None:
-                chunk = _pandas_arrays(_pieces(new)) if _have_arrow() else _frame_arrays(_pandas_frame(new))
-                if self._arrays is None:
-                    self._arrays = chunk
-                else:
-                    self._arrays = {c: _concat_arrays(self._arrays[c], chunk[c]) for c in COLUMNS}
-                self._frame = _wrap(self._arrays, self._framed)
+            self._materialise()
             assert self._frame is not None
-            return self._frame
+            return self._frame.copy(deep=False)
+
+    def materialise(self) -> None:
+        """Bring the frame up to date now, so that the next :meth:`frame` only hands it out."""
+        with self._build:
+            self._materialise()
+
+    def _materialise(self) -> None:
+        with self._lock:
+            new = self._cols
+            added = self._count - self._framed
+            if added:
+                self._cols = [[] for _ in COLUMNS]
+                self._framed = self._count
+        if not added and self._frame is not None:
+            return
+        try:
+            chunk = _pandas_arrays(_pieces(new)) if _have_arrow() else _frame_arrays(_pandas_frame(new))
+            arrays = chunk if self._arrays is None else {c: _concat_arrays(self._arrays[c], chunk[c]) for c in COLUMNS}
+            frame = _wrap(arrays, self._framed)
+        except BaseException:
+            # Nothing is lost: the rows go back in front of any that arrived meanwhile.
+            with self._lock:
+                self._cols = [old + later for old, later in zip(new, self._cols, strict=True)]
+                self._framed -= added
+            raise
+        self._arrays, self._frame = arrays, frame
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         """The last ``n`` rows as dicts of raw values (ms times, wire ints), cheap enough for a live view."""
@@ -522,6 +553,8 @@ def _ingest(
     duplicate_window: float,
     dedup_size: int | None,
 ) -> pd.DataFrame:
+    if dedup_size is not None and (isinstance(dedup_size, bool) or not isinstance(dedup_size, int) or dedup_size < 1):
+        raise E.UsageError(f"dedup_size must be a whole number >= 1, or None to remember every id (not {dedup_size!r})")
     if not _have_arrow():
         return _ingest_pandas(batches, dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
     store = _Columns()

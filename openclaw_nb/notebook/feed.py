@@ -169,7 +169,10 @@ class Feed:
         started = time.perf_counter()
         if started - self._prebuilt_at < self._prebuild_cost / PREBUILD_SHARE:
             return
-        self._buffer.materialise()
+        try:
+            self._buffer.materialise()
+        except Exception as exc:  # the rows stay in the buffer; reading feed.frame reports the problem
+            log.warning("could not bring the feed's frame up to date: %s: %s", type(exc).__name__, exc)
         self._prebuilt_at = time.perf_counter()
         self._prebuild_cost = self._prebuilt_at - started
 
@@ -212,6 +215,7 @@ class Feed:
         if self._writer is not None:
             self._writer.close()
         self._stream.close()
+        self._published = len(self._buffer)  # rows taken in before a failure are announced too
         self.finished_at = time.time()
         self._done.set()
         self._notify()

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from .. import errors as E
 from . import constants as C
@@ -87,6 +88,16 @@ def item_type_name(value: object) -> str:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _message_id(value: Any) -> int | None:
+    # A uint64 on the wire. Anything else (negative, wider) is treated as missing, by every path alike, so the
+    # stream and bulk ingest drop and flag the same rows; the ``raw`` column still has the value.
+    value = _int(value)
+    return value if value is not None and 0 <= value <= _UINT64_MAX else None
+
+
+_UINT64_MAX = 2**64 - 1
 
 
 def _str(value: Any) -> str | None:
@@ -165,7 +176,7 @@ def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tu
     signature = content_signature(item_types, text, media_ids)
     row = (
         _int(msg.get("seq")),
-        _int(msg.get("message_id")),
+        _message_id(msg.get("message_id")),
         _str(msg.get("from_user_id")),
         _str(msg.get("to_user_id")),
         _str(msg.get("session_id")),
@@ -188,9 +199,19 @@ def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tu
     return row, signature
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def encode_message(msg: dict[str, Any]) -> str:
-    """Compact JSON text of one message (big integers exact), used when the original bytes are not at hand."""
-    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text of one message (big integers exact), used when the original bytes are not at hand.
+
+    Half of a surrogate pair (which JSON can escape but UTF-8 cannot hold) is written back as its escape,
+    so the text can always be saved and shown.
+    """
+    text = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
 
 
 # --- decoding a page --------------------------------------------------------------------------------------
@@ -244,7 +265,7 @@ if _msgspec is not None:
     class _Msg(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         # The first eleven in COLUMNS order, so a tuple of the struct slices straight into the row.
         seq: int | None = None
-        message_id: int | None = None
+        message_id: Annotated[int, _msgspec.Meta(ge=0)] | None = None  # negative: the lenient path
         from_user_id: str | None = None
         to_user_id: str | None = None
         session_id: str | None = None
@@ -356,6 +377,8 @@ def _typed_columns(msgs: list[Any], raws: list[Any], received_ms: int | None) ->
     n = len(msgs)
     tuples = [_astuple(m) for m in msgs]
     fixed = [list(col) for col in zip(*tuples, strict=True)] if tuples else [[] for _ in range(13)]
+    if max(filter(None, fixed[1]), default=0) > _UINT64_MAX:  # wider than the wire's uint64: missing (see _message_id)
+        fixed[1] = [_message_id(v) for v in fixed[1]]
     types_col, text_col, media_col, quoted_col, svr_col, sig_col = _typed_item_columns(fixed[12])
     columns = [
         *fixed[:11],

@@ -38,13 +38,19 @@ from .state import (
 
 # One encoder for every answer: json.dumps with keyword arguments builds a new encoder per call.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _JSON = "application/json"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encode(obj).encode("utf-8"), status_code=status, headers=headers, media_type=_JSON)
+    try:
+        body = _encode(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        # Half of a surrogate pair (say("\ud83d")) has no UTF-8 form: send it escaped, as JSON allows.
+        body = _encode_ascii(obj).encode("ascii")
+    return Response(body, status_code=status, headers=headers, media_type=_JSON)
 
 
 def _bearer(request: Request) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from openclaw_nb import errors as E
 from openclaw_nb import frames as F
 from openclaw_nb.protocol import models as m
 from openclaw_nb.protocol import poll as P
@@ -354,3 +355,77 @@ def test_bulk_flags_repeated_media_by_its_media_id() -> None:
         decoded = P.decode_page(body, None)
         flags += state.accept(decoded.columns, decoded.signatures, 0).columns[P.COL["probable_duplicate"]]
     assert flags == [False, False, False, True, True]  # the stream agrees
+
+
+def test_half_a_surrogate_pair_neither_stops_nor_loses_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # JSON may escape half of an emoji's surrogate pair; decoded, no UTF-8 (and no Arrow column) can hold it.
+    odd = msg(2, item_list=[{"type": 1, "text_item": {"text": "half \\ud83d emoji"}}])
+    body = page_bytes([msg(1), odd, msg(3)]).replace(b"\\\\ud83d", b"\\ud83d")
+    assert b"\\ud83d" in body and b"\\\\ud83d" not in body
+    for use_msgspec in (True, False):
+        monkeypatch.setattr(P, "USE_MSGSPEC", use_msgspec)
+        buf = F.MessageBuffer()
+        buf.extend(P.decode_page(body, 1).columns)
+        live = buf.frame()
+        bulk = F.frame_from_pages([body])
+        for df in (live, bulk):
+            assert df["seq"].tolist() == [1, 2, 3]
+            assert df["text"].iloc[1] == "half \ufffd emoji"  # replaced in the text column...
+            assert json.loads(df["raw"].iloc[1])["item_list"][0]["text_item"]["text"] == "half \ud83d emoji"  # ...kept
+
+
+def test_a_failed_build_loses_no_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = F.MessageBuffer()
+    first, _, _ = P.decode_messages([msg(1), msg(2)])
+    buf.extend(first)
+    real = F._pieces
+    monkeypatch.setattr(F, "_pieces", lambda columns: (_ for _ in ()).throw(MemoryError("no room")))
+    with pytest.raises(MemoryError):
+        buf.frame()
+    later, _, _ = P.decode_messages([msg(3)])
+    buf.extend(later)  # arrives while the first rows wait to be built again
+    monkeypatch.setattr(F, "_pieces", real)
+    assert buf.frame()["seq"].tolist() == [1, 2, 3]
+
+
+def test_ids_outside_uint64_are_missing_for_stream_and_bulk_alike() -> None:
+    for odd_id in (-5, 2**64 + 3):
+        pages = [page_bytes([msg(1, message_id=odd_id)])] * 2
+        state = P.PollState()
+        live = F.MessageBuffer()
+        for body in pages:
+            decoded = P.decode_page(body, None)
+            live.extend(state.accept(decoded.columns, decoded.signatures, 0).columns)
+        bulk = F.frame_from_pages(pages)
+        for df in (live.frame(), bulk):
+            assert len(df) == 2 and df["message_id"].isna().all()
+            assert json.loads(df["raw"].iloc[0])["message_id"] == odd_id  # the raw text keeps it
+
+
+def test_pages_of_different_kinds_in_one_ingest() -> None:
+    spaced = page_bytes([msg(1)])  # bytes: raw kept as the server's bytes
+    as_dict = {"ret": 0, "msgs": [msg(2)]}  # a decoded page: raw re-encoded
+    with_nan = b'{"ret":0,"x":NaN,"msgs":[' + json.dumps(msg(3)).encode() + b"]}"  # only the stdlib reads NaN
+    for pages in ([spaced, as_dict, with_nan], [as_dict, with_nan, spaced]):
+        df = F.frame_from_pages(pages)
+        assert sorted(df["seq"].tolist()) == [1, 2, 3]
+        assert [json.loads(r)["seq"] for r in df["raw"]] == df["seq"].tolist()
+
+
+def test_bulk_rejects_a_useless_dedup_size() -> None:
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(E.UsageError, match="dedup_size"):
+            F.frame_from_pages([page_bytes([msg(1)])], dedup_size=bad)  # type: ignore[arg-type]
+
+
+def test_unknown_categories_are_ordered_alike_live_and_bulk() -> None:
+    odd = [msg(1, message_type=99), msg(2, message_type=50), msg(3, message_type=99), msg(4)]
+    live = F.MessageBuffer()
+    for m_ in odd:
+        cols, _, _ = P.decode_messages([m_])
+        live.extend(cols)
+        live.frame()
+    bulk = F.frame_from_messages(odd)
+    expected = ["none", "user", "bot", "99", "50"]
+    assert live.frame()["message_type"].cat.categories.tolist() == expected
+    assert bulk["message_type"].cat.categories.tolist() == expected

@@ -138,6 +138,21 @@ def test_announced_rows_are_already_in_the_built_frame(bot: Bot, monkeypatch: py
             feed.wait(5)
 
 
+def test_half_a_surrogate_pair_does_not_stop_the_feed(bot: Bot) -> None:
+    # The simulator sends it escaped (as JSON allows); the feed keeps running and shows a replacement mark.
+    with bot.client() as client:
+        feed = client.stream(policy=FAST)
+        try:
+            for text in ("before", "half \ud83d an emoji", "after"):
+                bot.say("surrogate@im.wechat", text)
+            df = feed.wait_for(3, timeout=10)
+            assert feed.running and feed.error is None
+            assert df["text"].tolist() == ["before", "half \ufffd an emoji", "after"]
+        finally:
+            feed.stop()
+            feed.wait(5)
+
+
 def test_feed_as_a_task_exactly_once(bot: Bot) -> None:
     ids: list[int] = []
 
