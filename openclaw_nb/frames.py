@@ -230,6 +230,8 @@ def _int_piece(values: Sequence[Any], kind: Any, fill: int) -> tuple[Any, Any]:
         return np.fromiter(values, dtype=kind, count=n), None
     except (TypeError, OverflowError, ValueError):
         pass
+    if isinstance(values, list) and values.count(None) == n:  # a column nobody filled (quoted_svr_id, mostly)
+        return np.full(n, fill, dtype=kind), np.ones(n, dtype=bool)
     info = np.iinfo(kind)
     lo, hi = int(info.min), int(info.max)
     fits = [v is not None and lo <= v <= hi for v in values]
