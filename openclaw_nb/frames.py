@@ -75,52 +75,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# --- columns → pandas (without pyarrow) --------------------------------------------------------
-
-
-def _pool() -> Any:
-    """The Arrow memory pool of the frames' string columns: the system allocator. Arrow's default (mimalloc)
-    keeps freed pages of the many growing builders of a bulk ingest; measured on 1M messages, the system
-    pool peaks ~70 MiB lower at the same speed."""
-    import pyarrow as pa
-
-    return pa.system_memory_pool()
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _string_array(values: Sequence[Any]) -> pa.Array:
-    """A large_string Arrow array of str values (None → null).
-
-    A JSON text may escape half of a surrogate pair (``"\\ud83d"``); decoded, that is a str no UTF-8 can
-    hold, and Arrow refuses the whole column. Such characters become U+FFFD here (the ``raw`` column keeps
-    the escape as the server sent it), so one odd message never stops a feed or an ingest.
-    """
-    import pyarrow as pa
-
-    try:
-        return pa.array(values, pa.large_string(), memory_pool=_pool())
-    except UnicodeEncodeError:
-        cleaned = [_SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for v in values]
-        return pa.array(cleaned, pa.large_string(), memory_pool=_pool())
-
-
-def _raw_array(values: Sequence[Any]) -> pa.Array:
-    """The ``raw`` column: from str, or from byte spans joined once into one buffer (no str per message)."""
-    import numpy as np
-    import pyarrow as pa
-
-    try:
-        data = b"".join(values) if values and values[0] is not None and not isinstance(values[0], str) else None
-    except TypeError:  # pages of different kinds in one ingest: spans next to re-encoded str (or None)
-        data = None
-    if data is None:
-        return _string_array([v if v is None or isinstance(v, str) else str(v, "utf-8") for v in values])
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
+# --- columns → frames (the pandas-only path first; with pyarrow see the pieces below) ----------
 
 
 def _categorical(values: Any, names: dict[int, str]) -> Any:
@@ -209,6 +164,51 @@ def concat_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 #: A string column is re-combined into one Arrow chunk when appends have split it into more than this.
 MAX_CHUNKS = 8
 _NAT = -(2**63)
+
+
+def _pool() -> Any:
+    """The Arrow memory pool of the frames' string columns: the system allocator. Arrow's default (mimalloc)
+    keeps freed pages of the many growing builders of a bulk ingest; measured on 1M messages, the system
+    pool peaks ~70 MiB lower at the same speed."""
+    import pyarrow as pa
+
+    return pa.system_memory_pool()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _string_array(values: Sequence[Any]) -> pa.Array:
+    """A large_string Arrow array of str values (None → null).
+
+    A JSON text may escape half of a surrogate pair (``"\\ud83d"``); decoded, that is a str no UTF-8 can
+    hold, and Arrow refuses the whole column. Such characters become U+FFFD here (the ``raw`` column keeps
+    the escape as the server sent it), so one odd message never stops a feed or an ingest.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, pa.large_string(), memory_pool=_pool())
+    except UnicodeEncodeError:
+        cleaned = [_SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for v in values]
+        return pa.array(cleaned, pa.large_string(), memory_pool=_pool())
+
+
+def _raw_array(values: Sequence[Any]) -> pa.Array:
+    """The ``raw`` column: from str, or from byte spans joined once into one buffer (no str per message)."""
+    import numpy as np
+    import pyarrow as pa
+
+    try:
+        data = b"".join(values) if values and values[0] is not None and not isinstance(values[0], str) else None
+    except TypeError:  # pages of different kinds in one ingest: spans next to re-encoded str (or None)
+        data = None
+    if data is None:
+        return _string_array([v if v is None or isinstance(v, str) else str(v, "utf-8") for v in values])
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def _int_kind(name: str) -> Any:
