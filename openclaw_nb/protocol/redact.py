@@ -58,6 +58,17 @@ def redact(value: object) -> str:
     return f"<redacted {digest}…({len(text)})>"
 
 
+def fingerprint(text: str) -> str:
+    """:func:`redact` for a string, with the fewest steps: the recorder calls it for every secret it records."""
+    if text.startswith("<redacted "):
+        return redact(text)
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogatepass")  # a lone surrogate from a JSON escape
+    return f"<redacted {hashlib.sha256(data).hexdigest()[:4]}…({len(text)})>"
+
+
 class _NeedsParse(Exception):
     pass
 
@@ -65,11 +76,17 @@ class _NeedsParse(Exception):
 _DECODER = json.JSONDecoder()
 _scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 _WS = " \t\r\n"
-# Every secret name contains one of these stems, so five scans of the text find them all, as member names
-# ("context_token":) or as query parameters (?encrypted_query_param=) inside string values.
+# Every secret name contains exactly one of these stems, so five scans of the text find them all, as member
+# names ("context_token":) or as query parameters (?encrypted_query_param=) inside string values.
 _STEMS = ("token", "key", "ticket", "authorization", "param")
-assert all(any(stem in name for stem in _STEMS) for name in SECRET_FIELDS)
+assert all(sum(stem in name for stem in _STEMS) == 1 for name in SECRET_FIELDS)
 _QUERY_VALUE = re.compile(r'[^&"\\#\s]*')
+
+
+# An escape that decodes to a character of a secret name: an ASCII letter, "_", "-", or the Kelvin sign that
+# lower() turns into "k". Escaped "&", "<", ">" (Go's encoder writes \u0026 and friends) and non-Latin text
+# don't match, so they keep the fast path.
+_ESCAPED_NAME_CHAR = re.compile(r"\\u(?:00(?:[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|2[dD])|212[aA])")
 
 
 # For each stem, the secret names that contain it and where: (name, offset of the stem in the name).
@@ -77,61 +94,125 @@ _CANDIDATES = {
     stem: tuple(sorted(((name, name.index(stem)) for name in SECRET_FIELDS if stem in name), key=lambda c: -len(c[0])))
     for stem in _STEMS
 }
+# The same as member names in quotes, each with how far before the stem its opening quote is: most common first
+# for the scan below (a getupdates page has a context_token, an aes_key, an aeskey and a download parameter
+# per image; the rest is rare).
+_COMMON = ("context_token", "aes_key", "aeskey", "encrypt_query_param", "typing_ticket", "upload_param")
+_MEMBERS = {
+    stem: tuple(
+        (f'"{name}"', offset + 1)
+        for name, offset in sorted(
+            candidates, key=lambda c: (c[0] not in _COMMON, _COMMON.index(c[0]) if c[0] in _COMMON else 0, c[0])
+        )
+    )
+    for stem, candidates in _CANDIDATES.items()
+}
 
 
 def _json_text_edits(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) for every secret in a JSON text; raises _NeedsParse for shapes it can't vouch for."""
+    """(start, end, replacement) for every secret in a JSON text; raises _NeedsParse for shapes it can't vouch for.
+
+    This runs on every recorded body, so the usual spelling of a secret member (``"name": "value"`` or
+    ``"name":"value"``, no escapes in the value) is recognised with as few steps as possible; any other
+    spelling goes to the general helpers below.
+    """
     low = text.lower()
     n = len(text)
     if len(low) != n:
         raise _NeedsParse  # lower() changed the length (rare Unicode): positions would not line up
+    if "\\u" in text and _ESCAPED_NAME_CHAR.search(text):
+        raise _NeedsParse  # a name could be spelled with escapes ("\\u0074oken"): only a parse sees through them
     edits: list[tuple[int, int, str]] = []
-    for stem, candidates in _CANDIDATES.items():
-        pos = low.find(stem)
-        while pos >= 0:
-            nxt = pos + len(stem)
-            for name, offset in candidates:
-                b = pos - offset
-                e = b + len(name)
-                if b <= 0 or e >= n or not low.startswith(name, b):
-                    continue
-                before, after = text[b - 1], text[e]
-                if after == '"' and before == '"':
-                    nxt = _member_edit(text, b - 1, e + 1, edits)
-                elif after == "=" and (before in "?&" or low[b - 6 : b] == "\\u0026"):
-                    # a query parameter inside a string value ("&" may be escaped as \u0026 by some encoders)
-                    m = _QUERY_VALUE.match(text, e + 1)
-                    end = m.end() if m else e + 1
-                    if end > e + 1 and not text.startswith("<redacted ", e + 1):
-                        edits.append((e + 1, end, redact(unquote_plus(text[e + 1 : end]))))
-                    nxt = end
+    find = low.find
+    startswith = low.startswith
+    try:
+        for stem, candidates in _CANDIDATES.items():
+            members = _MEMBERS[stem]
+            pos = find(stem)
+            while pos >= 0:
+                for quoted, back in members:
+                    b = pos - back  # where the name's opening quote would be
+                    if b > 0 and startswith(quoted, b):
+                        break
                 else:
+                    nxt = _query_edit(text, low, pos, pos + len(stem), candidates, edits)
+                    pos = find(stem, nxt)
                     continue
-                break
-            pos = low.find(stem, nxt)
+                e = b + len(quoted)
+                # A member name follows "{" or "," (a quote inside a string value is always escaped, so no
+                # name can start right after one).
+                c = text[b - 1]
+                if not (
+                    c in "{," or (c == " " and b > 1 and text[b - 2] in "{,") or (c in _WS and _after_open(text, b))
+                ):
+                    pos = find(stem, e)
+                    continue
+                if text[e] == ":":
+                    # The usual spellings, "name": "value" and "name":"value", with no escapes in the value.
+                    j = e + 2 if text[e + 1] == " " else e + 1
+                    if text[j] == '"':
+                        end = text.find('"', j + 1)
+                        value = text[j + 1 : end]
+                        if end > 0 and "\\" not in value:
+                            if value:
+                                edits.append((j + 1, end, fingerprint(value)))
+                            pos = find(stem, end + 1)
+                            continue
+                # Any other spelling or value: whitespace before the colon, escapes, a list, a number, null.
+                j = _colon(text, e)
+                pos = find(stem, e if j < 0 else _value_edit(text, j, edits))
+    except IndexError:
+        raise _NeedsParse from None  # the text ends inside a member: leave it to the general path
     return edits
 
 
-def _member_edit(text: str, quote: int, after: int, edits: list[tuple[int, int, str]]) -> int:
-    """Redact the value of the member whose name spans text[quote:after], if it is a member name at all."""
-    n = len(text)
+def _after_open(text: str, quote: int) -> bool:
+    """Whether the string opening at text[quote] follows "{" or "," (whitespace between), as a member name does."""
     i = quote - 1
     while i >= 0 and text[i] in _WS:
         i -= 1
-    j = after
+    return i >= 0 and text[i] in "{,"
+
+
+def _colon(text: str, j: int) -> int:
+    """Where the value starts after a member name that ends at text[j - 1], or -1 if no ":" follows it."""
+    n = len(text)
     while j < n and text[j] in _WS:
         j += 1
-    # A member name follows "{" or "," (a quote inside a string value is always escaped) and precedes ":".
-    if i < 0 or text[i] not in "{," or j >= n or text[j] != ":":
-        return after
+    if j >= n or text[j] != ":":
+        return -1
     j += 1
     while j < n and text[j] in _WS:
         j += 1
-    if j < n and text[j] == '"':
-        # The common case, a string: the C scanner alone, without raw_decode's detour.
+    return j
+
+
+def _query_edit(
+    text: str, low: str, pos: int, nxt: int, candidates: tuple[tuple[str, int], ...], edits: list[tuple[int, int, str]]
+) -> int:
+    """Redact a secret query parameter (``?upload_param=...``) inside a string value whose name has a stem at pos."""
+    n = len(text)
+    for name, offset in candidates:
+        b = pos - offset
+        e = b + len(name)
+        if b <= 0 or e >= n or text[e] != "=" or not low.startswith(name, b):
+            continue
+        # "&" may be escaped as \u0026 by some encoders.
+        if text[b - 1] in "?&" or low[b - 6 : b] == "\\u0026":
+            m = _QUERY_VALUE.match(text, e + 1)
+            end = m.end() if m else e + 1
+            if end > e + 1 and not text.startswith("<redacted ", e + 1):
+                edits.append((e + 1, end, fingerprint(unquote_plus(text[e + 1 : end]))))
+            return end
+    return nxt
+
+
+def _value_edit(text: str, j: int, edits: list[tuple[int, int, str]]) -> int:
+    """Redact the member value starting at text[j] (a string with escapes, or not a string); returns its end."""
+    if j < len(text) and text[j] == '"':
         value, end = _scanstring(text, j + 1)
         if value:
-            edits.append((j, end, '"' + redact(value) + '"'))
+            edits.append((j, end, '"' + fingerprint(value) + '"'))
         return end
     value, end = _DECODER.raw_decode(text, j)
     if isinstance(value, dict):
@@ -261,6 +342,8 @@ def redact_header(name: str, value: str) -> str:
     if lname not in SECRET_HEADERS and lname not in SECRET_FIELDS:
         return value
     if lname in ("authorization", "proxy-authorization"):
+        if value.startswith("Bearer ") and value[7:8].strip():
+            return "Bearer " + fingerprint(value[7:])  # the usual spelling, on every request: no regex
         m = _AUTH_SCHEME.match(value)
         if m:
             return m.group(1) + redact(m.group(2))

@@ -1,0 +1,147 @@
+"""The recorder's fast redaction paths give exactly what the slow, obviously right ones give.
+
+``redact_json_text`` (a scan of the text) must agree with ``redact_json`` (a walk of the parsed value) on every
+body; ``fingerprint`` with ``redact``; and the ``Bearer`` shortcut in ``redact_header`` with
+its regex.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from openclaw_nb.protocol import redact as redact_module
+from openclaw_nb.protocol.redact import SECRET_FIELDS, fingerprint, redact, redact_header, redact_json, redact_json_text
+
+_PLAIN_NAMES = ["ret", "msgs", "text", "monkey", "keys", "my_token", "token_x", "filekey", "url", "tokens", "params"]
+_VALUES = [
+    "abc",
+    "",
+    "日本語",
+    "emoji \U0001f600",
+    'quote " and backslash \\',
+    "line\nbreak\ttab",
+    "\ud800 lone surrogate",
+    "<redacted abcd…(3)>",
+    "the word token and a key",
+    "http://cdn/download?encrypted_query_param=a%2Bb&filekey=f",
+    "http://cdn/upload?filekey=f&upload_param=x+y#frag",
+    "?token=",
+]
+
+
+def _name(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        name = rng.choice(sorted(SECRET_FIELDS))
+        return "".join(c.upper() if rng.random() < 0.2 else c for c in name)
+    return rng.choice(_PLAIN_NAMES)
+
+
+def _scalar(rng: random.Random) -> Any:
+    return rng.choice([*_VALUES, 0, 12345, -1.5, True, False, None, rng.getrandbits(70)])
+
+
+def _value(rng: random.Random, depth: int) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.55:
+        return _scalar(rng)
+    if roll < 0.7:
+        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {_name(rng): _value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
+
+
+def _spellings(value: Any, rng: random.Random) -> list[str]:
+    return [
+        json.dumps(value),
+        json.dumps(value, separators=(",", ":")),
+        json.dumps(value, indent=rng.choice([1, 2, "\t"])),
+        json.dumps(value, ensure_ascii=False, separators=(" , ", " : ")),
+    ]
+
+
+def test_text_redaction_agrees_with_the_parsed_one_on_many_bodies() -> None:
+    rng = random.Random(20261128)
+    for _ in range(600):
+        body = {_name(rng): _value(rng, 0) for _ in range(rng.randint(1, 6))}
+        expected = redact_json(body)
+        for text in _spellings(body, rng):
+            assert json.loads(redact_json_text(text)) == expected, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"context_token": "ctx"}',
+        '{"context_token":"ctx"}',
+        '{"context_token" : "ctx"}',
+        '{"context_token":\n  "ctx"}',
+        '{\n  "a": 1,\n  "context_token": "ctx"}',
+        '{"a": 1 , "context_token": "ctx"}',
+        '{"context_token": "c\\"tx"}',
+        '{"context_token": "c\\u00e9"}',
+        '{"context_token": ""}',
+        '{"context_token": null}',
+        '{"context_token": 7}',
+        '{"local_token_list": ["a", "b"]}',
+        '{"aes_key": {"nested": "object"}}',
+        '{"AES_KEY": "k", "AesKey": "k2"}',
+        '{"note": "a \\"token\\": \\"abc\\" inside"}',
+        '{"we\\"ird token": "kept"}',
+        '["token", "key", {"typing_ticket": "t"}]',
+        '{"\\u0074oken": "escaped name"}',
+        '{"con\\u0074ext_token": "escaped name"}',
+        '{"u": "http://c/x?filekey=f\\u0026encrypted_query_param=v1"}',
+        '{"u": "http://c/x?upload_param=<redacted abcd…(3)>"}',
+        '{"upload_param": "http://c/x?encrypted_query_param=v2"}',
+    ],
+)
+def test_text_redaction_of_each_spelling(text: str) -> None:
+    assert json.loads(redact_json_text(text)) == redact_json(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"context_token": "ctx", "aes_key"',
+        '{"context_token": "ctx',
+        '{"aes_key":',
+        '{"context_token": "ctx", "aes_key":',
+    ],
+)
+def test_text_cut_short_still_redacts_what_it_holds(text: str) -> None:
+    assert "ctx" not in redact_json_text(text)
+
+
+def test_an_escaped_secret_name_is_seen_through() -> None:
+    # A JSON text may spell any character as an escape; the scan can't see "token" in "\u0074oken", so such
+    # texts are parsed whole.
+    for text in ('{"\\u0074oken": "abc"}', '{"Toke\\u006e": "abc"}', '{"to\\u212aen": "abc"}'):
+        assert "abc" not in redact_json_text(text)
+    # Escaped "&" (Go's encoder) and non-Latin text keep the scan, and its byte-for-byte output.
+    text = '{"u": "a?x=1\\u0026token=abc", "t": "\\u4f60\\u597d", "n": 1}'
+    assert redact_json_text(text) == text.replace("abc", redact("abc"))
+
+
+def test_the_scan_keeps_everything_else_byte_for_byte() -> None:
+    text = '{"ret": 0,\n "msgs": [{"context_token":"ctx", "text": "token key param", "aeskey": "k"}]}'
+    expected = text.replace('"ctx"', f'"{redact("ctx")}"').replace('"k"', f'"{redact("k")}"')
+    assert redact_json_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", "", "日本語", "\ud800", "<redacted abcd…(3)>", "<redacted not a placeholder", "x" * 200]
+)
+def test_fingerprint_is_redact(value: str) -> None:
+    assert fingerprint(value) == redact(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["Bearer abc", "Bearer  abc", "Bearer\tabc", "bearer abc", "Bearer ", "Bearer", "Basic abc", "abc"]
+)
+def test_bearer_shortcut_matches_the_general_rule(value: str) -> None:
+    match = redact_module._AUTH_SCHEME.match(value)
+    general = match.group(1) + redact(match.group(2)) if match else (redact(value) if value else value)
+    assert redact_header("Authorization", value) == general
