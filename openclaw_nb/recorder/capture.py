@@ -51,24 +51,55 @@ def _is_text_type(content_type: str) -> bool:
     return "json" in ct or ct.startswith("text/") or "xml" in ct or "x-www-form-urlencoded" in ct
 
 
+# What a raw header name reads as, and what the recorder does with it: 0 keep, 1 Content-Type, 2 Content-Encoding,
+# 3 redact. Header names are few and never secret, so they are decoded and classified once, not per exchange.
+_NAME_KINDS: dict[bytes, tuple[str, int]] = {}
+_MAX_NAME_KINDS = 512
+
+
+def _name_kind(raw_name: bytes) -> tuple[str, int]:
+    name = raw_name.decode("latin-1")
+    lname = name.lower()
+    kind = (
+        1
+        if lname == "content-type"
+        else 2
+        if lname == "content-encoding"
+        else 3
+        if lname in _SECRET_HEADER_NAMES
+        else 0
+    )
+    if len(_NAME_KINDS) < _MAX_NAME_KINDS:  # a server inventing names must not grow this without bound
+        _NAME_KINDS[raw_name] = (name, kind)
+    return name, kind
+
+
 def _headers(headers: httpx.Headers, redact: bool) -> tuple[dict[str, str], str, str]:
     """The headers as kept (secret values redacted), plus Content-Type and Content-Encoding picked up on the way."""
     out: dict[str, str] = {}
     ctype = encoding = ""
+    kinds = _NAME_KINDS
     # Not headers.encoding / headers.get: those re-scan every header on each call. UTF-8 covers ASCII and the
     # UTF-8 x-error-message of the CDN; anything else shows as replacement characters.
     for raw_name, raw_value in headers.raw:
-        name = raw_name.decode("latin-1")
-        value = raw_value.decode("utf-8", "replace")
-        lname = name.lower()
-        if lname == "content-type":
-            ctype = value
-        elif lname == "content-encoding":
-            encoding = value.strip().lower()
-        elif redact and lname in _SECRET_HEADER_NAMES:
-            value = redact_header(name, value)
-        # Repeated headers are joined as HTTP allows; the iLink protocol repeats none.
-        out[name] = f"{out[name]}, {value}" if name in out else value
+        try:
+            value = raw_value.decode()
+        except UnicodeDecodeError:
+            value = raw_value.decode("utf-8", "replace")
+        known = kinds.get(raw_name)
+        name, kind = known if known is not None else _name_kind(raw_name)
+        if kind:
+            if kind == 1:
+                ctype = value
+            elif kind == 2:
+                encoding = value.strip().lower()
+            elif redact:
+                value = redact_header(name, value)
+        if name in out:
+            # Repeated headers are joined as HTTP allows; the iLink protocol repeats none.
+            out[name] = f"{out[name]}, {value}"
+        else:
+            out[name] = value
     return out, ctype, encoding
 
 

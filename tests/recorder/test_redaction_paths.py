@@ -1,8 +1,8 @@
 """The recorder's fast redaction paths give exactly what the slow, obviously right ones give.
 
 ``redact_json_text`` (a scan of the text) must agree with ``redact_json`` (a walk of the parsed value) on every
-body; ``fingerprint`` with ``redact``; and the ``Bearer`` shortcut in ``redact_header`` with
-its regex.
+body; ``fingerprint`` with ``redact``; the ``Bearer`` shortcut in ``redact_header`` with its regex; and the
+header classification cache in the capture code with a fresh decode.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import json
 import random
 from typing import Any
 
+import httpx
 import pytest
 
 from openclaw_nb.protocol import redact as redact_module
 from openclaw_nb.protocol.redact import SECRET_FIELDS, fingerprint, redact, redact_header, redact_json, redact_json_text
+from openclaw_nb.recorder import capture
 
 _PLAIN_NAMES = ["ret", "msgs", "text", "monkey", "keys", "my_token", "token_x", "filekey", "url", "tokens", "params"]
 _VALUES = [
@@ -145,3 +147,28 @@ def test_bearer_shortcut_matches_the_general_rule(value: str) -> None:
     match = redact_module._AUTH_SCHEME.match(value)
     general = match.group(1) + redact(match.group(2)) if match else (redact(value) if value else value)
     assert redact_header("Authorization", value) == general
+
+
+def test_header_names_are_classified_once_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture, "_NAME_KINDS", {})
+    monkeypatch.setattr(capture, "_MAX_NAME_KINDS", 3)
+    headers = httpx.Headers(
+        [
+            (b"Content-Type", b"application/json"),
+            (b"Content-Encoding", b" GZip "),
+            (b"Authorization", b"Bearer tok"),
+            (b"X-Custom", b"caf\xe9"),
+            (b"x-custom", b"second"),
+            (b"X-Encrypted-Param", b"p"),
+        ]
+    )
+    for _ in range(2):  # the second time from the cache
+        out, ctype, encoding = capture._headers(headers, redact=True)
+        assert ctype == "application/json" and encoding == "gzip"
+        assert out["Authorization"] == f"Bearer {redact('tok')}"
+        assert out["X-Encrypted-Param"] == redact("p")
+        # Not UTF-8 on the wire: shown with a replacement character, as before.
+        assert out["X-Custom"] == "caf\ufffd" and out["x-custom"] == "second"
+        assert len(capture._NAME_KINDS) == 3
+    out, _, _ = capture._headers(headers, redact=False)
+    assert out["Authorization"] == "Bearer tok" and out["X-Encrypted-Param"] == "p"
