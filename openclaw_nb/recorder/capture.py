@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from time import perf_counter
 from typing import Any
@@ -130,26 +132,63 @@ def _error_text(exc: BaseException, redact: bool) -> str:
     return redact_text(text) if redact else text
 
 
+#: Streamed request chunks at least this big are hashed on a worker thread while the transport sends them
+#: (hashlib lets go of the GIL for big buffers, so hashing and sending overlap); smaller ones cost less to
+#: hash on the spot than to hand over.
+THREAD_HASH_MIN = 256 * 1024
+
+_hasher: ThreadPoolExecutor | None = None
+_hasher_lock = threading.Lock()
+
+
+def _hasher_pool() -> ThreadPoolExecutor:
+    global _hasher
+    if _hasher is None:
+        with _hasher_lock:
+            if _hasher is None:
+                _hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openclaw_nb-md5")
+    return _hasher
+
+
 class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """Wraps a streamed request body: counts and hashes the chunks as the transport sends them."""
+    """Wraps a streamed request body: counts and hashes the chunks as the transport sends them.
+
+    A big chunk is hashed on the worker thread while it is being sent; the next chunk waits for it, so the
+    digest sees the chunks in order and at most one chunk is held for hashing. Only ``bytes`` go to the
+    worker: a mutable buffer could change under it once handed on.
+    """
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.complete = False
+        self._pending: Future[None] | None = None
+
+    def _take(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if len(chunk) >= THREAD_HASH_MIN and type(chunk) is bytes:
+            self._pending = _hasher_pool().submit(self.md5.update, chunk)
+        else:
+            self.md5.update(chunk)
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._inner:
-            self.size += len(chunk)
-            self.md5.update(chunk)
+            if self._pending is not None:
+                self._pending.result()
+                self._pending = None
+            self._take(chunk)
             yield chunk
         self.complete = True
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        import asyncio
+
         async for chunk in self._inner:
-            self.size += len(chunk)
-            self.md5.update(chunk)
+            if self._pending is not None:
+                await asyncio.wrap_future(self._pending)
+                self._pending = None
+            self._take(chunk)
             yield chunk
         self.complete = True
 
@@ -164,6 +203,9 @@ class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             await aclose()
 
     def body(self) -> Binary:
+        if self._pending is not None:
+            self._pending.result()  # the last chunk handed to the worker, even if the upload stopped there
+            self._pending = None
         return Binary(self.size, self.md5.hexdigest(), self.complete)
 
 
