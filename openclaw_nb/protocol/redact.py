@@ -201,6 +201,9 @@ def _query_edit(
         if text[b - 1] in "?&" or low[b - 6 : b] == "\\u0026":
             m = _QUERY_VALUE.match(text, e + 1)
             end = m.end() if m else e + 1
+            if end < n and text[end] == "\\" and low[end : end + 6] != "\\u0026":
+                # An escape inside the value (\u00e9, \/): only the decoded string shows where it ends.
+                raise _NeedsParse
             if end > e + 1 and not text.startswith("<redacted ", e + 1):
                 edits.append((e + 1, end, fingerprint(unquote_plus(text[e + 1 : end]))))
             return end

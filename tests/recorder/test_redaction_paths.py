@@ -172,3 +172,18 @@ def test_header_names_are_classified_once_and_the_cache_is_bounded(monkeypatch: 
         assert len(capture._NAME_KINDS) == 3
     out, _, _ = capture._headers(headers, redact=False)
     assert out["Authorization"] == "Bearer tok" and out["X-Encrypted-Param"] == "p"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # ensure_ascii output: a non-ASCII character inside the value is an escape
+        '{"upload_full_url":"https://cdn/x?encrypted_query_param=SECRET\\u00e9_TAIL&x=1"}',
+        # an encoder that escapes "/"
+        '{"full_url":"https:\\/\\/cdn\\/x?encrypted_query_param=SECRET\\/TAIL"}',
+    ],
+)
+def test_a_query_value_with_escapes_is_redacted_whole(text: str) -> None:
+    out = redact_json_text(text)
+    assert "SECRET" not in out and "TAIL" not in out
+    assert json.loads(out) == redact_json(json.loads(text))
