@@ -750,14 +750,6 @@ def _flag_repeats(pieces: list[Any], content: _ContentKeys, rows: Any, window_ms
 _I_RAW = P.COL["raw"]
 
 
-def _without_raw(
-    batches: Iterable[tuple[list[list[Any]], list[str | None]]],
-) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
-    for columns, sigs in batches:
-        columns[_I_RAW] = [None] * len(sigs)
-        yield columns, sigs
-
-
 def _page_batches(pages: Iterable[Any], raw: bool = True) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
     for page in pages:
         if isinstance(page, (bytes, bytearray, memoryview)):
@@ -768,6 +760,8 @@ def _page_batches(pages: Iterable[Any], raw: bool = True) -> Iterator[tuple[list
             body = page.to_wire() if hasattr(page, "to_wire") else page
             msgs = body.get("msgs") or []
             columns, sigs, _ = P.decode_messages(msgs if isinstance(msgs, list) else [])
+            if not raw:
+                columns[_I_RAW] = [None] * len(sigs)
             yield columns, sigs
             continue
         else:
@@ -797,10 +791,7 @@ def frame_from_pages(
 
     >>> df = frame_from_pages(line.encode() for line in open("pages.jsonl"))   # doctest: +SKIP
     """
-    batches = _page_batches(pages, raw)
-    if not raw:
-        batches = _without_raw(batches)  # pages given as dicts or models carry it
-    return _ingest(batches, dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
+    return _ingest(_page_batches(pages, raw), dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
 
 
 def frame_from_messages(

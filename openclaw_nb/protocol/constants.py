@@ -17,6 +17,8 @@ DEFAULT_APP_ID = "bot"
 BOT_TYPE = 3
 #: ``local_token_list`` carries at most this many recent tokens.
 MAX_LOCAL_TOKENS = 10
+#: ``message_id``, ``msg_id`` and ``svr_id`` are uint64 on the wire.
+UINT64_MAX = (1 << 64) - 1
 
 # Header names, spelled as on the wire.
 H_AUTHORIZATION_TYPE = "AuthorizationType"

@@ -94,10 +94,7 @@ def _message_id(value: Any) -> int | None:
     # A uint64 on the wire. Anything else (negative, wider) is treated as missing, by every path alike, so the
     # stream and bulk ingest drop and flag the same rows; the ``raw`` column still has the value.
     value = _int(value)
-    return value if value is not None and 0 <= value <= _UINT64_MAX else None
-
-
-_UINT64_MAX = 2**64 - 1
+    return value if value is not None and 0 <= value <= C.UINT64_MAX else None
 
 
 def _str(value: Any) -> str | None:
@@ -227,7 +224,6 @@ USE_MSGSPEC = _msgspec is not None
 
 _raw_decoder: Any = None
 _typed_decoder: Any = None
-_lean_decoder: Any = None
 _any_decoder: Any = None
 _astuple: Any = None
 if _msgspec is not None:
@@ -278,31 +274,22 @@ if _msgspec is not None:
         context_token: str | None = None
         item_list: list[_Item] | None = None
 
-    class _RawEnvelope(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
+    class _Envelope(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         ret: Any = None
         errcode: Any = None
         errmsg: Any = None
-        msgs: list[_msgspec.Raw] | None = None
         get_updates_buf: Any = None
         sync_buf: Any = None
         longpolling_timeout_ms: Any = None
 
-    class _TypedPage(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        msgs: list[_Msg | None] | None = None
+    class _RawEnvelope(_Envelope, gc=False):  # type: ignore[call-arg]
+        msgs: list[_msgspec.Raw] | None = None  # each message's bytes, as sent
 
-    class _LeanPage(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        # Envelope and typed messages in one pass, for callers that do not keep the raw text.
-        ret: Any = None
-        errcode: Any = None
-        errmsg: Any = None
+    class _TypedPage(_Envelope, gc=False):  # type: ignore[call-arg]
         msgs: list[_Msg | None] | None = None
-        get_updates_buf: Any = None
-        sync_buf: Any = None
-        longpolling_timeout_ms: Any = None
 
     _raw_decoder = _msgspec.json.Decoder(_RawEnvelope)
     _typed_decoder = _msgspec.json.Decoder(_TypedPage)
-    _lean_decoder = _msgspec.json.Decoder(_LeanPage)
     _any_decoder = _msgspec.json.Decoder()
     _astuple = _msgspec.structs.astuple
 
@@ -377,7 +364,7 @@ def _typed_columns(msgs: list[Any], raws: list[Any], received_ms: int | None) ->
     n = len(msgs)
     tuples = [_astuple(m) for m in msgs]
     fixed = [list(col) for col in zip(*tuples, strict=True)] if tuples else [[] for _ in range(13)]
-    if max(filter(None, fixed[1]), default=0) > _UINT64_MAX:  # wider than the wire's uint64: missing (see _message_id)
+    if max(filter(None, fixed[1]), default=0) > C.UINT64_MAX:  # wider than the wire's uint64: missing (see _message_id)
         fixed[1] = [_message_id(v) for v in fixed[1]]
     types_col, text_col, media_col, quoted_col, svr_col, sig_col = _typed_item_columns(fixed[12])
     columns = [
@@ -414,6 +401,12 @@ class DecodedPage:
 
     def __len__(self) -> int:
         return len(self.signatures)
+
+
+def _checked_envelope(env: Any) -> tuple[str, int | None]:
+    """Raise for an error envelope decoded by msgspec; else its cursor and long-poll window."""
+    check_envelope(_ENDPOINT, {"ret": env.ret, "errcode": env.errcode, "errmsg": env.errmsg})
+    return _envelope_fields(env.get_updates_buf, env.sync_buf, env.longpolling_timeout_ms)
 
 
 def _envelope_fields(cursor: Any, alias: Any, lpt: Any) -> tuple[str, int | None]:
@@ -460,8 +453,7 @@ def decode_page(
         except (_msgspec.DecodeError, _msgspec.ValidationError):
             env = None  # the standard path below gives the precise error, or copes with an odd but valid shape
         if env is not None:
-            check_envelope(_ENDPOINT, {"ret": env.ret, "errcode": env.errcode, "errmsg": env.errmsg})
-            cursor, lpt = _envelope_fields(env.get_updates_buf, env.sync_buf, env.longpolling_timeout_ms)
+            cursor, lpt = _checked_envelope(env)
             spans = env.msgs or []
             typed = None
             if spans:
@@ -492,17 +484,16 @@ def decode_page(
 
 def _decode_lean(content: bytes, received_ms: int | None) -> DecodedPage | None:
     """The common page (well-typed messages) decoded in one pass without raw text; None to take the full path."""
-    if not USE_MSGSPEC or _lean_decoder is None:
+    if not USE_MSGSPEC or _typed_decoder is None:
         return None
     try:
-        page = _lean_decoder.decode(content)
+        page = _typed_decoder.decode(content)
     except (_msgspec.DecodeError, _msgspec.ValidationError):
         return None
     msgs = page.msgs or []
     if None in msgs:
         return None
-    check_envelope(_ENDPOINT, {"ret": page.ret, "errcode": page.errcode, "errmsg": page.errmsg})
-    cursor, lpt = _envelope_fields(page.get_updates_buf, page.sync_buf, page.longpolling_timeout_ms)
+    cursor, lpt = _checked_envelope(page)
     columns, sigs = _typed_columns(msgs, [None] * len(msgs), received_ms)
     return DecodedPage(columns, sigs, cursor, lpt)
 

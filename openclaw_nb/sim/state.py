@@ -60,7 +60,6 @@ REDIRECT = "redirect"
 #: Ids start above 2**63: uint64 on the wire, past float64 precision (2**53) and past signed int64, so code
 #: that squeezes them through a float or an int64 column shows its bug in the simulator, not in production.
 DEFAULT_ID_FLOOR = 1 << 63
-_UINT64_MAX = (1 << 64) - 1
 
 _TERMINAL_QR = frozenset(
     {C.QrStatus.EXPIRED, C.QrStatus.CONFIRMED, C.QrStatus.BINDED_REDIRECT, C.QrStatus.VERIFY_CODE_BLOCKED}
@@ -627,7 +626,7 @@ class SimState:
 
     def _new_id(self) -> int:
         self._next_id += self._rng.randrange(1, 1 << 12)
-        if self._next_id > _UINT64_MAX:
+        if self._next_id > C.UINT64_MAX:
             self._next_id = self.config.id_floor
         return self._next_id
 
