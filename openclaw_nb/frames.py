@@ -78,28 +78,20 @@ def _gc_paused() -> Iterator[None]:
 # --- columns → frames (the pandas-only path first; with pyarrow see the pieces below) ----------
 
 
-def _categorical(values: Any, names: dict[int, str]) -> Any:
-    """Codes → a Categorical of readable names; values this version does not know keep their number."""
+def _categorical(values: Any, name: str) -> Any:
+    """Wire numbers (nullable) → a Categorical of readable names, as the Arrow path gives it."""
     import numpy as np
 
     pd = _need_pandas()
-    known = list(names)
     numbers = pd.array(values, dtype="Int64")
-    filled = numbers.to_numpy(dtype=np.int64, na_value=-(2**62))
-    missing = numbers.isna()
-    codes = pd.Index(known).get_indexer(filled)
-    categories = [names[k] for k in known]
-    unknown = (codes < 0) & ~missing
-    if unknown.any():
-        extra = sorted(set(filled[unknown].tolist()))
-        categories += [str(v) for v in extra]
-        codes[unknown] = len(known) + pd.Index(extra).get_indexer(filled[unknown])
-    return pd.Categorical.from_codes(codes, categories=categories)
+    filled = numbers.to_numpy(dtype=np.int64, na_value=0)
+    codes, wires = _category_codes(tuple(CATEGORY_NAMES[name]), filled, np.asarray(numbers.isna()))
+    return _categorical_of(name, codes, wires)
 
 
 def _finish(df: pd.DataFrame) -> pd.DataFrame:
-    for name, names in CATEGORY_NAMES.items():
-        df[name] = _categorical(df[name], names)
+    for name in CATEGORY_NAMES:
+        df[name] = _categorical(df[name], name)
     return df
 
 
@@ -259,44 +251,63 @@ def _pieces(columns: Sequence[Sequence[Any]]) -> list[Any]:
 
 
 _INTEGER_LIKE = frozenset((*UINT64_COLUMNS, *INT64_COLUMNS, *TIME_COLUMNS, *CATEGORY_NAMES))
-_CATEGORY_DTYPES: dict[str, tuple[Any, Any]] = {}
-_CATEGORY_POSITIONS = {name: {wire: i for i, wire in enumerate(names)} for name, names in CATEGORY_NAMES.items()}
+_CATEGORY_DTYPES: dict[tuple[str, tuple[int, ...]], Any] = {}
 
 
-def _category_lookup(name: str) -> tuple[Any, Any]:
-    """The known wire values (as an index) and the category dtype of their names (built once: validating
-    categories is slow)."""
-    cached = _CATEGORY_DTYPES.get(name)
-    if cached is None:
-        pd = _need_pandas()
-        names = CATEGORY_NAMES[name]
-        cached = (pd.Index(list(names), dtype="int64"), pd.CategoricalDtype(list(names.values())))
-        _CATEGORY_DTYPES[name] = cached
-    return cached
-
-
-def _category_array(name: str, data: Any, mask: Any) -> Any:
-    """Wire codes → a Categorical of readable names; a value this version does not know keeps its number."""
+def _category_codes(wires: tuple[int, ...], data: Any, mask: Any) -> tuple[Any, tuple[int, ...]]:
+    """Category codes of wire values against the wire values known so far (in category order), and those
+    values with any new ones appended in order of first appearance: codes given earlier stay valid, and the
+    live and bulk paths order unknown values alike."""
     import numpy as np
 
     pd = _need_pandas()
-    known, dtype = _category_lookup(name)
     if len(data) <= 64:  # a live page: a dict lookup per value beats building a hash table
-        position = _CATEGORY_POSITIONS[name]
+        position = {w: i for i, w in enumerate(wires)}
         codes = np.fromiter((position.get(v, -1) for v in data.tolist()), dtype=np.int64, count=len(data))
     else:
-        codes = known.get_indexer(data)
+        codes = pd.Index(wires, dtype="int64").get_indexer(data)
     if mask is not None:
         codes[mask] = -1
     unknown = codes < 0
     if mask is not None:
         unknown &= ~mask
-    if not unknown.any():
-        return pd.Categorical.from_codes(codes.astype(np.int8), dtype=dtype)
-    extra = pd.unique(data[unknown]).tolist()  # in order of first appearance, as live appends give them
-    categories = [*dtype.categories, *(str(v) for v in extra)]
-    codes[unknown] = len(known) + pd.Index(extra).get_indexer(data[unknown])
-    return pd.Categorical.from_codes(codes, categories=categories)
+    if unknown.any():
+        extra = [int(v) for v in pd.unique(data[unknown])]
+        codes[unknown] = len(wires) + pd.Index(extra).get_indexer(data[unknown])
+        wires = (*wires, *extra)
+    return codes, wires
+
+
+def _code_kind(wires: tuple[int, ...]) -> Any:
+    import numpy as np
+
+    return np.int8 if len(wires) < 127 else np.int16 if len(wires) < 32_767 else np.int32
+
+
+def _categorical_of(name: str, codes: Any, wires: tuple[int, ...]) -> Any:
+    """A Categorical of readable names over codes of ``wires``; a value this version does not know keeps
+    its number. The dtype is built once per set of values (validating categories is slow)."""
+    pd = _need_pandas()
+    dtype = _CATEGORY_DTYPES.get((name, wires))
+    if dtype is None:
+        names = CATEGORY_NAMES[name]
+        dtype = pd.CategoricalDtype([names[w] if w in names else str(w) for w in wires])
+        if len(_CATEGORY_DTYPES) > 64:  # an odd server inventing values: do not keep every combination
+            _CATEGORY_DTYPES.clear()
+        _CATEGORY_DTYPES[(name, wires)] = dtype
+    return pd.Categorical.from_codes(codes.astype(_code_kind(wires), copy=False), dtype=dtype, validate=False)
+
+
+_STR_ARRAY: tuple[Any, Any] | None = None
+
+
+def _str_array_type() -> tuple[Any, Any]:
+    """pandas' array class and dtype of ``str`` columns (Arrow-backed when pyarrow is installed)."""
+    global _STR_ARRAY
+    if _STR_ARRAY is None:
+        empty = _need_pandas().array([], dtype="str")
+        _STR_ARRAY = (type(empty), empty.dtype)
+    return _STR_ARRAY
 
 
 def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
@@ -306,8 +317,7 @@ def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
     import pyarrow as pa
 
     pd = _need_pandas()
-    empty = pd.array([], dtype="str")
-    str_cls, str_dtype = type(empty), empty.dtype
+    str_cls, str_dtype = _str_array_type()
     out: dict[str, Any] = {}
     for name, part in zip(COLUMNS, pieces, strict=True):
         if name in _INTEGER_LIKE:
@@ -318,7 +328,8 @@ def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
             if name in TIME_COLUMNS:
                 out[name] = _utc_times(data)
             elif name in CATEGORY_NAMES:
-                out[name] = _category_array(name, data, mask)
+                codes, wires = _category_codes(tuple(CATEGORY_NAMES[name]), data, mask)
+                out[name] = _categorical_of(name, codes, wires)
             else:
                 out[name] = pd.arrays.IntegerArray(data, np.zeros(len(data), dtype=bool) if mask is None else mask)
         elif name in BOOL_COLUMNS:
@@ -416,42 +427,137 @@ def _frame_arrays(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def _concat_arrays(old: Any, new: Any) -> Any:
+    """Append pandas arrays of one column (the live frame's path without pyarrow)."""
     import numpy as np
 
     pd = _need_pandas()
     if isinstance(old, np.ndarray):
         return np.concatenate([old, new])
-    if isinstance(old, pd.Categorical):
-        if old.dtype != new.dtype:
-            return pd.api.types.union_categoricals([old, new], ignore_order=True)
-        return pd.Categorical.from_codes(np.concatenate([old.codes, new.codes]), dtype=old.dtype)
-    joined = type(old)._concat_same_type([old, new])
-    chunked = getattr(joined, "_pa_array", None)
-    if chunked is not None and chunked.num_chunks > MAX_CHUNKS:
-        import pyarrow as pa
+    if isinstance(old, pd.Categorical) and old.dtype != new.dtype:
+        return pd.api.types.union_categoricals([old, new], ignore_order=True)
+    return type(old)._concat_same_type([old, new])
 
-        # Merge the small recent chunks only (cheap), unless they outgrew the first one: then all of it.
-        # Each row is copied O(log n) times in all, and reads never walk more than MAX_CHUNKS chunks.
-        chunks = chunked.chunks
-        rest = pa.chunked_array(chunks[1:], type=chunked.type)
-        if len(rest) > len(chunks[0]):
-            joined = type(old)(pa.chunked_array([chunked.combine_chunks()]), dtype=old.dtype)
-        else:
-            joined = type(old)(pa.chunked_array([chunks[0], rest.combine_chunks()]), dtype=old.dtype)
-    return joined
+
+_COLUMN_INDEX: Any = None
+_PLACEMENTS: list[Any] = []
 
 
 def _wrap(arrays: dict[str, Any], length: int) -> pd.DataFrame:
-    """A DataFrame over existing column arrays without copying them."""
+    """A DataFrame over existing column arrays without copying them: one block per column, handed to pandas
+    as they are (5x cheaper than the validating constructors, which matters on a live feed's reads)."""
+    global _COLUMN_INDEX
+    import numpy as np
+
     pd = _need_pandas()
-    columns = [arrays[c] for c in COLUMNS]
     try:
-        # pandas' own constructor from arrays skips the dict validation (4x cheaper on a live feed's reads)
-        return pd.DataFrame._from_arrays(
-            columns, columns=pd.Index(COLUMNS), index=pd.RangeIndex(length), verify_integrity=False
-        )
-    except (AttributeError, TypeError):  # pragma: no cover - a pandas without this internal
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:  # pragma: no cover - a pandas before 3.0
         return pd.DataFrame(arrays, columns=list(COLUMNS), copy=False)
+    if _COLUMN_INDEX is None:
+        _PLACEMENTS[:] = [np.array([i]) for i in range(len(COLUMNS))]
+        _COLUMN_INDEX = pd.Index(COLUMNS)
+    blocks = []
+    for name, place in zip(COLUMNS, _PLACEMENTS, strict=True):
+        values = arrays[name]
+        blocks.append((values.reshape(1, -1) if isinstance(values, np.ndarray) else values, place))
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(length), columns=_COLUMN_INDEX)
+
+
+def _joined_chunks(old: Sequence[Any], new: Any) -> list[Any]:
+    """A string column's Arrow chunks with ``new`` appended. Past MAX_CHUNKS, the small recent chunks are
+    merged (cheap) unless they outgrew the first one: then all of it. Each row is copied O(log n) times in
+    all, and reads never walk more than MAX_CHUNKS chunks."""
+    import pyarrow as pa
+
+    chunks = [*old, new] if len(new) or not old else list(old)
+    if len(chunks) <= MAX_CHUNKS:
+        return chunks
+    rest = pa.concat_arrays(chunks[1:], memory_pool=_pool())
+    if len(rest) > len(chunks[0]):
+        return [pa.concat_arrays([chunks[0], rest], memory_pool=_pool())]
+    return [chunks[0], rest]
+
+
+def _joined_masks(old: Any, old_n: int, new: Any, new_n: int) -> Any:
+    import numpy as np
+
+    if old is None and new is None:
+        return None
+    return np.concatenate(
+        [np.zeros(old_n, dtype=bool) if old is None else old, np.zeros(new_n, dtype=bool) if new is None else new]
+    )
+
+
+class _LiveParts:
+    """A live feed's columns between reads: numpy data (and missing masks) for the integer-like and bool
+    columns, category codes with the wire values they stand for, Arrow chunks for the strings.
+
+    :meth:`merged` gives new parts with a batch appended (fresh arrays, so a frame handed out earlier never
+    shares memory that later rows are written into, and a failed merge leaves these parts as they were);
+    :meth:`arrays` wraps them as pandas arrays without copying.
+    """
+
+    __slots__ = ("bools", "codes", "ints", "rows", "strings")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.ints: dict[str, tuple[Any, Any]] = {}
+        self.bools: dict[str, Any] = {}
+        self.codes: dict[str, tuple[Any, tuple[int, ...]]] = {
+            name: (None, tuple(names)) for name, names in CATEGORY_NAMES.items()
+        }
+        self.strings: dict[str, list[Any]] = {}
+
+    def merged(self, pieces: Sequence[Any]) -> _LiveParts:
+        import numpy as np
+
+        out = _LiveParts()
+        n = 0
+        for name, part in zip(COLUMNS, pieces, strict=True):
+            if name in CATEGORY_NAMES:
+                data, mask = part
+                n = len(data)
+                old, wires = self.codes[name]
+                codes, wires = _category_codes(wires, data, mask)
+                kind = _code_kind(wires)
+                codes = codes.astype(kind)
+                out.codes[name] = (codes if old is None else np.concatenate([old.astype(kind), codes]), wires)
+            elif name in _INTEGER_LIKE:
+                data, mask = part
+                n = len(data)
+                if name in self.ints:
+                    old, old_mask = self.ints[name]
+                    out.ints[name] = (np.concatenate([old, data]), _joined_masks(old_mask, self.rows, mask, n))
+                else:
+                    out.ints[name] = (data, mask)
+            elif name in BOOL_COLUMNS:
+                out.bools[name] = np.concatenate([self.bools[name], part]) if name in self.bools else part
+            else:
+                out.strings[name] = _joined_chunks(self.strings.get(name, ()), part)
+        out.rows = self.rows + n
+        return out
+
+    def arrays(self) -> dict[str, Any]:
+        import numpy as np
+        import pyarrow as pa
+
+        pd = _need_pandas()
+        str_cls, str_dtype = _str_array_type()
+        out: dict[str, Any] = {}
+        for name in COLUMNS:
+            if name in CATEGORY_NAMES:
+                codes, wires = self.codes[name]
+                out[name] = _categorical_of(name, codes, wires)
+            elif name in TIME_COLUMNS:
+                out[name] = _utc_times(self.ints[name][0])
+            elif name in _INTEGER_LIKE:
+                data, mask = self.ints[name]
+                out[name] = pd.arrays.IntegerArray(data, np.zeros(len(data), dtype=bool) if mask is None else mask)
+            elif name in BOOL_COLUMNS:
+                out[name] = self.bools[name]
+            else:
+                out[name] = str_cls(pa.chunked_array(self.strings[name], type=pa.large_string()), dtype=str_dtype)
+        return out
 
 
 class MessageBuffer:
@@ -469,7 +575,8 @@ class MessageBuffer:
         self._build = threading.Lock()  # serialises materialisation
         self._cols: list[list[Any]] = [[] for _ in COLUMNS]
         self._count = 0
-        self._arrays: dict[str, Any] | None = None
+        self._parts: _LiveParts | None = None  # with pyarrow
+        self._arrays: dict[str, Any] | None = None  # without: pandas arrays, concatenated per read
         self._frame: pd.DataFrame | None = None
         self._framed = 0
 
@@ -509,8 +616,13 @@ class MessageBuffer:
         if not added and self._frame is not None:
             return
         try:
-            chunk = _pandas_arrays(_pieces(new)) if _have_arrow() else _frame_arrays(_pandas_frame(new))
-            arrays = chunk if self._arrays is None else {c: _concat_arrays(self._arrays[c], chunk[c]) for c in COLUMNS}
+            if _have_arrow():
+                parts = (self._parts or _LiveParts()).merged(_pieces(new))
+                arrays = parts.arrays()
+            else:
+                chunk, parts = _frame_arrays(_pandas_frame(new)), None
+                old = self._arrays
+                arrays = chunk if old is None else {c: _concat_arrays(old[c], chunk[c]) for c in COLUMNS}
             frame = _wrap(arrays, self._framed)
         except BaseException:
             # Nothing is lost: the rows go back in front of any that arrived meanwhile.
@@ -518,7 +630,7 @@ class MessageBuffer:
                 self._cols = [old + later for old, later in zip(new, self._cols, strict=True)]
                 self._framed -= added
             raise
-        self._arrays, self._frame = arrays, frame
+        self._parts, self._arrays, self._frame = parts, arrays, frame
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         """The last ``n`` rows as dicts of raw values (ms times, wire ints), cheap enough for a live view."""

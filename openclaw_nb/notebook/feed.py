@@ -36,8 +36,6 @@ log = logging.getLogger("openclaw_nb")
 _I_FROM = COL["from_user_id"]
 #: Seconds of history behind the displayed rate.
 RATE_WINDOW = 5.0
-#: At most this share of the feed's time goes to building the frame ahead of its readers (see ``_prebuild``).
-PREBUILD_SHARE = 0.25
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -79,8 +77,7 @@ class Feed:
         self._stop_flag = threading.Event()
         self._done = threading.Event()
         self._waiting = 0  # threads blocked in wait_rows()
-        self._prebuilt_at = 0.0
-        self._prebuild_cost = 0.0
+        self._wanted: list[int] = []  # the row counts waiters wait for (0: a condition that any row may meet)
         self._published = 0  # rows announced by _notify(); len(feed) and the waits count these
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
@@ -148,7 +145,7 @@ class Feed:
             self._rate_marks.append((now, count))
             while self._rate_marks and self._rate_marks[0][0] < now - RATE_WINDOW:
                 self._rate_marks.popleft()
-            self._prebuild()
+            self._prebuild(count)
             self._published = count
             self._notify()
             if self._thread is not None and self._waiting:
@@ -160,21 +157,18 @@ class Feed:
         if persist:
             self._stream.commit(page, keep_pending=False, writer=self._writer, remembered=True)
 
-    def _prebuild(self) -> None:
-        """Bring the frame up to date before telling readers about the new rows, so that reading
-        ``feed.frame`` right after a wake-up returns at once. Built later, on the reader's side, the work
-        would compete for the GIL with this thread's next poll (and an embedded simulator serving it) and
-        take several times longer. Skipped while it would take more than PREBUILD_SHARE of the feed's time
-        (a fast backlog drain): then the reader builds what is new, as before."""
-        started = time.perf_counter()
-        if started - self._prebuilt_at < self._prebuild_cost / PREBUILD_SHARE:
+    def _prebuild(self, count: int) -> None:
+        """Bring the frame up to date before waking a waiter these rows satisfy, so that its read of
+        ``feed.frame`` returns at once. Built later, on the reader's side, the work would compete for the GIL
+        with this thread's next poll (and an embedded simulator serving it) and take several times longer.
+        Rows nobody waits for are left to the next read, which converts everything new in one go: a backlog
+        drains at full speed."""
+        if not any(wanted <= count for wanted in list(self._wanted)):
             return
         try:
             self._buffer.materialise()
         except Exception as exc:  # the rows stay in the buffer; reading feed.frame reports the problem
             log.warning("could not bring the feed's frame up to date: %s: %s", type(exc).__name__, exc)
-        self._prebuilt_at = time.perf_counter()
-        self._prebuild_cost = self._prebuilt_at - started
 
     def _append_log(self, page: Page) -> None:
         assert self.log_path is not None
@@ -264,6 +258,7 @@ class Feed:
         deadline = time.monotonic() + timeout
         with self._changed:
             self._waiting += 1
+            self._wanted.append(count)
             try:
                 while self._published < count and self.running:
                     left = deadline - time.monotonic()
@@ -272,6 +267,7 @@ class Feed:
                     self._changed.wait(left)
             finally:
                 self._waiting -= 1
+                self._wanted.remove(count)
         if self._published < count:
             if self.error is not None:
                 raise self.error
@@ -284,6 +280,7 @@ class Feed:
         >>> await feed.until(100)             # 100 messages  # doctest: +SKIP
         """
         check = (lambda f: len(f) >= condition) if isinstance(condition, int) else condition
+        wanted = condition if isinstance(condition, int) else 0
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while not check(self):
@@ -295,11 +292,13 @@ class Feed:
             future: asyncio.Future[None] = loop.create_future()
             waiter = (loop, future)
             self._async_waiters.append(waiter)
+            self._wanted.append(wanted)
             timer = None
             if deadline is not None:
                 left = deadline - loop.time()
                 if left <= 0:
                     self._async_waiters.remove(waiter)
+                    self._wanted.remove(wanted)
                     raise TimeoutError(f"the feed has {len(self)} messages after {timeout} s")
                 timer = loop.call_later(left, _resolve, future)
             try:
@@ -310,6 +309,7 @@ class Feed:
                     timer.cancel()
                 if waiter in self._async_waiters:
                     self._async_waiters.remove(waiter)
+                self._wanted.remove(wanted)
         return self
 
     def __enter__(self) -> Feed:
@@ -321,7 +321,7 @@ class Feed:
     # --- data -----------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        # Rows announced to waiters: the frame already holds them (it was brought up to date first).
+        # Rows announced to waiters: a read of feed.frame returns at least these.
         return self._published
 
     @property

@@ -429,3 +429,44 @@ def test_unknown_categories_are_ordered_alike_live_and_bulk() -> None:
     expected = ["none", "user", "bot", "99", "50"]
     assert live.frame()["message_type"].cat.categories.tolist() == expected
     assert bulk["message_type"].cat.categories.tolist() == expected
+
+
+def test_live_reads_one_row_at_a_time_equal_one_bulk_ingest() -> None:
+    # A live feed read after every row: missing values that start (and stop) mid-way, a category first
+    # seen late, string chunks merged past MAX_CHUNKS. The result is the frame one ingest of it all gives.
+    rows = [msg(i) for i in range(1, 3 * F.MAX_CHUNKS)]
+    rows[4]["message_id"] = None
+    rows[9]["item_list"] = [{"type": 1, "ref_msg": {"svr_id": 2**64 - 2, "title": "q"}, "text_item": {"text": "re"}}]
+    rows[12]["message_state"] = 77
+    rows[15]["create_time_ms"] = None
+    live = F.MessageBuffer()
+    for row in rows:
+        cols, _, _ = P.decode_messages([row])
+        live.extend(cols)
+        live.frame()
+    df = live.frame()
+    same(df, F.frame_from_messages(rows))
+    assert int(df["quoted_svr_id"].iloc[9]) == 2**64 - 2 and df["quoted_svr_id"].isna().sum() == len(rows) - 1
+    assert df["message_state"].cat.categories.tolist()[-1] == "77"
+    assert all(df[c].array._pa_array.num_chunks <= F.MAX_CHUNKS for c in F.STR_COLUMNS)
+
+
+def test_writing_to_a_snapshot_changes_neither_the_feed_nor_later_snapshots() -> None:
+    buf = F.MessageBuffer()
+    cols, _, _ = P.decode_messages([msg(1), msg(2)])
+    buf.extend(cols)
+    first = buf.frame()
+    expected = first.copy(deep=True)
+    first.loc[0, "seq"] = 999
+    first.loc[0, "has_media"] = True
+    first.loc[0, "message_id"] = 5
+    first.loc[1, "create_time"] = pd.Timestamp("2000-01-01", tz="UTC")
+    first.loc[1, "message_type"] = "bot"
+    first.loc[1, "text"] = "changed"
+    pd.testing.assert_frame_equal(buf.frame(), expected)  # the same rows, read again
+    cols, _, _ = P.decode_messages([msg(3)])
+    buf.extend(cols)
+    again = buf.frame()
+    pd.testing.assert_frame_equal(again.iloc[:2], expected)  # and after more rows were built on top
+    again.loc[2, "seq"] = -1
+    assert buf.frame()["seq"].tolist() == [1, 2, 3]

@@ -116,12 +116,9 @@ def test_a_new_row_can_be_answered_at_once(bot: Bot) -> None:
             feed.wait(5)
 
 
-def test_announced_rows_are_already_in_the_built_frame(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_announced_rows_are_already_in_the_built_frame(bot: Bot) -> None:
     """A reader woken for new rows finds the frame built: reading it does no conversion work, because the
-    feed built it before announcing the rows (when its time budget allows, which it always does here)."""
-    from openclaw_nb.notebook import feed as feed_module
-
-    monkeypatch.setattr(feed_module, "PREBUILD_SHARE", 1e9)  # no budget limit: build ahead on every page
+    feed built it before announcing the rows it waits for."""
     with bot.client() as client:
         feed = client.stream(policy=FAST)
         try:
@@ -133,6 +130,29 @@ def test_announced_rows_are_already_in_the_built_frame(bot: Bot, monkeypatch: py
                 built = buffer._frame
                 assert feed.frame["text"].iloc[i] == f"hello {i}"
                 assert buffer._frame is built or len(buffer) > len(feed)  # nothing rebuilt for announced rows
+        finally:
+            feed.stop()
+            feed.wait(5)
+
+
+def test_rows_nobody_waits_for_are_left_to_the_next_read(bot: Bot) -> None:
+    """Without a waiter the feed only appends (a backlog drains at full speed); the next read converts it all,
+    and a waiter for a count the rows do not reach yet does not make the feed build either."""
+    with bot.client() as client:
+        feed = client.stream(policy=FAST)
+        try:
+            for i in range(40):
+                bot.say(f"idle{i % 4}@im.wechat", f"nobody reads {i}")
+            deadline = time.monotonic() + 10
+            while len(feed) < 40 and time.monotonic() < deadline:
+                threading.Event().wait(0.01)
+            assert len(feed) == 40
+            assert feed._buffer._framed == 0, "the feed built a frame nobody asked for"
+            with pytest.raises(TimeoutError):
+                feed.wait_rows(41, timeout=0.2)  # a waiter for a row that does not come
+            assert feed._buffer._framed == 0
+            assert feed.frame["text"].tolist() == [f"nobody reads {i}" for i in range(40)]
+            assert feed._buffer._framed == 40 and feed._wanted == []
         finally:
             feed.stop()
             feed.wait(5)
