@@ -252,7 +252,8 @@ class Feed:
         return self.frame
 
     def wait_rows(self, count: int, timeout: float = 10.0) -> int:
-        """Block until ``count`` rows are in the feed (readable by ``feed.frame``), without building the frame."""
+        """Block until ``count`` rows are in the feed; returns the count. The feed brings its frame up to date
+        before it wakes you, so a read of ``feed.frame`` right after returns at once."""
         if self._loop is not None and env.running_loop() is self._loop:
             raise E.UsageError("waiting would block the loop this feed runs on: use `await feed.until(count)`")
         deadline = time.monotonic() + timeout
