@@ -32,6 +32,8 @@ MAX_TEXT_BODY = 4 * 1024 * 1024
 
 wire_log = logging.getLogger("openclaw_nb.wire")
 
+_exchange = Exchange._of  # fields in exchange._FIELDS order
+
 _SECRET_HEADER_NAMES = SECRET_HEADERS | SECRET_FIELDS
 
 
@@ -328,26 +330,28 @@ class _InFlight:
         if self.req_stream is not None:
             req_body = self.req_stream.body()
             req_size = self.req_stream.size
-        ex = Exchange(
-            id=self.id,
-            started=self.started,
-            call=self.call,
-            method=self.method,
-            url=self.url,
-            request_headers=self.req_headers,
-            request_body=req_body,
-            status=self.status,
-            response_headers=self.resp_headers,
-            response_body=resp_body,
-            duration_ms=(t_end - self.t0) * 1000.0,
-            error=self.error,
-            attempt=self.attempt,
-            wait_ms=None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
-            http_version=self.http_version,
-            reason=self.reason,
-            request_size=req_size,
-            response_size=self.resp_size if self.status is not None else None,
-            redacted=self.redact,
+        ex = _exchange(
+            (
+                self.id,
+                self.started,
+                self.call,
+                self.method,
+                self.url,
+                self.req_headers,
+                req_body,
+                self.status,
+                self.resp_headers,
+                resp_body,
+                (t_end - self.t0) * 1000.0,
+                self.error,
+                self.attempt,
+                None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
+                self.http_version,
+                self.reason,
+                req_size,
+                self.resp_size if self.status is not None else None,
+                self.redact,
+            )
         )
         # Drop the raw chunks now: an unredacted body must not outlive the exchange it belongs to.
         self.resp_chunks = None

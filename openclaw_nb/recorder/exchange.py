@@ -111,34 +111,19 @@ class Exchange:
     ('send_message', 200, 0)
     """
 
-    __slots__ = (
-        "_request_body",
-        "_response_body",
-        "attempt",
-        "call",
-        "duration_ms",
-        "error",
-        "http_version",
-        "id",
-        "method",
-        "reason",
-        "redacted",
-        "request_headers",
-        "request_size",
-        "response_headers",
-        "response_size",
-        "started",
-        "status",
-        "url",
-        "wait_ms",
-    )
+    # All fields live in one tuple, in _FIELDS order, read through the properties made below the class: the
+    # recorder builds an Exchange per request, and one tuple costs a tenth of nineteen slots set one by one
+    # past the read-only __setattr__.
+    __slots__ = ("_v",)
 
+    _v: tuple[Any, ...]
     id: int
     started: datetime
     call: str
     method: str
     url: str
     request_headers: dict[str, str]
+    #: The bodies as kept: a JsonText where ``request_body`` / ``response_body`` give the parsed value.
     _request_body: Any
     _response_body: Any
     status: int | None
@@ -177,26 +162,41 @@ class Exchange:
         response_size: int | None = None,
         redacted: bool = True,
     ) -> None:
-        put = object.__setattr__
-        put(self, "id", id)
-        put(self, "started", started)
-        put(self, "call", call)
-        put(self, "method", method)
-        put(self, "url", url)
-        put(self, "request_headers", {} if request_headers is None else request_headers)
-        put(self, "_request_body", request_body)
-        put(self, "status", status)
-        put(self, "response_headers", {} if response_headers is None else response_headers)
-        put(self, "_response_body", response_body)
-        put(self, "duration_ms", duration_ms)
-        put(self, "error", error)
-        put(self, "attempt", attempt)
-        put(self, "wait_ms", wait_ms)
-        put(self, "http_version", http_version)
-        put(self, "reason", reason)
-        put(self, "request_size", request_size)
-        put(self, "response_size", response_size)
-        put(self, "redacted", redacted)
+        object.__setattr__(
+            self,
+            "_v",
+            (
+                id,
+                started,
+                call,
+                method,
+                url,
+                {} if request_headers is None else request_headers,
+                request_body,
+                status,
+                {} if response_headers is None else response_headers,
+                response_body,
+                duration_ms,
+                error,
+                attempt,
+                wait_ms,
+                http_version,
+                reason,
+                request_size,
+                response_size,
+                redacted,
+            ),
+        )
+
+    @classmethod
+    def _of(cls, values: tuple[Any, ...]) -> Exchange:
+        """An Exchange from all its fields in ``_FIELDS`` order, bodies as kept (the recorder's path)."""
+        ex = object.__new__(cls)
+        object.__setattr__(ex, "_v", values)
+        return ex
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Exchange._of, (self._v,))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Exchange is read-only (cannot set {name!r})")
@@ -206,11 +206,11 @@ class Exchange:
 
     @property
     def request_body(self) -> Any:
-        return _resolve(self._request_body)
+        return _resolve(self._v[6])
 
     @property
     def response_body(self) -> Any:
-        return _resolve(self._response_body)
+        return _resolve(self._v[9])
 
     def _key(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _FIELDS)
@@ -397,6 +397,20 @@ class Exchange:
             )
         out.append("</div>")
         return "".join(out)
+
+
+def _field(index: int) -> property:
+    def get(self: Exchange) -> Any:
+        return self._v[index]
+
+    return property(get)
+
+
+for _index, _name in enumerate(_FIELDS):
+    if _name in ("request_body", "response_body"):
+        _name = "_" + _name
+    setattr(Exchange, _name, _field(_index))
+del _index, _name
 
 
 # -- helpers shared with the log views ------------------------------------------------------------------

@@ -154,3 +154,43 @@ def test_exchanges_are_read_only_and_bodies_parse_on_access(
     body["ret"] = 99
     assert ex.response_body["ret"] == 0 and ex.ret == 0
     assert hash(ex) == hash(recorded_session[0].by_id(ex.id))
+
+
+def test_the_recorders_fast_constructor_fills_the_same_fields() -> None:
+    import pickle
+
+    from openclaw_nb.recorder.exchange import _FIELDS, JsonText
+
+    started = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    # A distinct value per field, so a field read from the wrong place shows.
+    fields = {
+        "id": 7,
+        "started": started,
+        "call": "get_updates",
+        "method": "POST",
+        "url": "http://h/ilink/bot/getupdates",
+        "request_headers": {"a": "1"},
+        "request_body": JsonText('{"q": 1}'),
+        "status": 200,
+        "response_headers": {"b": "2"},
+        "response_body": JsonText('{"ret": 0}'),
+        "duration_ms": 3.5,
+        "error": "boom",
+        "attempt": 2,
+        "wait_ms": 1.5,
+        "http_version": "HTTP/2",
+        "reason": "OK",
+        "request_size": 8,
+        "response_size": 10,
+        "redacted": False,
+    }
+    assert tuple(fields) == _FIELDS
+    fast = Exchange._of(tuple(fields.values()))
+    assert fast == Exchange(**fields)
+    for name, value in fields.items():
+        expected = value.value() if isinstance(value, JsonText) else value
+        assert getattr(fast, name) == expected, name
+    assert fast._request_body is fields["request_body"] and fast._response_body is fields["response_body"]
+    assert pickle.loads(pickle.dumps(fast)) == fast
+    with pytest.raises(AttributeError):
+        fast.call = "x"  # type: ignore[misc]
