@@ -12,6 +12,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_plus
 
+# The fingerprint is SHA-256 (its first 4 hex digits). CPython's own implementation gives the same digest as
+# hashlib's OpenSSL one, and for a token-sized value it is faster: OpenSSL 3 spends more setting up a hash
+# object than hashing a few dozen bytes. Builds without it (FIPS) use hashlib's.
+try:
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]  # CPython 3.12+
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.10, 3.11
+    except ImportError:
+        _sha256 = hashlib.sha256
+
 #: Field names whose values are secrets wherever they appear in a JSON body.
 SECRET_FIELDS = frozenset(
     {
@@ -54,7 +65,7 @@ def redact(value: object) -> str:
     if text.startswith("<redacted ") and _PLACEHOLDER.fullmatch(text):
         # Already redacted: redacting twice must not change the fingerprint (logs get re-saved, re-loaded).
         return text
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:4]
+    digest = _sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:4]
     return f"<redacted {digest}…({len(text)})>"
 
 
@@ -66,7 +77,12 @@ def fingerprint(text: str) -> str:
         data = text.encode()
     except UnicodeEncodeError:
         data = text.encode("utf-8", "surrogatepass")  # a lone surrogate from a JSON escape
-    return f"<redacted {hashlib.sha256(data).hexdigest()[:4]}…({len(text)})>"
+    return f"<redacted {_sha256(data).hexdigest()[:4]}…({len(text)})>"
+
+
+# The end of a placeholder for each short length: concatenating three strings is cheaper than formatting.
+_MAX_TAIL = 512
+_TAILS = tuple(f"…({n})>" for n in range(_MAX_TAIL))
 
 
 class _NeedsParse(Exception):
@@ -109,61 +125,129 @@ _MEMBERS = {
 }
 
 
-def _json_text_edits(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) for every secret in a JSON text; raises _NeedsParse for shapes it can't vouch for.
+# Shortcuts for the secret members that come in numbers, in the order a stem's hits meet them (a media object
+# opens with encrypt_query_param, then aes_key; an image's aeskey follows its media object): (member name,
+# the character before its opening quote). A shortcut is the text from that character to the value's opening
+# quote, in JSON's compact spelling or json.dumps' default one; a match also proves the name is a member name,
+# since a quote right after "," or "{" can't be inside a string, where quotes are escaped. Shortcuts only save
+# steps: every other spelling and name is found by the general path.
+_SHORTCUTS = (
+    ("context_token", ","),
+    ("context_token", "{"),
+    ("aes_key", ","),
+    ("aeskey", ","),
+    ("encrypt_query_param", "{"),
+    ("encrypt_query_param", ","),
+    ("typing_ticket", ","),
+    ("typing_ticket", "{"),
+    ("upload_param", ","),
+    ("thumb_upload_param", ","),
+    ("upload_param", "{"),
+    ("aes_key", "{"),
+    ("aeskey", "{"),
+)
 
-    This runs on every recorded body, so the usual spelling of a secret member (``"name": "value"`` or
-    ``"name":"value"``, no escapes in the value) is recognised with as few steps as possible; any other
-    spelling goes to the general helpers below.
+
+def _shortcut(name: str, sep: str, spaced: bool) -> str:
+    """``,"name":"`` (compact) or ``, "name": "`` (json.dumps' default; ``{"name": "`` after a brace)."""
+    if spaced:
+        return f'{sep}{" " if sep == "," else ""}"{name}": "'
+    return f'{sep}"{name}":"'
+
+
+# Per spelling and per stem: (stem, its length, the shortcuts holding it as (text, where the stem is in it,
+# its length), the quoted member names and the bare names holding it, for the general path).
+_SCAN = {
+    spaced: tuple(
+        (
+            stem,
+            len(stem),
+            tuple(
+                (form, form.index(stem), len(form))
+                for form in (_shortcut(name, sep, spaced) for name, sep in _SHORTCUTS if stem in name)
+            ),
+            members,
+            _CANDIDATES[stem],
+        )
+        for stem, members in _MEMBERS.items()
+    )
+    for spaced in (False, True)
+}
+
+
+def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
+    """Where the secrets in a JSON text are; raises _NeedsParse for shapes it can't vouch for.
+
+    Returns the spans (start, end) of secret string values written without escapes, to be fingerprinted as
+    they stand, and (start, end, replacement) edits for every other secret. This runs on every recorded body,
+    so a secret member in the text's usual spelling (``,"name":"value"``) costs one ``startswith`` and one
+    ``find``; anything else goes to :func:`_other_hit`.
     """
     low = text.lower()
-    n = len(text)
-    if len(low) != n:
+    if len(low) != len(text):
         raise _NeedsParse  # lower() changed the length (rare Unicode): positions would not line up
-    if "\\u" in text and _ESCAPED_NAME_CHAR.search(text):
+    plain = "\\" not in text  # then no string value has an escape, and a quote always ends one
+    if not plain and "\\u" in text and _ESCAPED_NAME_CHAR.search(text):
         raise _NeedsParse  # a name could be spelled with escapes ("\\u0074oken"): only a parse sees through them
+    spans: list[tuple[int, int]] = []
     edits: list[tuple[int, int, str]] = []
+    span = spans.append
     find = low.find
     startswith = low.startswith
+    tfind = text.find
+    # The spelling of the first member decides which shortcuts are tried first.
+    colon = text.find('":', 0, 256)
     try:
-        for stem, candidates in _CANDIDATES.items():
-            members = _MEMBERS[stem]
+        for stem, slen, forms, members, candidates in _SCAN[text[colon + 2 : colon + 3] == " "]:
             pos = find(stem)
             while pos >= 0:
-                for quoted, back in members:
-                    b = pos - back  # where the name's opening quote would be
-                    if b > 0 and startswith(quoted, b):
+                for form, back, skip in forms:
+                    b = pos - back
+                    if b >= 0 and startswith(form, b):
+                        j = b + skip  # the value's first character
                         break
                 else:
-                    nxt = _query_edit(text, low, pos, pos + len(stem), candidates, edits)
-                    pos = find(stem, nxt)
+                    pos = find(stem, _other_hit(text, low, pos, slen, members, candidates, edits))
                     continue
-                e = b + len(quoted)
-                # A member name follows "{" or "," (a quote inside a string value is always escaped, so no
-                # name can start right after one).
-                c = text[b - 1]
-                if not (
-                    c in "{," or (c == " " and b > 1 and text[b - 2] in "{,") or (c in _WS and _after_open(text, b))
-                ):
-                    pos = find(stem, e)
-                    continue
-                if text[e] == ":":
-                    # The usual spellings, "name": "value" and "name":"value", with no escapes in the value.
-                    j = e + 2 if text[e + 1] == " " else e + 1
-                    if text[j] == '"':
-                        end = text.find('"', j + 1)
-                        value = text[j + 1 : end]
-                        if end > 0 and "\\" not in value:
-                            if value:
-                                edits.append((j + 1, end, fingerprint(value)))
-                            pos = find(stem, end + 1)
-                            continue
-                # Any other spelling or value: whitespace before the colon, escapes, a list, a number, null.
-                j = _colon(text, e)
-                pos = find(stem, e if j < 0 else _value_edit(text, j, edits))
+                end = tfind('"', j)
+                if end < 0:
+                    raise _NeedsParse  # the text ends inside the value
+                if plain or tfind("\\", j, end) < 0:
+                    if end > j:
+                        span((j, end))
+                    pos = find(stem, end + 1)
+                else:
+                    pos = find(stem, _value_edit(text, j - 1, edits))
     except IndexError:
         raise _NeedsParse from None  # the text ends inside a member: leave it to the general path
-    return edits
+    return spans, edits
+
+
+def _other_hit(
+    text: str,
+    low: str,
+    pos: int,
+    slen: int,
+    members: tuple[tuple[str, int], ...],
+    candidates: tuple[tuple[str, int], ...],
+    edits: list[tuple[int, int, str]],
+) -> int:
+    """A stem at pos that is not a secret member in the usual spelling: redact whatever it is; where to go on."""
+    for quoted, back in members:
+        b = pos - back  # where the name's opening quote would be
+        if b > 0 and low.startswith(quoted, b):
+            break
+    else:
+        return _query_edit(text, low, pos, pos + slen, candidates, edits)
+    e = b + len(quoted)
+    # A member name follows "{" or "," (a quote inside a string value is always escaped, so no name can start
+    # right after one).
+    c = text[b - 1]
+    if not (c in "{," or (c == " " and b > 1 and text[b - 2] in "{,") or (c in _WS and _after_open(text, b))):
+        return e
+    # Whitespace before the colon or after it, escapes, a list, a number, null.
+    j = _colon(text, e)
+    return e if j < 0 else _value_edit(text, j, edits)
 
 
 def _after_open(text: str, quote: int) -> bool:
@@ -238,16 +322,41 @@ def redact_json_text(text: str) -> str:
     redacted too. Shapes it can't vouch for (an object under a secret key) fall back to a full parse.
     """
     try:
-        edits = _json_text_edits(text)
+        spans, edits = _json_text_edits(text)
     except (_NeedsParse, ValueError):
         try:
             return json.dumps(redact_json(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
         except (ValueError, RecursionError):
             return redact_text(text)
-    if not edits:
+    if not spans and not edits:
         return text
+    spans.sort()
+    if not edits and "<redacted " not in text:
+        # The usual case: plain values only, none already redacted, none overlapping (each is a whole JSON
+        # string). Each is cut out, fingerprinted and put in its place in one pass, without the general
+        # function calls (fingerprint() does the same; a differential test holds them together).
+        sha256, tails = _sha256, _TAILS
+        out: list[str] = []
+        pos = 0
+        try:
+            for start, end in spans:
+                out.append(text[pos:start])
+                n = end - start
+                out.append(
+                    "<redacted "
+                    + sha256(text[start:end].encode()).hexdigest()[:4]
+                    + (tails[n] if n < _MAX_TAIL else f"…({n})>")
+                )
+                pos = end
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the general path below encodes it as fingerprint() does
+        else:
+            out.append(text[pos:])
+            return "".join(out)
+    for start, end in spans:
+        edits.append((start, end, fingerprint(text[start:end])))
     edits.sort()
-    out: list[str] = []
+    out = []
     pos = 0
     for start, end, replacement in edits:
         if start < pos:

@@ -73,6 +73,42 @@ def test_text_redaction_agrees_with_the_parsed_one_on_many_bodies() -> None:
             assert json.loads(redact_json_text(text)) == expected, text
 
 
+def _scalar_secrets(value: Any) -> bool:
+    """Whether every secret member in value holds a scalar (then the scan rewrites nothing but those values)."""
+    if isinstance(value, dict):
+        return all(
+            (not isinstance(v, (dict, list)) if k.lower() in SECRET_FIELDS else _scalar_secrets(v))
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_scalar_secrets(v) for v in value)
+    return True
+
+
+def test_text_redaction_keeps_the_spelling_byte_for_byte() -> None:
+    # Unescaped output in the two spellings the scan has shortcuts for (and an indented one it has none for):
+    # the redacted text is exactly what dumping the redacted value in the same spelling gives, so nothing
+    # outside the secret values moved, whichever path each value took.
+    rng = random.Random(20261129)
+    checked = 0
+    while checked < 400:
+        body = {_name(rng): _value(rng, 0) for _ in range(rng.randint(1, 6))}
+        if not _scalar_secrets(body):
+            continue
+        checked += 1
+        expected = redact_json(body)
+        for options in ({}, {"separators": (",", ":")}, {"indent": 1}):
+            text = json.dumps(body, ensure_ascii=False, **options)  # type: ignore[arg-type]
+            assert redact_json_text(text) == json.dumps(expected, ensure_ascii=False, **options), text  # type: ignore[arg-type]
+
+
+def test_the_builtin_sha256_is_hashlibs() -> None:
+    import hashlib
+
+    for data in (b"", b"abc", "日本語".encode(), bytes(range(256)) * 3):
+        assert redact_module._sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
 @pytest.mark.parametrize(
     "text",
     [
