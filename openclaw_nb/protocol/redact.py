@@ -81,8 +81,7 @@ def fingerprint(text: str) -> str:
 
 
 # The end of a placeholder for each short length: concatenating three strings is cheaper than formatting.
-_MAX_TAIL = 512
-_TAILS = tuple(f"…({n})>" for n in range(_MAX_TAIL))
+_TAILS = tuple(f"…({n})>" for n in range(512))
 
 
 class _NeedsParse(Exception):
@@ -95,6 +94,7 @@ _WS = " \t\r\n"
 # Every secret name contains exactly one of these stems, so five scans of the text find them all, as member
 # names ("context_token":) or as query parameters (?encrypted_query_param=) inside string values.
 _STEMS = ("token", "key", "ticket", "authorization", "param")
+_NO_STEMS = (-1,) * len(_STEMS)
 assert all(sum(stem in name for stem in _STEMS) == 1 for name in SECRET_FIELDS)
 _QUERY_VALUE = re.compile(r'[^&"\\#\s]*')
 
@@ -155,24 +155,23 @@ def _shortcut(name: str, sep: str, spaced: bool) -> str:
     return f'{sep}"{name}":"'
 
 
-# Per spelling and per stem: (stem, its length, the shortcuts holding it as (text, where the stem is in it,
-# its length), the quoted member names and the bare names holding it, for the general path).
+# Per spelling and per stem: (stem, the shortcuts holding it as (text, where the stem is in it, its length), and
+# for the general path (its length, the quoted member names holding it, the bare names holding it)).
 _SCAN = {
     spaced: tuple(
         (
             stem,
-            len(stem),
             tuple(
                 (form, form.index(stem), len(form))
                 for form in (_shortcut(name, sep, spaced) for name, sep in _SHORTCUTS if stem in name)
             ),
-            members,
-            _CANDIDATES[stem],
+            (len(stem), members, _CANDIDATES[stem]),
         )
         for stem, members in _MEMBERS.items()
     )
     for spaced in (False, True)
 }
+assert all(tuple(entry[0] for entry in scan) == _STEMS for scan in _SCAN.values())  # the order of firsts below
 
 
 def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
@@ -183,39 +182,43 @@ def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, 
     so a secret member in the text's usual spelling (``,"name":"value"``) costs one ``startswith`` and one
     ``find``; anything else goes to :func:`_other_hit`.
     """
-    low = text.lower()
-    if len(low) != len(text):
-        raise _NeedsParse  # lower() changed the length (rare Unicode): positions would not line up
     plain = "\\" not in text  # then no string value has an escape, and a quote always ends one
     if not plain and "\\u" in text and _ESCAPED_NAME_CHAR.search(text):
         raise _NeedsParse  # a name could be spelled with escapes ("\\u0074oken"): only a parse sees through them
+    low = text.lower()
+    find = low.find
     spans: list[tuple[int, int]] = []
     edits: list[tuple[int, int, str]] = []
+    firsts = tuple(map(find, _STEMS))  # where each stem first shows: most bodies hold none of them
+    if firsts == _NO_STEMS:
+        return spans, edits
+    if len(low) != len(text):
+        raise _NeedsParse  # lower() changed the length (rare Unicode): positions would not line up
     span = spans.append
-    find = low.find
     startswith = low.startswith
     tfind = text.find
     # The spelling of the first member decides which shortcuts are tried first.
     colon = text.find('":', 0, 256)
     try:
-        for stem, slen, forms, members, candidates in _SCAN[text[colon + 2 : colon + 3] == " "]:
-            pos = find(stem)
+        for (stem, forms, general), pos in zip(_SCAN[text[colon + 2 : colon + 3] == " "], firsts, strict=True):
             while pos >= 0:
                 for form, back, skip in forms:
-                    b = pos - back
-                    if b >= 0 and startswith(form, b):
-                        j = b + skip  # the value's first character
+                    # No check that pos >= back: with a start before 0, startswith looks at the text's last
+                    # characters (or its whole), too few to hold a form that holds the stem at pos.
+                    if startswith(form, pos - back):
+                        j = pos - back + skip  # the value's first character
                         break
                 else:
-                    pos = find(stem, _other_hit(text, low, pos, slen, members, candidates, edits))
+                    pos = find(stem, _other_hit(text, low, pos, general, edits))
                     continue
                 end = tfind('"', j)
-                if end < 0:
-                    raise _NeedsParse  # the text ends inside the value
-                if plain or tfind("\\", j, end) < 0:
-                    if end > j:
-                        span((j, end))
+                if end > j and (plain or tfind("\\", j, end) < 0):
+                    span((j, end))
                     pos = find(stem, end + 1)
+                elif end == j:
+                    pos = find(stem, end + 1)  # an empty string: nothing to hide
+                elif end < 0:
+                    raise _NeedsParse  # the text ends inside the value
                 else:
                     pos = find(stem, _value_edit(text, j - 1, edits))
     except IndexError:
@@ -227,12 +230,11 @@ def _other_hit(
     text: str,
     low: str,
     pos: int,
-    slen: int,
-    members: tuple[tuple[str, int], ...],
-    candidates: tuple[tuple[str, int], ...],
+    general: tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]],
     edits: list[tuple[int, int, str]],
 ) -> int:
     """A stem at pos that is not a secret member in the usual spelling: redact whatever it is; where to go on."""
+    slen, members, candidates = general
     for quoted, back in members:
         b = pos - back  # where the name's opening quote would be
         if b > 0 and low.startswith(quoted, b):
@@ -331,7 +333,7 @@ def redact_json_text(text: str) -> str:
     if not spans and not edits:
         return text
     spans.sort()
-    if not edits and "<redacted " not in text:
+    if not edits and ("<" not in text or "<redacted " not in text):
         # The usual case: plain values only, none already redacted, none overlapping (each is a whole JSON
         # string). Each is cut out, fingerprinted and put in its place in one pass, without the general
         # function calls (fingerprint() does the same; a differential test holds them together).
@@ -340,16 +342,16 @@ def redact_json_text(text: str) -> str:
         pos = 0
         try:
             for start, end in spans:
-                out.append(text[pos:start])
-                n = end - start
-                out.append(
-                    "<redacted "
-                    + sha256(text[start:end].encode()).hexdigest()[:4]
-                    + (tails[n] if n < _MAX_TAIL else f"…({n})>")
+                # The placeholder goes in as its three parts: cheaper for the join than for concatenation.
+                out += (
+                    text[pos:start],
+                    "<redacted ",
+                    sha256(text[start:end].encode()).hexdigest()[:4],
+                    tails[end - start],
                 )
                 pos = end
-        except UnicodeEncodeError:
-            pass  # a lone surrogate: the general path below encodes it as fingerprint() does
+        except (UnicodeEncodeError, IndexError):
+            pass  # a lone surrogate, or a value too long for the tails: the general path below
         else:
             out.append(text[pos:])
             return "".join(out)
