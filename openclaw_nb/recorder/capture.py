@@ -8,20 +8,20 @@ are counted and hashed chunk by chunk, never buffered.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any
 
 import httpx
 
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS_BY_PATH
 from ..protocol.redact import SECRET_FIELDS, SECRET_HEADERS, redact_header, redact_json_text, redact_text, redact_url
-from .exchange import Binary, Exchange, JsonText, Text
+from .exchange import Binary, Exchange, JsonText, Text, decode_header_value
 
 #: Request extension keys the client sets on every request.
 CALL_KEY = "openclaw_nb.call"
@@ -55,15 +55,14 @@ def _is_text_type(content_type: str) -> bool:
     return "json" in ct or ct.startswith("text/") or "xml" in ct or "x-www-form-urlencoded" in ct
 
 
-# What a raw header name reads as, and what the recorder does with it: 0 keep, 1 Content-Type, 2 Content-Encoding,
-# 3 redact. Header names are few and never secret, so they are decoded and classified once, not per exchange.
-_NAME_KINDS: dict[bytes, tuple[str, int]] = {}
+# What a raw header name means to the recorder: 0 keep, 1 Content-Type, 2 Content-Encoding, 3 redact. Header
+# names are few and never secret, so each is classified once, not per exchange.
+_NAME_KINDS: dict[bytes, int] = {}
 _MAX_NAME_KINDS = 512
 
 
-def _name_kind(raw_name: bytes) -> tuple[str, int]:
-    name = raw_name.decode("latin-1")
-    lname = name.lower()
+def _name_kind(raw_name: bytes) -> int:
+    lname = raw_name.decode("latin-1").lower()
     kind = (
         1
         if lname == "content-type"
@@ -74,37 +73,46 @@ def _name_kind(raw_name: bytes) -> tuple[str, int]:
         else 0
     )
     if len(_NAME_KINDS) < _MAX_NAME_KINDS:  # a server inventing names must not grow this without bound
-        _NAME_KINDS[raw_name] = (name, kind)
-    return name, kind
+        _NAME_KINDS[raw_name] = kind
+    return kind
 
 
-def _headers(headers: httpx.Headers, redact: bool) -> tuple[dict[str, str], str, str]:
-    """The headers as kept (secret values redacted), plus Content-Type and Content-Encoding picked up on the way."""
-    out: dict[str, str] = {}
+def _headers(headers: httpx.Headers, redact: bool) -> tuple[list[tuple[bytes, bytes | str]], str, str]:
+    """The headers as kept, plus Content-Type and Content-Encoding picked up on the way.
+
+    Kept is httpx's raw list of (name, value) bytes with each secret value replaced by its redacted text; the
+    rest is decoded only when someone looks (:func:`~openclaw_nb.recorder.exchange.header_dict`).
+    """
+    raw: list[Any] = headers.raw  # a new list on each call: ours to keep and change
     ctype = encoding = ""
     kinds = _NAME_KINDS
-    # Not headers.encoding / headers.get: those re-scan every header on each call. UTF-8 covers ASCII and the
-    # UTF-8 x-error-message of the CDN; anything else shows as replacement characters.
-    for raw_name, raw_value in headers.raw:
-        try:
-            value = raw_value.decode()
-        except UnicodeDecodeError:
-            value = raw_value.decode("utf-8", "replace")
-        known = kinds.get(raw_name)
-        name, kind = known if known is not None else _name_kind(raw_name)
+    # Not headers.encoding / headers.get: those re-scan every header on each call.
+    for item in raw:
+        raw_name = item[0]
+        kind = kinds.get(raw_name)
+        if kind is None:
+            kind = _name_kind(raw_name)
         if kind:
+            value = decode_header_value(item[1])
             if kind == 1:
                 ctype = value
             elif kind == 2:
                 encoding = value.strip().lower()
             elif redact:
-                value = redact_header(name, value)
-        if name in out:
-            # Repeated headers are joined as HTTP allows; the iLink protocol repeats none.
-            out[name] = f"{out[name]}, {value}"
-        else:
-            out[name] = value
-    return out, ctype, encoding
+                raw[raw.index(item)] = (raw_name, redact_header(raw_name.decode("latin-1"), value))
+    return raw, ctype, encoding
+
+
+def _reason(response: httpx.Response) -> str:
+    # response.reason_phrase without its KeyError and enum lookup when the transport gave no phrase
+    # (MockTransport and other in-memory responses).
+    phrase = response.extensions.get("reason_phrase")
+    if phrase is None:
+        return _standard_reason(response.status_code)
+    return phrase.decode("ascii", errors="ignore")
+
+
+_standard_reason = functools.lru_cache(maxsize=1024)(httpx.codes.get_reason_phrase)
 
 
 def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
@@ -244,7 +252,7 @@ class _InFlight:
 
     def __init__(self, request: httpx.Request, ident: int, redact: bool, sink: Callable[[Exchange], None]) -> None:
         self.t0 = perf_counter()
-        self.started = datetime.now(timezone.utc)
+        self.started = time()  # the Exchange makes it a datetime when asked
         self._sink = sink
         self.id = ident
         self.redact = redact
@@ -270,7 +278,7 @@ class _InFlight:
         self.status: int | None = None
         self.reason = ""
         self.http_version = "HTTP/1.1"
-        self.resp_headers: dict[str, str] = {}
+        self.resp_headers: Any = {}
         self.resp_ctype = ""
         self.encoding = ""
         self.resp_chunks: list[bytes] | None = None
@@ -283,7 +291,7 @@ class _InFlight:
     def response_started(self, response: httpx.Response) -> None:
         self.t_headers = perf_counter()
         self.status = response.status_code
-        self.reason = response.reason_phrase
+        self.reason = _reason(response)
         self.http_version = response.http_version
         self.resp_headers, self.resp_ctype, self.encoding = _headers(response.headers, self.redact)
         if _is_text_type(self.resp_ctype) or not self.resp_ctype:

@@ -46,6 +46,33 @@ def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
+def decode_header_value(raw: bytes) -> str:
+    """A raw header value as text: UTF-8 covers ASCII and the UTF-8 x-error-message of the CDN; anything else
+    shows as replacement characters."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def header_dict(headers: Any) -> dict[str, str]:
+    """Headers as a dict, from a dict or from the recorder's raw (name, value) list (bytes, or redacted text).
+
+    Repeated headers are joined with ", " as HTTP allows (the iLink protocol repeats none).
+    """
+    if isinstance(headers, dict):
+        return dict(headers)
+    out: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1")
+        value = raw_value if isinstance(raw_value, str) else decode_header_value(raw_value)
+        if name in out:
+            out[name] = f"{out[name]}, {value}"
+        else:
+            out[name] = value
+    return out
+
+
 class JsonText:
     """A JSON body kept as its (already redacted) text and parsed only when someone looks at it.
 
@@ -103,7 +130,8 @@ class Exchange:
 
     ``request_body`` / ``response_body`` are the parsed JSON value (parsed anew on each access, so changing
     it changes nothing recorded), a :class:`Binary` (size + md5), a :class:`Text`, or ``None`` when there was
-    no body. ``status`` is ``None`` when no response arrived, and then ``error`` says why
+    no body. ``request_headers`` / ``response_headers`` are likewise a fresh dict on each access. ``status``
+    is ``None`` when no response arrived, and then ``error`` says why
     (``"ConnectError: [Errno 111] Connection refused"``).
 
     >>> ex = client.log[-1]
@@ -113,21 +141,19 @@ class Exchange:
 
     # All fields live in one tuple, in _FIELDS order, read through the properties made below the class: the
     # recorder builds an Exchange per request, and one tuple costs a tenth of nineteen slots set one by one
-    # past the read-only __setattr__.
+    # past the read-only __setattr__. The recorder also leaves some work to the first look: ``started`` may be
+    # kept as a POSIX timestamp and the headers as their raw list (secret values already redacted).
     __slots__ = ("_v",)
 
     _v: tuple[Any, ...]
     id: int
-    started: datetime
     call: str
     method: str
     url: str
-    request_headers: dict[str, str]
     #: The bodies as kept: a JsonText where ``request_body`` / ``response_body`` give the parsed value.
     _request_body: Any
     _response_body: Any
     status: int | None
-    response_headers: dict[str, str]
     duration_ms: float | None
     error: str | None
     attempt: int
@@ -203,6 +229,19 @@ class Exchange:
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"Exchange is read-only (cannot delete {name!r})")
+
+    @property
+    def started(self) -> datetime:
+        value = self._v[1]
+        return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, float) else value
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        return header_dict(self._v[5])
+
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return header_dict(self._v[8])
 
     @property
     def request_body(self) -> Any:
@@ -407,6 +446,8 @@ def _field(index: int) -> property:
 
 
 for _index, _name in enumerate(_FIELDS):
+    if _name in ("started", "request_headers", "response_headers"):
+        continue  # properties of their own, in the class
     if _name in ("request_body", "response_body"):
         _name = "_" + _name
     setattr(Exchange, _name, _field(_index))

@@ -17,6 +17,7 @@ import pytest
 from openclaw_nb.protocol import redact as redact_module
 from openclaw_nb.protocol.redact import SECRET_FIELDS, fingerprint, redact, redact_header, redact_json, redact_json_text
 from openclaw_nb.recorder import capture
+from openclaw_nb.recorder.exchange import header_dict
 
 _PLAIN_NAMES = ["ret", "msgs", "text", "monkey", "keys", "my_token", "token_x", "filekey", "url", "tokens", "params"]
 _VALUES = [
@@ -199,15 +200,21 @@ def test_header_names_are_classified_once_and_the_cache_is_bounded(monkeypatch: 
         ]
     )
     for _ in range(2):  # the second time from the cache
-        out, ctype, encoding = capture._headers(headers, redact=True)
+        kept, ctype, encoding = capture._headers(headers, redact=True)
         assert ctype == "application/json" and encoding == "gzip"
+        # Secret values are redacted text already; the rest stays raw bytes until someone looks.
+        assert b"tok" not in repr(kept).encode() and all(isinstance(name, bytes) for name, _ in kept)
+        out = header_dict(kept)
         assert out["Authorization"] == f"Bearer {redact('tok')}"
         assert out["X-Encrypted-Param"] == redact("p")
         # Not UTF-8 on the wire: shown with a replacement character, as before.
         assert out["X-Custom"] == "caf\ufffd" and out["x-custom"] == "second"
+        assert out["Content-Encoding"] == " GZip " and list(out) == [name.decode() for name, _ in kept]
         assert len(capture._NAME_KINDS) == 3
-    out, _, _ = capture._headers(headers, redact=False)
+    out = header_dict(capture._headers(headers, redact=False)[0])
     assert out["Authorization"] == "Bearer tok" and out["X-Encrypted-Param"] == "p"
+    # Repeated names are joined, as HTTP allows.
+    assert header_dict([(b"A", b"1"), (b"A", "2")]) == {"A": "1, 2"}
 
 
 @pytest.mark.parametrize(
