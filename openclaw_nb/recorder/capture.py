@@ -257,8 +257,10 @@ class _InFlight:
         self.id = ident
         self.redact = redact
         ext = request.extensions
-        self.call = str(ext.get(CALL_KEY) or call_from_path(request.url.path))
-        self.attempt = int(ext.get(ATTEMPT_KEY) or 1)
+        call = ext.get(CALL_KEY)
+        self.call = call if type(call) is str and call else str(call or call_from_path(request.url.path))
+        attempt = ext.get(ATTEMPT_KEY)
+        self.attempt = attempt if type(attempt) is int and attempt else int(attempt or 1)
         self.method = request.method
         url = str(request.url)
         self.url = redact_url(url) if redact else url
