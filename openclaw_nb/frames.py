@@ -9,6 +9,7 @@ columns their dtypes: ``message_id``/``quoted_svr_id`` ``UInt64`` (exact above 2
 
 from __future__ import annotations
 
+import functools
 import gc
 import html
 import json
@@ -298,26 +299,31 @@ def _categorical_of(name: str, codes: Any, wires: tuple[int, ...]) -> Any:
     return pd.Categorical.from_codes(codes.astype(_code_kind(wires), copy=False), dtype=dtype, validate=False)
 
 
-_STR_ARRAY: tuple[Any, Any] | None = None
-
-
+@functools.cache
 def _str_array_type() -> tuple[Any, Any]:
     """pandas' array class and dtype of ``str`` columns (Arrow-backed when pyarrow is installed)."""
-    global _STR_ARRAY
-    if _STR_ARRAY is None:
-        empty = _need_pandas().array([], dtype="str")
-        _STR_ARRAY = (type(empty), empty.dtype)
-    return _STR_ARRAY
+    empty = _need_pandas().array([], dtype="str")
+    return type(empty), empty.dtype
+
+
+def _str_column(chunks: Sequence[Any]) -> Any:
+    """A ``str`` column over Arrow large_string chunks, without copying them."""
+    import pyarrow as pa
+
+    str_cls, str_dtype = _str_array_type()
+    return str_cls(pa.chunked_array(chunks, type=pa.large_string()), dtype=str_dtype)
+
+
+def _int_column(data: Any, mask: Any) -> Any:
+    """A nullable integer column (``Int64``/``UInt64`` from the data's dtype) over numpy data and mask."""
+    import numpy as np
+
+    return _need_pandas().arrays.IntegerArray(data, np.zeros(len(data), dtype=bool) if mask is None else mask)
 
 
 def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
     """pandas arrays of one piece list (a string column's piece may be a list of Arrow chunks); ``keep`` is
     an optional boolean mask over the rows (rows where it is False are left out)."""
-    import numpy as np
-    import pyarrow as pa
-
-    pd = _need_pandas()
-    str_cls, str_dtype = _str_array_type()
     out: dict[str, Any] = {}
     for name, part in zip(COLUMNS, pieces, strict=True):
         if name in _INTEGER_LIKE:
@@ -331,7 +337,7 @@ def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
                 codes, wires = _category_codes(tuple(CATEGORY_NAMES[name]), data, mask)
                 out[name] = _categorical_of(name, codes, wires)
             else:
-                out[name] = pd.arrays.IntegerArray(data, np.zeros(len(data), dtype=bool) if mask is None else mask)
+                out[name] = _int_column(data, mask)
         elif name in BOOL_COLUMNS:
             out[name] = part if keep is None else part[keep]
         else:
@@ -339,7 +345,7 @@ def _pandas_arrays(pieces: Sequence[Any], keep: Any = None) -> dict[str, Any]:
             chunks = [chunk for chunk in chunks if len(chunk)] or chunks[:1]
             if keep is not None:
                 chunks = _filter_chunks(chunks, keep)
-            out[name] = str_cls(pa.chunked_array(chunks, type=pa.large_string()), dtype=str_dtype)
+            out[name] = _str_column(chunks)
     return out
 
 
@@ -438,14 +444,17 @@ def _concat_arrays(old: Any, new: Any) -> Any:
     return type(old)._concat_same_type([old, new])
 
 
-_COLUMN_INDEX: Any = None
-_PLACEMENTS: list[Any] = []
+@functools.cache
+def _block_layout() -> tuple[Any, list[Any]]:
+    """The column index of every message frame and each column's block placement (built once)."""
+    import numpy as np
+
+    return _need_pandas().Index(COLUMNS), [np.array([i]) for i in range(len(COLUMNS))]
 
 
 def _wrap(arrays: dict[str, Any], length: int) -> pd.DataFrame:
     """A DataFrame over existing column arrays without copying them: one block per column, handed to pandas
     as they are (5x cheaper than the validating constructors, which matters on a live feed's reads)."""
-    global _COLUMN_INDEX
     import numpy as np
 
     pd = _need_pandas()
@@ -453,14 +462,12 @@ def _wrap(arrays: dict[str, Any], length: int) -> pd.DataFrame:
         from pandas.api.internals import create_dataframe_from_blocks
     except ImportError:  # pragma: no cover - a pandas before 3.0
         return pd.DataFrame(arrays, columns=list(COLUMNS), copy=False)
-    if _COLUMN_INDEX is None:
-        _PLACEMENTS[:] = [np.array([i]) for i in range(len(COLUMNS))]
-        _COLUMN_INDEX = pd.Index(COLUMNS)
+    columns, placements = _block_layout()
     blocks = []
-    for name, place in zip(COLUMNS, _PLACEMENTS, strict=True):
+    for name, place in zip(COLUMNS, placements, strict=True):
         values = arrays[name]
         blocks.append((values.reshape(1, -1) if isinstance(values, np.ndarray) else values, place))
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(length), columns=_COLUMN_INDEX)
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(length), columns=columns)
 
 
 def _joined_chunks(old: Sequence[Any], new: Any) -> list[Any]:
@@ -538,11 +545,6 @@ class _LiveParts:
         return out
 
     def arrays(self) -> dict[str, Any]:
-        import numpy as np
-        import pyarrow as pa
-
-        pd = _need_pandas()
-        str_cls, str_dtype = _str_array_type()
         out: dict[str, Any] = {}
         for name in COLUMNS:
             if name in CATEGORY_NAMES:
@@ -551,12 +553,11 @@ class _LiveParts:
             elif name in TIME_COLUMNS:
                 out[name] = _utc_times(self.ints[name][0])
             elif name in _INTEGER_LIKE:
-                data, mask = self.ints[name]
-                out[name] = pd.arrays.IntegerArray(data, np.zeros(len(data), dtype=bool) if mask is None else mask)
+                out[name] = _int_column(*self.ints[name])
             elif name in BOOL_COLUMNS:
                 out[name] = self.bools[name]
             else:
-                out[name] = str_cls(pa.chunked_array(self.strings[name], type=pa.large_string()), dtype=str_dtype)
+                out[name] = _str_column(self.strings[name])
         return out
 
 

@@ -61,27 +61,19 @@ def is_redacted(value: object) -> bool:
 
 def redact(value: object) -> str:
     """``<redacted 6b1f…(64)>``: the first 4 hex digits of a SHA-256 of the value, then its length."""
-    text = value if isinstance(value, str) else str(value)
-    if text.startswith("<redacted ") and _PLACEHOLDER.fullmatch(text):
-        # Already redacted: redacting twice must not change the fingerprint (logs get re-saved, re-loaded).
-        return text
-    digest = _sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:4]
-    return f"<redacted {digest}…({len(text)})>"
+    return fingerprint(value if isinstance(value, str) else str(value))
 
 
 def fingerprint(text: str) -> str:
     """:func:`redact` for a string, with the fewest steps: the recorder calls it for every secret it records."""
-    if text.startswith("<redacted "):
-        return redact(text)
+    if text.startswith("<redacted ") and _PLACEHOLDER.fullmatch(text):
+        # Already redacted: redacting twice must not change the fingerprint (logs get re-saved, re-loaded).
+        return text
     try:
         data = text.encode()
     except UnicodeEncodeError:
         data = text.encode("utf-8", "surrogatepass")  # a lone surrogate from a JSON escape
     return f"<redacted {_sha256(data).hexdigest()[:4]}…({len(text)})>"
-
-
-# The end of a placeholder for each short length: concatenating three strings is cheaper than formatting.
-_TAILS = tuple(f"…({n})>" for n in range(512))
 
 
 class _NeedsParse(Exception):
@@ -332,33 +324,10 @@ def redact_json_text(text: str) -> str:
             return redact_text(text)
     if not spans and not edits:
         return text
-    spans.sort()
-    if not edits and ("<" not in text or "<redacted " not in text):
-        # The usual case: plain values only, none already redacted, none overlapping (each is a whole JSON
-        # string). Each is cut out, fingerprinted and put in its place in one pass, without the general
-        # function calls (fingerprint() does the same; a differential test holds them together).
-        sha256, tails = _sha256, _TAILS
-        out: list[str] = []
-        pos = 0
-        try:
-            for start, end in spans:
-                # The placeholder goes in as its three parts: cheaper for the join than for concatenation.
-                out += (
-                    text[pos:start],
-                    "<redacted ",
-                    sha256(text[start:end].encode()).hexdigest()[:4],
-                    tails[end - start],
-                )
-                pos = end
-        except (UnicodeEncodeError, IndexError):
-            pass  # a lone surrogate, or a value too long for the tails: the general path below
-        else:
-            out.append(text[pos:])
-            return "".join(out)
     for start, end in spans:
         edits.append((start, end, fingerprint(text[start:end])))
     edits.sort()
-    out = []
+    out: list[str] = []
     pos = 0
     for start, end, replacement in edits:
         if start < pos:

@@ -87,7 +87,7 @@ def _headers(headers: httpx.Headers, redact: bool) -> tuple[list[tuple[bytes, by
     ctype = encoding = ""
     kinds = _NAME_KINDS
     # Not headers.encoding / headers.get: those re-scan every header on each call.
-    for item in raw:
+    for i, item in enumerate(raw):
         raw_name = item[0]
         kind = kinds.get(raw_name)
         if kind is None:
@@ -99,7 +99,7 @@ def _headers(headers: httpx.Headers, redact: bool) -> tuple[list[tuple[bytes, by
             elif kind == 2:
                 encoding = value.strip().lower()
             elif redact:
-                raw[raw.index(item)] = (raw_name, redact_header(raw_name.decode("latin-1"), value))
+                raw[i] = (raw_name, redact_header(raw_name.decode("latin-1"), value))
     return raw, ctype, encoding
 
 
@@ -257,10 +257,8 @@ class _InFlight:
         self.id = ident
         self.redact = redact
         ext = request.extensions
-        call = ext.get(CALL_KEY)
-        self.call = call if type(call) is str and call else str(call or call_from_path(request.url.path))
-        attempt = ext.get(ATTEMPT_KEY)
-        self.attempt = attempt if type(attempt) is int and attempt else int(attempt or 1)
+        self.call = str(ext.get(CALL_KEY) or call_from_path(request.url.path))
+        self.attempt = int(ext.get(ATTEMPT_KEY) or 1)
         self.method = request.method
         url = str(request.url)
         self.url = redact_url(url) if redact else url

@@ -325,7 +325,6 @@ class Recorder(_LogViews):
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
         self.redacted = bool(redact)
         self._ring: deque[Exchange] = deque(maxlen=maxlen)
-        self._maxlen = maxlen
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._dropped = 0
@@ -372,11 +371,10 @@ class Recorder(_LogViews):
         return _InFlight(request, next(self._ids), self.redacted, self._record)
 
     def _record(self, ex: Exchange) -> None:
-        ring = self._ring
         with self._lock:
-            if len(ring) == self._maxlen:
+            if len(self._ring) == self._ring.maxlen:
                 self._dropped += 1
-            ring.append(ex)
+            self._ring.append(ex)
         if wire_log.isEnabledFor(logging.DEBUG):
             _log_line(ex)
 
