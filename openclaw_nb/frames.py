@@ -609,13 +609,17 @@ class MessageBuffer:
 
     def _materialise(self) -> None:
         with self._lock:
-            new = self._cols
             added = self._count - self._framed
             if added:
+                new = self._cols
                 self._cols = [[] for _ in COLUMNS]
                 self._framed = self._count
-        if not added and self._frame is not None:
-            return
+        if not added:
+            if self._frame is not None:
+                return
+            # The first read, before any row: an empty frame. Never build from the live lists, which the
+            # feed thread may be appending to (column by column) at this very moment.
+            new = [[] for _ in COLUMNS]
         try:
             if _have_arrow():
                 parts = (self._parts or _LiveParts()).merged(_pieces(new))

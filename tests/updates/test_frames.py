@@ -388,6 +388,45 @@ def test_a_failed_build_loses_no_row(monkeypatch: pytest.MonkeyPatch) -> None:
     assert buf.frame()["seq"].tolist() == [1, 2, 3]
 
 
+def test_a_row_appended_during_the_first_read_is_neither_torn_nor_doubled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first read, before any row, must not build from the lists the feed thread is appending to."""
+    buf = F.MessageBuffer()
+    real = F._pieces
+    row, _, _ = P.decode_messages([msg(1)])
+    appended = []
+
+    def pieces_while_a_row_arrives(columns: Any) -> Any:
+        if not appended:  # the feed thread's append lands while the reader builds
+            appended.append(buf.extend(row))
+        return real(columns)
+
+    monkeypatch.setattr(F, "_pieces", pieces_while_a_row_arrives)
+    assert len(buf.frame()) == 0  # built before the row was announced to this reader
+    assert appended == [1]
+    assert buf.frame()["seq"].tolist() == [1]  # then exactly once
+    assert buf.frame()["seq"].tolist() == [1]
+
+
+def test_reads_in_a_loop_while_a_thread_appends_from_the_start() -> None:
+    live = F.MessageBuffer()
+    rows = [P.decode_messages([msg(i)])[0] for i in range(1, 301)]
+    started = threading.Event()
+
+    def write() -> None:
+        started.set()
+        for one in rows:
+            live.extend(one)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    started.wait(5)
+    sizes = []
+    while writer.is_alive():
+        sizes.append(len(live.frame()))
+    writer.join()
+    assert live.frame()["seq"].tolist() == list(range(1, 301)) and sizes == sorted(sizes)
+
+
 def test_ids_outside_uint64_are_missing_for_stream_and_bulk_alike() -> None:
     for odd_id in (-5, 2**64 + 3):
         pages = [page_bytes([msg(1, message_id=odd_id)])] * 2
