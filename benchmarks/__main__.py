@@ -2,7 +2,8 @@
 
 Every ``benchmarks/bench_*.py`` module exposes ``run(quick: bool) -> dict``; each returned dict maps a figure's
 name to a number (or a small dict with ``value``, ``unit`` and ``target``). The runner prints one table and
-writes everything, with a description of the machine, to a JSON file.
+writes everything, with a description of the machine, to a JSON file. A run with ``--only`` updates its own
+benchmarks in that file and keeps the latest figures of the others (``runs`` says when each was measured).
 """
 
 from __future__ import annotations
@@ -66,6 +67,21 @@ def _fmt(value: Any) -> tuple[str, str, str]:
     return text, unit, target
 
 
+def _previous(path: Path, fresh: dict[str, Any]) -> dict[str, Any]:
+    """The figures already in ``path`` (other benchmarks' latest), under this run's machine description."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return fresh
+    if not isinstance(old, dict) or not isinstance(old.get("benchmarks"), dict):
+        return fresh
+    fresh["benchmarks"].update(old["benchmarks"])
+    runs = old.get("runs")
+    if isinstance(runs, dict):
+        fresh["runs"].update(runs)
+    return fresh
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
@@ -74,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE.parent))
-    results: dict[str, Any] = {"machine": machine(), "quick": args.quick, "benchmarks": {}}
+    out = Path(args.json)
+    results: dict[str, Any] = {"machine": machine(), "quick": args.quick, "benchmarks": {}, "runs": {}}
+    if args.only:
+        # A partial run updates its own benchmarks and keeps the others' latest figures, each with when and how
+        # they were measured.
+        results = _previous(out, results)
+    run_info = {"date": results["machine"]["date"], "quick": args.quick}
     rows: list[tuple[str, str, str, str, str]] = []
     failed = False
     for name in discover(args.only):
@@ -88,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, "ERROR", f"{type(exc).__name__}: {exc}", "", ""))
             continue
         results["benchmarks"][name] = figures
+        results["runs"][name] = run_info
         for key, value in figures.items():
             rows.append((name, key, *_fmt(value)))
 
@@ -97,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-    out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    tmp.replace(out)  # a run stopped half-way leaves the previous file whole
     print(f"\nmachine: {results['machine']}\nwritten: {out}")
     return 1 if failed else 0
 

@@ -2,8 +2,9 @@
 
 Owns the contract with the client: ``Recorder.wrap`` / ``wrap_async`` return transports that pass every
 request through unchanged and record it; the call name and retry attempt come from the request extensions
-``openclaw_nb.call`` / ``openclaw_nb.attempt``. Bodies are redacted here, at record time, and streamed bodies
-are counted and hashed chunk by chunk, never buffered.
+``openclaw_nb.call`` / ``openclaw_nb.attempt``. While an exchange is on the wire only references are taken;
+:meth:`_InFlight.build` redacts it when it is over. Streamed bodies are counted and hashed chunk by chunk,
+never buffered.
 """
 
 from __future__ import annotations
@@ -83,24 +84,37 @@ def _headers(headers: httpx.Headers, redact: bool) -> tuple[list[tuple[bytes, by
     Kept is httpx's raw list of (name, value) bytes with each secret value replaced by its redacted text; the
     rest is decoded only when someone looks (:func:`~openclaw_nb.recorder.exchange.header_dict`).
     """
-    raw: list[Any] = headers.raw  # a new list on each call: ours to keep and change
+    raw, ctype, encoding = _scan_headers(headers)
+    return (_redact_headers(raw) if redact else raw), ctype, encoding
+
+
+def _scan_headers(headers: httpx.Headers) -> tuple[list[Any], str, str]:
+    """httpx's raw (name, value) list, a new one ours to keep, with Content-Type and Content-Encoding."""
+    raw: list[Any] = headers.raw
     ctype = encoding = ""
     kinds = _NAME_KINDS
     # Not headers.encoding / headers.get: those re-scan every header on each call.
-    for i, item in enumerate(raw):
-        raw_name = item[0]
+    for raw_name, raw_value in raw:
         kind = kinds.get(raw_name)
         if kind is None:
             kind = _name_kind(raw_name)
-        if kind:
-            value = decode_header_value(item[1])
-            if kind == 1:
-                ctype = value
-            elif kind == 2:
-                encoding = value.strip().lower()
-            elif redact:
-                raw[i] = (raw_name, redact_header(raw_name.decode("latin-1"), value))
+        if kind == 1:
+            ctype = decode_header_value(raw_value)
+        elif kind == 2:
+            encoding = decode_header_value(raw_value).strip().lower()
     return raw, ctype, encoding
+
+
+def _redact_headers(raw: list[Any]) -> list[Any]:
+    """The raw list with each secret header value replaced by its redacted text (in place)."""
+    kinds = _NAME_KINDS
+    for i, (raw_name, raw_value) in enumerate(raw):
+        kind = kinds.get(raw_name)
+        if kind is None:
+            kind = _name_kind(raw_name)
+        if kind == 3:
+            raw[i] = (raw_name, redact_header(raw_name.decode("latin-1"), decode_header_value(raw_value)))
+    return raw
 
 
 def _reason(response: httpx.Response) -> str:
@@ -135,11 +149,6 @@ def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
                     return JsonText(redact_json_text(text) if redact else text, len(data))
                 return Text(redact_text(text) if redact else text, len(data))
     return Binary(len(data), hashlib.md5(data, usedforsecurity=False).hexdigest())
-
-
-def _error_text(exc: BaseException, redact: bool) -> str:
-    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
-    return redact_text(text) if redact else text
 
 
 #: Streamed request chunks at least this big are hashed on a worker thread while the transport sends them
@@ -220,12 +229,19 @@ class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 
 class _InFlight:
-    """One exchange between its request and the end of its response body."""
+    """One exchange from its request to the end of its response body, then until it is built.
+
+    While the exchange is on the wire only what costs next to nothing is taken (references to the raw
+    headers, body bytes and chunks, timings). :meth:`build` turns that into the redacted :class:`Exchange`
+    and drops every raw reference; the recorder calls it on its builder thread, off the caller's path (see
+    :class:`~openclaw_nb.recorder.log.Recorder`).
+    """
 
     __slots__ = (
         "_sink",
         "attempt",
         "call",
+        "complete",
         "done",
         "encoding",
         "error",
@@ -236,6 +252,7 @@ class _InFlight:
         "reason",
         "redact",
         "req_body",
+        "req_content",
         "req_headers",
         "req_size",
         "req_stream",
@@ -246,11 +263,12 @@ class _InFlight:
         "started",
         "status",
         "t0",
+        "t_end",
         "t_headers",
         "url",
     )
 
-    def __init__(self, request: httpx.Request, ident: int, redact: bool, sink: Callable[[Exchange], None]) -> None:
+    def __init__(self, request: httpx.Request, ident: int, redact: bool, sink: Callable[[_InFlight], None]) -> None:
         self.t0 = perf_counter()
         self.started = time()  # the Exchange makes it a datetime when asked
         self._sink = sink
@@ -260,11 +278,11 @@ class _InFlight:
         self.call = str(ext.get(CALL_KEY) or call_from_path(request.url.path))
         self.attempt = int(ext.get(ATTEMPT_KEY) or 1)
         self.method = request.method
-        url = str(request.url)
-        self.url = redact_url(url) if redact else url
-        self.req_headers, req_ctype, _ = _headers(request.headers, redact)
+        self.url = str(request.url)
+        self.req_headers: list[Any] = request.headers.raw  # a new list on each call: ours to keep and change
         self.req_stream: _CountingStream | None = None
         self.req_body: Any = None
+        self.req_content: bytes | None = None
         self.req_size: int | None = None
         try:
             content = request.content
@@ -274,7 +292,7 @@ class _InFlight:
             request.stream = self.req_stream
         else:
             self.req_size = len(content)
-            self.req_body = decode_body(content, req_ctype, redact)
+            self.req_content = content
         self.status: int | None = None
         self.reason = ""
         self.http_version = "HTTP/1.1"
@@ -285,15 +303,17 @@ class _InFlight:
         self.md5: Any = None
         self.resp_size = 0
         self.t_headers: float | None = None
+        self.t_end = 0.0
         self.error: str | None = None
         self.done = False
+        self.complete = False
 
     def response_started(self, response: httpx.Response) -> None:
         self.t_headers = perf_counter()
         self.status = response.status_code
         self.reason = _reason(response)
         self.http_version = response.http_version
-        self.resp_headers, self.resp_ctype, self.encoding = _headers(response.headers, self.redact)
+        self.resp_headers, self.resp_ctype, self.encoding = _scan_headers(response.headers)
         if _is_text_type(self.resp_ctype) or not self.resp_ctype:
             self.resp_chunks = []
         else:
@@ -312,58 +332,92 @@ class _InFlight:
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
-            self.error = _error_text(exc, self.redact)
+            self.error = f"{type(exc).__name__}: {exc}".rstrip(": ")  # redacted by build()
         self.finish(complete=False)
 
     def finish(self, complete: bool = True) -> None:
+        """The exchange is over: hand it to the recorder (once), which builds it now or on its thread."""
         if self.done:
             return
         self.done = True
-        t_end = perf_counter()
+        self.t_end = perf_counter()
+        self.complete = complete
+        if self.req_stream is not None:
+            # Wait for the last chunk's digest here: the upload is over, and its stream is not ours to keep.
+            self.req_body = self.req_stream.body()
+            self.req_size = self.req_stream.size
+            self.req_stream = None
+        self._sink(self)
+
+    def build(self) -> Exchange:
+        """The recorded :class:`Exchange`, redacted if the recorder redacts; drops the raw parts it came from."""
+        redact = self.redact
         resp_body: Any = None
+        chunks = self.resp_chunks
         if self.status is not None:
-            if self.resp_chunks is not None and complete:
-                data = b"".join(self.resp_chunks)
+            if chunks is not None and self.complete:
+                data = b"".join(chunks)
                 if self.encoding and self.encoding != "identity":
                     data = _decode_content(data, self.encoding)
-                resp_body = decode_body(data, self.resp_ctype, self.redact)
-            elif self.resp_chunks is not None:
+                resp_body = decode_body(data, self.resp_ctype, redact)
+            elif chunks is not None:
                 # A cut-off text body could end inside a secret that redaction would then miss: keep a hash.
-                data = b"".join(self.resp_chunks)
+                data = b"".join(chunks)
                 resp_body = Binary(len(data), hashlib.md5(data, usedforsecurity=False).hexdigest(), False)
             elif self.md5 is not None:
-                resp_body = Binary(self.resp_size, self.md5.hexdigest(), complete)
+                resp_body = Binary(self.resp_size, self.md5.hexdigest(), self.complete)
+        req_headers = self.req_headers
         req_body = self.req_body
-        req_size = self.req_size
-        if self.req_stream is not None:
-            req_body = self.req_stream.body()
-            req_size = self.req_stream.size
-        ex = _exchange(
+        if self.req_content is not None:
+            req_body = decode_body(self.req_content, _content_type(req_headers), redact)
+        resp_headers = self.resp_headers
+        error = self.error
+        url = self.url
+        if redact:
+            req_headers = _redact_headers(req_headers)
+            if resp_headers:
+                resp_headers = _redact_headers(resp_headers)
+            url = redact_url(url)
+            if error is not None:
+                error = redact_text(error)
+        # Drop the raw parts now: an unredacted body must not outlive the exchange it belongs to.
+        self.resp_chunks = self.req_content = None
+        self.req_headers = self.resp_headers = []
+        self.error = None
+        return _exchange(
             (
                 self.id,
                 self.started,
                 self.call,
                 self.method,
-                self.url,
-                self.req_headers,
+                url,
+                req_headers,
                 req_body,
                 self.status,
-                self.resp_headers,
+                resp_headers,
                 resp_body,
-                (t_end - self.t0) * 1000.0,
-                self.error,
+                (self.t_end - self.t0) * 1000.0,
+                error,
                 self.attempt,
                 None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
                 self.http_version,
                 self.reason,
-                req_size,
+                self.req_size,
                 self.resp_size if self.status is not None else None,
-                self.redact,
+                redact,
             )
         )
-        # Drop the raw chunks now: an unredacted body must not outlive the exchange it belongs to.
-        self.resp_chunks = None
-        self._sink(ex)
+
+
+def _content_type(raw: list[Any]) -> str:
+    kinds = _NAME_KINDS
+    for raw_name, raw_value in raw:
+        kind = kinds.get(raw_name)
+        if kind is None:
+            kind = _name_kind(raw_name)
+        if kind == 1:
+            return decode_header_value(raw_value)
+    return ""
 
 
 def _decode_content(data: bytes, encoding: str) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import threading
 import warnings
 from collections import deque
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from os import PathLike
 from pathlib import Path
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, overload
 
 import httpx
@@ -305,7 +307,7 @@ class ExchangeLog(_LogViews):
 
 
 class Recorder(_LogViews):
-    """Records every HTTP exchange of a client in a bounded ring buffer, redacted at record time.
+    """Records every HTTP exchange of a client in a bounded ring buffer, redacted as it is recorded.
 
     The client wires it in with ``transport=recorder.wrap(httpx.HTTPTransport(...))`` and shows it as
     ``client.log``. ``redact=False`` keeps secrets (tokens, keys, upload parameters) in memory and in every
@@ -314,6 +316,14 @@ class Recorder(_LogViews):
     Ids count up in the order requests start; the log is in the order exchanges finish (a response is
     finished when its body has been read or the stream closed), so concurrent async requests may appear
     out of id order, and a streamed download appears only once its stream is closed.
+
+    **Off the caller's path.** Redacting a ``getupdates`` page costs more CPU than anything else the recorder
+    does, so a finished exchange is redacted and stored by a builder thread, which mostly runs while the
+    client waits for its next response. Until then the raw exchange sits only in a short hand-over queue
+    (at most :data:`MAX_PENDING` exchanges; past that the caller builds them itself), much as the raw
+    response sits in httpx's ``Response``. Nothing unredacted ever enters the ring: every view, export and
+    ``len()`` first finishes the queue, so ``client.log[-1]`` right after a call is that call. With the
+    ``openclaw_nb.wire`` logger at DEBUG each exchange is built on the spot, so log lines come in order.
 
     >>> rec = Recorder(maxlen=200)
     >>> http = httpx.Client(transport=rec.wrap(httpx.HTTPTransport()))     # doctest: +SKIP
@@ -325,9 +335,14 @@ class Recorder(_LogViews):
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
         self.redacted = bool(redact)
         self._ring: deque[Exchange] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the ring and the dropped count
         self._ids = itertools.count(1)
         self._dropped = 0
+        # Finished exchanges not built yet, oldest first. Whoever builds holds _build_lock, so exchanges
+        # enter the ring in the order they finished, whichever thread builds them.
+        self._pending: deque[_InFlight] = deque()
+        self._build_lock = threading.Lock()
+        self._queued = False  # the builder thread has been asked to build this recorder's pending ones
         if not redact:
             warnings.warn(
                 "Recorder(redact=False): bot tokens, context tokens, AES keys and upload parameters will be kept "
@@ -344,6 +359,7 @@ class Recorder(_LogViews):
     @property
     def dropped(self) -> int:
         """How many exchanges fell out of the ring buffer so far."""
+        self.settle()
         return self._dropped
 
     def wrap(self, transport: httpx.BaseTransport) -> httpx.BaseTransport:
@@ -356,27 +372,96 @@ class Recorder(_LogViews):
 
     def clear(self) -> None:
         """Forget every recorded exchange (ids keep counting up)."""
-        with self._lock:
-            self._ring.clear()
+        with self._build_lock:
+            self._pending.clear()
+            with self._lock:
+                self._ring.clear()
 
     def snapshot(self) -> ExchangeLog:
         """A frozen copy of the log as it is now."""
         return ExchangeLog(self._exchanges(), redacted=self.redacted)
 
+    def settle(self) -> None:
+        """Build every finished exchange not built yet, now, in this thread (views and exports do this first)."""
+        if not self._pending:
+            return
+        with self._build_lock:
+            pending = self._pending
+            while pending:
+                try:
+                    ex = pending[0].build()
+                except BaseException:
+                    pending.popleft()
+                    raise
+                with self._lock:
+                    if len(self._ring) == self._ring.maxlen:
+                        self._dropped += 1
+                    self._ring.append(ex)
+                # Only now: a reader that finds nothing pending must find this exchange in the ring.
+                pending.popleft()
+                if wire_log.isEnabledFor(logging.DEBUG):
+                    _log_line(ex)
+
     def _exchanges(self) -> list[Exchange]:
+        self.settle()
         with self._lock:
             return list(self._ring)
 
     def _begin(self, request: httpx.Request) -> _InFlight:
-        return _InFlight(request, next(self._ids), self.redacted, self._record)
+        return _InFlight(request, next(self._ids), self.redacted, self._finished)
 
-    def _record(self, ex: Exchange) -> None:
+    def _finished(self, flight: _InFlight) -> None:
+        self._pending.append(flight)
+        if len(self._pending) >= MAX_PENDING or wire_log.isEnabledFor(logging.DEBUG):
+            self.settle()
+        elif not self._queued:
+            self._queued = True
+            _builder.submit(self)
+
+
+#: Finished exchanges a recorder lets wait for its builder thread; past this the caller builds them itself.
+MAX_PENDING = 64
+
+
+class _Builder:
+    """One daemon thread per process that builds recorders' finished exchanges while their callers go on.
+
+    It mostly gets the GIL while a client waits on its socket, so the redaction it does overlaps the network
+    wait. Started on first use, and again in a forked child (threads do not survive ``fork``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: SimpleQueue[Recorder] = SimpleQueue()
+        self._pid = 0
+
+    def submit(self, recorder: Recorder) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._queue.put(recorder)
+
+    def _start(self) -> None:
         with self._lock:
-            if len(self._ring) == self._ring.maxlen:
-                self._dropped += 1
-            self._ring.append(ex)
-        if wire_log.isEnabledFor(logging.DEBUG):
-            _log_line(ex)
+            if self._pid == os.getpid():
+                return
+            self._queue = SimpleQueue()
+            threading.Thread(target=self._run, args=(self._queue,), name="openclaw_nb-recorder", daemon=True).start()
+            self._pid = os.getpid()
+
+    @staticmethod
+    def _run(queue: SimpleQueue[Recorder]) -> None:
+        while True:
+            recorder = queue.get()
+            recorder._queued = False  # before building: an exchange finishing from now on asks again
+            try:
+                recorder.settle()
+            except Exception:
+                # A bug in building one exchange: say so loudly, keep building the others.
+                logging.getLogger("openclaw_nb").exception("the recorder could not build an exchange")
+            del recorder
+
+
+_builder = _Builder()
 
 
 def _log_line(ex: Exchange) -> None:
