@@ -181,13 +181,8 @@ class _MediaFlows(_Base):
             raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
         parts = split_text(caption, C.MAX_TEXT_BYTES) if caption else []
         peer = self.peer(to)
-        if not (context_token or peer.context_token):
-            # Without a token the server refuses the send; find out now, not after a long upload.
-            raise E.UsageError(
-                f"{to} has not written to this client yet, so there is no context_token to send media with "
-                "(the server would refuse it after the upload); receive a message from the user first "
-                "(get_updates() or stream()), or pass context_token= if you have one"
-            )
+        # As send_text: without a token this warns and sends anyway. PROTOCOL.md lets a client send without
+        # one (the official plugin only warns); a server that insists answers -2, explained by SendRejectedError.
         token = self._reply_token(peer, context_token)
         needed = len(parts) + 1
         what = f"the media and its caption need {needed} messages and" if parts else "the media needs 1 message and"
@@ -249,12 +244,12 @@ def _media_kind(expected: C.UploadMediaType, source: object) -> C.UploadMediaTyp
 
 
 def _progress(plan: UploadPlan, enabled: bool | None) -> Progress:
-    if enabled is False:
-        from .notebook.progress import NullProgress
+    """The upload's progress bar. By default only files above ``THRESHOLD`` (1 MiB) of plaintext get one, so
+    the documented "files above 1 MiB" holds exactly (the ciphertext of a 1 MiB file is 16 bytes more)."""
+    from .notebook.progress import THRESHOLD, NullProgress, make_progress
 
+    if enabled is False or (enabled is None and plan.rawsize <= THRESHOLD):
         return NullProgress()
-    from .notebook.progress import make_progress
-
     return make_progress(plan.filesize, f"uploading {plan.file_name}", enabled)
 
 
@@ -280,7 +275,8 @@ class MediaMixin(_MediaFlows):
         """Encrypt and upload a file (or bytes) to the CDN for user ``to``; nothing is sent to the user yet.
 
         ``kind`` is ``"image"``, ``"video"`` or ``"file"`` (default: from the MIME type of the name).
-        Files above 1 MiB show a progress bar unless ``progress=False``.
+        Files above 1 MiB (1,048,576 bytes) show a progress bar (ipywidgets in Jupyter, rich on a terminal)
+        unless ``progress=False``; ``progress=True`` shows one for any size.
 
         >>> media = client.upload("chart.png", to=user)
         >>> client.send_image(media, to=user)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +39,16 @@ def aes_key_of(item: dict, field: str) -> str:
     return item[field]["media"]["aes_key"]
 
 
+def bodies(bot: Bot, endpoint: str) -> list[dict[str, Any]]:
+    """The JSON bodies of ``endpoint`` requests as the simulator received them (``record_requests`` is on)."""
+    return [r["body"] for r in bot.sim.requests if r["endpoint"] == endpoint]
+
+
+def media_types(bot: Bot) -> list[int]:
+    """``media_type`` of every getuploadurl the simulator received."""
+    return [body["media_type"] for body in bodies(bot, "get_upload_url")]
+
+
 # --- round trips ------------------------------------------------------------------------------------
 
 
@@ -59,6 +71,7 @@ def test_image_round_trip_with_caption(client: SimClient, bot: Bot, tmp_path: Pa
     assert [c.message_id for c in resp.caption] == [first.message_id]
     assert first.context_token == second.context_token == client.peer(bot.user).context_token
     assert client.peer(bot.user).sends_on_token == 2
+    assert media_types(bot) == [C.UploadMediaType.IMAGE] == [1]
 
 
 def test_file_round_trip_keeps_the_name(client: SimClient, bot: Bot, tmp_path: Path) -> None:
@@ -71,6 +84,7 @@ def test_file_round_trip_keeps_the_name(client: SimClient, bot: Bot, tmp_path: P
     assert item["len"] == "70001" and set(item) == {"media", "file_name", "len"}
     assert entry.data == data and resp.uploaded is not None
     assert resp.uploaded.rawfilemd5 == hashlib.md5(data).hexdigest()
+    assert media_types(bot) == [C.UploadMediaType.FILE] == [3]
 
 
 def test_video_round_trip(client: SimClient, bot: Bot, tmp_path: Path) -> None:
@@ -81,29 +95,61 @@ def test_video_round_trip(client: SimClient, bot: Bot, tmp_path: Path) -> None:
     assert entry.item_types == [C.ItemType.VIDEO] and entry.problems == []
     assert item["video_size"] == 40_016 and set(item) == {"media", "video_size"}
     assert entry.data == data
+    assert media_types(bot) == [C.UploadMediaType.VIDEO] == [2]
 
 
 @pytest.mark.parametrize(
-    ("name", "item_type"),
+    ("name", "item_type", "media_type"),
     [
-        ("a.mp4", C.ItemType.VIDEO),
-        ("b.jpeg", C.ItemType.IMAGE),
-        ("c.csv", C.ItemType.FILE),
-        ("README", C.ItemType.FILE),
+        ("a.mp4", C.ItemType.VIDEO, 2),
+        ("b.jpeg", C.ItemType.IMAGE, 1),
+        ("c.csv", C.ItemType.FILE, 3),
+        ("README", C.ItemType.FILE, 3),
     ],
 )
-def test_send_media_routes_by_mime_type(client: SimClient, bot: Bot, tmp_path: Path, name: str, item_type: int) -> None:
+def test_send_media_routes_by_mime_type(
+    client: SimClient, bot: Bot, tmp_path: Path, name: str, item_type: int, media_type: int
+) -> None:
     path, data = write(tmp_path, name, 100)
     client.send_media(path, bot.user)
     (entry,) = bot.sim.outbox
     assert entry.item_types == [item_type] and entry.data == data and entry.problems == []
+    assert media_types(bot) == [media_type]
 
 
-def test_media_to_a_user_without_a_context_token_uploads_nothing(client: SimClient, bot: Bot) -> None:
-    bot.sim.add_user("carol")  # known to the server, but has never written to this bot
-    with pytest.raises(E.UsageError, match="has not written to this client yet"):
-        client.send_media(b"\x89PNG" + b"x" * 100, "carol@im.wechat", caption="hi", name="a.png")
-    assert client.calls("getuploadurl") == 0 and client.calls("upload") == 0
+# --- no context token: warn and send, as send_text does (PROTOCOL.md: the client may send without one) ----
+
+
+def test_media_without_a_context_token_warns_and_sends(
+    client: SimClient, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot.sim.configure(require_context_token=False, reply_window_seconds=None)  # takes replies without a token
+    carol = bot.sim.add_user("carol")  # known to the server, but has never written to this bot
+    data = b"\x89PNG" + os.urandom(100)
+    with caplog.at_level(logging.WARNING, logger="openclaw_nb"):
+        resp = client.send_media(data, carol, caption="hi", name="a.png")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"sending to {carol} without a context_token" in w for w in warnings)
+    caption, image = bot.sim.outbox
+    assert caption.text == "hi" and image.data == data and image.problems == []
+    assert caption.context_token is image.context_token is None
+    assert [b["msg"].get("context_token") for b in bodies(bot, "send_message")] == [None, None]
+    assert isinstance(resp, MediaSendResp) and resp.message_id == image.message_id
+
+
+def test_media_without_a_context_token_is_refused_by_a_strict_server(
+    client: SimClient, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    carol = bot.sim.add_user("carol")  # the default simulator, like the real server, wants a token
+    with (
+        caplog.at_level(logging.WARNING, logger="openclaw_nb"),
+        pytest.raises(E.SendRejectedError, match="no context_token was sent"),
+    ):
+        client.send_file(b"data", carol, name="d.bin")
+    assert any("without a context_token" in r.getMessage() for r in caplog.records)
+    # The same as send_text: the client tried (upload and send); the server said no.
+    assert client.calls("getuploadurl") == 1 and client.calls("upload") == 1 and client.calls("sendmessage") == 1
+    assert bot.sim.outbox == []
 
 
 @pytest.mark.parametrize(("size", "ciphertext"), [(0, 16), (16, 32)])
@@ -241,6 +287,11 @@ def test_typing_caches_the_ticket_and_refreshes_it(client: SimClient, bot: Bot) 
     clock.now += 1
     client.typing(bot.user, cancel=True)
     assert client.calls("getconfig") == 2 and [e.status for e in bot.sim.typing_events] == [1, 2, 1, 1, 2]
+    # getconfig carries the user's context token (PROTOCOL.md "Typing"), on the first fetch and the refresh.
+    token = client.peer(bot.user).context_token
+    assert token
+    assert [(b["ilink_user_id"], b.get("context_token")) for b in bodies(bot, "get_config")] == [(bot.user, token)] * 2
+    assert {b["typing_ticket"] for b in bodies(bot, "send_typing")} == {client.typing_tickets.ticket(bot.user)}
 
 
 def test_typing_before_the_user_wrote_backs_off(bot: Bot) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -293,6 +295,25 @@ def test_getuploadurl_without_a_destination_is_a_protocol_error() -> None:
         client.upload(b"abc", USER)
 
 
+def test_cdn_4xx_message_prefers_the_header_over_the_body() -> None:
+    def reject(request: httpx.Request, body: bytes) -> httpx.Response:
+        return httpx.Response(
+            403, headers={C.H_ERROR_MESSAGE: "filekey expired (from the header)"}, text="generic body text"
+        )
+
+    server = FakeServer(cdn=reject)
+    client, sleeps = make(server)
+    with pytest.raises(E.CdnError) as info:
+        client.upload(b"abc", USER)
+    assert "filekey expired (from the header)" in str(info.value)
+    assert "generic body text" not in str(info.value)
+    assert info.value.status_code == 403 and info.value.attempts == 1 and sleeps == []
+    # Without the header, the body is the message.
+    server.cdn = lambda request, body: httpx.Response(403, text="only the body says why")
+    with pytest.raises(E.CdnError, match="HTTP 403: only the body says why"):
+        client.upload(b"abc", USER)
+
+
 def test_transport_failure_retries_and_resends_the_whole_body(server: FakeServer) -> None:
     calls = {"n": 0}
 
@@ -371,6 +392,50 @@ def test_progress_choice() -> None:
     bar.start(100)  # a retry
     bar.advance(100)
     bar.close(True)
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr is a terminal and this is no Jupyter kernel: the rich bar is the automatic choice. (Called in
+    the test itself: pytest's capture puts its own sys.stderr back between a fixture's setup and the test.)"""
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    monkeypatch.setattr(progress_module, "has_widgets", lambda: False)
+
+
+def test_progress_picks_the_rich_bar_on_a_terminal_above_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    _on_a_terminal(monkeypatch)
+    threshold = progress_module.THRESHOLD
+    assert threshold == 1 << 20  # 1 MiB, as the docs say
+    assert isinstance(progress_module.make_progress(threshold + 1, "x"), progress_module.RichProgress)
+    assert isinstance(progress_module.make_progress(threshold, "x"), progress_module.NullProgress)
+    assert isinstance(progress_module.make_progress(threshold + 1, "x", False), progress_module.NullProgress)
+
+
+def test_upload_shows_a_bar_for_files_above_1_mib(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    _on_a_terminal(monkeypatch)
+    bars: list[SpyProgress] = []
+
+    def rich(description: str) -> SpyProgress:
+        bars.append(SpyProgress())
+        return bars[-1]
+
+    monkeypatch.setattr(progress_module, "RichProgress", rich)
+    client, _ = make(server)
+    threshold = progress_module.THRESHOLD
+    client.upload(b"x" * threshold, USER, name="exactly 1 MiB.bin")  # ciphertext 1 MiB + 16: still no bar
+    assert bars == []
+    client.upload(b"x" * (threshold + 1), USER, name="just over.bin")
+    assert len(bars) == 1 and bars[0].events[0] == ("start", threshold + 16)
+    assert bars[0].events[-1] == ("close", True)
+    client.upload(b"x" * (threshold + 1), USER, progress=False)
+    client.upload(b"small", USER, progress=True)  # asked for: shown whatever the size
+    assert len(bars) == 2
 
 
 def test_widget_progress(monkeypatch: pytest.MonkeyPatch) -> None:
