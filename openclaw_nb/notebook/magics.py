@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import functools
 import html
+import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -56,6 +58,9 @@ UPLOAD_KINDS = ("image", "file", "video")
 LOG_ROWS = 20
 #: Seconds the embedded simulator waits before confirming a QR login by itself when the login blocks the cell.
 SIM_AUTO_CONFIRM = 1.0
+#: A typed word this long or longer could be a token typed in the wrong place (the simulator's tokens have 64
+#: characters); errors show such a word redacted unless it is recognisably something else (see _could_be_token).
+TOKEN_LENGTH = 16
 
 
 # --- parsing a magic's line ---------------------------------------------------------------------------
@@ -191,6 +196,47 @@ def _path(magic: str, value: str) -> str:
     return path
 
 
+def _cannot_read(magic: str, value: str, path: str, exc: OSError) -> UsageError:
+    """An OSError while reading the file the user named (permission denied, an I/O error, the file removed
+    since it was checked), as one line naming the file and the reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None and os.fsdecode(exc.filename) not in (value, path):
+        return UsageError(f"%{magic}: {reason}: {os.fsdecode(exc.filename)!r}")
+    return UsageError(
+        f"%{magic}: cannot read {value!r}: {reason}; check that you may read it (its permissions), "
+        "or copy it somewhere readable"
+    )
+
+
+# --- what an error may repeat of the line -------------------------------------------------------------
+
+#: User and bot ids (alice@im.wechat, 0123abcd@im.bot): not secrets.
+_ID = re.compile(r"[\w.-]+@im\.(?:wechat|bot)")
+#: A file name with an extension (chart.png, sends.har): a path, not a token.
+_FILE_NAME = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_OPTION = re.compile(r"--?[a-z][a-z-]*")
+
+
+def _could_be_token(word: str) -> bool:
+    """Whether ``word``, typed on a magic's line, could be a token in the wrong place (``%wx_connect $token``
+    without ``--token``): one long word that is not an id, a URL, an option, a file name or an existing path."""
+    if len(word) < TOKEN_LENGTH or _ID.fullmatch(word) or _URL.match(word) or _OPTION.fullmatch(word):
+        return False
+    if _FILE_NAME.search(word):  # a JWT-like token's last part is far longer than an extension
+        return False
+    try:
+        return not os.path.exists(os.path.expanduser(word))
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        return True
+
+
+def _typed_tokens(line: str) -> set[str]:
+    """The words of ``line`` an error must not repeat as typed (argparse quotes unknown words, the store
+    quotes an unknown account): split where a value can end, so ``--tokn=VALUE`` yields ``VALUE``."""
+    return {word for word in re.split(r"[\s'\"=]+", line) if _could_be_token(word)}
+
+
 # --- errors -------------------------------------------------------------------------------------------
 
 
@@ -203,17 +249,23 @@ def _friendly(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(self: WxMagics, *args: Any, **kwargs: Any) -> Any:
+        line = args[0] if args and isinstance(args[0], str) else ""
         try:
             return func(self, *args, **kwargs)
         except UsageError as exc:
-            raise UsageError(self._scrub(str(exc))) from None
+            raise UsageError(self._scrub(str(exc), line)) from None
         except E.OpenClawError as exc:
             message = f"%{func.__name__}: {_one_line(str(exc))}"
             if isinstance(exc, E.StaleTokenError):
                 message += "; here: run %wx_login"
             elif isinstance(exc, E.SendRejectedError) and "no context_token was sent" in str(exc):
                 message += "; here: run %wx_updates start, so the user's messages (and their tokens) come in"
-            raise UsageError(self._scrub(message)) from None
+            raise UsageError(self._scrub(message, line)) from None
+        except OSError as exc:
+            # The file system, not the protocol (a data folder that cannot be written, a port in use).
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            where = f": {os.fsdecode(exc.filename)!r}" if exc.filename is not None else ""
+            raise UsageError(self._scrub(f"%{func.__name__}: {_one_line(reason)}{where}", line)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -223,7 +275,11 @@ def _friendly(func: F) -> F:
 
 #: (magic, what it does, one example) for ``%wx_help``; a test checks it covers every registered magic.
 HELP: tuple[tuple[str, str, str], ...] = (
-    ("%load_ext openclaw_nb", "register these magics", "%load_ext openclaw_nb"),
+    (
+        "%load_ext openclaw_nb",
+        "register these magics (%unload_ext openclaw_nb removes them, stopping the simulator and the feed)",
+        "%load_ext openclaw_nb",
+    ),
     (
         "%wx_connect",
         "pick or create the client `wx`: the latest saved login, a token, a saved account, or --sim",
@@ -231,7 +287,11 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ),
     ("%wx_login", "log `wx` in by QR code (a widget in Jupyter)", "%wx_login"),
     ("%wx_send", "send a text; the cell form sends the cell body as is", "%wx_send alice@im.wechat hello there"),
-    ("%%wx_send", "send the cell body, several lines kept as typed", "%%wx_send $user"),
+    (
+        "%%wx_send",
+        "send the cell body, several lines kept as typed",
+        "%%wx_send alice@im.wechat\nfirst line of the message\n  and a second one, indented",
+    ),
     ("%wx_typing", "show (or hide, --cancel) the typing indicator", "%wx_typing alice@im.wechat"),
     ("%wx_upload", "upload a file and send it (progress bar)", '%wx_upload chart.png --to alice --caption "today"'),
     ("%wx_updates", "start / stop / show the live feed, or get its DataFrame", "df = %wx_updates frame"),
@@ -251,7 +311,9 @@ class HelpTable:
         lines = ["openclaw-nb magics (`%magic?` shows a magic's options)"]
         for name, what, example in self.rows:
             lines.append(f"  {name:<{width}}  {what}")
-            lines.append(f"  {'':<{width}}    e.g. {example}")
+            first, *more = example.split("\n")  # the cell form's example has its body below it
+            lines.append(f"  {'':<{width}}    e.g. {first}")
+            lines.extend(f"  {'':<{width}}         {body}" for body in more)
         lines.append("USER is a user id (…@im.wechat); a bare name such as alice means alice@im.wechat.")
         lines.append("Python variables expand on the magic's line: %wx_send $user {text}.")
         return "\n".join(lines)
@@ -260,7 +322,7 @@ class HelpTable:
         rows = "".join(
             f"<tr><td style='text-align:left'><code>{html.escape(name)}</code></td>"
             f"<td style='text-align:left'>{html.escape(what)}</td>"
-            f"<td style='text-align:left'><code>{html.escape(example)}</code></td></tr>"
+            f"<td style='text-align:left'><pre style='margin:0'><code>{html.escape(example)}</code></pre></td></tr>"
             for name, what, example in self.rows
         )
         return (
@@ -303,6 +365,19 @@ def _outbox_frame(sim: Simulator, last: int | None) -> pd.DataFrame:
             "problems": pd.Series(["; ".join(e.problems) for e in entries], dtype="str"),
         }
     )
+
+
+def _secrets_of(client: Client | None, sim: Simulator | None) -> set[str]:
+    """The secrets a client and a simulator hold: tokens, context tokens, typing tickets."""
+    found: set[str] = set()
+    if client is not None:
+        if client.token:
+            found.add(client.token)
+        found.update(p.context_token for p in client.peers.values() if p.context_token)
+        found.update(e.ticket for e in client.typing_tickets.entries.values() if e.ticket)
+    if sim is not None:
+        found.update(b.token for b in sim.bots.values() if b.token)
+    return found
 
 
 # --- the magics ---------------------------------------------------------------------------------------
@@ -351,32 +426,28 @@ class WxMagics(Magics):
 
     def _secrets(self) -> set[str]:
         """Every secret the magics can see, to mask in their messages."""
-        found: set[str] = set()
-        client = self.client
-        if client is not None:
-            if client.token:
-                found.add(client.token)
-            found.update(p.context_token for p in client.peers.values() if p.context_token)
-            found.update(e.ticket for e in client.typing_tickets.entries.values() if e.ticket)
-        if self.sim is not None:
-            found.update(b.token for b in self.sim.bots.values() if b.token)
-        return found
+        return _secrets_of(self.client, self.sim)
 
-    def _scrub(self, text: str) -> str:
+    def _scrub(self, text: str, line: str = "") -> str:
+        """``text`` with every secret masked: those of the current client and simulator, and any word of the
+        magic's ``line`` that could be a token typed in the wrong place."""
         text = redact_text(text)
-        for secret in sorted(self._secrets(), key=len, reverse=True):
+        secrets = self._secrets() | _typed_tokens(line)
+        for secret in sorted(secrets, key=len, reverse=True):
             if len(secret) >= 8:  # short values could mask ordinary words; tokens are long
                 text = text.replace(secret, redact(secret))
         return text
 
-    def _parse(self, magic: str, line: str, rest: str | None = None) -> argparse.Namespace:
-        """Parse a magic's line with its ``magic_arguments`` parser; errors carry the usage line."""
+    def _parse(self, magic: str, line: str, rest: str | None = None, hint: str = "") -> argparse.Namespace:
+        """Parse a magic's line with its ``magic_arguments`` parser; errors carry the usage line (and ``hint``
+        after unrecognized arguments). Words that could be tokens are masked later, by ``_friendly``."""
         parser = getattr(self, magic).parser
         argv, text = _split(magic, parser, line, rest)
         try:
             args = parser.parse_args(argv)
         except UsageError as exc:
-            raise UsageError(f"%{magic}: {exc}. Usage: {_usage(parser)}") from None
+            extra = f"; {hint}" if hint and str(exc).startswith("unrecognized arguments") else ""
+            raise UsageError(f"%{magic}: {exc}{extra}. Usage: {_usage(parser)}") from None
         if rest is not None:
             setattr(args, rest, text)
         return args
@@ -436,7 +507,9 @@ class WxMagics(Magics):
     @magic_arguments()
     @argument("--sim", action="store_true", help="start an embedded simulator and connect to it (bound to `sim`)")
     @argument("--qr", action="store_true", help="with --sim: start logged out, to log in with %%wx_login")
-    @argument("--long-poll", type=float, metavar="SECONDS", help="with --sim: how long the simulator holds getupdates")
+    @argument(
+        "--long-poll", type=float, metavar="SECONDS", help="with --sim: how long the simulator holds getupdates (> 0)"
+    )
     @argument("--base-url", metavar="URL", help=f"API base URL (default: {C.DEFAULT_BASE_URL})")
     @argument("--token", metavar="TOKEN", help="a bot token (better from a variable: --token $token)")
     @argument("--account", metavar="BOT_ID", help="a saved login (see openclaw_nb.accounts.list_accounts())")
@@ -457,32 +530,53 @@ class WxMagics(Magics):
         from ..client import Client
         from ..store import Store
 
-        args = self._parse("wx_connect", line)
+        args = self._parse(
+            "wx_connect", line, hint="a token goes after --token (--token $token), a saved bot id after --account"
+        )
         if args.token and args.account:
             raise UsageError("%wx_connect: pass --token or --account, not both")
         if args.sim and (args.token or args.account or args.base_url):
             raise UsageError("%wx_connect: --sim runs its own server and bot; leave out --base-url/--token/--account")
         if not args.sim and (args.qr or args.long_poll is not None):
             raise UsageError("%wx_connect: --qr and --long-poll go with --sim")
+        if args.long_poll is not None and not (math.isfinite(args.long_poll) and args.long_poll > 0):
+            raise UsageError(
+                f"%wx_connect: --long-poll takes a number of seconds above 0, not {args.long_poll:g}: "
+                "%wx_connect --sim --long-poll 2"
+            )
         sim: Simulator | None = None
         sim_home: str | None = None
         if args.sim:
             from ..sim import Simulator
 
             knobs = {} if args.long_poll is None else {"long_poll_timeout": args.long_poll}
-            sim = Simulator(**knobs).start()
             sim_home = tempfile.mkdtemp(prefix="openclaw-nb-sim-")
-            client = Client(base_url=sim.base_url, cdn_base_url=sim.cdn_base_url)
-            if args.qr:
-                status = "not logged in: run %wx_login, then %wx_sim scan and %wx_sim confirm"
-            else:
-                bot = sim.login_bot()
-                client.use_credentials(bot.bot_token, bot_id=bot.bot_id)
-                status = f"logged in as the simulated bot {bot.bot_id} (owned by {bot.ilink_user_id})"
+            try:
+                sim = Simulator(**knobs).start()
+                client = Client(base_url=sim.base_url, cdn_base_url=sim.cdn_base_url)
+                if args.qr:
+                    status = "not logged in: run %wx_login, then %wx_sim scan and %wx_sim confirm"
+                else:
+                    bot = sim.login_bot()
+                    client.use_credentials(bot.bot_token, bot_id=bot.bot_id)
+                    status = f"logged in as the simulated bot {bot.bot_id} (owned by {bot.ilink_user_id})"
+            except BaseException:  # a port in use, say: leave no server or folder behind
+                if sim is not None:
+                    sim.stop()
+                shutil.rmtree(sim_home, ignore_errors=True)
+                raise
             message = f"{CLIENT_NAME}: the embedded simulator at {sim.base_url} (bound to `{SIM_NAME}`), {status}"
         elif args.account:
             kw = {"base_url": args.base_url} if args.base_url else {}
-            client = Client.from_saved(args.account, **kw)
+            try:
+                client = Client.from_saved(args.account, **kw)
+            except E.UsageError as exc:
+                if not _could_be_token(args.account):
+                    raise
+                raise UsageError(  # masked by _friendly, like every word of the line that could be a token
+                    f"%wx_connect: {_one_line(str(exc))}; --account takes a saved bot id (…@im.bot), "
+                    "a token goes after --token"
+                ) from None
             message = f"{CLIENT_NAME}: bot {client.bot_id} at {client.base_url} (saved login)"
         elif args.token:
             client = Client(args.token, base_url=args.base_url or C.DEFAULT_BASE_URL)
@@ -627,7 +721,12 @@ class WxMagics(Magics):
         path = _path("wx_upload", args.path)
         user = _user("wx_upload", args.to)
         client = self._need_login("wx_upload")
-        resp = client.send_media(path, user, args.caption, kind=args.kind, progress=False if args.no_progress else None)
+        try:
+            resp = client.send_media(
+                path, user, args.caption, kind=args.kind, progress=False if args.no_progress else None
+            )
+        except OSError as exc:  # the library checks the file first; it can still fail while being read
+            raise _cannot_read("wx_upload", args.path, path, exc) from None
         up = resp.uploaded
         what = f"{up.kind} {up.file_name!r} ({up.rawsize:,} bytes)" if up is not None else repr(args.path)
         caption = f" after its caption (message_id {resp.caption[-1].message_id})" if resp.caption else ""
@@ -700,6 +799,9 @@ class WxMagics(Magics):
         args = self._parse("wx_log", line)
         if args.last is not None and args.last < 0:
             raise UsageError("%wx_log: --last takes a count of 0 or more (0: all)")
+        for option, target, example in (("--har", args.har, "sends.har"), ("--jsonl", args.jsonl, "sends.jsonl")):
+            if target is not None and not target.strip():
+                raise UsageError(f"%wx_log: {option} needs a file name: %wx_log {option} {example}")
         client = self._need_client("wx_log")
         log = client.log
         if log is None:
@@ -737,7 +839,7 @@ class WxMagics(Magics):
         nargs="*",
         default=[],
         metavar="ARGS",
-        help="say USER TEXT | image USER PATH | scan [USER] | confirm [USER]",
+        help="say USER TEXT | image USER PATH | scan [USER] | confirm [USER] | outbox [N]",
     )
     @line_magic
     @_friendly
@@ -773,7 +875,10 @@ class WxMagics(Magics):
                 raise UsageError("%wx_sim image: write the user and one file: %wx_sim image alice cat.png")
             user = _user("wx_sim", _value("wx_sim", words[1]))
             path = _path("wx_sim", _value("wx_sim", words[2]))
-            data = Path(path).read_bytes()
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                raise _cannot_read("wx_sim image", _value("wx_sim", words[2]), path, exc) from None
             msg = sim.send_image(user, data, bot_id)
             print(f"{user} sent {os.path.basename(path)!r} ({len(data):,} bytes) (message_id {msg.get('message_id')})")
             return None

@@ -1,5 +1,6 @@
 """Fixtures of the magics tests: a real IPython shell per test module, the extension loaded afresh for every
-test, a data folder in tmp_path, and a check after every test that nothing printed carried a secret.
+test, a data folder in tmp_path, and a check after every test that nothing printed carried a secret: none of
+any client or simulator made during the test, and no string the test put in a variable named like a secret.
 
 The shell is IPython's singleton (magics reach it through ``get_ipython()``), so it is made once per module
 and cleared afterwards, with what an InteractiveShell changes in the interpreter (``__main__``, builtins) put
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +22,14 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
+from openclaw_nb.client import Client
+from openclaw_nb.notebook.magics import _secrets_of
 from openclaw_nb.sim import Simulator
 
 #: Seconds the simulators hold a long poll: short, so a stopped feed ends quickly.
 LONG_POLL = 0.5
+#: Variables whose string values the secret check treats as secrets (``token = ...``, ``bot_secret = ...``).
+SECRET_NAME = re.compile(r"token|secret|password", re.I)
 
 
 class TestingShell(InteractiveShell):
@@ -88,15 +94,53 @@ def out(capsys: pytest.CaptureFixture[str]) -> Captured:
 
 
 @pytest.fixture
-def ip(shell: TestingShell, home: Path, out: Captured) -> Iterator[TestingShell]:
+def made(monkeypatch: pytest.MonkeyPatch) -> list[Client | Simulator]:
+    """Every Client and Simulator created during the test (by the magics or by the test), for the secret
+    check: a client the magics replaced, or one a failed cell made, still holds its token."""
+    objects: list[Client | Simulator] = []
+    for cls in (Client, Simulator):
+        original = cls.__init__
+
+        def init(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            objects.append(self)
+
+        monkeypatch.setattr(cls, "__init__", init)
+    return objects
+
+
+def secrets_seen(shell: TestingShell, made: list[Client | Simulator]) -> set[str]:
+    """The secrets no output may contain: those of every client and simulator made during the test, and the
+    strings (8 characters or more) in the shell's variables whose names look like secrets."""
+    found: set[str] = set()
+    for obj in made:
+        found |= _secrets_of(obj, None) if isinstance(obj, Client) else _secrets_of(None, obj)
+    magics = shell.magics_manager.registry.get("WxMagics")
+    if magics is not None:
+        found |= magics._secrets()
+    found.update(
+        value
+        for name, value in shell.user_ns.items()
+        if isinstance(value, str) and len(value) >= 8 and SECRET_NAME.search(name)
+    )
+    return found
+
+
+@pytest.fixture
+def seen_secrets(shell: TestingShell, made: list[Client | Simulator]) -> Callable[[], set[str]]:
+    """What the secret check of ``ip`` would look for, were the test to end now."""
+    return lambda: secrets_seen(shell, made)
+
+
+@pytest.fixture
+def ip(shell: TestingShell, home: Path, out: Captured, made: list[Client | Simulator]) -> Iterator[TestingShell]:
     """The shell with ``%load_ext openclaw_nb`` run; afterwards the extension is unloaded (stopping any
-    simulator and feed), the namespace reset, and every line printed checked for secrets."""
+    simulator and feed), the namespace reset, and every line printed checked for secrets (``secrets_seen``)."""
     shell.run("%load_ext openclaw_nb")
     try:
         yield shell
     finally:
-        magics = shell.magics_manager.registry.get("WxMagics")
-        secrets = magics._secrets() if magics is not None else set()
+        secrets = secrets_seen(shell, made)
         if "openclaw_nb" in shell.extension_manager.loaded:
             shell.run("%unload_ext openclaw_nb")
         shell.reset()

@@ -6,6 +6,7 @@ magics return. The ``ip`` fixture checks after every test that no secret was pri
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from openclaw_nb.client import Client
 from openclaw_nb.notebook import magics as M
 from openclaw_nb.notebook.feed import Feed
 from openclaw_nb.protocol import constants as C
+from openclaw_nb.protocol.redact import redact
 from openclaw_nb.recorder import load_log
 from openclaw_nb.recorder.display import LogTable
 from openclaw_nb.sim import Simulator
@@ -106,6 +108,14 @@ def test_question_mark_shows_the_usage(ip: Any, out: Any) -> None:
     assert "--as {image,file,video}" in stdout and "--to USER" in stdout
 
 
+def test_question_mark_on_wx_sim_lists_every_action(ip: Any, out: Any) -> None:
+    ip.run("%wx_sim?")
+    stdout, _ = out.read()
+    arguments = stdout.split("positional arguments:", 1)[1]
+    for form in ("say USER TEXT", "image USER PATH", "scan [USER]", "confirm [USER]", "outbox [N]"):
+        assert form in " ".join(arguments.split()), form
+
+
 def test_unload_stops_the_simulator_and_removes_the_magics(ip: Any, fails: Fails) -> None:
     sim = connect_sim(ip)
     client = magics_of(ip).client
@@ -176,6 +186,9 @@ def test_magics_without_a_client_say_how_to_connect(ip: Any, fails: Fails, tmp_p
         ("%wx_log --last -1", "--last takes a count of 0 or more"),
         ("%wx_log --call sendmessage", "no call named 'sendmessage'; calls: cdn_download"),
         ("%wx_log --last many", "invalid int value: 'many'"),
+        ("%wx_log --jsonl ''", "--jsonl needs a file name: %wx_log --jsonl sends.jsonl"),
+        ("%wx_log --jsonl=", "--jsonl needs a file name"),
+        ('%wx_log --har "  "', "--har needs a file name: %wx_log --har sends.har"),
         ("%wx_login now", "unrecognized arguments: now"),
         ("%wx_help me", "unrecognized arguments: me"),
         ("%wx_sim", "no action"),
@@ -191,8 +204,9 @@ def test_magics_without_a_client_say_how_to_connect(ip: Any, fails: Fails, tmp_p
     ],
 )
 def test_wrong_arguments_give_one_line_with_the_fix(
-    ip: Any, fails: Fails, out: Any, tmp_path: Path, cell: str, expected: str
+    ip: Any, fails: Fails, out: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cell: str, expected: str
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # were a wrong path accepted, the file would land here
     png = tmp_path / "p.png"
     png.write_bytes(PNG)
     ip.user_ns["png"] = str(png)
@@ -225,6 +239,112 @@ def test_a_stale_token_says_to_log_in_again(ip: Any, fails: Fails) -> None:
     sim.revoke_token(magics_of(ip).client.bot_id)  # type: ignore[union-attr]
     message = fails("%wx_send alice hello")
     assert "-14" in message and message.endswith("here: run %wx_login")
+
+
+#: Tokens as a user might paste them: hex, a made-up one, one shaped like "bot id:secret" with base64 padding.
+TYPED_TOKENS = [
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "sekrit-token-ABCDEFGH123456789",
+    "0123456789abcdef@im.bot:AAECAwQFBgcICQoLDA0ODw==",
+]
+
+
+@pytest.mark.parametrize("token", TYPED_TOKENS, ids=["hex", "words", "botid-colon"])
+@pytest.mark.parametrize(
+    ("cell", "fix"),
+    [
+        ("%wx_connect $token", "a token goes after --token"),
+        ("%wx_connect --tokn $token", "a token goes after --token"),
+        ("%wx_connect --tokn=$token", "a token goes after --token"),
+        ("%wx_connect --account $token", "--account takes a saved bot id (…@im.bot), a token goes after --token"),
+        ("%wx_connect --sim --long-poll $token", "invalid float value"),
+        ("%wx_connect --sim --qr=$token", "ignored explicit argument"),
+        ("%wx_upload $token --to alice", "no such file"),
+        ("%wx_upload {png} --to alice --as $token", "invalid choice"),
+        ("%wx_sim $token", "unknown action"),
+        ("%wx_sim image alice $token", "no such file"),
+        ("%wx_log --call $token", "no call named"),
+        ("%wx_log --last $token", "invalid int value"),
+        ("%wx_updates $token", "invalid choice"),
+        ("%wx_login $token", "unrecognized arguments"),
+        ("%wx_typing alice $token", "unrecognized arguments"),
+        ("%wx_send $token hello", "send_message failed"),
+    ],
+)
+def test_a_token_typed_in_the_wrong_place_is_never_printed(
+    ip: Any, fails: Fails, out: Any, tmp_path: Path, cell: str, fix: str, token: str
+) -> None:
+    """The token is not a secret of any client yet, so only the words of the line can tell that it is one.
+    (The ``ip`` fixture also checks the whole output, as ``token`` is a secret-looking variable.)"""
+    png = tmp_path / "p.png"
+    png.write_bytes(PNG)
+    connect_sim(ip)
+    greet(ip)
+    ip.user_ns.update(token=token, png=str(png))
+    out.read()
+    message = fails(cell)
+    assert token not in message
+    assert fix in message
+    assert "\n" not in message and message.startswith("%wx_")
+    if "unrecognized" in message or "invalid" in message or "no such" in message or "no call" in message:
+        assert "<redacted " in message  # the word is still identifiable: a fingerprint and its length
+
+
+def test_a_token_without_its_option_says_where_it_goes(ip: Any, fails: Fails) -> None:
+    token = TYPED_TOKENS[0]
+    ip.user_ns["token"] = token
+    message = fails("%wx_connect $token")
+    assert message.startswith(f"%wx_connect: unrecognized arguments: {redact(token)}; a token goes after --token")
+    assert message.endswith(
+        "Usage: %wx_connect [--sim] [--qr] [--long-poll SECONDS] [--base-url URL] [--token TOKEN] [--account BOT_ID]"
+    )
+    message = fails("%wx_connect --tokn $token")
+    assert f"unrecognized arguments: --tokn {redact(token)}" in message
+    assert redact(token) in fails("%wx_connect --account $token")
+
+
+@pytest.mark.parametrize(
+    ("word", "secret"),
+    [
+        (TYPED_TOKENS[0], True),
+        (TYPED_TOKENS[1], True),
+        (TYPED_TOKENS[2], True),
+        ("123e4567-e89b-12d3-a456-426614174000", True),
+        ("a.b.c" + "x" * 40, True),  # a JWT-like word: its last part is no file extension
+        ("now", False),
+        ("sendmessage", False),
+        ("alice@im.wechat", False),
+        ("a_very_long_user_name@im.wechat", False),
+        ("0123456789abcdef@im.bot", False),
+        ("http://127.0.0.1:8080/ilink", False),
+        ("--context-token", False),
+        ("my_long_notebook_chart.png", False),
+        ("/tmp/no/such/folder/sends.har", False),
+    ],
+)
+def test_which_typed_words_could_be_tokens(word: str, secret: bool) -> None:
+    assert M._could_be_token(word) is secret
+
+
+def test_an_existing_path_is_no_token(tmp_path: Path) -> None:
+    folder = tmp_path / "a_folder_with_a_long_name"
+    assert M._could_be_token(str(folder))
+    folder.mkdir()
+    assert not M._could_be_token(str(folder))
+
+
+def test_the_secret_check_sees_replaced_clients_and_secret_variables(
+    ip: Any, server: Simulator, seen_secrets: Callable[[], set[str]]
+) -> None:
+    login = server.login_bot()
+    ip.run(f"%wx_connect --token {login.bot_token} --base-url {server.base_url}")
+    sim = connect_sim(ip)  # replaces that client: the magics no longer know its token
+    assert login.bot_token not in magics_of(ip)._secrets()
+    ip.user_ns.update(bot_secret="s" * 20, api_token="t" * 20, note="n" * 20, short_token="abc")
+    seen = seen_secrets()
+    assert {login.bot_token, "s" * 20, "t" * 20} <= seen
+    assert {b.token for b in sim.bots.values()} <= seen
+    assert "n" * 20 not in seen and "abc" not in seen
 
 
 # --- %wx_connect ---------------------------------------------------------------------------------------
@@ -295,6 +415,21 @@ def test_connect_base_url_alone_is_a_logged_out_client(ip: Any, server: Simulato
     assert ip.user_ns["wx"].token is None and ip.user_ns["wx"].base_url == server.base_url
 
 
+def test_connect_a_saved_account_at_another_base_url(ip: Any, out: Any, home: Path, server: Simulator) -> None:
+    login = server.login_bot()
+    moved = "http://127.0.0.1:9"  # where the login was saved; nothing listens there now
+    Store(home).save_credentials(Credentials(login.bot_token, login.bot_id, moved, saved_at=1.0))
+    ip.run(f"%wx_connect --account {login.bot_id} --base-url {server.base_url}")
+    wx = ip.user_ns["wx"]
+    assert (wx.bot_id, wx.token, wx.base_url) == (login.bot_id, login.bot_token, server.base_url)
+    stdout, _ = out.read()
+    assert f"bot {login.bot_id} at {server.base_url} (saved login)" in stdout
+    server.say("dora", "hello", login.bot_id)
+    ip.run("page = wx.get_updates()")
+    ip.run("%wx_send dora hi from the new address")
+    assert server.outbox[-1].text == "hi from the new address" and server.outbox[-1].bot_id == login.bot_id
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -305,11 +440,17 @@ def test_connect_base_url_alone_is_a_logged_out_client(ip: Any, server: Simulato
         ("--account nobody@im.bot", "no saved account 'nobody@im.bot'"),
         ("--base-url ftp://example.com", "base_url must be an http:// or https:// URL"),
         ("--sim --long-poll soon", "invalid float value: 'soon'"),
+        ("--sim --long-poll nan", "--long-poll takes a number of seconds above 0, not nan: %wx_connect --sim"),
+        ("--sim --long-poll inf", "--long-poll takes a number of seconds above 0, not inf"),
+        ("--sim --long-poll -1", "--long-poll takes a number of seconds above 0, not -1"),
+        ("--sim --long-poll=-0.5", "--long-poll takes a number of seconds above 0, not -0.5"),
+        ("--sim --long-poll 0", "--long-poll takes a number of seconds above 0, not 0"),
     ],
 )
-def test_connect_errors(ip: Any, fails: Fails, line: str, expected: str) -> None:
+def test_connect_errors(ip: Any, fails: Fails, made: list[Any], line: str, expected: str) -> None:
     assert expected in fails(f"%wx_connect {line}")
     assert "wx" not in ip.user_ns
+    assert not [obj for obj in made if isinstance(obj, Simulator) and obj.running]
 
 
 def test_connect_again_replaces_the_client_and_stops_what_ran(ip: Any, server: Simulator) -> None:
@@ -402,6 +543,31 @@ def test_login_in_a_kernel_returns_at_once_and_follows_the_simulator(
     qrcode, result = asyncio.run(notebook())
     wx = ip.user_ns["wx"]
     assert result.ok and result.bot_id == wx.bot_id and wx.token
+    stdout, _ = out.read()
+    assert f"QR code {qrcode}: scaned" in stdout and f"QR code {qrcode}: confirmed" in stdout
+
+
+def test_sim_scan_and_confirm_as_a_given_user(ip: Any, out: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%wx_sim scan bob`` / ``confirm bob``: bob logs the bot in, so the new bot is bob's."""
+    from openclaw_nb.notebook import env
+
+    monkeypatch.setattr(env, "has_widgets", lambda: True)
+    sim = connect_sim(ip, "--qr")
+    ip.user_ns["who"] = "bob"
+
+    async def notebook() -> Any:
+        ip.run("%wx_login")
+        handle = magics_of(ip).login_handle
+        assert handle is not None
+        qrcode = await asyncio.to_thread(sim.wait_for_qrcode, 10)
+        ip.run("%wx_sim scan bob")
+        ip.run("%wx_sim confirm {who}")
+        return qrcode, await asyncio.wait_for(handle, 10)
+
+    qrcode, result = asyncio.run(notebook())
+    wx = ip.user_ns["wx"]
+    assert result.ok and wx.token and result.bot_id == wx.bot_id
+    assert sim.bots[wx.bot_id].owner_id == "bob@im.wechat"
     stdout, _ = out.read()
     assert f"QR code {qrcode}: scaned" in stdout and f"QR code {qrcode}: confirmed" in stdout
 
@@ -563,13 +729,78 @@ def test_upload_sends_the_file_after_its_caption(ip: Any, out: Any, tmp_path: Pa
     assert sent_ids(stdout) == [caption.message_id, media.message_id]
 
 
-def test_upload_as_file(ip: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "item_type"),
+    [("file", C.ItemType.FILE), ("image", C.ItemType.IMAGE), ("video", C.ItemType.VIDEO)],
+)
+def test_upload_as_a_given_kind(ip: Any, out: Any, tmp_path: Path, kind: str, item_type: C.ItemType) -> None:
     sim = connect_sim(ip)
     greet(ip)
-    path = tmp_path / "p.png"
+    path = tmp_path / "p.bin"  # no image or video MIME type: the kind comes from --as alone
     path.write_bytes(PNG)
-    ip.run(f"%wx_upload {path} --to alice --as file")
-    assert sim.outbox[-1].item_types == [C.ItemType.FILE] and sim.outbox[-1].data == PNG
+    out.read()
+    ip.run(f"%wx_upload {path} --to alice --as {kind}")
+    assert sim.outbox[-1].item_types == [item_type] and sim.outbox[-1].data == PNG
+    stdout, _ = out.read()
+    assert f"sent {kind} 'p.bin' (" in stdout
+
+
+def test_an_unreadable_file_is_one_line_naming_it(
+    ip: Any, fails: Fails, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file passes the checks, then reading it fails (permissions changed, an I/O error): no traceback.
+    Reads are made to fail by hand: a chmod would not stop a test that runs as root."""
+    from openclaw_nb import media
+
+    sim = connect_sim(ip)
+    greet(ip)
+    path = tmp_path / "locked.png"
+    path.write_bytes(PNG)
+    ip.user_ns["path"] = str(path)
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(media._Plaintext, "chunks", denied)
+    message = fails('%wx_upload "{path}" --to alice')
+    assert message == (
+        f"%wx_upload: cannot read {str(path)!r}: Permission denied; check that you may read it (its "
+        "permissions), or copy it somewhere readable"
+    )
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    message = fails('%wx_sim image alice "{path}"')
+    assert message.startswith(f"%wx_sim image: cannot read {str(path)!r}: Permission denied; check that")
+    assert sim.outbox == [] and sim.users["alice@im.wechat"]
+
+
+def test_a_file_system_error_elsewhere_is_one_line(
+    ip: Any, fails: Fails, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(self: Store) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self.accounts_dir))
+
+    monkeypatch.setattr(Store, "accounts", denied)
+    assert fails("%wx_connect") == f"%wx_connect: Permission denied: {str(home / 'accounts')!r}"
+
+
+def test_a_simulator_that_cannot_start_leaves_nothing_behind(
+    ip: Any, fails: Fails, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders: list[str] = []
+    mkdtemp = M.tempfile.mkdtemp
+
+    def recorded(*args: Any, **kwargs: Any) -> str:
+        folders.append(mkdtemp(*args, **kwargs))
+        return folders[-1]
+
+    def in_use(self: Simulator) -> Simulator:
+        raise OSError(errno.EADDRINUSE, "Address already in use")
+
+    monkeypatch.setattr(M.tempfile, "mkdtemp", recorded)
+    monkeypatch.setattr(Simulator, "start", in_use)
+    assert fails("%wx_connect --sim") == "%wx_connect: Address already in use"
+    assert folders and not any(os.path.exists(folder) for folder in folders)
+    assert "wx" not in ip.user_ns and magics_of(ip).sim is None
 
 
 def test_upload_shows_a_progress_bar_for_a_large_file(ip: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -698,6 +929,20 @@ def test_log_table_filter_and_exports(ip: Any, out: Any, tmp_path: Path) -> None
         assert wx.token not in text and wx.peers["alice@im.wechat"].context_token not in text
 
 
+def test_log_last_zero_means_all(ip: Any, out: Any, tmp_path: Path) -> None:
+    connect_sim(ip)
+    for n in range(M.LOG_ROWS + 2):
+        greet(ip, text=f"message {n}")  # one get_updates each, answered at once
+    wx = ip.user_ns["wx"]
+    assert len(wx.log) > M.LOG_ROWS
+    assert len(ip.run("%wx_log").exchanges) == M.LOG_ROWS
+    everything = ip.run("%wx_log --last 0")
+    assert [ex.id for ex in everything.exchanges] == [ex.id for ex in wx.log]
+    path = tmp_path / "all.jsonl"
+    ip.run(f"%wx_log --last 0 --jsonl {path}")
+    assert len(load_log(path)) == len(wx.log)
+
+
 def test_log_export_to_a_missing_folder_is_one_line(ip: Any, fails: Fails, tmp_path: Path) -> None:
     connect_sim(ip)
     assert "cannot write" in fails(f"%wx_log --har {tmp_path}/no/such/folder/x.har")
@@ -763,8 +1008,24 @@ def test_help_lists_every_magic_with_an_example(ip: Any) -> None:
     assert {"%%wx_send", "%load_ext openclaw_nb"} <= names
     text, page = repr(table), table._repr_html_()
     for name, _, example in M.HELP:
-        assert name in text and example in text
+        assert name in text and all(line in text for line in example.split("\n"))
         assert example.replace('"', "&quot;") in page
+    assert "%unload_ext openclaw_nb" in text
+
+
+def test_the_help_examples_of_wx_send_run_as_shown(ip: Any, out: Any) -> None:
+    """Copied from %wx_help into a cell, each example sends: the cell form's has its body."""
+    sim = connect_sim(ip)
+    greet(ip)
+    examples = {name: example for name, _, example in M.HELP}
+    ip.run(examples["%wx_send"])
+    assert sim.outbox[-1].text == "hello there"
+    cell = examples["%%wx_send"]
+    assert cell.count("\n") >= 2  # a body of several lines
+    ip.run(cell)
+    assert sim.outbox[-1].text == cell.split("\n", 1)[1]
+    stdout, _ = out.read()
+    assert sent_ids(stdout)[-1] == sim.outbox[-1].message_id
 
 
 # --- the line splitter ---------------------------------------------------------------------------------
