@@ -315,13 +315,19 @@ def redact_json_text(text: str) -> str:
     no parsed objects behind for the garbage collector). Secret query parameters inside any string value are
     redacted too. Shapes it can't vouch for (an object under a secret key) fall back to a full parse.
     """
+    out = redact_json_text_or_none(text)
+    return redact_text(text) if out is None else out
+
+
+def redact_json_text_or_none(text: str) -> str | None:
+    """:func:`redact_json_text`, or ``None`` when the text is not JSON (then only a caller knows what to do)."""
     try:
         spans, edits = _json_text_edits(text)
     except (_NeedsParse, ValueError):
         try:
             return json.dumps(redact_json(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
         except (ValueError, RecursionError):
-            return redact_text(text)
+            return None
     if not spans and not edits:
         return text
     for start, end in spans:
@@ -443,6 +449,27 @@ def redact_text(text: str) -> str:
     text = _SECRET_IN_TEXT.sub(lambda m: m.group(1) + redact(m.group(2)) + m.group(3), text)
     text = _BEARER.sub(lambda m: m.group(1) + redact(m.group(2)), text)
     return _SECRET_IN_QUERY.sub(lambda m: m.group(1) + redact(unquote_plus(m.group(2))), text)
+
+
+_SECRET_NAMES = "|".join(re.escape(f) for f in sorted(SECRET_FIELDS))
+_QUOTED_SECRET = re.compile(r'"(?:' + _SECRET_NAMES + r')"\s*:\s*', re.IGNORECASE)
+# What may follow a secret member name in text redact_text has been through: a placeholder, an empty string or
+# null, each ending where a JSON value ends.
+_SAFE_VALUE = re.compile(r'(?:"<redacted [0-9a-f]{4}…\(\d+\)>"|""|null)(?=\s*(?:[,}\]]|$))')
+_ELEMENT_SECRET = re.compile(r"<(?:" + _SECRET_NAMES + r")[\s/>]", re.IGNORECASE)
+
+
+def vouched(text: str) -> bool:
+    """Whether text that went through :func:`redact_text` shows no secret it may have missed.
+
+    :func:`redact_text` knows ``"name": "value"``, ``name=value``, ``name: value`` and bearer tokens. It can't
+    vouch for a secret member whose value is a list or an object, a string with an escaped quote, or an XML
+    element named like a secret: text holding one of those is kept by the recorder as size and md5 only.
+    """
+    for m in _QUOTED_SECRET.finditer(text):
+        if not _SAFE_VALUE.match(text, m.end()):
+            return False
+    return _ELEMENT_SECRET.search(text) is None
 
 
 def snippet(body: bytes | str, limit: int = 200) -> str:

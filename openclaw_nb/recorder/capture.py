@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,15 @@ from typing import Any
 import httpx
 
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS_BY_PATH
-from ..protocol.redact import SECRET_FIELDS, SECRET_HEADERS, redact_header, redact_json_text, redact_text, redact_url
+from ..protocol.redact import (
+    SECRET_FIELDS,
+    SECRET_HEADERS,
+    redact_header,
+    redact_json_text_or_none,
+    redact_text,
+    redact_url,
+    vouched,
+)
 from .exchange import Binary, Exchange, JsonText, Text, decode_header_value
 
 #: Request extension keys the client sets on every request.
@@ -132,7 +141,9 @@ _standard_reason = functools.lru_cache(maxsize=1024)(httpx.codes.get_reason_phra
 def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
     """A whole body as kept in the log: redacted :class:`JsonText`, redacted :class:`Text`, or :class:`Binary`.
 
-    JSON is redacted as text and parsed only when looked at (see :class:`JsonText` for why).
+    JSON is redacted as text and parsed only when looked at (see :class:`JsonText` for why). Text that looks
+    like JSON is redacted as JSON whatever its Content-Type says; other text as free text, and if that can't
+    vouch for every secret in it (:func:`~openclaw_nb.protocol.redact.vouched`), only its size and md5 are kept.
     """
     if not data:
         return None
@@ -145,9 +156,16 @@ def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
             except UnicodeDecodeError:
                 text = None
             if text is not None and "\x00" not in text:
-                if is_json:
-                    return JsonText(redact_json_text(text) if redact else text, len(data))
-                return Text(redact_text(text) if redact else text, len(data))
+                kind = JsonText if is_json else Text
+                if not redact:
+                    return kind(text, len(data))
+                if is_json or text.lstrip()[:1] in ("{", "["):
+                    kept = redact_json_text_or_none(text)
+                    if kept is not None:
+                        return kind(kept, len(data))
+                kept = redact_text(text)
+                if vouched(kept):
+                    return kind(kept, len(data))
     return Binary(len(data), hashlib.md5(data, usedforsecurity=False).hexdigest())
 
 
@@ -158,6 +176,16 @@ THREAD_HASH_MIN = 256 * 1024
 
 _hasher: ThreadPoolExecutor | None = None
 _hasher_lock = threading.Lock()
+
+
+def _forget_hasher_in_child() -> None:
+    # Its thread did not survive the fork; the child starts its own on first use.
+    global _hasher, _hasher_lock
+    _hasher = None
+    _hasher_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_hasher_in_child)
 
 
 def _hasher_pool() -> ThreadPoolExecutor:
@@ -380,10 +408,7 @@ class _InFlight:
             url = redact_url(url)
             if error is not None:
                 error = redact_text(error)
-        # Drop the raw parts now: an unredacted body must not outlive the exchange it belongs to.
-        self.resp_chunks = self.req_content = None
-        self.req_headers = self.resp_headers = []
-        self.error = None
+        self._drop_raw()
         return _exchange(
             (
                 self.id,
@@ -405,6 +430,40 @@ class _InFlight:
                 self.req_size,
                 self.resp_size if self.status is not None else None,
                 redact,
+            )
+        )
+
+    def _drop_raw(self) -> None:
+        # An unredacted part must not outlive the exchange it belongs to.
+        self.resp_chunks = self.req_content = None
+        self.req_headers = self.resp_headers = []
+        self.error = None
+        self.url = ""
+
+    def unbuilt(self, exc: Exception) -> Exchange:
+        """A stand-in for an exchange :meth:`build` failed on: what is safe to show, and that it failed."""
+        self._drop_raw()
+        return _exchange(
+            (
+                self.id,
+                self.started,
+                self.call,
+                self.method,
+                "",
+                [],
+                None,
+                self.status,
+                [],
+                None,
+                (self.t_end - self.t0) * 1000.0,
+                f"the recorder could not build this exchange ({type(exc).__name__}); see the openclaw_nb log",
+                self.attempt,
+                None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
+                self.http_version,
+                self.reason,
+                self.req_size,
+                self.resp_size if self.status is not None else None,
+                self.redact,
             )
         )
 
@@ -438,7 +497,7 @@ class _SyncResponseStream(httpx.SyncByteStream):
             for chunk in self._inner:
                 flight.feed(chunk)
                 yield chunk
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled or interrupted exchange is recorded too
             flight.fail(exc)
             raise
         flight.finish()
@@ -462,7 +521,7 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
             async for chunk in self._inner:
                 flight.feed(chunk)
                 yield chunk
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled or interrupted exchange is recorded too
             flight.fail(exc)
             raise
         flight.finish()
@@ -491,7 +550,7 @@ class RecordingTransport(httpx.BaseTransport):
         flight = self._begin(request)
         try:
             response = self.inner.handle_request(request)
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled or interrupted exchange is recorded too
             flight.fail(exc)
             raise
         flight.response_started(response)
@@ -518,7 +577,7 @@ class AsyncRecordingTransport(httpx.AsyncBaseTransport):
         flight = self._begin(request)
         try:
             response = await self.inner.handle_async_request(request)
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled or interrupted exchange is recorded too
             flight.fail(exc)
             raise
         flight.response_started(response)

@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import threading
+import traceback
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -343,6 +345,7 @@ class Recorder(_LogViews):
         self._pending: deque[_InFlight] = deque()
         self._build_lock = threading.Lock()
         self._queued = False  # the builder thread has been asked to build this recorder's pending ones
+        _recorders.add(self)
         if not redact:
             warnings.warn(
                 "Recorder(redact=False): bot tokens, context tokens, AES keys and upload parameters will be kept "
@@ -382,25 +385,39 @@ class Recorder(_LogViews):
         return ExchangeLog(self._exchanges(), redacted=self.redacted)
 
     def settle(self) -> None:
-        """Build every finished exchange not built yet, now, in this thread (views and exports do this first)."""
+        """Build every finished exchange not built yet, now, in this thread (views and exports do this first).
+
+        Never raises for an exchange that can't be built (a recorder bug must not break the request it
+        recorded): it is kept as a stand-in that says so, and the problem is logged.
+        """
         if not self._pending:
             return
+        built: list[Exchange] = []
+        failures: list[tuple[Exchange, Exception]] = []
         with self._build_lock:
             pending = self._pending
             while pending:
+                flight = pending[0]
                 try:
-                    ex = pending[0].build()
-                except BaseException:
-                    pending.popleft()
-                    raise
+                    ex = flight.build()
+                except Exception as exc:
+                    ex = flight.unbuilt(exc)
+                    failures.append((ex, exc))
                 with self._lock:
-                    if len(self._ring) == self._ring.maxlen:
-                        self._dropped += 1
-                    self._ring.append(ex)
-                # Only now: a reader that finds nothing pending must find this exchange in the ring.
-                pending.popleft()
-                if wire_log.isEnabledFor(logging.DEBUG):
-                    _log_line(ex)
+                    try:
+                        if len(self._ring) == self._ring.maxlen:
+                            self._dropped += 1
+                        self._ring.append(ex)
+                    finally:
+                        # Only now: a reader that finds nothing pending must find this exchange in the ring.
+                        pending.popleft()
+                built.append(ex)
+        # Outside the lock: a logging handler may itself send through this recorder's client.
+        for stand_in, problem in failures:
+            _report_unbuilt(stand_in, problem)
+        if wire_log.isEnabledFor(logging.DEBUG):
+            for ex in built:
+                _log_line(ex)
 
     def _exchanges(self) -> list[Exchange]:
         self.settle()
@@ -455,13 +472,64 @@ class _Builder:
             recorder._queued = False  # before building: an exchange finishing from now on asks again
             try:
                 recorder.settle()
-            except Exception:
-                # A bug in building one exchange: say so loudly, keep building the others.
-                logging.getLogger("openclaw_nb").exception("the recorder could not build an exchange")
+            except BaseException:
+                # settle() reports a bad exchange itself; this is a failed log handler or worse. Say so, go on.
+                logging.getLogger("openclaw_nb").exception("the recorder's builder thread hit an error")
             del recorder
 
 
 _builder = _Builder()
+
+# --- fork -------------------------------------------------------------------------------------------------
+# A forked child has only the thread that forked. A lock another thread held at that moment (the builder's,
+# mid-build) would stay held forever in the child, and the builder thread is gone. So the fork waits for
+# builds in progress, and the child starts with fresh locks and, on first use, a new builder thread.
+
+_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_held_over_fork: list[Any] = []
+#: How long a fork waits for a recorder's build in progress before going on without it.
+FORK_WAIT = 5.0
+
+
+def _before_fork() -> None:
+    locks = [_builder._lock]
+    for rec in list(_recorders):
+        locks += [rec._build_lock, rec._lock]
+    for lock in locks:
+        if lock.acquire(timeout=FORK_WAIT):  # never hang a fork: the child replaces the locks anyway
+            _held_over_fork.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held_over_fork:
+        _held_over_fork.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held_over_fork.clear()
+    _builder._lock = threading.Lock()
+    _builder._pid = 0
+    for rec in list(_recorders):
+        rec._build_lock = threading.Lock()
+        rec._lock = threading.Lock()
+        rec._queued = False
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+
+
+def _report_unbuilt(ex: Exchange, exc: Exception) -> None:
+    # Not the exception's text or traceback: they could quote the unredacted data the build was working on.
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ is not None else None
+    at = f" at {Path(where.filename).name}:{where.lineno} in {where.name}" if where is not None else ""
+    logging.getLogger("openclaw_nb").error(
+        "the recorder could not build exchange #%d (%s): %s%s; it is kept as a stand-in without headers or bodies. "
+        "Please report this as a bug.",
+        ex.id,
+        ex.call,
+        type(exc).__name__,
+        at,
+    )
 
 
 def _log_line(ex: Exchange) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -113,20 +116,59 @@ def test_the_builder_thread_builds_without_anyone_looking() -> None:
     assert [ex.id for ex in rec._ring] == [1, 2, 3, 4, 5]
 
 
-def test_a_builder_started_in_another_process_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    """After fork the builder thread is gone: a changed pid starts a new one (here faked with a stale pid)."""
-    monkeypatch.setattr(log_module._builder, "_pid", -1)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_records_on_while_the_parent_was_busy_recording() -> None:
+    """Forks land while the builder thread is mid-build; each child must see every exchange and record more."""
     rec = Recorder()
-    with _client(rec) as http:
-        _post(http, 7)
-    assert log_module._builder._pid > 0
-    deadline = time.monotonic() + 10
-    while rec._pending and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert not rec._pending and rec[-1].response_body["n"] == 7
+    http = _client(rec)
+    stop = threading.Event()
+
+    def traffic() -> None:  # keeps the builder thread busy, so some forks land mid-build
+        n = 1000
+        while not stop.is_set():
+            _post(http, n)
+            n += 1
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        for _ in range(8):
+            pid = os.fork()
+            if pid == 0:  # the child: only this thread exists here
+                code = 3
+                try:
+                    inherited = len(rec)
+                    with _client(rec) as child_http:
+                        _post(child_http, -1)
+                    deadline = time.monotonic() + 10
+                    while rec._pending and time.monotonic() < deadline:
+                        time.sleep(0.005)  # the child's own builder thread builds it
+                    code = 0 if not rec._pending and len(rec) == min(inherited + 1, rec.maxlen) else 4
+                    if code == 0 and rec[-1].response_body["n"] != -1:
+                        code = 5
+                finally:
+                    os._exit(code)
+            status = _wait_child(pid)
+            assert status == 0, f"the forked child failed with {status} (3: hung or raised, 4/5: wrong log)"
+    finally:
+        stop.set()
+        sender.join()
+        http.close()
 
 
-def test_a_failing_build_is_reported_and_the_next_exchanges_still_recorded(
+def _wait_child(pid: int) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)  # polling a child process with a deadline
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung (a lock held across fork?)")
+
+
+def test_a_failing_build_is_reported_and_kept_as_a_stand_in(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from openclaw_nb.recorder import capture
@@ -137,35 +179,96 @@ def test_a_failing_build_is_reported_and_the_next_exchanges_still_recorded(
     def build(self: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise RuntimeError("broken on purpose")
+            raise RuntimeError(f"broken on purpose near {CONTEXT}")
         return real_build(self)
 
     monkeypatch.setattr(capture._InFlight, "build", build)
     rec = Recorder()
     with caplog.at_level(logging.ERROR, "openclaw_nb"), _client(rec) as http:
         _post(http, 1)
-        deadline = time.monotonic() + 10
-        while not caplog.records and time.monotonic() < deadline:
-            time.sleep(0.005)
         _post(http, 2)
-        assert [ex.response_body["n"] for ex in rec] == [2]
+        first, second = list(rec)
+    assert second.response_body["n"] == 2
+    assert first.id == 1 and first.call == "get_updates" and first.status == 200 and first.failed
+    assert "could not build this exchange (RuntimeError)" in (first.error or "")
+    assert first.url == "" and first.response_body is None and first.request_headers == {}
     (record,) = [r for r in caplog.records if r.name == "openclaw_nb"]
-    assert "could not build an exchange" in record.message and record.exc_info is not None
+    assert "exchange #1" in record.message and "RuntimeError" in record.message
+    assert CONTEXT not in caplog.text  # the exception's text may quote what it was building: never logged
 
 
-def test_a_failing_build_in_a_view_raises(held: list[Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_build_never_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built on the caller's thread (logger at DEBUG, or too many waiting): the request still succeeds."""
     from openclaw_nb.recorder import capture
 
     def build(self: Any) -> Any:
         raise RuntimeError("broken on purpose")
 
-    rec = Recorder()
-    with _client(rec) as http:
-        _post(http, 1)
     monkeypatch.setattr(capture._InFlight, "build", build)
-    with pytest.raises(RuntimeError, match="broken on purpose"):
-        len(rec)
-    assert not rec._pending and len(rec) == 0  # not stuck on the broken one
+    rec = Recorder()
+    wire = logging.getLogger("openclaw_nb.wire")
+    old_level = wire.level
+    wire.setLevel(logging.DEBUG)
+    try:
+        with _client(rec) as http:
+            _post(http, 1)  # would raise if the build's error reached the caller
+        assert not rec._pending and len(rec) == 1 and rec[0].failed
+    finally:
+        wire.setLevel(old_level)
+
+
+def test_a_log_handler_that_sends_through_the_same_client_does_not_hang() -> None:
+    rec = Recorder()
+    http = _client(rec)
+    sent: list[int] = []
+
+    class Relay(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if not sent:  # a handler that reports through the bot it logs
+                sent.append(1)
+                _post(http, 99)
+
+    wire = logging.getLogger("openclaw_nb.wire")
+    handler = Relay()
+    old_level = wire.level
+    wire.setLevel(logging.DEBUG)
+    wire.addHandler(handler)
+    done = threading.Event()
+
+    def run() -> None:
+        _post(http, 1)
+        done.set()
+
+    try:
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        assert done.wait(10), "recording deadlocked on its own log handler"
+        assert sorted(ex.response_body["n"] for ex in rec) == [1, 99]
+    finally:
+        wire.removeHandler(handler)
+        wire.setLevel(old_level)
+        http.close()
+
+
+def test_a_cancelled_request_is_recorded_as_failed() -> None:
+    import asyncio
+
+    async def main() -> Recorder:
+        gate = asyncio.Event()
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            await gate.wait()  # never set: the request is cancelled while it waits
+            return httpx.Response(200, json={})
+
+        rec = Recorder()
+        async with httpx.AsyncClient(transport=rec.wrap_async(httpx.MockTransport(slow))) as http:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(http.post("http://sim.invalid/ilink/bot/getupdates", json={}), 0.05)
+        return rec
+
+    rec = asyncio.run(main())
+    (ex,) = list(rec)
+    assert ex.failed and ex.status is None and (ex.error or "").startswith("CancelledError")
 
 
 def test_clear_forgets_pending_exchanges_too(held: list[Recorder]) -> None:

@@ -7,6 +7,7 @@ header classification cache in the capture code with a fresh decode.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 
 from openclaw_nb.protocol import redact as redact_module
 from openclaw_nb.protocol.redact import SECRET_FIELDS, fingerprint, redact, redact_header, redact_json, redact_json_text
-from openclaw_nb.recorder import capture
+from openclaw_nb.recorder import Binary, Text, capture
 from openclaw_nb.recorder.exchange import header_dict
 
 _PLAIN_NAMES = ["ret", "msgs", "text", "monkey", "keys", "my_token", "token_x", "filekey", "url", "tokens", "params"]
@@ -230,3 +231,36 @@ def test_a_query_value_with_escapes_is_redacted_whole(text: str) -> None:
     out = redact_json_text(text)
     assert "SECRET" not in out and "TAIL" not in out
     assert json.loads(out) == redact_json(json.loads(text))
+
+
+_SECRET = "SECRETVALUE0123456789"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", json.dumps({"ret": 0, "local_token_list": [_SECRET, _SECRET + "b"]})),
+        ("text/plain", json.dumps({"token": 'ab"' + _SECRET})),
+        ("text/plain", json.dumps({"aes_key": {"v": _SECRET}})),
+        ("text/html; charset=utf-8", json.dumps({"bot_token": _SECRET})),
+        ("", json.dumps({"local_token_list": [_SECRET]})),
+        ("application/json", '{"aes_key": {"v": "' + _SECRET + '"}'),  # broken JSON, an object under a secret
+        ("text/plain", '{"local_token_list": ["' + _SECRET + '"'),  # cut short
+        ("text/plain", '{"token": "ab\\"' + _SECRET + '", oops}'),  # broken JSON, an escaped quote in the value
+        ("application/xml", "<x><token>" + _SECRET + "</token></x>"),
+        ("text/plain", "see http://c/download?encrypted_query_param=" + _SECRET + "&filekey=1"),
+        ("application/x-ndjson", json.dumps({"token": _SECRET}) + "\n" + json.dumps({"token": _SECRET})),
+    ],
+)
+def test_text_bodies_never_keep_a_secret_whatever_their_type(content_type: str, body: str) -> None:
+    kept = capture.decode_body(body.encode(), content_type, redact=True)
+    shown = kept.text if hasattr(kept, "text") else str(kept)
+    assert _SECRET not in shown
+    if isinstance(kept, Binary):  # what free-text redaction can't vouch for is kept as size and md5
+        assert kept.size == len(body.encode()) and kept.md5 == hashlib.md5(body.encode()).hexdigest()
+
+
+def test_text_redaction_keeps_prose_that_only_names_a_secret() -> None:
+    for text in ("invalid token, log in again", '{"errmsg": "token expired"', "token: <redacted 0000…(3)>"):
+        kept = capture.decode_body(text.encode(), "text/plain", redact=True)
+        assert isinstance(kept, Text) and kept.text == text
