@@ -59,7 +59,13 @@ def _add_sim(subparsers: Any) -> None:
         metavar="SECONDS",
         help=f"how long getupdates / get_qrcode_status are held (default: {C.LONG_POLL_TIMEOUT:g})",
     )
-    p.add_argument("--qr-expiry", type=float, default=120.0, metavar="SECONDS", help="QR code lifetime (default: 120)")
+    p.add_argument(
+        "--qr-expiry",
+        type=float,
+        default=C.QR_LIFETIME,
+        metavar="SECONDS",
+        help=f"QR code lifetime (default: {C.QR_LIFETIME:g})",
+    )
     p.add_argument("--state", metavar="PATH", help="load the state from this JSON file and keep saving it there")
     p.add_argument("--seed", type=int, help="seed for ids, duplicates and faults (reproducible runs)")
     p.add_argument(

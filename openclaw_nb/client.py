@@ -9,9 +9,9 @@ method is therefore one line in each driver, with the same name and arguments.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -44,9 +44,11 @@ from .protocol.flow import (
     api_call,
     cdn_download_flow,
     cdn_upload_flow,
+    parse_http_date_ms,
 )
 from .protocol.headers import DEFAULT_BOT_AGENT, ClientIdentity
 from .protocol.media import SplitSendResp, split_text
+from .protocol.poll import long_poll_window_ms
 from .protocol.redact import redact
 from .updates import AsyncUpdatesMixin, UpdatesMixin
 
@@ -133,14 +135,42 @@ class BaseClient:
         self.retry = retry or RetryPolicy()
         #: The getupdates cursor, replaced only by non-empty values the server returns.
         self.cursor = ""
-        #: The server's long-poll window from its latest answer (``longpolling_timeout_ms``).
-        self.longpolling_timeout_ms = C.DEFAULT_LONGPOLLING_TIMEOUT_MS
+        self._window_ms = C.DEFAULT_LONGPOLLING_TIMEOUT_MS
+        self._window_warned = False
         self.peers: dict[str, Peer] = {}
+        # How far the server's clock is ahead of this computer's (s), from the Date of its answers: the 24 h
+        # reply window counts from message times the server stamped. 0 while the two agree to the second.
+        self._clock_offset = 0.0
+        self._last_date: str | None = None
         self.log: Any = None
         if record:
             from .recorder import Recorder
 
-            self.log = Recorder(maxlen=log_size, redact=redact)
+            # stacklevel: Recorder.__init__ <- BaseClient.__init__ <- Client.__init__ <- the user's line
+            self.log = Recorder(maxlen=log_size, redact=redact, _stacklevel=4)
+
+    # --- the server's clock ----------------------------------------------------------------------
+
+    def server_now(self) -> float:
+        """The time on the server's clock (epoch seconds), as its last ``Date`` header showed it.
+
+        Message times (``create_time_ms``) are stamped by the server, so the 24 h reply window is measured on
+        its clock. The simulator's clock moves with ``sim.advance(...)``; a real server's should agree with a
+        well-set computer, and then this is ``time.time()``.
+        """
+        return time.time() + self._clock_offset
+
+    def _note_date(self, headers: httpx.Headers) -> None:
+        value = headers.get("date")
+        if value is None or value == self._last_date:
+            return  # Date changes once a second: parse only a new one
+        self._last_date = value
+        server_ms = parse_http_date_ms(value)
+        if server_ms is None:
+            return
+        offset = server_ms / 1000 - time.time()
+        # Date has whole seconds and the answer took time to arrive: closer than 2 s is the same clock.
+        self._clock_offset = offset if abs(offset) >= 2.0 else 0.0
 
     # --- credentials and per-user state ------------------------------------------------------------
 
@@ -164,6 +194,31 @@ class BaseClient:
             self.base_url = base_url.rstrip("/")
         if bot_id:
             self.bot_id = bot_id
+
+    @property
+    def longpolling_timeout_ms(self) -> int:
+        """The server's long-poll window from its latest answer (``longpolling_timeout_ms``), in ms.
+
+        A poll's own timeout is this plus ``constants.LONG_POLL_GRACE``. Values from the server are not
+        trusted blindly: zero, negative and non-numeric ones are ignored, and anything above
+        ``constants.MAX_LONGPOLLING_TIMEOUT_MS`` (120 s) is clamped to it, with one warning per client.
+        """
+        return self._window_ms
+
+    @longpolling_timeout_ms.setter
+    def longpolling_timeout_ms(self, value: int) -> None:
+        self._follow_window(value)
+
+    def _follow_window(self, value: object) -> None:
+        window, problem = long_poll_window_ms(value)
+        if window is not None:
+            self._window_ms = window
+        if problem:
+            if not self._window_warned:
+                self._window_warned = True
+                log.warning("get_updates: %s (this warning is shown once per client)", problem)
+            else:
+                log.debug("get_updates: %s", problem)
 
     @property
     def context_tokens(self) -> dict[str, str]:
@@ -261,8 +316,8 @@ class BaseClient:
             m.GetUpdatesResp,
             (yield from self._call("get_updates", m.GetUpdatesReq(get_updates_buf=cursor), timeout=timeout)),
         )
-        if resp.longpolling_timeout_ms and resp.longpolling_timeout_ms > 0:
-            self.longpolling_timeout_ms = resp.longpolling_timeout_ms
+        # As sent: a wrongly typed window is kept in ``extra`` by the model, and ignored here with a warning.
+        self._follow_window(resp.raw.get("longpolling_timeout_ms") if resp.raw else resp.longpolling_timeout_ms)
         if use_own and resp.cursor:
             self.cursor = resp.cursor
         for msg in resp.messages:
@@ -316,7 +371,7 @@ class BaseClient:
             try:
                 answers.append((yield from self._send_item_flow(peer, m.MessageItem.text(part), token, part_id)))
             except E.OpenClawError as exc:
-                if answers and sys.version_info >= (3, 11):
+                if answers:
                     exc.add_note(f"parts 1-{len(answers)} of {len(parts)} were sent before this failure")
                 raise
         resp = SplitSendResp.from_wire(answers[-1].to_wire())
@@ -396,12 +451,7 @@ class BaseClient:
             else:
                 causes.append(f"{peer.sends_on_token} of {C.SENDS_PER_CONTEXT_TOKEN} sends used on this context token")
         if peer.last_inbound_ms is not None:
-            hours = (_now_ms() - peer.last_inbound_ms) / 3_600_000
-            window = C.REPLY_WINDOW_SECONDS / 3600
-            if hours >= window:
-                causes.append(f"{hours:.1f} h since the user's last message (replies allowed within {window:.0f} h)")
-            else:
-                causes.append(f"{hours:.1f} h since the user's last message")
+            causes.append(_since_last_message(peer.last_inbound_ms, exc.server_time_ms))
         if text_bytes > C.MAX_TEXT_BYTES:
             causes.append(f"the text is {text_bytes:,} bytes of UTF-8 (limit about {C.MAX_TEXT_BYTES:,})")
         if exc.errmsg and "rate" in exc.errmsg.lower():
@@ -509,7 +559,7 @@ class BaseClient:
                 params=dict(send.params) if send.params else None,
                 headers=dict(send.headers),
                 content=content,
-                timeout=send.timeout,
+                timeout=_timeout(send.timeout),
                 extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt},
             )
         except httpx.InvalidURL as exc:
@@ -518,6 +568,30 @@ class BaseClient:
                 "(a redirect_host or baseurl), the server sent something this client cannot follow",
                 endpoint=send.call,
             ) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> httpx.Timeout:
+    """A request's httpx timeout: ``seconds`` to read, write and wait for the pool, but connecting never waits
+    longer than ``constants.CONNECT_TIMEOUT`` (a long poll may wait 45 s for its answer; a dead host should
+    not take that long to report)."""
+    return httpx.Timeout(seconds, connect=min(seconds, C.CONNECT_TIMEOUT))
+
+
+def _since_last_message(last_inbound_ms: int, server_time_ms: int | None) -> str:
+    """How long ago the user's last message was, for a -2 explanation.
+
+    The message's ``create_time_ms`` was stamped by the server's clock, so it is compared with the server's
+    clock (the ``Date`` of the rejecting answer), not this computer's: the two may differ by hours (a
+    simulator's clock moved by ``sim.advance``, a wrong system clock). Without a ``Date`` the local clock is
+    the fallback, and says so. Never negative: ``Date`` has whole seconds, and clocks disagree.
+    """
+    window = C.REPLY_WINDOW_SECONDS / 3600
+    now_ms, clock = (server_time_ms, "") if server_time_ms is not None else (_now_ms(), " by this computer's clock")
+    hours = max(0.0, (now_ms - last_inbound_ms) / 3_600_000)
+    if hours >= window:
+        return f"{hours:.1f} h since the user's last message{clock} (replies allowed within {window:.0f} h)"
+    return f"{hours:.1f} h since the user's last message{clock} (within the {window:.0f} h reply window)"
 
 
 def _check_url(name: str, url: object) -> None:
@@ -595,6 +669,7 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
         request = self._build_httpx_request(self._http, send, content)
         try:
             response = self._http.send(request, stream=send.max_bytes is not None)
+            self._note_date(response.headers)
             try:
                 if send.max_bytes is None:
                     return Reply(response.status_code, response.headers, response.content)
@@ -737,6 +812,7 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
         request = self._build_httpx_request(self._http, send, content)
         try:
             response = await self._http.send(request, stream=send.max_bytes is not None)
+            self._note_date(response.headers)
             try:
                 if send.max_bytes is None:
                     return Reply(response.status_code, response.headers, response.content)

@@ -768,7 +768,7 @@ class _ContentKeys:
         sender_hash = np.fromiter(map(hash, senders), dtype=np.int64, count=n)
         with np.errstate(over="ignore"):
             combined = sender_hash * np.int64(1_000_003) + sig_hash  # wraps: equal keys, equal hashes
-        self.hashes.frombytes(combined.tobytes())
+        self.hashes.frombytes(combined.data.cast("B"))
         self.present += bytes(s is not None for s in signatures)
         for i in np.flatnonzero(has_media).tolist():
             self.media[offset + i] = signatures[i]

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,12 @@ log = logging.getLogger("openclaw_nb")
 
 #: How many recent message ids the pending file keeps, to drop a page the server serves again after a restart.
 PERSISTED_IDS = 256
-_EVENT_LEVELS = {"retry": logging.WARNING, "backoff": logging.WARNING, "stale": logging.ERROR}
+_EVENT_LEVELS = {
+    "retry": logging.WARNING,
+    "backoff": logging.WARNING,
+    "stale": logging.ERROR,
+    "window": logging.WARNING,  # the server asked for a long-poll window the client will not follow
+}
 _I_FROM, _I_TYPE, _I_TOKEN, _I_CREATE = (
     COL["from_user_id"],
     COL["message_type"],
@@ -542,15 +547,12 @@ def reply_budget_of(peer: Peer | None, user_id: str, now: float | None = None) -
     now = time.time() if now is None else now
     if peer is None:
         return ReplyBudget(user_id, None, None, None, False, None)
-    last = (
-        datetime.fromtimestamp(peer.last_inbound_ms / 1000, tz=timezone.utc)
-        if peer.last_inbound_ms is not None
-        else None
-    )
+    last = datetime.fromtimestamp(peer.last_inbound_ms / 1000, tz=UTC) if peer.last_inbound_ms is not None else None
     window = None
     if peer.last_inbound_ms is not None:
         window = timedelta(seconds=C.REPLY_WINDOW_SECONDS - (now - peer.last_inbound_ms / 1000))
-        window = max(window, timedelta(0))
+        # Within [0, 24 h]: the two clocks may disagree by a second or so (Date has whole seconds).
+        window = min(max(window, timedelta(0)), timedelta(seconds=C.REPLY_WINDOW_SECONDS))
     sends_left = max(C.SENDS_PER_CONTEXT_TOKEN - peer.sends_on_token, 0) if peer.context_token else None
     return ReplyBudget(user_id, last, window, sends_left, bool(peer.context_token), peer.last_error)
 
@@ -661,13 +663,15 @@ class _Shared:
     if TYPE_CHECKING:
         peers: dict[str, Peer]
 
+        def server_now(self) -> float: ...
+
     def reply_budget(self, user: str) -> ReplyBudget:
         """Can a reply to ``user`` still succeed? Time left in the 24 h window, sends left on the token.
 
         >>> client.reply_budget("alice@im.wechat").can_reply    # doctest: +SKIP
         True
         """
-        return reply_budget_of(self.peers.get(user), user)
+        return reply_budget_of(self.peers.get(user), user, self.server_now())
 
     def _new_stream(
         self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None
@@ -820,7 +824,7 @@ class AsyncUpdatesMixin(_Shared):
                     if stop is not None:
                         try:
                             await asyncio.wait_for(stop.wait(), action.seconds)
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             pass
                         else:
                             flow.close()
@@ -853,9 +857,12 @@ class AsyncUpdatesMixin(_Shared):
         return (await self.download_media(item, max_bytes=max_bytes)).save(folder)
 
 
-def budget_rows(peers: Mapping[str, Peer], counts: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
-    """One dict per known user for ``feed.users``: the things that make sends fail."""
-    now = time.time()
+def budget_rows(
+    peers: Mapping[str, Peer], counts: Mapping[str, int] | None = None, now: float | None = None
+) -> list[dict[str, Any]]:
+    """One dict per known user for ``feed.users``: the things that make sends fail (``now`` on the server's
+    clock, as ``client.server_now()`` gives it; this computer's by default)."""
+    now = time.time() if now is None else now
     rows = []
     for uid, peer in peers.items():
         b = reply_budget_of(peer, uid, now)

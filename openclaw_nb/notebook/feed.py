@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -340,7 +340,7 @@ class Feed:
         context token (redacted), whether a reply can succeed, the last send error."""
         import pandas as pd
 
-        rows = budget_rows(self.client.peers, self._counts)
+        rows = budget_rows(self.client.peers, self._counts, self.client.server_now())
         df = pd.DataFrame(
             rows,
             columns=[
@@ -414,7 +414,7 @@ class Feed:
         rows = []
         for r in self._buffer.tail(self.show):
             created = r.get("create_time")
-            when = datetime.fromtimestamp(created / 1000, tz=timezone.utc).strftime("%H:%M:%S") if created else ""
+            when = datetime.fromtimestamp(created / 1000, tz=UTC).strftime("%H:%M:%S") if created else ""
             text = r.get("text") or ""
             rows.append(
                 {
@@ -448,7 +448,7 @@ class Feed:
         ]
         notable = [e for e in self.events if e.kind in ("retry", "backoff", "stale")][-3:]
         for e in notable:
-            when = datetime.fromtimestamp(e.time, tz=timezone.utc).strftime("%H:%M:%S")
+            when = datetime.fromtimestamp(e.time, tz=UTC).strftime("%H:%M:%S")
             parts.append(f"<div style='color:#a60'>{when} {html.escape(e.message)}</div>")
         rows = self._last_rows()
         if rows:

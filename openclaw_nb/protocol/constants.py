@@ -50,9 +50,26 @@ DEFAULT_LONGPOLLING_TIMEOUT_MS = 35_000
 #: The client waits this much longer than the server's long-poll window, so an answer at the end of the
 #: window is not cut off (polls time out constantly when the two are equal).
 LONG_POLL_GRACE = 10.0
+#: The largest ``longpolling_timeout_ms`` this client follows (PROTOCOL.md: "when positive, the timeout to use
+#: for the next poll"; the official default, and the longest window observed, is 35 s). The value comes from
+#: the server and only sets the client's own timeout (window + LONG_POLL_GRACE), so it is clamped, not trusted:
+#: a window of an hour would stall every poll for an hour when a connection silently dies, and 10**20 ms does
+#: not even fit a socket timeout (OverflowError). 120 s leaves room for a server that lengthens its window on
+#: purpose. Any positive value up to this is followed as is: a short window needs no lower bound, because the
+#: grace keeps the client's timeout at 10 s or more (and simulators use sub-second windows in tests). Zero and
+#: negative values, and values that are not integers, are ignored: the previous window stays.
+MAX_LONGPOLLING_TIMEOUT_MS = 120_000
+#: Seconds to wait for a TCP/TLS connection, whatever the request's own timeout (a long poll waits 45 s
+#: for its answer, but a dead host should not take that long to report).
+CONNECT_TIMEOUT = 10.0
 SEND_TIMEOUT = 15.0
 CONFIG_TIMEOUT = 10.0
 QR_ACTIVE_SECONDS = 5 * 60
+#: How long a QR code lives on the server before ``expired`` (PROTOCOL.md, observed: "roughly a minute or
+#: more"); the simulator's default lifetime (``SimConfig.qr_lifetime``, ``openclaw-nb sim --qr-expiry``).
+#: The server sends no lifetime field, so the client counts down ``QR_ACTIVE_SECONDS`` (the official 5 minutes)
+#: to its own refresh: the simulator's codes live as long, so the login widget's "expires in" is true there.
+QR_LIFETIME = float(QR_ACTIVE_SECONDS)
 LOGIN_DEADLINE_SECONDS = 8 * 60
 MAX_QR_CODES = 3
 

@@ -116,11 +116,16 @@ class RetryPolicy:
         return status == 429 or (status >= 500 and status != 501)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        """Seconds to wait after failed try number ``attempt`` (1-based).
+
+        ``base_delay * 2**(attempt-1)``, capped at ``max_delay``, then spread by ``± jitter`` of itself (so many
+        clients do not retry in step), and capped at ``max_delay`` again: jitter never makes a wait longer than
+        the policy allows. A ``Retry-After`` from the server is used as is (no jitter), within ``max_delay``.
+        """
         if retry_after is not None:
             return max(0.0, min(retry_after, self.max_delay))
-        base = min(self.base_delay * (2 ** (attempt - 1)), self.max_delay)
-        return base * (1 + self.jitter * (2 * random.random() - 1))
+        base = min(self.base_delay * 2.0 ** min(max(attempt - 1, 0), 1023), self.max_delay)
+        return min(base * (1 + self.jitter * (2 * random.random() - 1)), self.max_delay)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -137,6 +142,23 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def parse_http_date_ms(value: str | None) -> int | None:
+    """An HTTP ``Date`` header (``Sun, 06 Nov 1994 08:49:37 GMT``) as ms since the epoch; None if absent or
+    unreadable. Real servers send one with every answer, and so does the simulator, on its simulated clock."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None  # RFC 9110: always GMT; a date without a zone can't be placed
+    try:
+        return int(when.timestamp() * 1000)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _describe(error: BaseException) -> str:
@@ -213,7 +235,13 @@ def api_call(
             continue
         if outcome.status >= 300:
             raise http_status_error(endpoint, outcome.status, outcome.content, dict(outcome.headers), attempt)
-        return parse_response(endpoint, outcome.content)
+        try:
+            return parse_response(endpoint, outcome.content)
+        except E.ApiError as exc:
+            # The server's clock, for explanations that compare with the server's times (the 24 h reply
+            # window counts from a message's create_time_ms, which the server stamped).
+            exc.server_time_ms = parse_http_date_ms(outcome.headers.get("date"))
+            raise
 
 
 def _with_attempt(send: Send, attempt: int) -> Send:

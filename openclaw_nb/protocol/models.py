@@ -11,7 +11,6 @@ Secret fields are redacted in ``repr``.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ _Spec = tuple[str, str, Any]
 
 def _kind_of(tp: Any) -> tuple[str, Any]:
     origin = typing.get_origin(tp)
-    if origin is Union or (sys.version_info >= (3, 10) and origin is types.UnionType):
+    if origin is Union or origin is types.UnionType:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _kind_of(args[0]) if len(args) == 1 else ("any", None)
     if origin is list:
@@ -466,6 +465,19 @@ class GetUpdatesResp(ApiResponse):
     longpolling_timeout_ms: int | None = None
     #: True when the page is the client's own "no answer in time" (a normal outcome of a long poll).
     timed_out: bool = field(default=False, kw_only=True, compare=False, metadata=LOCAL)
+
+    @classmethod
+    def _from_wire(cls, data: dict[str, Any], path: str) -> GetUpdatesResp:
+        window = data.get("longpolling_timeout_ms")
+        if window is None or (isinstance(window, int) and not isinstance(window, bool)):
+            return super()._from_wire(data, path)
+        # The window is a hint for the client's timeout, not data: a wrongly typed one must not cost the page
+        # its messages (the cursor moves on, so they could not be fetched again). It stays in ``extra`` as
+        # sent (so ``to_wire`` is lossless), and the client ignores or clamps it.
+        page = super()._from_wire({k: v for k, v in data.items() if k != "longpolling_timeout_ms"}, path)
+        page.extra["longpolling_timeout_ms"] = window
+        page.raw = data
+        return page
 
     @property
     def messages(self) -> list[WeixinMessage]:

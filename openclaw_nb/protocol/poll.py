@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import time
 from collections import deque
@@ -88,6 +89,44 @@ def item_type_name(value: object) -> str:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _short_number(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 12 else f"{text[0]}.{text[1:3]}e+{len(text) - 1}"
+
+
+def long_poll_window_ms(value: object) -> tuple[int | None, str | None]:
+    """The server's ``longpolling_timeout_ms`` as the window a client follows, and what was wrong with it.
+
+    ``(ms, None)``: usable as is. ``(MAX, why)``: too large, clamped to ``constants.MAX_LONGPOLLING_TIMEOUT_MS``
+    (the bound and its reasons are documented there). ``(None, None)``: absent or 0, so the current window
+    stays (PROTOCOL.md: only a positive value counts). ``(None, why)``: negative, or not an integer; the
+    current window stays.
+
+    >>> long_poll_window_ms(10**20)[0], long_poll_window_ms(-5)[0], long_poll_window_ms(20_000)
+    (120000, None, (20000, None))
+    """
+    if value is None:
+        return None, None
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)  # 35000.0 is a number of milliseconds too
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = repr(value) if isinstance(value, (str, float)) else f"of type {type(value).__name__}"
+        if len(shown) > 40:
+            shown = shown[:36] + "…" + shown[-1]
+        return None, f"longpolling_timeout_ms {shown} is not a number of milliseconds; kept the current window"
+    if value == 0:
+        return None, None
+    if value < 0:
+        return None, f"longpolling_timeout_ms {_short_number(value)} is negative; kept the current window"
+    top = C.MAX_LONGPOLLING_TIMEOUT_MS
+    if value > top:
+        return top, (
+            f"longpolling_timeout_ms {_short_number(value)} is more than {top:,} ms; "
+            f"following {top // 1000} s instead (polls would stall, or fail, on a window that long)"
+        )
+    return value, None
 
 
 def _message_id(value: Any) -> int | None:
@@ -396,22 +435,23 @@ class DecodedPage:
     columns: list[list[Any]]
     signatures: list[str | None]
     get_updates_buf: str
-    longpolling_timeout_ms: int | None
+    #: As sent (any JSON value, or None): :meth:`PollState.follow_window` decides what it is worth.
+    longpolling_timeout_ms: Any
     skipped: int = 0  # entries of ``msgs`` that were not JSON objects
 
     def __len__(self) -> int:
         return len(self.signatures)
 
 
-def _checked_envelope(env: Any) -> tuple[str, int | None]:
+def _checked_envelope(env: Any) -> tuple[str, Any]:
     """Raise for an error envelope decoded by msgspec; else its cursor and long-poll window."""
     check_envelope(_ENDPOINT, {"ret": env.ret, "errcode": env.errcode, "errmsg": env.errmsg})
     return _envelope_fields(env.get_updates_buf, env.sync_buf, env.longpolling_timeout_ms)
 
 
-def _envelope_fields(cursor: Any, alias: Any, lpt: Any) -> tuple[str, int | None]:
+def _envelope_fields(cursor: Any, alias: Any, lpt: Any) -> tuple[str, Any]:
     value = cursor or alias or ""
-    return (value if isinstance(value, str) else ""), _int(lpt)
+    return (value if isinstance(value, str) else ""), lpt
 
 
 def _dict_columns(
@@ -720,7 +760,9 @@ class PollState:
     ) -> None:
         self.policy = policy or PollPolicy()
         self.cursor = cursor
-        self.longpolling_timeout_ms = longpolling_timeout_ms
+        self.longpolling_timeout_ms = C.DEFAULT_LONGPOLLING_TIMEOUT_MS
+        #: Whether an unusable ``longpolling_timeout_ms`` was reported already (a "window" event, once).
+        self.window_reported = False
         self.failures = 0
         self.seen = RecentIds(self.policy.dedup_size, seen)
         self.duplicates = DuplicateDetector(self.policy.duplicate_window)
@@ -732,6 +774,17 @@ class PollState:
         self.dropped = 0
         self.flagged = 0
         self._clock = clock
+        self.follow_window(longpolling_timeout_ms)
+
+    def follow_window(self, value: object) -> None:
+        """Take the server's ``longpolling_timeout_ms`` (see :func:`long_poll_window_ms`); a value that had to
+        be clamped or ignored is reported once, as a ``window`` event."""
+        window, problem = long_poll_window_ms(value)
+        if window is not None:
+            self.longpolling_timeout_ms = window
+        if problem and not self.window_reported:
+            self.window_reported = True
+            self._event("window", f"{_ENDPOINT.name}: {problem} (reported once per stream)")
 
     def _event(self, kind: str, message: str, delay: float = 0.0) -> PollEvent:
         event = PollEvent(kind, message, self._clock(), delay, self.failures)
@@ -796,8 +849,7 @@ class PollState:
         if outcome.status >= 400:
             raise http_status_error(_ENDPOINT, outcome.status, outcome.content, dict(outcome.headers))
         decoded = decode_page(outcome.content, now_ms)
-        if decoded.longpolling_timeout_ms and decoded.longpolling_timeout_ms > 0:
-            self.longpolling_timeout_ms = decoded.longpolling_timeout_ms
+        self.follow_window(decoded.longpolling_timeout_ms)
         changed = bool(decoded.get_updates_buf) and decoded.get_updates_buf != self.cursor
         if decoded.get_updates_buf:  # replace the cursor only with a non-empty value
             self.cursor = decoded.get_updates_buf

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import email.utils
 import html
 import json
 import socket
@@ -21,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..protocol import constants as C
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
@@ -176,10 +177,32 @@ class SimApp:
         self.fast: dict[str, tuple[frozenset[str], Handler]] = {
             r.path: (frozenset(r.methods or ()), r.endpoint) for r in routes
         }
+        self._date: tuple[int, bytes] = (-1, b"")
+
+    def date_header(self) -> bytes:
+        """The HTTP ``Date`` of an answer sent now, on the *simulated* clock (``sim.advance`` moves it).
+
+        Real servers send a ``Date`` with every answer; clients read the server's clock from it (e.g. to say
+        how long ago a message was, in the server's time). Formatted once per simulated second.
+        """
+        second = int(self.state.now())
+        cached = self._date
+        if cached[0] != second:
+            cached = self._date = (second, email.utils.formatdate(second, usegmt=True).encode("ascii"))
+        return cached[1]
+
+    def _dated(self, send: Send) -> Send:
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"date", self.date_header())]
+            await send(message)
+
+        return dated
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if self.state.has_faults and await self._fault(scope, receive, send):
+            raw_send, send = send, self._dated(send)
+            if self.state.has_faults and await self._fault(scope, receive, send, raw_send):
                 return
             fast = self.fast.get(scope["path"])
             if fast is not None and scope["method"] in fast[0]:
@@ -191,8 +214,9 @@ class SimApp:
                 return
         await self.app(scope, receive, send)
 
-    async def _fault(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Apply a fault to this request; True when it was answered (or dropped) here."""
+    async def _fault(self, scope: Scope, receive: Receive, send: Send, raw_send: Send) -> bool:
+        """Apply a fault to this request; True when it was answered (or dropped) here. ``raw_send`` is the
+        server's own ``send`` (a connection reset reaches the transport through it)."""
         decision = self.state.draw_fault(_PATH_NAMES.get(scope["path"]))
         if decision is None:
             return False
@@ -202,14 +226,14 @@ class SimApp:
         if kind is None:
             return False
         if kind == "reset":
-            await _reset(receive, send)
+            await _reset(receive, raw_send)
         elif kind == "lost_response":
             fast = self.fast.get(scope["path"])
             if fast is not None:
                 await fast[1](Request(scope, receive))  # done, but the answer never leaves
             else:
                 await self.app(scope, receive, _discard)
-            await _reset(receive, send)
+            await _reset(receive, raw_send)
         elif kind == "http_500":
             await _respond(send, 500, b"Internal Server Error", "text/plain; charset=utf-8", [])
         elif kind == "http_429":
@@ -217,6 +241,10 @@ class SimApp:
             await _respond(send, 429, too_many, _JSON, [(b"retry-after", str(decision.retry_after).encode())])
         elif kind == "malformed_json":
             await _respond(send, 200, _MALFORMED, _JSON, [])
+        elif kind == "http_502":
+            await _respond(send, 502, b"Bad Gateway", "text/plain; charset=utf-8", [])
+        elif kind == "http_504":
+            await _respond(send, 504, b"Gateway Timeout", "text/plain; charset=utf-8", [])
         else:  # stale_token
             stale = _encode({"ret": C.RET_STALE_TOKEN, "errcode": C.RET_STALE_TOKEN, "errmsg": "session timeout"})
             await _respond(send, 200, stale.encode(), _JSON, [])

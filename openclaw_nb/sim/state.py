@@ -65,7 +65,39 @@ _TERMINAL_QR = frozenset(
     {C.QrStatus.EXPIRED, C.QrStatus.CONFIRMED, C.QrStatus.BINDED_REDIRECT, C.QrStatus.VERIFY_CODE_BLOCKED}
 )
 _MEDIA_ITEM_FIELDS = ("image_item", "voice_item", "file_item", "video_item")
-_FAULT_KINDS = ("reset", "lost_response", "http_500", "http_429", "malformed_json", "stale_token")
+_FAULT_KINDS = (
+    "reset",
+    "lost_response",
+    "http_500",
+    "http_429",
+    "malformed_json",
+    "stale_token",
+    "http_502",
+    "http_504",
+)
+#: Fields of a ``confirmed`` answer that ``QrScenario.omit`` may leave out.
+_CONFIRMED_FIELDS = ("bot_token", "ilink_bot_id", "baseurl", "ilink_user_id")
+
+
+def _secret(value: Any) -> str:
+    """A secret as reprs show it: the standard ``<redacted xxxx…(n)>`` form (empty or None as they are)."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).hex()
+    return redact(value) if value else repr(value)
+
+
+def _size(data: bytes | None) -> str:
+    return "None" if data is None else f"<{len(data):,} bytes>"
+
+
+def _repr(obj: Any, **shown: str) -> str:
+    """A dataclass's repr with some fields shown as given (secrets redacted, big values summarised)."""
+    parts = [
+        f"{f.name}={shown[f.name] if f.name in shown else repr(getattr(obj, f.name))}"
+        for f in dataclasses.fields(obj)
+        if f.repr
+    ]
+    return f"{type(obj).__name__}({', '.join(parts)})"
 
 
 class SimError(UsageError):
@@ -89,7 +121,7 @@ class SimConfig:
     #: Seconds the server holds ``getupdates`` and ``get_qrcode_status`` (tests use short windows).
     long_poll_timeout: float = C.LONG_POLL_TIMEOUT
     #: Seconds a QR code lives before ``expired`` (simulated clock).
-    qr_lifetime: float = 120.0
+    qr_lifetime: float = C.QR_LIFETIME
     #: When set, the default user scans and confirms every new QR code this many seconds after it is created.
     auto_confirm: float | None = None
     #: The simulated WeChat user who scans when nobody else is named.
@@ -133,6 +165,10 @@ class SimConfig:
     #: Sends per bot allowed within ``rate_limit_window`` seconds before "rate limited" (None: no limit).
     rate_limit_sends: int | None = None
     rate_limit_window: float = 480.0
+    #: When not None, ``getupdates`` answers report this as ``longpolling_timeout_ms`` instead of the real
+    #: window: any JSON value (``10**20``, ``-5``, ``"soon"``), to see how a client copes with odd values.
+    #: Polls are still held for ``long_poll_timeout``.
+    reported_long_poll_ms: Any = None
     # --- housekeeping ---
     #: Seed of the random choices (ids, faults, duplicates) for reproducible runs.
     seed: int | None = None
@@ -160,6 +196,11 @@ class QrScenario:
     ``binded``: confirming answers ``binded_redirect`` (also happens by itself when ``local_token_list``
     holds a token of a bot the scanning user owns); ``user_id``: who scans by default; ``auto_confirm``:
     seconds after creation when that user scans and confirms (overrides the config).
+
+    What the ``confirmed`` answer carries: ``baseurl``, the API base the client must use from then on (default:
+    the primary host; ``"redirect"``: the second host's base URL; any other string as is); ``omit``, fields
+    left out of it (any of ``bot_token``, ``ilink_bot_id``, ``baseurl``, ``ilink_user_id``), to play a server
+    that answers ``confirmed`` without, say, an ``ilink_bot_id``.
     """
 
     verify_code: str | None = None
@@ -167,6 +208,8 @@ class QrScenario:
     binded: bool = False
     user_id: str | None = None
     auto_confirm: float | None = None
+    baseurl: str | None = None
+    omit: list[str] | None = None
 
     @classmethod
     def build(cls, **flags: Any) -> QrScenario:
@@ -183,6 +226,16 @@ class QrScenario:
             flags["verify_code"] = str(code)
         if flags.get("user_id"):
             flags["user_id"] = user_id_of(flags["user_id"])
+        omit = flags.get("omit")
+        if omit is not None:
+            omit = [omit] if isinstance(omit, str) else omit
+            if not isinstance(omit, (list, tuple)) or any(f not in _CONFIRMED_FIELDS for f in omit):
+                fields = ", ".join(_CONFIRMED_FIELDS)
+                raise SimError(f"omit is a list of fields of the confirmed answer ({fields}), got {omit!r}")
+            flags["omit"] = list(omit)
+        baseurl = flags.get("baseurl")
+        if baseurl is not None and (not isinstance(baseurl, str) or not baseurl):
+            raise SimError(f"baseurl is a URL or 'redirect' (the second host), got {baseurl!r}")
         return cls(**flags)
 
     def to_json(self) -> dict[str, Any]:
@@ -211,6 +264,12 @@ class QrCode:
     def is_terminal(self) -> bool:
         return self.status in _TERMINAL_QR
 
+    def __repr__(self) -> str:
+        # The bot token (and the client's recent tokens) are never shown whole.
+        return _repr(
+            self, bot_token=_secret(self.bot_token), local_tokens=repr([_secret(t) for t in self.local_tokens])
+        )
+
 
 @dataclass
 class SimUser:
@@ -232,6 +291,10 @@ class SimBot:
     #: Positions up to here were acknowledged by a poll carrying a later cursor; ``""`` resumes after them.
     acked: int = 0
 
+    def __repr__(self) -> str:
+        # The token is redacted; the inbox (whose messages carry context tokens) is summarised.
+        return _repr(self, token=_secret(self.token), inbox=f"<{len(self.inbox)} message(s)>")
+
 
 @dataclass
 class ContextRecord:
@@ -240,6 +303,9 @@ class ContextRecord:
     user_id: str
     issued_at: float
     sends: int = 0
+
+    def __repr__(self) -> str:
+        return _repr(self, token=_secret(self.token))
 
 
 @dataclass
@@ -257,6 +323,12 @@ class UploadSlot:
     aeskey: bytes
     download_param: str | None = None
 
+    def __repr__(self) -> str:
+        # The upload and download parameters and the AES key are what a thief would need: redacted.
+        return _repr(
+            self, param=_secret(self.param), aeskey=_secret(self.aeskey), download_param=_secret(self.download_param)
+        )
+
 
 @dataclass
 class CdnObject:
@@ -267,6 +339,9 @@ class CdnObject:
     rawsize: int
     md5: str
     filekey: str = ""
+
+    def __repr__(self) -> str:
+        return _repr(self, data=_size(self.data), key=_secret(self.key))
 
 
 @dataclass
@@ -283,6 +358,11 @@ class OutboxEntry:
     media: dict[int, bytes] = field(default_factory=dict)
     #: What a phone would show wrongly (e.g. ``aes_key`` as base64 of the raw key shows a grey box).
     problems: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # ``context_token`` and ``msg`` (which carries it, and media keys) are left out; media as sizes.
+        media = ", ".join(f"{i}: {_size(blob)}" for i, blob in self.media.items())
+        return _repr(self, media="{" + media + "}")
 
     @property
     def items(self) -> list[dict[str, Any]]:
@@ -385,6 +465,10 @@ class FaultRule:
     lost_response: float = 0.0
     malformed_json: float = 0.0
     stale_token: float = 0.0
+    #: Gateway errors (Bad Gateway / Gateway Timeout with a plain-text body, as a proxy in front of the API
+    #: answers): clients read them as ``wait`` on QR status polls and retry them elsewhere.
+    http_502: float = 0.0
+    http_504: float = 0.0
     count: int | None = None
     endpoints: list[str] | None = None
     id: int = 0
@@ -949,9 +1033,12 @@ class SimState:
             body["status"] = status
             if status == C.QrStatus.CONFIRMED:
                 assert qr.bot_id is not None and qr.bot_token is not None and qr.user_id is not None
-                body.update(
-                    bot_token=qr.bot_token, ilink_bot_id=qr.bot_id, baseurl=self.base_url, ilink_user_id=qr.user_id
-                )
+                baseurl = qr.scenario.baseurl or self.base_url
+                if baseurl == "redirect":
+                    baseurl = self.base_url.split("://", 1)[0] + "://" + self.redirect_host
+                body.update(bot_token=qr.bot_token, ilink_bot_id=qr.bot_id, baseurl=baseurl, ilink_user_id=qr.user_id)
+                for name in qr.scenario.omit or ():
+                    body.pop(name, None)
             return body, None
 
     @property
@@ -1235,7 +1322,11 @@ class SimState:
                 "ret": 0,
                 "msgs": page,
                 "get_updates_buf": next_cursor,
-                "longpolling_timeout_ms": int(self.config.long_poll_timeout * 1000),
+                "longpolling_timeout_ms": (
+                    int(self.config.long_poll_timeout * 1000)
+                    if self.config.reported_long_poll_ms is None
+                    else self.config.reported_long_poll_ms
+                ),
             }, bot_id
 
     # --- sendmessage -------------------------------------------------------------------------------

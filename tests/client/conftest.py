@@ -71,6 +71,7 @@ def make_client(request: pytest.FixtureRequest, sim: Simulator) -> Iterator[Any]
         made.append(client)
         return client
 
+    make.driver = request.param  # type: ignore[attr-defined]
     yield make
     for client in made:
         client.close()

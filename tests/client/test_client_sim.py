@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
+import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from openclaw_nb import errors as E
@@ -224,12 +228,75 @@ def test_quota_of_ten_sends_explained(sim: Simulator, bot_client: Any) -> None:
     assert bot_client.send_text(who, "thanks").message_id
 
 
+def hours_since_last_message(error: BaseException) -> float:
+    found = re.search(r"(-?[0-9.]+) h since the user's last message", str(error))
+    assert found, f"no hours in: {error}"
+    return float(found.group(1))
+
+
 def test_reply_window_closes_after_24h(sim: Simulator, bot_client: Any) -> None:
+    # The hours are counted on the server's clock (its Date header), which sim.advance moves; this
+    # computer's clock does not move, and used to give "0.0 h" here, or "-25.0 h" after a second round.
     who = user()
     receive_from(sim, bot_client, who)
     sim.advance(hours=25)
-    with pytest.raises(E.SendRejectedError):
+    with pytest.raises(E.SendRejectedError) as info:
         bot_client.send_text(who, "too late")
+    text = str(info.value)
+    assert 25.0 <= hours_since_last_message(info.value) < 26.0
+    assert "h since the user's last message (replies allowed within 24 h)" in text
+    assert "reply window closed" in text  # the server's own errmsg is kept
+    # the user writes again (on the advanced clock): the window reopens, and closes again 30 h later
+    receive_from(sim, bot_client, who, "back again")
+    assert bot_client.send_text(who, "welcome back").message_id
+    sim.advance(hours=30)
+    with pytest.raises(E.SendRejectedError) as info:
+        bot_client.send_text(who, "too late again")
+    assert 30.0 <= hours_since_last_message(info.value) < 31.0
+
+
+def test_reply_budget_counts_on_the_servers_clock(sim: Simulator, bot_client: Any) -> None:
+    """The budget's time left follows the simulator's clock (its Date header), not this computer's."""
+    from openclaw_nb.updates import budget_rows
+
+    who = user()
+    receive_from(sim, bot_client, who)
+    fresh = bot_client.reply_budget(who)
+    assert fresh.can_reply and fresh.window_left is not None
+    assert 23.9 * 3600 < fresh.window_left.total_seconds() <= 24 * 3600
+    ahead = bot_client.server_now() - time.time()  # the module's simulator may have been advanced already
+    sim.advance(hours=20)
+    bot_client.get_config(who)  # any answer brings the server's Date
+    assert abs(bot_client.server_now() - time.time() - ahead - 20 * 3600) < 5
+    later = bot_client.reply_budget(who)
+    # Date has whole seconds: the server's clock is known to a second or two
+    assert 3.9 * 3600 < later.window_left.total_seconds() <= 4 * 3600 + 2
+    (row,) = [r for r in budget_rows(bot_client.peers, now=bot_client.server_now()) if r["user"] == who]
+    assert 3.9 * 3600 < row["window_left"].total_seconds() <= 4 * 3600 + 2
+    sim.advance(hours=5)
+    bot_client.get_config(who)
+    closed = bot_client.reply_budget(who)
+    assert not closed.can_reply and closed.window_left.total_seconds() == 0
+
+
+def test_rejection_inside_the_window_says_so(sim: Simulator, bot_client: Any) -> None:
+    who = user()
+    receive_from(sim, bot_client, who)
+    sim.advance(hours=2)
+    sim.configure(rate_limit_sends=1)
+    try:
+        assert bot_client.send_text(who, "first").message_id
+        with pytest.raises(E.SendRejectedError) as info:
+            bot_client.send_text(who, "second")
+    finally:
+        sim.configure(rate_limit_sends=None)
+    text = str(info.value)
+    assert info.value.errmsg == "rate limited"
+    assert "likely causes: the server is rate limiting this bot (wait 30 minutes or more)" in text
+    assert "1 of 10 sends used on this context token" in text
+    assert 2.0 <= hours_since_last_message(info.value) < 3.0
+    assert "h since the user's last message (within the 24 h reply window)" in text
+    assert "computer's clock" not in text  # the simulator sends a Date, as real servers do
 
 
 def test_reply_without_context_token_rejected(sim: Simulator, bot_client: Any) -> None:
@@ -349,3 +416,105 @@ def test_abandoned_qr_poll_does_not_swallow_the_scan(make_client: Any) -> None:
         slow.scan(qr.qrcode, "alice")
         thread.join(timeout=15)
         assert answers and answers[0].status == "scaned"  # B saw it, not only the abandoned A
+
+
+# --- the server's longpolling_timeout_ms, checked before use ----------------------------------------------
+
+
+def recording_transport(make_client: Any) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """A real transport that notes each request's timeouts: ``(kwargs for make_client, timeouts seen)``."""
+    seen: list[dict[str, float]] = []
+    transport: Any
+    if make_client.driver == "sync":
+
+        class Sync(httpx.HTTPTransport):
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                seen.append(request.extensions["timeout"])
+                return super().handle_request(request)
+
+        transport = Sync()
+    else:
+
+        class Async(httpx.AsyncHTTPTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                seen.append(request.extensions["timeout"])
+                return await super().handle_async_request(request)
+
+        transport = Async()
+    return {"transport": transport}, seen
+
+
+@pytest.mark.parametrize(
+    ("reported", "window"),
+    [(10**20, C.MAX_LONGPOLLING_TIMEOUT_MS), (-5, 1000), (0, 1000), ("soon", 1000), (3_600_000, 120_000)],
+)
+def test_odd_longpolling_timeout_from_the_server(
+    sim: Simulator, make_client: Any, caplog: pytest.LogCaptureFixture, reported: Any, window: int
+) -> None:
+    login = sim.login_bot()
+    kw, timeouts = recording_transport(make_client)
+    client = make_client(login.bot_token, bot_id=login.bot_id, **kw)
+    who = user()
+    receive_from(sim, client, who)
+    assert client.longpolling_timeout_ms == 1000  # the simulator's real window
+    sim.configure(reported_long_poll_ms=reported)
+    try:
+        with caplog.at_level(logging.WARNING, logger="openclaw_nb"):
+            # the page that carries the odd value still delivers its message
+            assert receive_from(sim, client, who, "odd window").text == "odd window"
+            assert last_request(sim, "get_updates") and client.longpolling_timeout_ms == window
+            # and the polls after it work: 10**20 used to raise OverflowError from the socket (sync client)
+            for _ in range(2):
+                page = client.get_updates()
+                assert page.messages == [] and client.longpolling_timeout_ms == window
+    finally:
+        sim.configure(reported_long_poll_ms=None)
+    warned = [r for r in caplog.records if "longpolling_timeout_ms" in r.getMessage()]
+    assert len(warned) == (0 if reported == 0 else 1)  # once per client, not once per poll
+    if warned:
+        assert warned[0].levelno == logging.WARNING and len(warned[0].getMessage()) < 300
+    last = timeouts[-1]
+    assert last["read"] == window / 1000 + C.LONG_POLL_GRACE
+    assert last["connect"] == C.CONNECT_TIMEOUT  # connecting never waits as long as a long poll
+
+
+def test_odd_longpolling_timeout_in_the_update_stream(sim: Simulator, make_client: Any) -> None:
+    login = sim.login_bot()
+    client = make_client(login.bot_token, bot_id=login.bot_id)
+    who = user()
+    stream = client.updates(persist=False)
+    if make_client.driver == "sync":
+        messages = iter(stream)
+
+        def next_message() -> Any:
+            return next(messages)
+    else:
+        amessages = stream.__aiter__()
+
+        def next_message() -> Any:
+            return client._loop.run_until_complete(amessages.__anext__())
+
+    sim.configure(reported_long_poll_ms=10**20)
+    try:
+        sim.say(who, "one", bot_id=login.bot_id)
+        assert next_message().text == "one"
+        assert stream.state.longpolling_timeout_ms == C.MAX_LONGPOLLING_TIMEOUT_MS
+        sim.say(who, "two", bot_id=login.bot_id)
+        assert next_message().text == "two"  # the next poll used the clamped window (no OverflowError)
+        assert [e.kind for e in stream.events].count("window") == 1
+    finally:
+        stream.stop()
+        sim.configure(reported_long_poll_ms=None)
+
+
+def test_connect_timeout_is_short_for_every_call(sim: Simulator, bot_client: Any, make_client: Any) -> None:
+    kw, timeouts = recording_transport(make_client)
+    client = make_client(bot_client.sim_login.bot_token, bot_id=bot_client.bot_id, **kw)
+    client.notify_start()
+    client.get_updates(timeout=0.5)
+    window = client.longpolling_timeout_ms
+    client.get_updates()
+    notify, short_poll, poll = timeouts
+    assert notify == {"connect": C.CONNECT_TIMEOUT, "read": 10.0, "write": 10.0, "pool": 10.0}
+    assert short_poll == {"connect": 0.5, "read": 0.5, "write": 0.5, "pool": 0.5}  # never above the whole
+    assert poll["connect"] == C.CONNECT_TIMEOUT and poll["read"] == window / 1000 + C.LONG_POLL_GRACE

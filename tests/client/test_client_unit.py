@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import Callable
 
 import httpx
@@ -198,10 +199,35 @@ def test_send_rejection_explains_causes() -> None:
         client.send_text("u1@im.wechat", "x" * (C.MAX_TEXT_BYTES + 1), max_bytes=2 * C.MAX_TEXT_BYTES)
     text = str(info.value)
     assert "10 sends already made on this context token (limit 10" in text
-    assert "h since the user's last message (replies allowed within 24 h)" in text
+    # no Date header from this server: the local clock is the fallback, and the message says so
+    assert "h since the user's last message by this computer's clock (replies allowed within 24 h)" in text
     assert f"{C.MAX_TEXT_BYTES + 1:,} bytes of UTF-8" in text
     assert "ctx" not in text.replace("context", "")
     assert info.value.ret == -2 and peer.last_error is not None
+
+
+@pytest.mark.parametrize(
+    ("date", "last_inbound_ms", "shown"),
+    [
+        # the server's clock (Date) is what counts, whatever this computer's clock says
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480000 - 25 * 3_600_000, "25.0 h since the user's last message ("),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480000 - 90 * 60_000, "1.5 h since the user's last message ("),
+        # Date has whole seconds: a message stamped later in the same second is "0.0 h", not negative
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480000 + 900, "0.0 h since the user's last message ("),
+        # no Date, and a message stamped ahead of this computer's clock: still never negative
+        (None, 2**62, "0.0 h since the user's last message by this computer's clock"),
+    ],
+)
+def test_rejection_hours_use_the_server_clock(date: str | None, last_inbound_ms: int, shown: str) -> None:
+    headers = {"Date": date} if date else None
+    client, _, _ = make(lambda r: ok({"ret": -2, "errmsg": ""}, headers=headers))
+    peer = client.peer("u1@im.wechat")
+    peer.context_token, peer.last_inbound_ms = "ctx", last_inbound_ms
+    with pytest.raises(E.SendRejectedError) as info:
+        client.send_text("u1@im.wechat", "hi")
+    text = str(info.value)
+    found = re.search(r"(-?[0-9.]+) h since the user's last message", text)
+    assert found and float(found.group(1)) >= 0 and shown in text
 
 
 def test_sends_counted_per_context_token() -> None:

@@ -193,3 +193,87 @@ def test_cdn_download_cap() -> None:
     send = Send("cdn_download", "GET", "http://cdn", "/download", {}, {}, None, 60, max_bytes=10)
     _, err = drive(cdn_download_flow(send, POLICY), [Reply(200, {}, b"x" * 10, truncated=True)])
     assert isinstance(err, E.CdnError) and "10 byte cap" in str(err)
+
+
+# --- jitter -----------------------------------------------------------------------------------------------
+
+
+def test_jitter_spreads_each_delay_within_its_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from openclaw_nb.protocol import flow
+
+    monkeypatch.setattr(flow.random, "random", random.Random(20240611).random)
+    policy = RetryPolicy(attempts=6, base_delay=0.5, max_delay=100.0, jitter=0.25)
+    for attempt in range(1, 6):
+        base = 0.5 * 2 ** (attempt - 1)
+        delays = [policy.delay(attempt) for _ in range(200)]
+        assert all(0.75 * base <= d <= 1.25 * base for d in delays), (attempt, min(delays), max(delays))
+        assert len(set(delays)) > 100  # really spread, not one value
+        assert min(delays) < base < max(delays)
+    # Retry-After is the server's number: no jitter on it
+    assert {policy.delay(2, retry_after=3.0) for _ in range(20)} == {3.0}
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999999])
+def test_jitter_extremes(monkeypatch: pytest.MonkeyPatch, draw: float) -> None:
+    from openclaw_nb.protocol import flow
+
+    monkeypatch.setattr(flow.random, "random", lambda: draw)
+    policy = RetryPolicy(base_delay=2.0, max_delay=100.0, jitter=0.25)
+    assert policy.delay(1) == pytest.approx(2.0 * (1 + 0.25 * (2 * draw - 1)))
+
+
+def test_jitter_never_pushes_a_delay_above_max_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from openclaw_nb.protocol import flow
+
+    rng = random.Random(7)
+    monkeypatch.setattr(flow.random, "random", rng.random)
+    policy = RetryPolicy(attempts=10, base_delay=1.0, max_delay=8.0, jitter=1.0)
+    delays = [policy.delay(attempt) for attempt in range(1, 10) for _ in range(100)]
+    assert max(delays) <= 8.0 and min(delays) >= 0.0
+    # the largest draw at the cap: without the second cap this would be 8 * 2 = 16 s
+    monkeypatch.setattr(flow.random, "random", lambda: 0.999999)
+    assert policy.delay(4) == 8.0 and policy.delay(9) == 8.0
+    assert RetryPolicy(base_delay=1.0, max_delay=8.0, jitter=0.25).delay(1000) == 8.0  # no overflow either
+
+
+def test_api_call_sleeps_are_jittered_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from openclaw_nb.protocol import flow
+
+    monkeypatch.setattr(flow.random, "random", random.Random(3).random)
+    policy = RetryPolicy(attempts=4, base_delay=1.0, max_delay=3.0, jitter=0.5)
+    outcomes = [Reply(500, {}, b""), Reply(502, {}, b""), Reply(503, {}, b""), OK]
+    actions, result = drive(api_call(ENDPOINTS["notify_start"], send_for("notify_start"), policy), outcomes)
+    assert isinstance(result, m.NotifyResp)
+    sleeps = [a.seconds for a in actions if isinstance(a, Sleep)]
+    assert len(sleeps) == 3
+    for attempt, seconds in enumerate(sleeps, 1):
+        base = min(1.0 * 2 ** (attempt - 1), 3.0)
+        assert 0.5 * base <= seconds <= min(1.5 * base, 3.0)
+
+
+# --- the server's clock -----------------------------------------------------------------------------------
+
+
+def test_parse_http_date_ms() -> None:
+    from openclaw_nb.protocol.flow import parse_http_date_ms
+
+    assert parse_http_date_ms("Wed, 21 Oct 2015 07:28:00 GMT") == 1445412480000
+    for bad in (None, "", "soon", "Wed, 21 Oct 2015 07:28:00", "Wed, 99 Oct 2015 07:28:00 GMT"):
+        assert parse_http_date_ms(bad) is None
+
+
+def test_business_error_carries_the_server_date() -> None:
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    outcome = Reply(200, {"date": date}, b'{"ret":-2,"errmsg":"rate limited"}')
+    _, err = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), [outcome])
+    assert isinstance(err, E.SendRejectedError) and err.server_time_ms == 1445412480000
+    _, err = drive(
+        api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), [Reply(200, {}, b'{"ret":-2}')]
+    )
+    assert isinstance(err, E.SendRejectedError) and err.server_time_ms is None

@@ -134,3 +134,24 @@ def test_main_without_a_command_prints_help(capsys: pytest.CaptureFixture[str]) 
 def test_bad_knob_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["sim", "--set", "no_such_knob=1"]) == 2
     assert "no_such_knob" in capsys.readouterr().err
+
+
+def test_sim_defaults() -> None:
+    # PROTOCOL.md: long polls are held ~35 s (the official client's timeout); a QR code lives "roughly a
+    # minute or more" on the server, and the official client gives one 5 minutes before it refreshes.
+    args = cli.build_parser().parse_args(["sim"])
+    assert args.long_poll_timeout == 35.0 == C.LONG_POLL_TIMEOUT
+    assert args.qr_expiry == C.QR_LIFETIME and 60 <= args.qr_expiry <= C.QR_ACTIVE_SECONDS == 300
+    assert args.host == "127.0.0.1" and args.port == 0 and args.auto_confirm is None and args.state is None
+    # the same defaults as the simulator's own, so `openclaw-nb sim` and Simulator() behave alike
+    from openclaw_nb.sim import SimConfig
+
+    config = SimConfig()
+    assert (config.long_poll_timeout, config.qr_lifetime, config.auto_confirm) == (35.0, args.qr_expiry, None)
+
+
+def test_sim_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["sim", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 35)" in out and f"(default: {C.QR_LIFETIME:g})" in out

@@ -17,6 +17,7 @@ from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol import crypto
 from openclaw_nb.protocol.endpoints import CDN_UPLOAD_PATH, ENDPOINTS
 from openclaw_nb.sim import Simulator, SimulatorWarning
+from openclaw_nb.sim import server as server_module
 
 S = C.QrStatus
 QR_STATUS = ENDPOINTS["get_qrcode_status"].path
@@ -468,6 +469,35 @@ def test_fault_malformed_json_and_forced_stale_token(sim: Simulator, http: httpx
     assert call(http, "send_message", {}, token=login.bot_token)["ret"] == C.RET_INVALID_ARGS
 
 
+def test_date_header_is_on_the_simulated_clock(sim: Simulator, http: httpx.Client) -> None:
+    # Real servers send Date; the simulator sends its own clock's time there, so a client that reads the
+    # server's clock from it (e.g. "25 h since the user's last message") sees what sim.advance did.
+    from email.utils import parsedate_to_datetime
+
+    login = sim.login_bot("alice")
+
+    def server_clock(response: httpx.Response) -> float:
+        (date,) = response.headers.get_list("date")  # exactly one: uvicorn's own (real-time) Date is off
+        return parsedate_to_datetime(date).timestamp()
+
+    spec_path = ENDPOINTS["notify_start"].path
+    before = sim.now()
+    first = server_clock(http.post(spec_path, json={}, headers={"Authorization": f"Bearer {login.bot_token}"}))
+    assert abs(first - before) < 60
+    sim.advance(hours=25)
+    later = sim.now()
+    for response in (
+        http.post(spec_path, json={}, headers={"Authorization": f"Bearer {login.bot_token}"}),
+        http.get("/_sim/state"),  # the control API too
+        http.get("/no/such/path"),  # and a 404
+    ):
+        assert abs(server_clock(response) - later) < 60
+        assert server_clock(response) - first >= 25 * 3600 - 60
+    sim.add_fault(http_500=1.0, count=1, endpoints=["notify_stop"])
+    faulted = http.post(ENDPOINTS["notify_stop"].path, json={})
+    assert faulted.status_code == 500 and abs(server_clock(faulted) - later) < 60
+
+
 def test_fault_delay_still_answers(sim: Simulator, http: httpx.Client) -> None:
     login = sim.login_bot("alice")
     sim.add_fault(delay_ms=20, count=1)
@@ -497,17 +527,64 @@ def test_start_stop_and_stop_answers_held_polls() -> None:
         sim.stop()
 
 
-def test_non_loopback_host_warns() -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sim = Simulator(sim_config(), host="0.0.0.0")
+def loopback_binds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the simulator bind 127.0.0.1 whatever host it is given; return the hosts it asked for.
+
+    No test may listen beyond the loopback interface: that would expose an unauthenticated simulator to the
+    network for a moment, and fails in sandboxes that only allow loopback.
+    """
+    asked: list[str] = []
+    real_bind = server_module._bind
+
+    def bind(host: str, port: int) -> Any:
+        asked.append(host)
+        return real_bind("127.0.0.1", port)
+
+    monkeypatch.setattr(server_module, "_bind", bind)
+    return asked
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7", "sim.example"])
+def test_non_loopback_host_warns(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    asked = loopback_binds(monkeypatch)
+    sim = Simulator(sim_config(), host=host)
+    with pytest.warns(SimulatorWarning, match=f"listens on {host}, beyond this machine's loopback interface"):
         sim.start()
-        try:
-            assert sim.base_url.startswith("http://127.0.0.1:")
-            assert httpx.get(sim.base_url + "/_sim/state").status_code == 200
-        finally:
-            sim.stop()
-    assert any(issubclass(w.category, SimulatorWarning) for w in caught)
+    try:
+        assert asked == [host, host]  # the API + CDN port and the redirect host's port
+        wildcard = host in ("0.0.0.0", "::")
+        assert sim.base_url.startswith("http://127.0.0.1:" if wildcard else f"http://{host}:")
+        local = f"http://127.0.0.1:{sim.port}"
+        assert httpx.get(local + "/_sim/state", timeout=LONG_POLL).status_code == 200
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.2"])
+def test_loopback_host_does_not_warn(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    asked = loopback_binds(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SimulatorWarning)
+        with Simulator(sim_config(), host=host) as sim:
+            assert asked == [host, host] and sim.base_url == f"http://{host}:{sim.port}"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert server_module._is_loopback(host) is loopback
 
 
 def test_state_path_autosaves_and_reloads(tmp_path: Any) -> None:

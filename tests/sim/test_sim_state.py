@@ -41,7 +41,7 @@ def first_message(state: SimState, token: str) -> dict[str, Any]:
 def test_plain_qr_login_reports_each_status_once(state: SimState) -> None:
     qr = new_qr(state)
     body, due = state.qr_status(qr)
-    assert body is None and due is not None and 0 < due <= 120  # nothing new yet: the poll is held
+    assert body is None and due is not None and 0 < due <= state.config.qr_lifetime  # nothing new yet: held
     assert status(state, qr, final=True) == {"ret": 0, "status": S.WAIT}
     assert state.scan(qr, "bob") == S.SCANNED
     assert status(state, qr) == {"ret": 0, "status": S.SCANNED}
