@@ -17,6 +17,7 @@ Where the login runs:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -120,9 +121,9 @@ def qr_text(data: str, *, color: bool = True, border: int = 2) -> Text:
 class TerminalLoginView:
     """Prints a login as it goes: the QR code and its URL, one line per status change, the result.
 
-    When the server asks for a verify code it reads one from ``ask`` (default: the console's stdin prompt).
-    With ``loop`` (the async client), the prompt runs in a daemon thread and hands the code to the loop, so
-    the event loop is never blocked on stdin.
+    When the server asks for a verify code it reads one from ``ask`` (default: the console's stdin prompt) in a
+    daemon thread, so the flow keeps watching the deadline and a cancel while nobody types. With ``loop`` (the
+    async client) the code is handed over on that loop, which is never blocked on stdin.
     """
 
     def __init__(
@@ -192,23 +193,11 @@ class TerminalLoginView:
             self.console.print("  digits only, as shown on the phone", markup=False)
 
     def _prompt(self) -> None:
-        if self._loop is None:
-            self._deliver(self._read_code())
-            return
-        loop = self._loop
-
-        def worker() -> None:
-            code = self._read_code()
-            try:
-                loop.call_soon_threadsafe(self._deliver, code)
-            except RuntimeError:  # the loop closed while we were reading
-                pass
-
-        threading.Thread(target=worker, name="openclaw-nb-verify-code", daemon=True).start()
+        _read_in_thread(self._read_code, self._deliver, self._loop)
 
     def _deliver(self, code: str | None) -> None:
         if self.session.done:
-            return
+            return  # the deadline passed or the login was cancelled while the prompt was open
         if code is None:
             self._line("no input to read a verify code from: cancelling")
             self.session.cancel()
@@ -216,7 +205,36 @@ class TerminalLoginView:
         try:
             self.session.submit_code(code)
         except E.UsageError as exc:
-            self._line(str(exc), "red")
+            if not self.session.done:
+                self._line(str(exc), "red")
+
+
+def _read_in_thread(
+    read: Callable[[], str | None], deliver: Callable[[str | None], None], loop: asyncio.AbstractEventLoop | None
+) -> None:
+    """Run ``read()`` (a blocking wait for the verify code) in a daemon thread, then ``deliver(code)``: on
+    ``loop`` when given (the async driver), else in that thread (a code is a plain hand-over to the session).
+
+    Meanwhile the flow only sleeps in short input checks, watching the deadline and a cancel (Ctrl-C in the
+    main thread, ``handle.cancel()``), so an unanswered prompt never holds the login past either. A read that
+    fails counts as no input (None: the login is cancelled).
+    """
+
+    def worker() -> None:
+        try:
+            code = read()
+        except Exception:
+            log.exception("reading the verify code failed")
+            code = None
+        if loop is None:
+            deliver(code)
+            return
+        try:
+            loop.call_soon_threadsafe(deliver, code)
+        except RuntimeError:  # the loop closed while we were reading
+            pass
+
+    threading.Thread(target=worker, name="openclaw-nb-verify-code", daemon=True).start()
 
 
 # --- the handle of a login running on an event loop -----------------------------------------------------
@@ -327,17 +345,35 @@ def _new_session(config: LoginConfig | None, options: Mapping[str, Any], on_even
     return session
 
 
-def _answer_with(session: LoginSession, ask: Callable[[str], str]) -> None:
-    """Without a view, ``ask(prompt)`` answers the verify-code requests (called in the driver's thread)."""
+def _answer_with(
+    session: LoginSession, ask: Callable[[str], str], loop: asyncio.AbstractEventLoop | None = None
+) -> None:
+    """Without a view, ``ask(prompt)`` answers the verify-code requests. It runs in a daemon thread (see
+    :func:`_read_in_thread`), so a slow answer holds neither the deadline nor a cancel; end of input cancels."""
+
+    def deliver(code: str | None) -> None:
+        if session.done:
+            return
+        if code is None:
+            session.cancel()
+            return
+        try:
+            session.submit_code(code)
+        except E.UsageError as exc:
+            if not session.done:
+                log.warning("verify code not taken: %s", exc)
 
     def on_event(event: LoginEvent) -> None:
         if isinstance(event, VerifyCodeRequested):
-            try:
-                code = ask(event.message)
-            except EOFError:
-                session.cancel()
-                return
-            session.submit_code(code)
+            message = event.message
+
+            def read() -> str | None:
+                try:
+                    return ask(message)
+                except EOFError:
+                    return None
+
+            _read_in_thread(read, deliver, loop)
 
     session.subscribe(on_event)
 
@@ -442,16 +478,50 @@ def _start(session: LoginSession, coro: Coroutine[Any, Any, LoginResult], show: 
     if widget is not None:
         widget.on_cancel = handle.cancel
         widget.start_ticker()
-        _display(widget)
+        _display(widget, session)
     return handle
 
 
-def _display(obj: Any) -> None:
+def _plain_text(widget: Any, session: LoginSession) -> str:
+    """The widget's ``text/plain`` fallback, which keeps the last QR code's URL after the login ended (a record
+    of what was scanned, for nbconvert output and text-only frontends)."""
+    text = str(widget.text())
+    qr = session.qr
+    if qr is not None and qr.url not in text:
+        text += f"\nQR code {qr.number}/{qr.of} was {qr.url}"
+    return text
+
+
+def _display(widget: Any, session: LoginSession) -> None:
+    """Show the widget, then update that display (by its display id) whenever its text changes.
+
+    The widget is shown before the login task has run, so the first ``text/plain`` is "Fetching a QR code…";
+    the updates bring the QR code's URL, each status and the result to the frontends that show only text
+    (nbconvert, ``jupyter console``). Each update names the same widget model, so a frontend with widgets
+    that applies it shows the same live widget.
+    """
     try:
-        from IPython.display import display
+        from IPython.display import display, update_display
     except ImportError:  # pragma: no cover - IPython is there wherever widgets are
         return
-    display(obj)
+    shown = display(widget, display_id=True)  # None outside IPython (it prints the text instead)
+    display_id = getattr(shown, "display_id", None)
+    if display_id is None:
+        return
+    last = [_plain_text(widget, session)]
+
+    def on_event(event: LoginEvent) -> None:
+        text = _plain_text(widget, session)
+        if text == last[0]:
+            return
+        last[0] = text
+        bundle = {**widget._repr_mimebundle_(), "text/plain": text}
+        # Run in an empty context: ipykernel keeps the parent request in a context variable, which this task
+        # copied from the cell that called login(). With none set, it uses the request being executed now, so
+        # a client that follows only the running cell's messages (nbclient, hence nbconvert) applies the update.
+        contextvars.Context().run(update_display, bundle, raw=True, display_id=display_id)
+
+    session.subscribe(on_event)
 
 
 def _async_twin(client: Client) -> AsyncClient:
@@ -523,8 +593,8 @@ class LoginMixin(_SavedMixin):
         (or raises :class:`LoginError`). ``display``: ``auto``, ``widget``, ``terminal`` or ``none``.
         Options (``deadline``, ``max_qr_codes``, ``poll_interval``, ...) are :class:`LoginConfig` fields.
         ``on_event(event)`` hears every step; ``ask(prompt) -> digits`` answers verify-code requests (default
-        in the terminal: a stdin prompt); ``save=False`` keeps the credentials off the disk; ``home`` picks
-        the data folder.
+        in the terminal: a stdin prompt; either runs in a background thread, so the deadline and a cancel still
+        apply while it waits); ``save=False`` keeps the credentials off the disk; ``home`` picks the data folder.
 
         >>> client = Client()
         >>> client.login()
@@ -583,7 +653,7 @@ class AsyncLoginMixin(_SavedMixin):
         if mode == "terminal":
             TerminalLoginView(session, console, ask=ask, loop=asyncio.get_running_loop())
         elif ask is not None:
-            _answer_with(session, ask)
+            _answer_with(session, ask, asyncio.get_running_loop())
         return _outcome(await _drive_async(client, session, store, save, target=client))
 
     def start_login(

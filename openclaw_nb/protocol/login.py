@@ -502,6 +502,9 @@ def login_flow(
         # --- poll this QR code's status ---
         poll_base: str | None = None  # None: the client's base_url; a redirect changes it for this QR only
         code_sent = False
+        # A verify code whose poll got no real answer (timeout, network or gateway error): the server may never
+        # have seen it, so it goes out again with the next poll instead of being lost (and then read as wrong).
+        unanswered_code: str | None = None
         refresh: str | None = None
         while refresh is None:
             if session.cancelled:
@@ -517,10 +520,12 @@ def login_flow(
             if session.state == LoginState.WAITING and now >= qr.expires_at:
                 refresh = "lifetime"
                 break
-            code = session.take_code()
-            if code is not None:
-                code_sent = True
-                session.emit(VerifyCodeSent(state=LoginState.VERIFYING, message="Checking the verify code…"))
+            code, unanswered_code = unanswered_code, None
+            if code is None:
+                code = session.take_code()
+                if code is not None:
+                    code_sent = True
+                    session.emit(VerifyCodeSent(state=LoginState.VERIFYING, message="Checking the verify code…"))
             limit = deadline - now
             if session.state == LoginState.WAITING:
                 limit = min(limit, qr.expires_at - now)
@@ -532,7 +537,11 @@ def login_flow(
                 return _failure(Outcome.ERROR, f"Polling the QR status failed: {exc}", _AGAIN)
 
             status = resp.status
-            synthetic = bool(resp.extra.get("client_timeout"))
+            # A client-side timeout, a network error or a gateway 502/504 reads as ``wait`` (flow.timeout_result
+            # marks them ``client_timeout`` / ``read_as_wait``): no answer from the server, so no news either.
+            synthetic = "client_timeout" in resp.extra or "read_as_wait" in resp.extra
+            if synthetic and code is not None:
+                unanswered_code = code
             if status == C.QrStatus.CONFIRMED:
                 return _confirmed(resp, poll_base or base_url)
             if status == C.QrStatus.BINDED_REDIRECT:

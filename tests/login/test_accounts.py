@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 
 from openclaw_nb import errors as E
@@ -87,3 +88,50 @@ def test_usage_errors() -> None:
     with pytest.raises(E.UsageError):
         asyncio.run(accounts.broadcast("", to=[]))
     assert repr(accounts) == "Accounts(none)"
+
+
+class InFlight(httpx.AsyncBaseTransport):
+    """Counts the sendmessage requests under way at once (started, not yet answered)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.now = 0
+        self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        sending = request.url.path.endswith("/sendmessage")
+        if sending:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            response = await self.inner.handle_async_request(request)
+            await response.aread()
+            return response
+        finally:
+            if sending:
+                self.now -= 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_broadcast_sends_concurrently(sim: Simulator, home: Path) -> None:
+    # The server holds every send for a while, so a broadcast that sends one after the other has one send
+    # under way at a time; a concurrent one has them all. concurrency=1 serialises on purpose.
+    sim.configure(require_context_token=False, reply_window_seconds=None)
+    (bot,) = save_bots(sim, "owner")
+    users = [sim.add_user(name) for name in ("u1", "u2", "u3", "u4")]
+    to = [(bot, user) for user in users]
+
+    async def main(concurrency: int) -> tuple[list[str], int]:
+        sim.add_fault(delay_ms=300, count=len(to), endpoints=["send_message"])
+        transport = InFlight()
+        async with Accounts.load([bot], record=False, transport=transport) as accounts:
+            table = await accounts.broadcast("news", to=to, concurrency=concurrency)
+        return list(table["status"]), transport.most
+
+    statuses, most = asyncio.run(main(16))
+    assert statuses == ["sent"] * len(to) and most > 1
+    statuses, most = asyncio.run(main(1))
+    assert statuses == ["sent"] * len(to) and most == 1
+    assert sim.faults == [] and len(sim.outbox) == 2 * len(to)

@@ -456,3 +456,94 @@ def test_client_login_reports_a_confirmed_answer_without_bot_id(tmp_path: Any, m
     message = str(info.value)
     assert "confirmed the login but sent no ilink_bot_id" in message and TOKEN not in message
     assert not any(tmp_path.iterdir())
+
+
+def test_no_answer_after_a_scan_keeps_scanned() -> None:
+    # A network error, a gateway error or a client timeout after the scan says nothing new: the user is still
+    # confirming on the phone, so the status must not go back to "waiting" (nor the QR code be replaced when
+    # its waiting time is up: the timeout below runs past qr_active_seconds).
+    run = Run(
+        scripted(
+            {"status": "scaned"},
+            Reply(502, {}, b"bad gateway"),
+            Failure(httpx.ConnectError("refused")),
+            Reply(504, {}, b"gateway timeout"),
+            Failure(httpx.ReadTimeout("slow"), timeout=True),
+            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"},
+        ),
+        config=LoginConfig(qr_active_seconds=3),
+    )
+    result, session = run.go()
+    assert result.ok and len(run.status_sends()) == 6
+    changes = [ev for ev in session.events if isinstance(ev, StatusChanged)]
+    assert [ev.state for ev in changes] == [LoginState.SCANNED]
+    assert len([ev for ev in session.events if isinstance(ev, QrIssued)]) == 1
+    assert states(session) == [LoginState.WAITING, LoginState.SCANNED]
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        Failure(httpx.ConnectError("reset")),
+        Reply(502, {}, b"bad gateway"),
+        Reply(504, {}, b"gateway timeout"),
+        Failure(httpx.ReadTimeout("slow"), timeout=True),
+    ],
+    ids=["network", "502", "504", "timeout"],
+)
+def test_a_verify_code_without_an_answer_is_sent_again(lost: Reply | Failure) -> None:
+    # The poll that carried the code got no answer, so the server may never have seen the code: the next poll
+    # carries it again, and the need_verifycode that follows a poll without the code is not "wrong".
+    def on_event(ev: Any, session: LoginSession) -> None:
+        if isinstance(ev, VerifyCodeRequested):
+            session.submit_code("111111" if not ev.wrong else "999999")
+
+    run = Run(
+        scripted(
+            {"status": "need_verifycode"},
+            lost,
+            {"status": "scaned"},
+            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"},
+        ),
+        on_event=on_event,
+    )
+    result, session = run.go()
+    assert result.ok
+    assert [s.params.get("verify_code") for s in run.status_sends()] == [None, "111111", "111111", None]
+    assert [ev.wrong for ev in session.events if isinstance(ev, VerifyCodeRequested)] == [False]
+    messages = [ev.message for ev in session.events]
+    assert messages.count("Checking the verify code…") == 1
+    assert "Verify code accepted: confirm the login on the phone" in messages
+    assert not any("wrong" in m for m in messages)
+
+
+def test_a_resent_code_refused_by_the_server_is_wrong() -> None:
+    codes = iter(["111111", "222222"])
+
+    def on_event(ev: Any, session: LoginSession) -> None:
+        if isinstance(ev, VerifyCodeRequested):
+            session.submit_code(next(codes))
+
+    run = Run(
+        scripted(
+            {"status": "need_verifycode"},
+            Failure(httpx.ConnectError("reset")),
+            {"status": "need_verifycode"},  # the answer to the code sent again: it was wrong
+            {"status": "scaned"},
+            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"},
+        ),
+        on_event=on_event,
+    )
+    result, session = run.go()
+    assert result.ok
+    sent = [s.params.get("verify_code") for s in run.status_sends()]
+    assert sent == [None, "111111", "111111", "222222", None]
+    assert [ev.wrong for ev in session.events if isinstance(ev, VerifyCodeRequested)] == [False, True]
+
+
+def test_default_deadline_is_eight_minutes() -> None:
+    from openclaw_nb.cli import build_parser
+
+    assert LoginConfig().deadline == C.LOGIN_DEADLINE_SECONDS == 8 * 60
+    assert LoginSession().config.deadline == 8 * 60
+    assert build_parser().parse_args(["login"]).deadline == 8 * 60

@@ -10,13 +10,25 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from openclaw_nb.client import AsyncClient, Client
 from openclaw_nb.login import LoginError
-from openclaw_nb.protocol.login import LoginState, Outcome, QrIssued, Redirected, VerifyCodeRequested
+from openclaw_nb.protocol.login import (
+    Finished,
+    LoginEvent,
+    LoginResult,
+    LoginState,
+    Outcome,
+    QrIssued,
+    Redirected,
+    StatusChanged,
+    VerifyCodeRequested,
+)
 from openclaw_nb.sim import Simulator
 from openclaw_nb.store import Credentials, Store
 
@@ -228,3 +240,125 @@ async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
     """Poll ``predicate`` every few milliseconds (the caller puts a deadline around it)."""
     while not predicate():
         await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("fault", ["reset", "http_502", "http_504"])
+def test_no_answer_after_the_scan_keeps_scanned(sim: Simulator, home: Path, fault: str) -> None:
+    # Scanned; then the next status poll is cut (connection reset) or answered by a gateway (502/504). That
+    # reads as "wait" with no news: the status stays "scanned" while the user confirms on the phone.
+    phone = Phone(sim)
+
+    def on_event(event: LoginEvent) -> None:
+        if isinstance(event, StatusChanged) and event.state == LoginState.SCANNED:
+            sim.add_fault(**{fault: 1.0}, count=1, endpoints=["get_qrcode_status"])
+        phone(event)  # confirms on "scanned": the poll after the faulty one brings "confirmed"
+
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=on_event, **FAST)
+    assert result.ok
+    assert sim.faults == []  # the fault was met
+    assert phone.states() == [LoginState.WAITING, LoginState.SCANNED, LoginState.CONFIRMED]
+    assert "Waiting for a scan" not in phone.messages()
+
+
+def test_verify_code_lost_to_a_reset_is_sent_again(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(verify_code="246810", count=1)
+    phone = Phone(sim)
+
+    def on_event(event: LoginEvent) -> None:
+        if isinstance(event, VerifyCodeRequested):
+            # The poll that carries the code is cut before the server sees it.
+            sim.add_fault(reset=1.0, count=1, endpoints=["get_qrcode_status"])
+        phone(event)
+
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=on_event, ask=typed(["246810"]), **FAST)
+    assert result.ok and sim.faults == []
+    assert [ev.wrong for ev in phone.events if isinstance(ev, VerifyCodeRequested)] == [False]
+    assert not any("wrong" in m for m in phone.messages())
+    # The server saw the code once (the cut request never reached it), right, and counted no wrong code.
+    assert [r["query"]["verify_code"] for r in status_requests(sim) if r["query"].get("verify_code")] == ["246810"]
+    assert sim.qrcodes[phone.qrcodes[0]].wrong_codes == 0
+
+
+def test_confirmed_with_another_baseurl_switches_the_client(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(baseurl="redirect", count=1)  # confirmed names the second host as the API base
+    assert sim.redirect_base_url != sim.base_url
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=Phone(sim), **FAST)
+        assert result.credentials is not None and result.credentials.baseurl == sim.redirect_base_url
+        assert client.base_url == sim.redirect_base_url
+        client.get_updates(timeout=2)  # the next call goes to the returned baseurl
+    (qr_request,) = [r for r in sim.requests if r["endpoint"] == "get_bot_qrcode"]
+    (updates,) = [r for r in sim.requests if r["endpoint"] == "get_updates"]
+    assert qr_request["host_role"] == "primary" and updates["host_role"] == "redirect"
+    saved = json.loads(Path(result.saved_to or "").read_text())
+    assert saved["baseurl"] == sim.redirect_base_url
+    with Client.from_saved(result.bot_id, record=False) as again:
+        assert again.base_url == sim.redirect_base_url
+
+
+def test_confirmed_without_bot_id_over_http(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(omit=["ilink_bot_id"], count=1)
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client, pytest.raises(LoginError) as info:
+        client.login(display="none", on_event=phone, **FAST)
+    assert client.token is None
+    result = info.value.result
+    assert result.outcome == Outcome.ERROR and "sent no ilink_bot_id" in result.reason
+    assert "client.log" in result.hint and phone.states()[-1] == LoginState.FAILED
+    (bot,) = sim.bots.values()  # the server did confirm (and made a bot); the client can't tell which
+    assert bot.token not in str(info.value) and bot.token not in repr(result)
+    assert not (home / "accounts").exists()
+
+
+def test_unanswered_verify_code_prompt_ends_at_the_deadline_async(sim: Simulator, home: Path) -> None:
+    # ask() blocks (nobody types) until the login has ended; the flow must not wait for it: the deadline ends
+    # the login, and the event loop is never blocked by the question.
+    sim.set_qr_scenario(verify_code="111111", count=1)
+    released = threading.Event()
+    timed_out: list[bool] = []
+
+    def ask(prompt: str) -> str:
+        if not released.wait(30):
+            timed_out.append(True)
+        raise EOFError
+
+    phone = Phone(sim)
+
+    def on_event(event: LoginEvent) -> None:
+        phone(event)
+        if isinstance(event, Finished):
+            released.set()
+
+    async def main() -> LoginResult:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            with pytest.raises(LoginError) as info:
+                await client.login(display="none", on_event=on_event, ask=ask, **{**FAST, "deadline": 2.0})
+            return info.value.result
+
+    try:
+        result = asyncio.run(main())
+    finally:
+        released.set()
+    assert result.outcome == Outcome.DEADLINE and not timed_out
+    assert LoginState.NEED_VERIFY_CODE in phone.states()
+
+
+def test_new_simulator_knobs_over_the_control_api(sim: Simulator, home: Path) -> None:
+    # The knobs the tests above use, as a simulator in another process takes them (POST /_sim/...).
+    with httpx.Client(base_url=sim.base_url) as http:
+        for kind, status, text in (("http_502", 502, "Bad Gateway"), ("http_504", 504, "Gateway Timeout")):
+            rule = http.post("/_sim/faults", json={kind: 1.0, "count": 1, "endpoints": ["get_qrcode_status"]})
+            assert rule.status_code == 200 and rule.json()["rule"][kind] == 1.0
+            answer = http.get("/ilink/bot/get_qrcode_status", params={"qrcode": "x"})
+            assert (answer.status_code, answer.text) == (status, text)
+        scenario = http.post("/_sim/qr_scenario", json={"count": 1, "baseurl": "redirect", "omit": ["ilink_user_id"]})
+        assert scenario.status_code == 200 and scenario.json()["omit"] == ["ilink_user_id"]
+        bad = http.post("/_sim/qr_scenario", json={"omit": ["status"]})
+        assert bad.status_code >= 400 and "omit" in bad.text
+    phone = Phone(sim, user="gus")
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, **FAST)
+    assert result.credentials is not None and result.credentials.baseurl == sim.redirect_base_url
+    assert result.user_id is None  # left out of the confirmed answer

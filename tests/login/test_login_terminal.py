@@ -6,21 +6,26 @@ The QR code drawn in half blocks is read back into modules and compared with the
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import io
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
+from openclaw_nb.cli import main
 from openclaw_nb.client import AsyncClient, Client
 from openclaw_nb.login import LoginError, qr_matrix, qr_text
-from openclaw_nb.protocol.login import Outcome
+from openclaw_nb.protocol.login import Finished, LoginEvent, LoginState, Outcome
 from openclaw_nb.sim import Simulator
 
 from .conftest import FAST
 from .helpers import Phone, typed
+from .qrdecode import decode
 
 BLOCKS = set("█▀▄ ")
 
@@ -66,6 +71,7 @@ def test_terminal_login_with_fed_stdin(sim: Simulator, home: Path, monkeypatch: 
     text = out.getvalue()
     url = phone.events[0].qr.url  # type: ignore[attr-defined]
     assert_same_qr(read_plain_qr(qr_lines(text)), url)
+    assert decode(read_plain_qr(qr_lines(text))) == url  # and a decoder reads the URL back from the blocks
     lines = text.splitlines()
     assert url in lines  # the URL on a line of its own, below the QR code
     assert lines.index(url) > lines.index(qr_lines(text)[-1])
@@ -102,6 +108,7 @@ def test_colour_qr_reads_the_same() -> None:
             rows[0].append(segment.style.color.get_truecolor().red == 0)  # type: ignore[union-attr]
             rows[1].append(segment.style.bgcolor.get_truecolor().red == 0)  # type: ignore[union-attr]
     assert_same_qr(drawn, url)
+    assert decode(drawn) == url
 
 
 def test_end_of_input_cancels(sim: Simulator, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,3 +144,100 @@ def test_async_terminal_reads_the_code_off_the_loop(sim: Simulator, home: Path) 
 
     asyncio.run(main())
     assert "Verify code accepted" in out.getvalue()
+
+
+def test_terminal_qr_of_a_long_url_fits_80x24_and_decodes() -> None:
+    # A real server's scan URL is about 90 characters; 100 must still fit a standard 80x24 terminal.
+    url = "https://liteapp.weixin.qq.com/q/7GiQu1?qrcode=" + "0123456789abcdef" * 2 + "&bot_type=3&x="
+    url += "y" * (100 - len(url))
+    assert len(url) == 100
+    for color in (False, True):
+        lines = qr_text(url, color=color).plain.splitlines()
+        assert len(lines) <= 24 and max(cell_len(line) for line in lines) <= 80, (len(lines), len(lines[0]))
+    assert decode(read_plain_qr(qr_text(url, color=False).plain.splitlines())) == url
+
+
+def test_unanswered_prompt_ends_at_the_deadline(sim: Simulator, home: Path) -> None:
+    # Nobody types the verify code: the prompt (in its own thread) must not hold the login past its deadline.
+    sim.set_qr_scenario(verify_code="135790", count=1)
+    released = threading.Event()
+    timed_out: list[bool] = []
+
+    def ask(prompt: str) -> str:
+        if not released.wait(30):  # released when the login has ended
+            timed_out.append(True)
+        raise EOFError
+
+    phone = Phone(sim)
+
+    def on_event(event: LoginEvent) -> None:
+        phone(event)
+        if isinstance(event, Finished):
+            released.set()
+
+    console, out = captured(color_system=None)
+    try:
+        with Client(base_url=sim.base_url, record=False) as client, pytest.raises(LoginError) as info:
+            client.login(display="terminal", console=console, on_event=on_event, ask=ask, **{**FAST, "deadline": 2.0})
+    finally:
+        released.set()
+    assert info.value.result.outcome == Outcome.DEADLINE and not timed_out
+    assert LoginState.NEED_VERIFY_CODE in phone.states()
+    assert "✗ No confirmed login within 2 seconds" in out.getvalue()
+
+
+class CtrlCAtThePrompt(io.StringIO):
+    """A stdin whose reader presses Ctrl-C (a KeyboardInterrupt in the main thread), then waits until
+    ``released`` and reads end of input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+        self.asked = threading.Event()
+
+    def readline(self, size: int | None = -1) -> str:
+        self.asked.set()
+        _thread.interrupt_main()
+        self.released.wait(30)
+        return ""
+
+
+def test_ctrl_c_at_the_prompt_cancels(sim: Simulator, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim.set_qr_scenario(verify_code="135790", count=1)
+    stdin = CtrlCAtThePrompt()
+    monkeypatch.setattr(sys, "stdin", stdin)
+    finished: list[Finished] = []
+    phone = Phone(sim)
+
+    def on_event(event: LoginEvent) -> None:
+        phone(event)
+        if isinstance(event, Finished):
+            finished.append(event)
+
+    console, out = captured(color_system=None)
+    try:
+        with Client(base_url=sim.base_url, record=False) as client, pytest.raises(KeyboardInterrupt):
+            client.login(display="terminal", console=console, on_event=on_event, **FAST)
+    finally:
+        stdin.released.set()
+    assert stdin.asked.is_set() and client.token is None
+    (end,) = finished
+    assert end.state == LoginState.CANCELLED and end.result.outcome == Outcome.CANCELLED
+    assert "✗ Login cancelled (interrupted)" in out.getvalue()
+    assert not (home / "accounts").exists()
+
+
+def test_cli_login_exits_130_on_ctrl_c(
+    sim: Simulator, home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.configure(auto_confirm=0.0)  # scanned at once, and this QR code asks for a verify code
+    sim.set_qr_scenario(verify_code="135790", count=1)
+    stdin = CtrlCAtThePrompt()
+    monkeypatch.setattr(sys, "stdin", stdin)
+    try:
+        assert main(["login", "--base-url", sim.base_url]) == 130
+    finally:
+        stdin.released.set()
+    out = capsys.readouterr().out
+    assert stdin.asked.is_set() and "Login cancelled (interrupted)" in out
+    assert not home.exists()

@@ -39,6 +39,7 @@ from openclaw_nb.sim import Simulator
 
 from .conftest import FAST
 from .helpers import CountingTransport, Phone
+from .qrdecode import decode, modules_from_png
 
 TIMEOUT = 10.0
 
@@ -86,6 +87,10 @@ def test_png_decodes_to_the_url() -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert png_modules(png) == expected_modules(url)
     assert png_modules(png) != expected_modules(url + "x")
+    # Decoded as a scanner would, without the encoder's help: a simulator URL and a real server's length.
+    real = "https://liteapp.weixin.qq.com/q/7GiQu1?qrcode=" + "0123456789abcdef" * 3 + "&bot_type=3"
+    for text in (url, "http://127.0.0.1:40123/_sim/scan/" + "0f" * 16, real):
+        assert decode(modules_from_png(qr_png(text))) == text
 
 
 def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -> None:
@@ -103,6 +108,7 @@ def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -
             url = await until(lambda: handle.qr_url)
             assert widget.image.layout.display != "none"
             assert png_modules(widget.image.value) == expected_modules(url)
+            assert decode(modules_from_png(widget.image.value)) == url
             assert f'href="{url}"' in widget.link.value and 'target="_blank"' in widget.link.value
             async with httpx.AsyncClient() as browser:  # the link opens the simulator's scan page
                 page = await browser.get(url)
@@ -280,3 +286,110 @@ def test_auto_display_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert asyncio.run(inside()) == "terminal"
     with pytest.raises(Exception, match="display must be one of"):
         login_mod._choose_display("html")
+
+
+class FakeDisplay:
+    """Stands in for IPython's ``display`` / ``update_display`` in a kernel: records what is shown."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[Any, dict[str, Any]]] = []
+        self.updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def display(self, obj: Any, **kw: Any) -> Any:
+        from IPython.display import DisplayHandle
+
+        self.shown.append((obj, kw))
+        return DisplayHandle("login-display-1")
+
+    def update_display(self, obj: Any, **kw: Any) -> None:
+        self.updates.append((obj, kw))
+
+
+def test_text_fallback_is_updated_in_place(sim: Simulator, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The widget is displayed before the login has a QR code; its display is then updated (same display id)
+    # as the login goes on, so text-only frontends and nbconvert get the URL, each status and the result.
+    import IPython.display
+
+    fake = FakeDisplay()
+    monkeypatch.setattr(IPython.display, "display", fake.display)
+    monkeypatch.setattr(IPython.display, "update_display", fake.update_display)
+
+    async def main() -> LoginResult:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = await client.login(display="widget", on_event=Phone(sim, user="erin"), **FAST)
+            ((shown, kw),) = fake.shown
+            assert shown is handle.widget and kw == {"display_id": True}
+            assert shown._repr_mimebundle_()["text/plain"] == "WeChat QR login: Fetching a QR code…"
+            return await asyncio.wait_for(handle, TIMEOUT)
+
+    result = asyncio.run(main())
+    assert fake.updates and all(kw == {"raw": True, "display_id": "login-display-1"} for _, kw in fake.updates)
+    texts = [bundle["text/plain"] for bundle, _ in fake.updates]
+    assert all("application/vnd.jupyter.widget-view+json" in bundle for bundle, _ in fake.updates)
+    url = sim.state.scan_url(sim.latest_qrcode or "")
+    assert f"QR code 1/3: {url}" in texts[0] and "Scan the QR code with WeChat" in texts[0]
+    assert any("Scanned: confirm the login on the phone" in t for t in texts)
+    final = texts[-1]
+    assert f"Logged in as bot {result.bot_id}, scanned by erin@im.wechat" in final and url in final
+    assert len(texts) == len(set(texts))  # an update only when the text changed
+    token = result.credentials.bot_token  # type: ignore[union-attr]
+    assert all(token not in t for t in texts) and redact(token) in final
+
+
+def test_countdown_agrees_with_the_simulators_expiry(sim: Simulator, home: Path) -> None:
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = await client.login(display="widget", **FAST)
+            await until(lambda: handle.qr_url)
+            qr = handle.session.qr
+            assert qr is not None
+            on_server = sim.qrcodes[qr.qrcode]
+            lifetime = on_server.expires_at - on_server.created_at
+            assert qr.lifetime == lifetime  # the client's QR lifetime is the simulator's
+            # Seen at the moment the code was issued, the widget counts down exactly that lifetime.
+            handle.session.clock = lambda: qr.issued_at
+            handle.widget.refresh_countdown()
+            minutes, seconds = divmod(int(lifetime), 60)
+            assert f"QR code 1/3 expires in {minutes}:{seconds:02d}" in handle.widget.countdown.value
+            handle.cancel()
+            with pytest.raises(LoginError):
+                await handle
+
+    asyncio.run(main())
+
+
+def test_widget_shows_a_refreshed_qr_code(sim: Simulator, home: Path) -> None:
+    statuses: list[str] = []
+    images: list[bytes] = []
+
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = await client.login(display="widget", on_event=Phone(sim, expire=1), **FAST)
+            widget = handle.widget
+            widget.status.observe(lambda change: statuses.append(change["new"]), names="value")
+            widget.image.observe(lambda change: images.append(change["new"]), names="value")
+            result = await asyncio.wait_for(handle, TIMEOUT)
+            assert result.ok and result.qr_codes == 2
+
+    asyncio.run(main())
+    assert any("The QR code expired: refreshed 2/3" in line for line in statuses), statuses
+    assert [decode(modules_from_png(png)).rsplit("/", 1)[-1] for png in images][-1] == sim.latest_qrcode
+
+
+def test_auto_display_from_the_running_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    # env.in_kernel()/has_widgets() themselves (not monkeypatched): a kernel's shell gets the widget; a
+    # terminal IPython, or no IPython at all, gets the terminal view even with a running loop.
+    def shell(name: str) -> Any:
+        return type(name, (), {})()
+
+    async def choice() -> str:
+        return login_mod._choose_display("auto")
+
+    for shell_type, expected in (
+        ("ZMQInteractiveShell", "widget"),
+        ("TerminalInteractiveShell", "terminal"),
+        (None, "terminal"),
+    ):
+        monkeypatch.setattr(login_mod.env, "ipython", lambda t=shell_type: shell(t) if t else None)
+        assert login_mod.env.in_kernel() is (shell_type == "ZMQInteractiveShell")
+        assert asyncio.run(choice()) == expected, shell_type
