@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,7 +43,7 @@ class Text:
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def decode_header_value(raw: bytes) -> str:
@@ -233,7 +233,7 @@ class Exchange:
     @property
     def started(self) -> datetime:
         value = self._v[1]
-        return datetime.fromtimestamp(value, timezone.utc) if isinstance(value, float) else value
+        return datetime.fromtimestamp(value, UTC) if isinstance(value, float) else value
 
     @property
     def request_headers(self) -> dict[str, str]:

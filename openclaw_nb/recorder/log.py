@@ -16,7 +16,7 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
 from queue import SimpleQueue
@@ -59,11 +59,11 @@ FRAME_DTYPES: dict[str, str] = {
 
 def _as_utc(value: datetime | str | timedelta) -> datetime:
     if isinstance(value, timedelta):
-        return datetime.now(timezone.utc) - value
+        return datetime.now(UTC) - value
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     # pandas Timestamps are datetimes too; a naive time is taken as UTC, like everything in the log.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _as_set(value: Any) -> set[Any]:
@@ -281,7 +281,7 @@ class _LogViews(Sequence[Exchange]):
             "openclaw_nb_log": FORMAT_VERSION,
             "redacted": all(ex.redacted for ex in items) if items else self.redacted,
             "count": len(items),
-            "written": datetime.now(timezone.utc).isoformat(),
+            "written": datetime.now(UTC).isoformat(),
         }
         with target.open("w", encoding="utf-8") as fh:
             fh.write(json.dumps(header, ensure_ascii=False) + "\n")
@@ -332,7 +332,7 @@ class Recorder(_LogViews):
     >>> rec[-1], rec.frame(), rec.summary()                               # doctest: +SKIP
     """
 
-    def __init__(self, maxlen: int = DEFAULT_MAXLEN, redact: bool = True) -> None:
+    def __init__(self, maxlen: int = DEFAULT_MAXLEN, redact: bool = True, *, _stacklevel: int = 2) -> None:
         if maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
         self.redacted = bool(redact)
@@ -351,7 +351,7 @@ class Recorder(_LogViews):
                 "Recorder(redact=False): bot tokens, context tokens, AES keys and upload parameters will be kept "
                 "in memory and written to every export (HAR, JSONL). Do not share such a log.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=_stacklevel,  # the user's line: a client that creates the recorder says how deep it is
             )
 
     @property

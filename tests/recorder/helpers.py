@@ -187,7 +187,7 @@ def make_app(state: ServerState) -> Starlette:
         state.release = state.release or asyncio.Event()
         try:
             await asyncio.wait_for(state.release.wait(), timeout=10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return JSONResponse({"ret": 0})
 

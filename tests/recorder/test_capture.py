@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import timezone
+from datetime import UTC
 
 import httpx
 import pytest
@@ -41,7 +41,7 @@ def test_json_call_fields(server: LoopbackServer) -> None:
     assert ex.url == f"{server.base_url}/ilink/bot/getupdates"
     assert ex.status == 200 and ex.reason == "OK" and ex.http_version == "HTTP/1.1"
     assert ex.error is None and not ex.failed and ex.ret == 0
-    assert ex.started.tzinfo is not None and ex.started.utcoffset() == timezone.utc.utcoffset(None)
+    assert ex.started.tzinfo is not None and ex.started.utcoffset() == UTC.utcoffset(None)
     assert ex.duration_ms is not None and ex.wait_ms is not None and 0 <= ex.wait_ms <= ex.duration_ms
     assert ex.request_body == body
     assert ex.request_size == len(json.dumps(body, separators=(",", ":")))

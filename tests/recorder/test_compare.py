@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -78,7 +78,7 @@ def test_diff_catches_a_different_status_and_request(server_factory: ServerFacto
 
 
 def test_diff_reports_unmatched_exchanges_and_respects_ignore() -> None:
-    t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
 
     def ex(i: int, call: str, body: dict, attempt: int = 1) -> Exchange:
         return Exchange(i, t, call, "POST", f"http://h/{call}", status=200, response_body=body, attempt=attempt)
@@ -164,7 +164,7 @@ def test_replay_of_an_unredacted_log(server_factory: ServerFactory) -> None:
 
 
 def test_replay_records_transport_errors(closed_port: int) -> None:
-    t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
     log = ExchangeLog([Exchange(1, t, "notify_start", "POST", "http://h/ilink/bot/msg/notifystart", status=200)])
     result = replay(log, f"http://127.0.0.1:{closed_port}")
     assert result.log[0].error is not None and result.log[0].error.startswith("ConnectError")
@@ -173,6 +173,6 @@ def test_replay_records_transport_errors(closed_port: int) -> None:
 
 @pytest.mark.parametrize("bad", [None])
 def test_diff_accepts_plain_lists(bad: object) -> None:
-    t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
     one = [Exchange(1, t, "x", "GET", "http://h/x", status=200)]
     assert diff(one, list(one)).same

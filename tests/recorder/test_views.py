@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pandas as pd
@@ -18,7 +18,7 @@ from .helpers import LoopbackServer, SessionSecrets
 
 
 def _ex(i: int, call: str = "send_message", status: int | None = 200, ret: int = 0, ms: float = 1.0) -> Exchange:
-    started = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=i)
+    started = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC) + timedelta(seconds=i)
     return Exchange(
         id=i,
         started=started,
@@ -161,7 +161,7 @@ def test_the_recorders_fast_constructor_fills_the_same_fields() -> None:
 
     from openclaw_nb.recorder.exchange import _FIELDS, JsonText
 
-    started = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    started = datetime(2024, 5, 1, tzinfo=UTC)
     # A distinct value per field, so a field read from the wrong place shows.
     fields = {
         "id": 7,
