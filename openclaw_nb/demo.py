@@ -83,8 +83,11 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
     """Run the tour; returns the exit code (0 on success)."""
     console = console or Console()
     started = time.perf_counter()
-    home = tempfile.mkdtemp(prefix="openclaw-nb-demo-")
-    with Simulator(long_poll_timeout=long_poll, auto_confirm=confirm_after, default_user="owner") as sim:
+    # An empty data folder for the login, so the user's saved accounts are never read; removed on the way out.
+    with (
+        tempfile.TemporaryDirectory(prefix="openclaw-nb-demo-") as home,
+        Simulator(long_poll_timeout=long_poll, auto_confirm=confirm_after, default_user="owner") as sim,
+    ):
         console.print(
             Panel.fit(
                 f"simulator  {sim.base_url}\nCDN        {sim.cdn_base_url}\ncontrol    {sim.base_url}/_sim/state",

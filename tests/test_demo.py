@@ -6,19 +6,40 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
 from openclaw_nb.demo import run_demo
 
+QR_CHARS = set("█▀▄ ")
+
+
+def qr_lines(text: str) -> list[str]:
+    """The lines of a QR code drawn with half blocks (two modules a character), as the terminal login draws it."""
+    return [line for line in text.splitlines() if len(line) >= 21 and set(line) <= QR_CHARS]
+
 
 def test_demo_runs_and_shows_each_step(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("OPENCLAW_NB_HOME", str(tmp_path / "home"))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     out = io.StringIO()
     console = Console(file=out, width=160, color_system=None)
     assert run_demo(console, confirm_after=0.2, long_poll=1.0) == 0
     text = out.getvalue()
+    # The QR code, drawn in the terminal: at least 11 rows (a version-1 code is 21 modules, plus its border).
+    drawn = qr_lines(text)
+    assert len(drawn) >= 11 and all(len(line) == len(drawn[0]) for line in drawn), text[:2000]
+    assert {"▀", "▄", "█"} <= set("".join(drawn))
+    # The recorder's per-call summary: a row per call with its percentiles.
+    summary = text.split("per call:\n", 1)[1]
+    assert summary.split("\n", 1)[0].split() == ["count", "errors", "error_rate", "p50_ms", "p99_ms", "max_ms"]
+    table = summary.split("\n(", 1)[0].splitlines()[2:]  # after the header and the index name, up to the note
+    rows = {line.split()[0]: line.split()[1] for line in table if line.strip()}
+    assert rows.get("send_message") == "4" and rows.get("cdn_upload") == "1", summary[:1000]
     for needle in (
         "Logged in as bot",
         "alice@im.wechat",
@@ -34,8 +55,9 @@ def test_demo_runs_and_shows_each_step(tmp_path: Path, monkeypatch) -> None:
     ):
         assert needle in text, needle
     assert "<redacted" in text
-    # nothing saved to the user's data folder
+    # nothing saved to the user's data folder, and no temp folder left behind
     assert not (tmp_path / "home").exists()
+    assert list(scratch.iterdir()) == []
 
 
 def test_demo_command_exits_zero(tmp_path: Path) -> None:

@@ -1,13 +1,28 @@
-"""The README stays true: its endpoint table is the protocol core's table, and its test command is CI's."""
+"""The README stays true: its endpoint table is the protocol core's table, its test command is CI's, its code
+examples run, its simulator control API table is the simulator's routes, and its setup notes match the
+packaging and ``.ci/run``."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
+import textwrap
+import tomllib
 from pathlib import Path
 
 from openclaw_nb.protocol.endpoints import markdown_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def section(title: str) -> str:
+    """The README's ``## title`` section, up to the next ``## `` heading (its ``###`` subsections included)."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert found, f"README.md lost its '## {title}' section"
+    return found.group(1)
 
 
 def test_endpoint_table_matches_protocol_core() -> None:
@@ -26,11 +41,105 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert marked and marked.group(1) == blocks[1]
 
 
+def api_examples() -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)\n```", section("The Python API in ten lines"), re.S)
+    assert len(blocks) >= 2, "the ten-line example and its async version are missing"
+    return blocks
+
+
 def test_ten_line_example_runs(capsys) -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## The Python API in ten lines", 1)[1]
-    code = re.search(r"```python\n(.*?)\n```", section, re.S)
-    assert code, "the ten-line example is missing"
-    exec(compile(code.group(1), "README.md", "exec"), {})
+    exec(compile(api_examples()[0], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "send_message" in out and "get_updates" in out
+
+
+def test_async_example_runs() -> None:
+    """The async snippet runs as written, inside a coroutine, with the ``sim`` and ``bot`` of the sync one."""
+    from openclaw_nb import AsyncClient, Simulator
+
+    snippet = api_examples()[1]
+    assert "AsyncClient" in snippet and "await" in snippet
+    namespace: dict[str, object] = {"AsyncClient": AsyncClient}
+    exec(compile("async def example(sim, bot):\n" + textwrap.indent(snippet, "    "), "README.md", "exec"), namespace)
+    with Simulator(long_poll_timeout=2) as sim:
+        bot = sim.login_bot()
+        sim.say("alice", "hello bot")
+        asyncio.run(namespace["example"](sim, bot))  # type: ignore[operator]
+        sent = sim.wait_for_outbox(1)
+    assert [(entry.to_user_id, entry.text) for entry in sent] == [("alice@im.wechat", "hi")]
+
+
+def control_table_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route in the README's control API table. A cell may hold several routes
+    (`` `GET /_sim/faults` · `POST /_sim/faults` ``) and a bare suffix (`` · `/expire` ``) replaces the last
+    path segment of the route before it; query strings are left out."""
+    table = section("The simulator").split("### HTTP control API", 1)[1]
+    routes: set[tuple[str, str]] = set()
+    for row in (line for line in table.splitlines() if line.startswith("| `")):
+        method = path = ""
+        for token in re.findall(r"`([^`]+)`", row.split("|")[1]):
+            found = re.fullmatch(r"(?:(GET|POST|PUT|PATCH|DELETE) )?(/[^?\s]*)(?:\?\S*)?", token)
+            assert found, f"not a route: {token!r} in {row!r}"
+            if found.group(1):
+                method, path = found.group(1), found.group(2)
+            else:
+                assert path, f"a bare suffix needs a route before it: {row!r}"
+                path = path.rsplit("/", 1)[0] + found.group(2)
+            routes.add((method, path))
+    return routes
+
+
+def test_control_api_table_lists_exactly_the_simulators_control_routes() -> None:
+    from openclaw_nb.sim.app import create_app
+    from openclaw_nb.sim.state import CONTROL_PREFIX, SimState
+
+    app = create_app(SimState())
+    served = {
+        (method, route.path)
+        for route in app.app.routes  # type: ignore[attr-defined]
+        if route.path.startswith(CONTROL_PREFIX + "/")
+        for method in route.methods - {"HEAD"}  # Starlette adds HEAD to every GET
+    }
+    documented = control_table_routes()
+    assert documented - served == set(), "the README documents routes the simulator does not serve"
+    assert served - documented == set(), "add these simulator routes to the README's control API table"
+
+
+def test_control_api_table_names_every_qr_scenario_flag_and_fault_knob() -> None:
+    from openclaw_nb.sim.state import FaultRule, QrScenario
+
+    table = section("The simulator").split("### HTTP control API", 1)[1]
+    rows = {row.split("|")[1].strip(): row for row in table.splitlines() if row.startswith("| `")}
+
+    def row(prefix: str) -> str:
+        return next(r for cell, r in rows.items() if cell.startswith(prefix))
+
+    flags = {f.name for f in dataclasses.fields(QrScenario)} | {"qrcode", "count"}
+    knobs = {f.name for f in dataclasses.fields(FaultRule)} - {"id"}
+    assert [f for f in sorted(flags) if f'"{f}"' not in row("`POST /_sim/qr_scenario`")] == []
+    assert [k for k in sorted(knobs) if f'"{k}"' not in row("`GET /_sim/faults`")] == []
+
+
+def test_python_version_is_the_same_in_pyproject_readme_and_binder() -> None:
+    """pandas 3 needs Python 3.11: the package, the README's setup note and Binder's runtime agree."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    floor = re.fullmatch(r">=\s*(3\.\d+)", project["project"]["requires-python"])
+    assert floor, project["project"]["requires-python"]
+    version = floor.group(1)
+    assert f"Python {version} or newer" in README.read_text(encoding="utf-8")
+    assert (ROOT / "binder" / "runtime.txt").read_text(encoding="utf-8").strip() == f"python-{version}"
+    assert f"Programming Language :: Python :: {version}" in project["project"]["classifiers"]
+    tools = project["tool"]
+    assert tools["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert tools["mypy"]["python_version"] == version
+
+
+def test_ci_run_installs_the_system_packages_the_readme_names() -> None:
+    """``python3 -m venv`` needs ensurepip (Debian's python3-venv); the browser test needs /usr/bin/chromium."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    browser_test = (ROOT / "tests" / "browser" / "test_login_in_browser.py").read_text(encoding="utf-8")
+    chromium = re.search(r'^CHROMIUM = "([^"]+)"', browser_test, re.M)
+    assert chromium and f"[ ! -x {chromium.group(1)} ]" in ci, "check for the exact path the browser test drives"
+    assert 'python3 -c "import ensurepip"' in ci and "apt_install python3-venv" in ci
+    readme = README.read_text(encoding="utf-8").split("## Who it is for", 1)[0]
+    assert "python3-venv" in readme and "chromium" in readme

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -30,7 +31,9 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-#: Each notebook must run top to bottom in less than this many seconds (the issue's budget).
+#: Each notebook should run top to bottom in less than this many seconds (the issue's budget). It is enforced
+#: per cell (nbclient's timeout); the whole run's time is printed and flagged when over, never asserted:
+#: tests do not assert on wall-clock time.
 BUDGET_SECONDS = 60.0
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -139,8 +142,27 @@ def _expect(condition: bool, message: str) -> None:
 # --- what each notebook must show ----------------------------------------------------------------------
 
 
+def plain(c: Any) -> str:
+    """The ``text/plain`` of a cell's display outputs (what a frontend without widgets shows), joined."""
+    parts = []
+    for out in c.get("outputs", []):
+        value = out.get("data", {}).get("text/plain")
+        if value is not None:
+            parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(parts)
+
+
 def check_login(nb: Any) -> None:
-    _expect(WIDGET_MIME in mimes(cell(nb, "login-widget")), "client.login() displayed no widget")
+    widget = cell(nb, "login-widget")
+    _expect(WIDGET_MIME in mimes(widget), "client.login() displayed no widget")
+    # The widget's text fallback is updated in place as the login goes on: it ends with the result and the
+    # URL of the QR code that was scanned (nbconvert output and text-only frontends show this text).
+    fallback = plain(widget)
+    _expect(
+        re.search(r"https?://\S+/_sim/scan/[0-9a-f]+", fallback) is not None,
+        f"the widget's text/plain lacks the scan URL: {fallback!r}",
+    )
+    _expect("Logged in as bot" in fallback, f"the widget's text/plain was not updated: {fallback!r}")
     phone = text(cell(nb, "login-phone"))
     _expect("status: confirmed" in phone, f"the login did not end confirmed: {phone!r}")
     _expect("Logged in as bot" in phone, phone)
@@ -156,6 +178,22 @@ def check_protocol(nb: Any) -> None:
     _expect("Hello bot! What is 6 x 7?" in receive and "above 2**63: True" in receive, receive)
     media = text(cell(nb, "proto-media"))
     _expect("the phone decrypted the same PNG: True | problems: none" in media, media)
+    download = text(cell(nb, "proto-download"))
+    _expect("the same as uploaded: True" in download and "it is the PNG we drew: True" in download, download)
+    # The recorder's views: the table, the frame (every endpoint called by hand), the summary, a filtered log.
+    shown = text(cell(nb, "proto-23"))
+    _expect("protocol log: last 8 of" in shown and "cdn_upload" in shown, f"client.log.show(8): {shown[:300]!r}")
+    frame = text(cell(nb, "proto-24"))
+    calls = ("get_bot_qrcode", "get_qrcode_status", "notify_start", "get_updates", "send_message", "get_config")
+    calls += ("send_typing", "get_upload_url", "cdn_upload", "cdn_download", "notify_stop")
+    missing = [call for call in calls if call not in frame]
+    _expect(not missing, f"client.log.frame() lacks the calls {missing}: {frame[:300]!r}")
+    summary = text(cell(nb, "proto-25"))
+    _expect("p50_ms" in summary and "cdn_download" in summary, f"client.log.summary(): {summary[:300]!r}")
+    filtered = text(cell(nb, "proto-26"))
+    _expect("send_message" in filtered and "cdn_upload" in filtered and "get_updates" not in filtered, filtered[:300])
+    har = re.search(r"^(\d+) HAR entries written to \S+session\.har$", text(cell(nb, "proto-28")), re.M)
+    _expect(har is not None and int(har.group(1)) >= len(calls), "the HAR export wrote no entries")
     _expect("identical to the live log: True" in text(cell(nb, "proto-jsonl")), "JSONL export did not read back")
     replayed = text(cell(nb, "proto-replay"))
     _expect("replay and recording match" in replayed, f"replay against a fresh simulator: {replayed!r}")

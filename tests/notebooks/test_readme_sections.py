@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,8 @@ def test_notebooks_section_lists_exactly_the_notebooks() -> None:
 
 def test_binder_link_and_local_command_point_at_real_files() -> None:
     text = section("Notebooks")
-    # (a regex, not tomllib: that is stdlib only from Python 3.11, and the package supports 3.10)
-    homepage = re.search(r'^Homepage = "https://github\.com/([^"]+?)/?"', (REPO / "pyproject.toml").read_text(), re.M)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    homepage = re.fullmatch(r"https://github\.com/([^/]+/[^/]+?)/?", project["urls"]["Homepage"])
     assert homepage, "pyproject.toml has no GitHub Homepage URL"
     owner_repo = homepage.group(1)
     link = re.search(r"https://mybinder\.org/v2/gh/([^/]+/[^/]+)/HEAD\?urlpath=lab/tree/([\w./-]+)\)", text)
@@ -36,6 +37,14 @@ def test_binder_link_and_local_command_point_at_real_files() -> None:
     assert (REPO / link.group(2)).is_file()
     assert "-r binder/requirements.txt" in text and (REPO / "binder" / "requirements.txt").is_file()
     assert (REPO / "binder" / "postBuild").stat().st_mode & 0o111, "binder/postBuild must be executable"
+
+
+def test_binder_installs_the_fast_simulator() -> None:
+    """Binder users get the same simulator speed as the tests: the ``fast`` extra is in binder/requirements.txt."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    lines = (REPO / "binder" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    wanted = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert extras["fast"] and all(requirement in wanted for requirement in extras["fast"]), wanted
 
 
 def test_magics_cheat_sheet_covers_every_magic() -> None:
