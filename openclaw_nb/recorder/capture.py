@@ -257,12 +257,11 @@ class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 
 class _InFlight:
-    """One exchange from its request to the end of its response body, then until it is built.
+    """One exchange from its request to the end of its response body.
 
     While the exchange is on the wire only what costs next to nothing is taken (references to the raw
-    headers, body bytes and chunks, timings). :meth:`build` turns that into the redacted :class:`Exchange`
-    and drops every raw reference; the recorder calls it on its builder thread, off the caller's path (see
-    :class:`~openclaw_nb.recorder.log.Recorder`).
+    headers, body bytes and chunks, timings). When it is over, :meth:`build` turns that into the redacted
+    :class:`Exchange` and drops every raw reference.
     """
 
     __slots__ = (
@@ -364,7 +363,7 @@ class _InFlight:
         self.finish(complete=False)
 
     def finish(self, complete: bool = True) -> None:
-        """The exchange is over: hand it to the recorder (once), which builds it now or on its thread."""
+        """The exchange is over: hand it to the recorder (once), which builds and stores it."""
         if self.done:
             return
         self.done = True

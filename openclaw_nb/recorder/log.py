@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, overload
 
 import httpx
@@ -317,15 +316,9 @@ class Recorder(_LogViews):
 
     Ids count up in the order requests start; the log is in the order exchanges finish (a response is
     finished when its body has been read or the stream closed), so concurrent async requests may appear
-    out of id order, and a streamed download appears only once its stream is closed.
-
-    **Off the caller's path.** Redacting a ``getupdates`` page costs more CPU than anything else the recorder
-    does, so a finished exchange is redacted and stored by a builder thread, which mostly runs while the
-    client waits for its next response. Until then the raw exchange sits only in a short hand-over queue
-    (at most :data:`MAX_PENDING` exchanges; past that the caller builds them itself), much as the raw
-    response sits in httpx's ``Response``. Nothing unredacted ever enters the ring: every view, export and
-    ``len()`` first finishes the queue, so ``client.log[-1]`` right after a call is that call. With the
-    ``openclaw_nb.wire`` logger at DEBUG each exchange is built on the spot, so log lines come in order.
+    out of id order, and a streamed download appears only once its stream is closed. An exchange is built,
+    redacted and stored the moment it finishes, on the thread that finished it: ``client.log[-1]`` right
+    after a call is that call.
 
     >>> rec = Recorder(maxlen=200)
     >>> http = httpx.Client(transport=rec.wrap(httpx.HTTPTransport()))     # doctest: +SKIP
@@ -340,11 +333,6 @@ class Recorder(_LogViews):
         self._lock = threading.Lock()  # the ring and the dropped count
         self._ids = itertools.count(1)
         self._dropped = 0
-        # Finished exchanges not built yet, oldest first. Whoever builds holds _build_lock, so exchanges
-        # enter the ring in the order they finished, whichever thread builds them.
-        self._pending: deque[_InFlight] = deque()
-        self._build_lock = threading.Lock()
-        self._queued = False  # the builder thread has been asked to build this recorder's pending ones
         _recorders.add(self)
         if not redact:
             warnings.warn(
@@ -362,7 +350,6 @@ class Recorder(_LogViews):
     @property
     def dropped(self) -> int:
         """How many exchanges fell out of the ring buffer so far."""
-        self.settle()
         return self._dropped
 
     def wrap(self, transport: httpx.BaseTransport) -> httpx.BaseTransport:
@@ -375,52 +362,14 @@ class Recorder(_LogViews):
 
     def clear(self) -> None:
         """Forget every recorded exchange (ids keep counting up)."""
-        with self._build_lock:
-            self._pending.clear()
-            with self._lock:
-                self._ring.clear()
+        with self._lock:
+            self._ring.clear()
 
     def snapshot(self) -> ExchangeLog:
         """A frozen copy of the log as it is now."""
         return ExchangeLog(self._exchanges(), redacted=self.redacted)
 
-    def settle(self) -> None:
-        """Build every finished exchange not built yet, now, in this thread (views and exports do this first).
-
-        Never raises for an exchange that can't be built (a recorder bug must not break the request it
-        recorded): it is kept as a stand-in that says so, and the problem is logged.
-        """
-        if not self._pending:
-            return
-        built: list[Exchange] = []
-        failures: list[tuple[Exchange, Exception]] = []
-        with self._build_lock:
-            pending = self._pending
-            while pending:
-                flight = pending[0]
-                try:
-                    ex = flight.build()
-                except Exception as exc:
-                    ex = flight.unbuilt(exc)
-                    failures.append((ex, exc))
-                with self._lock:
-                    try:
-                        if len(self._ring) == self._ring.maxlen:
-                            self._dropped += 1
-                        self._ring.append(ex)
-                    finally:
-                        # Only now: a reader that finds nothing pending must find this exchange in the ring.
-                        pending.popleft()
-                built.append(ex)
-        # Outside the lock: a logging handler may itself send through this recorder's client.
-        for stand_in, problem in failures:
-            _report_unbuilt(stand_in, problem)
-        if wire_log.isEnabledFor(logging.DEBUG):
-            for ex in built:
-                _log_line(ex)
-
     def _exchanges(self) -> list[Exchange]:
-        self.settle()
         with self._lock:
             return list(self._ring)
 
@@ -428,94 +377,34 @@ class Recorder(_LogViews):
         return _InFlight(request, next(self._ids), self.redacted, self._finished)
 
     def _finished(self, flight: _InFlight) -> None:
-        self._pending.append(flight)
-        if len(self._pending) >= MAX_PENDING or wire_log.isEnabledFor(logging.DEBUG):
-            self.settle()
-        elif not self._queued:
-            self._queued = True
-            _builder.submit(self)
-
-
-#: Finished exchanges a recorder lets wait for its builder thread; past this the caller builds them itself.
-MAX_PENDING = 64
-
-
-class _Builder:
-    """One daemon thread per process that builds recorders' finished exchanges while their callers go on.
-
-    It mostly gets the GIL while a client waits on its socket, so the redaction it does overlaps the network
-    wait. Started on first use, and again in a forked child (threads do not survive ``fork``).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: SimpleQueue[Recorder] = SimpleQueue()
-        self._pid = 0
-
-    def submit(self, recorder: Recorder) -> None:
-        if self._pid != os.getpid():
-            self._start()
-        self._queue.put(recorder)
-
-    def _start(self) -> None:
+        """Build a finished exchange and store it. Never raises: a recorder bug must not break the request it
+        recorded, so an exchange that can't be built is kept as a stand-in that says so, and logged."""
+        try:
+            ex = flight.build()
+        except Exception as exc:
+            ex = flight.unbuilt(exc)
+            _report_unbuilt(ex, exc)
         with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._queue = SimpleQueue()
-            threading.Thread(target=self._run, args=(self._queue,), name="openclaw_nb-recorder", daemon=True).start()
-            self._pid = os.getpid()
-
-    @staticmethod
-    def _run(queue: SimpleQueue[Recorder]) -> None:
-        while True:
-            recorder = queue.get()
-            recorder._queued = False  # before building: an exchange finishing from now on asks again
-            try:
-                recorder.settle()
-            except BaseException:
-                # settle() reports a bad exchange itself; this is a failed log handler or worse. Say so, go on.
-                logging.getLogger("openclaw_nb").exception("the recorder's builder thread hit an error")
-            del recorder
+            if len(self._ring) == self._ring.maxlen:
+                self._dropped += 1
+            self._ring.append(ex)
+        # Outside the lock: a logging handler may itself send through this recorder's client.
+        if wire_log.isEnabledFor(logging.DEBUG):
+            _log_line(ex)
 
 
-_builder = _Builder()
-
-# --- fork -------------------------------------------------------------------------------------------------
-# A forked child has only the thread that forked. A lock another thread held at that moment (the builder's,
-# mid-build) would stay held forever in the child, and the builder thread is gone. So the fork waits for
-# builds in progress, and the child starts with fresh locks and, on first use, a new builder thread.
-
+# A forked child has only the thread that forked: a recorder's lock another thread held at that moment would
+# stay held for good in the child. The child gets fresh locks (the ring itself is whole: deque appends are
+# atomic).
 _recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
-_held_over_fork: list[Any] = []
-#: How long a fork waits for a recorder's build in progress before going on without it.
-FORK_WAIT = 5.0
-
-
-def _before_fork() -> None:
-    locks = [_builder._lock]
-    for rec in list(_recorders):
-        locks += [rec._build_lock, rec._lock]
-    for lock in locks:
-        if lock.acquire(timeout=FORK_WAIT):  # never hang a fork: the child replaces the locks anyway
-            _held_over_fork.append(lock)
-
-
-def _after_fork_in_parent() -> None:
-    while _held_over_fork:
-        _held_over_fork.pop().release()
 
 
 def _after_fork_in_child() -> None:
-    _held_over_fork.clear()
-    _builder._lock = threading.Lock()
-    _builder._pid = 0
     for rec in list(_recorders):
-        rec._build_lock = threading.Lock()
         rec._lock = threading.Lock()
-        rec._queued = False
 
 
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _report_unbuilt(ex: Exchange, exc: Exception) -> None:

@@ -1,8 +1,5 @@
-"""Finished exchanges are built (redacted, stored) by the recorder's builder thread, off the caller's path.
-
-Whoever builds, the log is complete and in finish order the moment anyone looks, nothing unredacted enters the
-ring, and the raw parts of an exchange are dropped as soon as it is built.
-"""
+"""What happens to an exchange once it is over: built, redacted and stored at once, in finish order; its raw
+parts dropped; a failure to build it kept as a stand-in; a cancelled one recorded; a fork survived."""
 
 from __future__ import annotations
 
@@ -17,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from openclaw_nb.recorder import Recorder
-from openclaw_nb.recorder import log as log_module
+from openclaw_nb.recorder import Recorder, capture
 
 TOKEN = "builder-test-token-0123456789abcdef"
 CONTEXT = "ctx-secret-0123456789"
@@ -41,89 +37,37 @@ def _post(http: httpx.Client, n: int) -> None:
     assert r.json()["n"] == n
 
 
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
-    """The builder thread never runs: what it was asked to build is listed here instead."""
-    asked: list[Recorder] = []
-    monkeypatch.setattr(log_module._builder, "submit", asked.append)
-    return asked
+def test_an_exchange_is_stored_redacted_at_once_and_its_raw_parts_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    flights: list[Any] = []
+    real_init = capture._InFlight.__init__
 
+    def keep(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        flights.append(self)
 
-def test_a_finished_exchange_waits_for_the_builder_and_a_view_builds_it(held: list[Recorder]) -> None:
+    monkeypatch.setattr(capture._InFlight, "__init__", keep)
     rec = Recorder()
     with _client(rec) as http:
         _post(http, 1)
+        assert [ex.response_body["n"] for ex in rec._ring] == [1]  # in the ring already, nothing pending
         _post(http, 2)
-    # Handed over, not built: the ring is still empty and the builder was asked once for both.
-    assert len(rec._pending) == 2 and len(rec._ring) == 0 and held == [rec]
-    flights = list(rec._pending)
-    assert [ex.response_body["n"] for ex in rec] == [1, 2]  # the view built them, in order
-    assert not rec._pending and [ex.id for ex in rec._ring] == [1, 2]
-    # Built means redacted, and the raw parts are gone from the hand-over objects.
+    assert [ex.response_body["n"] for ex in rec] == [1, 2]
     text = json.dumps([ex.to_dict() for ex in rec])
     assert TOKEN not in text and CONTEXT not in text
-    for flight in flights:
-        assert flight.resp_chunks is None and flight.req_content is None
-        assert flight.req_headers == [] and flight.resp_headers == []
-
-
-def test_every_view_sees_pending_exchanges(held: list[Recorder], tmp_path: Any) -> None:
-    rec = Recorder(maxlen=2)
-    views = {
-        "len": lambda: len(rec),
-        "last": lambda: rec[-1].response_body["n"],
-        "frame": lambda: len(rec.frame()),
-        "har": lambda: len(rec.to_har()["log"]["entries"]),
-        "jsonl": lambda: len(load(rec.to_jsonl(tmp_path / "log.jsonl"))),
-        "snapshot": lambda: len(rec.snapshot()),
-        "dropped": lambda: rec.dropped,
-    }
-
-    def load(path: Any) -> Any:
-        from openclaw_nb.recorder import load_log
-
-        return load_log(path)
-
-    seen = {}
-    with _client(rec) as http:
-        for n, (name, view) in enumerate(views.items(), 1):
-            _post(http, n)
-            assert rec._pending  # each view is the first to look
-            seen[name] = view()
-    assert seen == {"len": 1, "last": 2, "frame": 2, "har": 2, "jsonl": 2, "snapshot": 2, "dropped": 5}
-
-
-def test_the_caller_builds_when_the_builder_falls_behind(held: list[Recorder]) -> None:
-    rec = Recorder(maxlen=500)
-    most = 0
-    with _client(rec) as http:
-        for n in range(log_module.MAX_PENDING * 3):
-            _post(http, n)
-            most = max(most, len(rec._pending))
-    assert most == log_module.MAX_PENDING - 1  # never more waiting than that
-    assert [ex.response_body["n"] for ex in rec] == list(range(log_module.MAX_PENDING * 3))
-
-
-def test_the_builder_thread_builds_without_anyone_looking() -> None:
-    rec = Recorder()
-    with _client(rec) as http:
-        for n in range(5):
-            _post(http, n)
-    deadline = time.monotonic() + 10
-    while rec._pending and time.monotonic() < deadline:
-        time.sleep(0.005)  # polling the builder's progress with a deadline, not waiting a fixed time
-    assert not rec._pending, "the builder thread did not build the finished exchanges"
-    assert [ex.id for ex in rec._ring] == [1, 2, 3, 4, 5]
+    assert len(flights) == 2
+    for flight in flights:  # nothing unredacted outlives its exchange
+        assert flight.resp_chunks is None and flight.req_content is None and flight.url == ""
+        assert flight.req_headers == [] and flight.resp_headers == [] and flight.error is None
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 def test_a_forked_child_records_on_while_the_parent_was_busy_recording() -> None:
-    """Forks land while the builder thread is mid-build; each child must see every exchange and record more."""
+    """Forks land while another thread is recording; each child must see every exchange and record more."""
     rec = Recorder()
     http = _client(rec)
     stop = threading.Event()
 
-    def traffic() -> None:  # keeps the builder thread busy, so some forks land mid-build
+    def traffic() -> None:  # keeps recording, so some forks land while the recorder's lock is held
         n = 1000
         while not stop.is_set():
             _post(http, n)
@@ -140,10 +84,7 @@ def test_a_forked_child_records_on_while_the_parent_was_busy_recording() -> None
                     inherited = len(rec)
                     with _client(rec) as child_http:
                         _post(child_http, -1)
-                    deadline = time.monotonic() + 10
-                    while rec._pending and time.monotonic() < deadline:
-                        time.sleep(0.005)  # the child's own builder thread builds it
-                    code = 0 if not rec._pending and len(rec) == min(inherited + 1, rec.maxlen) else 4
+                    code = 0 if len(rec) == min(inherited + 1, rec.maxlen) else 4
                     if code == 0 and rec[-1].response_body["n"] != -1:
                         code = 5
                 finally:
@@ -171,8 +112,6 @@ def _wait_child(pid: int) -> int:
 def test_a_failing_build_is_reported_and_kept_as_a_stand_in(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from openclaw_nb.recorder import capture
-
     real_build = capture._InFlight.build
     calls = {"n": 0}
 
@@ -198,8 +137,7 @@ def test_a_failing_build_is_reported_and_kept_as_a_stand_in(
 
 
 def test_a_failing_build_never_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Built on the caller's thread (logger at DEBUG, or too many waiting): the request still succeeds."""
-    from openclaw_nb.recorder import capture
+    """The request the recorder failed to build still succeeds, with the wire log on too."""
 
     def build(self: Any) -> Any:
         raise RuntimeError("broken on purpose")
@@ -212,7 +150,7 @@ def test_a_failing_build_never_reaches_the_caller(monkeypatch: pytest.MonkeyPatc
     try:
         with _client(rec) as http:
             _post(http, 1)  # would raise if the build's error reached the caller
-        assert not rec._pending and len(rec) == 1 and rec[0].failed
+        assert len(rec) == 1 and rec[0].failed
     finally:
         wire.setLevel(old_level)
 
@@ -271,21 +209,20 @@ def test_a_cancelled_request_is_recorded_as_failed() -> None:
     assert ex.failed and ex.status is None and (ex.error or "").startswith("CancelledError")
 
 
-def test_clear_forgets_pending_exchanges_too(held: list[Recorder]) -> None:
+def test_clear_forgets_everything_and_ids_go_on() -> None:
     rec = Recorder()
     with _client(rec) as http:
         _post(http, 1)
         rec.clear()
         _post(http, 2)
-    assert [ex.response_body["n"] for ex in rec] == [2]
+    assert [(ex.id, ex.response_body["n"]) for ex in rec] == [(2, 2)]
 
 
-def test_wire_log_lines_come_at_once_and_in_order(held: list[Recorder], caplog: pytest.LogCaptureFixture) -> None:
+def test_wire_log_lines_come_at_once_and_in_order(caplog: pytest.LogCaptureFixture) -> None:
     rec = Recorder()
     with caplog.at_level(logging.DEBUG, "openclaw_nb.wire"), _client(rec) as http:
         for n in range(3):
             _post(http, n)
-            assert not rec._pending  # logging on: built by the caller, on the spot
+            assert len([r for r in caplog.records if r.name == "openclaw_nb.wire"]) == n + 1
     lines = [r.getMessage() for r in caplog.records if r.name == "openclaw_nb.wire"]
     assert [line.split()[0] for line in lines] == ["#1", "#2", "#3"]
-    assert held == []
