@@ -552,15 +552,38 @@ class BaseClient:
     # --- shared driver pieces ---------------------------------------------------------------------
 
     def _build_httpx_request(self, client: httpx.Client | httpx.AsyncClient, send: Send, content: Any) -> httpx.Request:
+        """The httpx request for ``send``: what ``client.build_request`` makes, built in fewer steps.
+
+        ``build_request`` merges the client's defaults through several ``Headers`` copies and parses the URL
+        anew each time; with the protocol's six headers that is over half the client's own CPU per call. Here
+        the URL is parsed once per distinct URL and the headers are put together as one list: the client's
+        defaults (User-Agent, Accept...) first, then the request's own, which replace defaults of the same
+        name, in the same order ``build_request`` gives. A client holding cookies (the iLink servers set
+        none) takes the general path, so cookies keep working.
+        """
         try:
-            return client.build_request(
+            if client.cookies:
+                return client.build_request(
+                    send.method,
+                    send.full_url,
+                    params=dict(send.params) if send.params else None,
+                    headers=dict(send.headers),
+                    content=content,
+                    timeout=_timeout(send.timeout),
+                    extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt},
+                )
+            own = send.headers
+            replaced = {name.lower().encode("latin-1") for name in own}
+            headers: list[tuple[Any, Any]] = [item for item in client.headers.raw if item[0].lower() not in replaced]
+            headers.extend(own.items())
+            timeout = _timeout(send.timeout).as_dict()
+            return httpx.Request(
                 send.method,
-                send.full_url,
+                _url(send.full_url),
                 params=dict(send.params) if send.params else None,
-                headers=dict(send.headers),
+                headers=headers,
                 content=content,
-                timeout=_timeout(send.timeout),
-                extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt},
+                extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt, "timeout": timeout},
             )
         except httpx.InvalidURL as exc:
             raise E.ProtocolError(
@@ -568,6 +591,12 @@ class BaseClient:
                 "(a redirect_host or baseurl), the server sent something this client cannot follow",
                 endpoint=send.call,
             ) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _url(text: str) -> httpx.URL:
+    """A parsed URL, once per distinct URL (endpoint URLs repeat; httpx URLs are immutable)."""
+    return httpx.URL(text)
 
 
 @functools.lru_cache(maxsize=64)

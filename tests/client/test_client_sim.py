@@ -518,3 +518,48 @@ def test_connect_timeout_is_short_for_every_call(sim: Simulator, bot_client: Any
     assert notify == {"connect": C.CONNECT_TIMEOUT, "read": 10.0, "write": 10.0, "pool": 10.0}
     assert short_poll == {"connect": 0.5, "read": 0.5, "write": 0.5, "pool": 0.5}  # never above the whole
     assert poll["connect"] == C.CONNECT_TIMEOUT and poll["read"] == window / 1000 + C.LONG_POLL_GRACE
+
+
+def test_requests_are_built_exactly_as_httpx_builds_them(
+    sim: Simulator, bot_client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The client builds its requests without ``build_request`` (fewer copies); every part must come out the same:
+    method, URL and query, header names, case, order and values, body, timeout and extensions."""
+    from openclaw_nb import client as client_module
+
+    pairs: list[tuple[Any, Any]] = []
+    real = client_module.BaseClient._build_httpx_request
+
+    def both(self: Any, http: Any, send: Any, content: Any) -> Any:
+        built = real(self, http, send, content)
+        general = http.build_request(
+            send.method,
+            send.full_url,
+            params=dict(send.params) if send.params else None,
+            headers=dict(send.headers),
+            content=content if isinstance(content, bytes) else None,
+            timeout=client_module._timeout(send.timeout),
+            extensions={client_module.EXT_CALL: send.call, client_module.EXT_ATTEMPT: send.attempt},
+        )
+        pairs.append((built, general))
+        return built
+
+    monkeypatch.setattr(client_module.BaseClient, "_build_httpx_request", both)
+    who = user()
+    receive_from(sim, bot_client, who)
+    bot_client.send_text(who, "built by hand")
+    bot_client.get_qrcode_status("no-such-code")  # a GET with a query string
+    photo = tmp_path / "p.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    bot_client.send_image(photo, to=who)  # getuploadurl, then a streamed CDN upload
+    assert len(pairs) >= 5
+    for built, general in pairs:
+        assert (built.method, str(built.url)) == (general.method, str(general.url))
+        assert built.headers.raw == general.headers.raw or (
+            # a streamed upload: build_request was given no body here, so only its length header differs
+            [h for h in built.headers.raw if h[0].lower() != b"content-length"]
+            == [h for h in general.headers.raw if h[0].lower() not in (b"content-length", b"transfer-encoding")]
+        )
+        assert built.extensions == general.extensions
+        if general.content:
+            assert built.content == general.content
