@@ -98,7 +98,9 @@ class LoginWidget:
             self.image.layout.display = ""
             url = html.escape(event.qr.url, quote=True)
             self.link.value = (
-                f'<a href="{url}" target="_blank" rel="noopener noreferrer">{url}</a>'
+                # JupyterLab's widget CSS unstyles links: give this one the usual link look.
+                f'<a href="{url}" target="_blank" rel="noopener noreferrer" '
+                f'style="color:#1a73e8;text-decoration:underline">{url}</a>'
                 "<br><small>Scan the code with WeChat, or open the link on the phone.</small>"
             )
         self.code_row.layout.display = "" if event.state == LoginState.NEED_VERIFY_CODE else "none"
@@ -119,6 +121,7 @@ class LoginWidget:
         result = event.result
         self._set_status(event.message, event.state)
         self.image.layout.display = "none"
+        self.link.value = ""  # the QR it pointed to is gone too
         self.code_row.layout.display = "none"
         self.cancel_button.disabled = True
         self.countdown.value = ""

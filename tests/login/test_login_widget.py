@@ -110,6 +110,7 @@ def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -
             assert png_modules(widget.image.value) == expected_modules(url)
             assert decode(modules_from_png(widget.image.value)) == url
             assert f'href="{url}"' in widget.link.value and 'target="_blank"' in widget.link.value
+            assert "text-decoration:underline" in widget.link.value  # looks like a link in JupyterLab too
             async with httpx.AsyncClient() as browser:  # the link opens the simulator's scan page
                 page = await browser.get(url)
             assert page.status_code == 200 and "text/html" in page.headers["content-type"]
@@ -143,7 +144,7 @@ def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -
             assert html.escape(redact(token)) in widget.outcome.value and token not in values(widget)
             assert token not in widget._repr_mimebundle_()["text/plain"] and token not in repr(handle)
             assert widget.cancel_button.disabled and widget.image.layout.display == "none"
-            assert widget.countdown.value == ""
+            assert widget.countdown.value == "" and widget.link.value == ""  # no link to a QR that is gone
             await until(lambda: widget._ticker is not None and widget._ticker.done())
 
     asyncio.run(main())
