@@ -100,6 +100,11 @@ def _headers(headers: httpx.Headers, redact: bool) -> tuple[list[tuple[bytes, by
 def _scan_headers(headers: httpx.Headers) -> tuple[list[Any], str, str]:
     """httpx's raw (name, value) list, a new one ours to keep, with Content-Type and Content-Encoding."""
     raw: list[Any] = headers.raw
+    return raw, *_content_headers(raw)
+
+
+def _content_headers(raw: list[Any]) -> tuple[str, str]:
+    """Content-Type and Content-Encoding (lower-case) from a raw (name, value) list; "" when absent."""
     ctype = encoding = ""
     kinds = _NAME_KINDS
     # Not headers.encoding / headers.get: those re-scan every header on each call.
@@ -111,7 +116,7 @@ def _scan_headers(headers: httpx.Headers) -> tuple[list[Any], str, str]:
             ctype = decode_header_value(raw_value)
         elif kind == 2:
             encoding = decode_header_value(raw_value).strip().lower()
-    return raw, ctype, encoding
+    return ctype, encoding
 
 
 def _redact_headers(raw: list[Any]) -> list[Any]:
@@ -396,7 +401,7 @@ class _InFlight:
         req_headers = self.req_headers
         req_body = self.req_body
         if self.req_content is not None:
-            req_body = decode_body(self.req_content, _content_type(req_headers), redact)
+            req_body = decode_body(self.req_content, _content_headers(req_headers)[0], redact)
         resp_headers = self.resp_headers
         error = self.error
         url = self.url
@@ -408,6 +413,24 @@ class _InFlight:
             if error is not None:
                 error = redact_text(error)
         self._drop_raw()
+        return self._exchange(url, req_headers, req_body, resp_headers, resp_body, error)
+
+    def _drop_raw(self) -> None:
+        # An unredacted part must not outlive the exchange it belongs to.
+        self.resp_chunks = self.req_content = None
+        self.req_headers = self.resp_headers = []
+        self.error = None
+        self.url = ""
+
+    def unbuilt(self, exc: Exception) -> Exchange:
+        """A stand-in for an exchange :meth:`build` failed on: what is safe to show, and that it failed."""
+        self._drop_raw()
+        error = f"the recorder could not build this exchange ({type(exc).__name__}); see the openclaw_nb log"
+        return self._exchange("", [], None, [], None, error)
+
+    def _exchange(
+        self, url: str, req_headers: Any, req_body: Any, resp_headers: Any, resp_body: Any, error: str | None
+    ) -> Exchange:
         return _exchange(
             (
                 self.id,
@@ -428,54 +451,9 @@ class _InFlight:
                 self.reason,
                 self.req_size,
                 self.resp_size if self.status is not None else None,
-                redact,
-            )
-        )
-
-    def _drop_raw(self) -> None:
-        # An unredacted part must not outlive the exchange it belongs to.
-        self.resp_chunks = self.req_content = None
-        self.req_headers = self.resp_headers = []
-        self.error = None
-        self.url = ""
-
-    def unbuilt(self, exc: Exception) -> Exchange:
-        """A stand-in for an exchange :meth:`build` failed on: what is safe to show, and that it failed."""
-        self._drop_raw()
-        return _exchange(
-            (
-                self.id,
-                self.started,
-                self.call,
-                self.method,
-                "",
-                [],
-                None,
-                self.status,
-                [],
-                None,
-                (self.t_end - self.t0) * 1000.0,
-                f"the recorder could not build this exchange ({type(exc).__name__}); see the openclaw_nb log",
-                self.attempt,
-                None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
-                self.http_version,
-                self.reason,
-                self.req_size,
-                self.resp_size if self.status is not None else None,
                 self.redact,
             )
         )
-
-
-def _content_type(raw: list[Any]) -> str:
-    kinds = _NAME_KINDS
-    for raw_name, raw_value in raw:
-        kind = kinds.get(raw_name)
-        if kind is None:
-            kind = _name_kind(raw_name)
-        if kind == 1:
-            return decode_header_value(raw_value)
-    return ""
 
 
 def _decode_content(data: bytes, encoding: str) -> bytes:
