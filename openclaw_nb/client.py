@@ -49,7 +49,7 @@ from .protocol.flow import (
 from .protocol.headers import DEFAULT_BOT_AGENT, ClientIdentity
 from .protocol.media import SplitSendResp, split_text
 from .protocol.poll import long_poll_window_ms
-from .protocol.redact import redact
+from .protocol.redact import redact, redact_url
 from .updates import AsyncUpdatesMixin, UpdatesMixin
 
 log = logging.getLogger("openclaw_nb")
@@ -139,7 +139,7 @@ class BaseClient:
         self._window_warned = False
         self.peers: dict[str, Peer] = {}
         # How far the server's clock is ahead of this computer's (s), from the Date of its answers: the 24 h
-        # reply window counts from message times the server stamped. 0 while the two agree to the second.
+        # reply window counts from message times the server stamped. 0 while the two agree within 2 s.
         self._clock_offset = 0.0
         self._last_date: str | None = None
         self.log: Any = None
@@ -587,15 +587,21 @@ class BaseClient:
             )
         except httpx.InvalidURL as exc:
             raise E.ProtocolError(
-                f"{send.call}: {send.full_url!r} is not a usable URL ({exc}); if it came from the server "
+                f"{send.call}: {redact_url(send.full_url)!r} is not a usable URL ({exc}); if it came from the server "
                 "(a redirect_host or baseurl), the server sent something this client cannot follow",
                 endpoint=send.call,
             ) from None
 
 
-@functools.lru_cache(maxsize=256)
 def _url(text: str) -> httpx.URL:
-    """A parsed URL, once per distinct URL (endpoint URLs repeat; httpx URLs are immutable)."""
+    """A parsed URL: once per distinct API endpoint URL (they repeat; httpx URLs are immutable). URLs with a
+    query (CDN upload and download URLs) are parsed each time: they are one-offs, and hold secret parameters
+    a process-wide cache must not keep."""
+    return httpx.URL(text) if "?" in text else _endpoint_url(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _endpoint_url(text: str) -> httpx.URL:
     return httpx.URL(text)
 
 

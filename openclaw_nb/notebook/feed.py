@@ -446,7 +446,7 @@ class Feed:
             f"<div>{len(self):,} messages · {self.rate:,.1f} msg/s · {s.pages:,} polls · {s.dropped} dropped "
             f"(same message_id) · {s.flagged} probable duplicates</div>",
         ]
-        notable = [e for e in self.events if e.kind in ("retry", "backoff", "stale")][-3:]
+        notable = [e for e in self.events if e.kind in ("retry", "backoff", "stale", "window")][-3:]
         for e in notable:
             when = datetime.fromtimestamp(e.time, tz=UTC).strftime("%H:%M:%S")
             parts.append(f"<div style='color:#a60'>{when} {html.escape(e.message)}</div>")

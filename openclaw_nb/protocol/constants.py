@@ -65,10 +65,11 @@ CONNECT_TIMEOUT = 10.0
 SEND_TIMEOUT = 15.0
 CONFIG_TIMEOUT = 10.0
 QR_ACTIVE_SECONDS = 5 * 60
-#: How long a QR code lives on the server before ``expired`` (PROTOCOL.md, observed: "roughly a minute or
-#: more"); the simulator's default lifetime (``SimConfig.qr_lifetime``, ``openclaw-nb sim --qr-expiry``).
-#: The server sends no lifetime field, so the client counts down ``QR_ACTIVE_SECONDS`` (the official 5 minutes)
-#: to its own refresh: the simulator's codes live as long, so the login widget's "expires in" is true there.
+#: How long the simulator's QR codes live before ``expired`` (``SimConfig.qr_lifetime``, ``openclaw-nb sim
+#: --qr-expiry``): the official client's 5 minutes. The real server's lifetime is not known exactly (PROTOCOL.md,
+#: observed: "roughly a minute or more") and it sends no lifetime field, so the client counts down
+#: ``QR_ACTIVE_SECONDS`` to its own refresh; with the simulator the login widget's "expires in" is exact.
+#: To play a server with short-lived codes: ``openclaw-nb sim --qr-expiry 60``.
 QR_LIFETIME = float(QR_ACTIVE_SECONDS)
 LOGIN_DEADLINE_SECONDS = 8 * 60
 MAX_QR_CODES = 3

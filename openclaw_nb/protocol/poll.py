@@ -92,8 +92,8 @@ def _int(value: Any) -> int | None:
 
 
 def _short_number(value: int) -> str:
-    text = str(value)
-    return text if len(text) <= 12 else f"{text[0]}.{text[1:3]}e+{len(text) - 1}"
+    sign, digits = ("-", str(-value)) if value < 0 else ("", str(value))
+    return sign + (digits if len(digits) <= 12 else f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}")
 
 
 def long_poll_window_ms(value: object) -> tuple[int | None, str | None]:
@@ -110,7 +110,8 @@ def long_poll_window_ms(value: object) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
     if isinstance(value, float) and math.isfinite(value):
-        value = int(value)  # 35000.0 is a number of milliseconds too
+        # 35000.0 is a number of milliseconds too; a positive fraction of one counts as 1 ms, not as "absent"
+        value = max(int(value), 1) if value > 0 else int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         shown = repr(value) if isinstance(value, (str, float)) else f"of type {type(value).__name__}"
         if len(shown) > 40:

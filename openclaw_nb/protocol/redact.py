@@ -166,13 +166,15 @@ _SCAN = {
 assert all(tuple(entry[0] for entry in scan) == _STEMS for scan in _SCAN.values())  # the order of firsts below
 
 
-def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
+def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]], bool]:
     """Where the secrets in a JSON text are; raises _NeedsParse for shapes it can't vouch for.
 
     Returns the spans (start, end) of secret string values written without escapes, to be fingerprinted as
-    they stand, and (start, end, replacement) edits for every other secret. This runs on every recorded body,
-    so a secret member in the text's usual spelling (``,"name":"value"``) costs one ``startswith`` and one
-    ``find``; anything else goes to :func:`_other_hit`.
+    they stand, (start, end, replacement) edits for every other secret, and whether a secret's name showed
+    anywhere else (in prose inside a string, as a plain value): then the text is not known to be clean, and
+    :func:`redact_body_text` looks again. This runs on every recorded body, so a secret member in the text's
+    usual spelling (``,"name":"value"``) costs one ``startswith`` and one ``find``; anything else goes to
+    :func:`_other_hit`.
     """
     plain = "\\" not in text  # then no string value has an escape, and a quote always ends one
     if not plain and "\\u" in text and _ESCAPED_NAME_CHAR.search(text):
@@ -183,10 +185,11 @@ def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, 
     edits: list[tuple[int, int, str]] = []
     firsts = tuple(map(find, _STEMS))  # where each stem first shows: most bodies hold none of them
     if firsts == _NO_STEMS:
-        return spans, edits
+        return spans, edits, False
     if len(low) != len(text):
         raise _NeedsParse  # lower() changed the length (rare Unicode): positions would not line up
     span = spans.append
+    loose = False
     startswith = low.startswith
     tfind = text.find
     # The spelling of the first member decides which shortcuts are tried first.
@@ -201,7 +204,9 @@ def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, 
                         j = pos - back + skip  # the value's first character
                         break
                 else:
+                    found = len(edits)
                     pos = find(stem, _other_hit(text, low, pos, general, edits))
+                    loose = loose or len(edits) == found  # a name, but nothing redacted there
                     continue
                 end = tfind('"', j)
                 if end > j and (plain or tfind("\\", j, end) < 0):
@@ -215,7 +220,7 @@ def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, 
                     pos = find(stem, _value_edit(text, j - 1, edits))
     except IndexError:
         raise _NeedsParse from None  # the text ends inside a member: leave it to the general path
-    return spans, edits
+    return spans, edits, loose
 
 
 def _other_hit(
@@ -315,21 +320,41 @@ def redact_json_text(text: str) -> str:
     no parsed objects behind for the garbage collector). Secret query parameters inside any string value are
     redacted too. Shapes it can't vouch for (an object under a secret key) fall back to a full parse.
     """
-    out = redact_json_text_or_none(text)
+    out, _ = _redact_json_text(text)
     return redact_text(text) if out is None else out
 
 
-def redact_json_text_or_none(text: str) -> str | None:
-    """:func:`redact_json_text`, or ``None`` when the text is not JSON (then only a caller knows what to do)."""
+def redact_body_text(text: str, is_json: bool) -> str | None:
+    """A body's text as the recorder may keep it, or ``None`` when no redaction can vouch for it.
+
+    JSON (by its Content-Type, ``is_json=True``, or because it starts like JSON) is redacted member by member.
+    Text that is not JSON, and JSON in which a secret's name also shows somewhere else (``"errmsg": "bad
+    token=…"``), also goes through :func:`redact_text`, and is kept only if :func:`vouched` finds no secret
+    left; otherwise the caller keeps its size and md5 only.
+    """
+    if is_json or text.lstrip()[:1] in ("{", "["):
+        out, loose = _redact_json_text(text)
+        if out is not None:
+            if not loose:
+                return out
+            text = out
+    kept = redact_text(text)
+    return kept if vouched(kept) else None
+
+
+def _redact_json_text(text: str) -> tuple[str | None, bool]:
+    """The redacted JSON text (None: not JSON) and whether a secret's name showed outside the members redacted."""
     try:
-        spans, edits = _json_text_edits(text)
+        spans, edits, loose = _json_text_edits(text)
     except (_NeedsParse, ValueError):
         try:
-            return json.dumps(redact_json(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
+            parsed = json.loads(text)
         except (ValueError, RecursionError):
-            return None
+            return None, True
+        # The parse sees members, not prose inside strings: look again at what it gives.
+        return json.dumps(redact_json(parsed), ensure_ascii=False, separators=(",", ":")), True
     if not spans and not edits:
-        return text
+        return text, loose
     for start, end in spans:
         edits.append((start, end, fingerprint(text[start:end])))
     edits.sort()
@@ -342,7 +367,7 @@ def redact_json_text_or_none(text: str) -> str | None:
         out.append(replacement)
         pos = end
     out.append(text[pos:])
-    return "".join(out)
+    return "".join(out), loose
 
 
 def redact_json(value: Any) -> Any:
@@ -457,19 +482,33 @@ _QUOTED_SECRET = re.compile(r'"(?:' + _SECRET_NAMES + r')"\s*:\s*', re.IGNORECAS
 # null, each ending where a JSON value ends.
 _SAFE_VALUE = re.compile(r'(?:"<redacted [0-9a-f]{4}…\(\d+\)>"|""|null)(?=\s*(?:[,}\]]|$))')
 _ELEMENT_SECRET = re.compile(r"<(?:" + _SECRET_NAMES + r")[\s/>]", re.IGNORECASE)
+# A secret's name, then a separator (":", "=", "=>", or "=" escaped for a URL or JSON; quotes, escaped quotes
+# and an HTML ` value=` around it), then a run of token characters that is not a placeholder.
+_TOKEN_RUN = r"[A-Za-z0-9+/_.%-]"
+_NAMED_VALUE = re.compile(
+    r"(?:" + _SECRET_NAMES + r")(?:\\?[\"'])?(?:\s+value)?\s*(?::|=>?|%3d|\\u003d)\s*(?:\\?[\"'])?"
+    r"(?!<redacted )" + _TOKEN_RUN + "{8,}",
+    re.IGNORECASE,
+)
+# A secret's name, a space, and a long run of token characters holding a digit (``upload_param 1a2b3c…``).
+_BARE_VALUE = re.compile(
+    r"(?:" + _SECRET_NAMES + r")\s+(?=" + _TOKEN_RUN + r"*\d)" + _TOKEN_RUN + "{12,}", re.IGNORECASE
+)
 
 
 def vouched(text: str) -> bool:
     """Whether text that went through :func:`redact_text` shows no secret it may have missed.
 
     :func:`redact_text` knows ``"name": "value"``, ``name=value``, ``name: value`` and bearer tokens. It can't
-    vouch for a secret member whose value is a list or an object, a string with an escaped quote, or an XML
-    element named like a secret: text holding one of those is kept by the recorder as size and md5 only.
+    vouch for a secret member whose value is a list or an object or holds an escaped quote, an XML element or
+    HTML ``value=`` named like a secret, ``name => value``, a URL-encoded ``name%3Dvalue``, or a secret's name
+    followed by a long run of token characters: text holding one of those is kept by the recorder as size and
+    md5 only.
     """
     for m in _QUOTED_SECRET.finditer(text):
         if not _SAFE_VALUE.match(text, m.end()):
             return False
-    return _ELEMENT_SECRET.search(text) is None
+    return not (_ELEMENT_SECRET.search(text) or _NAMED_VALUE.search(text) or _BARE_VALUE.search(text))
 
 
 def snippet(body: bytes | str, limit: int = 200) -> str:

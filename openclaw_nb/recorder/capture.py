@@ -25,11 +25,10 @@ from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS_B
 from ..protocol.redact import (
     SECRET_FIELDS,
     SECRET_HEADERS,
+    redact_body_text,
     redact_header,
-    redact_json_text_or_none,
     redact_text,
     redact_url,
-    vouched,
 )
 from .exchange import Binary, Exchange, JsonText, Text, decode_header_value
 
@@ -85,16 +84,6 @@ def _name_kind(raw_name: bytes) -> int:
     if len(_NAME_KINDS) < _MAX_NAME_KINDS:  # a server inventing names must not grow this without bound
         _NAME_KINDS[raw_name] = kind
     return kind
-
-
-def _headers(headers: httpx.Headers, redact: bool) -> tuple[list[tuple[bytes, bytes | str]], str, str]:
-    """The headers as kept, plus Content-Type and Content-Encoding picked up on the way.
-
-    Kept is httpx's raw list of (name, value) bytes with each secret value replaced by its redacted text; the
-    rest is decoded only when someone looks (:func:`~openclaw_nb.recorder.exchange.header_dict`).
-    """
-    raw, ctype, encoding = _scan_headers(headers)
-    return (_redact_headers(raw) if redact else raw), ctype, encoding
 
 
 def _scan_headers(headers: httpx.Headers) -> tuple[list[Any], str, str]:
@@ -162,14 +151,8 @@ def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
                 text = None
             if text is not None and "\x00" not in text:
                 kind = JsonText if is_json else Text
-                if not redact:
-                    return kind(text, len(data))
-                if is_json or text.lstrip()[:1] in ("{", "["):
-                    kept = redact_json_text_or_none(text)
-                    if kept is not None:
-                        return kind(kept, len(data))
-                kept = redact_text(text)
-                if vouched(kept):
+                kept = redact_body_text(text, is_json) if redact else text
+                if kept is not None:
                     return kind(kept, len(data))
     return Binary(len(data), hashlib.md5(data, usedforsecurity=False).hexdigest())
 
@@ -216,19 +199,43 @@ class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.complete = False
         self._pending: Future[None] | None = None
+        self._pending_chunk: bytes | None = None  # what _pending hashes, hashed here if its job never runs
+        self._lost = False  # a hashing job failed: the digest is unknown
 
     def _take(self, chunk: bytes) -> None:
         self.size += len(chunk)
+        if self._lost:
+            return
         if len(chunk) >= THREAD_HASH_MIN and type(chunk) is bytes:
             self._pending = _hasher_pool().submit(self.md5.update, chunk)
+            self._pending_chunk = chunk
         else:
             self.md5.update(chunk)
 
+    def _settle(self, take_back: bool = False) -> None:
+        """Bring the digest up to date with the chunk handed to the worker: wait for its job or, with
+        ``take_back``, hash the chunk here if the worker has not started on it (nobody waits behind other
+        uploads' chunks then). A job cancelled by anyone leaves its chunk to be hashed here; a job that failed
+        leaves the digest unknown. Never raises the job's outcome; an interrupt of the wait leaves it pending.
+        """
+        pending, chunk = self._pending, self._pending_chunk
+        if pending is None:
+            return
+        if not (take_back and pending.cancel()):
+            try:
+                pending.result()
+            except Exception:  # failed, or cancelled elsewhere (concurrent.futures.CancelledError): see below
+                pass
+        self._pending = self._pending_chunk = None
+        if pending.cancelled():  # the worker never touched the digest with it
+            if chunk is not None:
+                self.md5.update(chunk)
+        elif pending.exception() is not None:
+            self._lost = True
+
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._inner:
-            if self._pending is not None:
-                self._pending.result()
-                self._pending = None
+            self._settle()
             self._take(chunk)
             yield chunk
         self.complete = True
@@ -238,8 +245,10 @@ class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
         async for chunk in self._inner:
             if self._pending is not None:
-                await asyncio.wrap_future(self._pending)
-                self._pending = None
+                # asyncio.wait, not a bare await: cancelling the upload must not cancel the hashing job (body()
+                # settles it), and the job's own outcome is _settle's business, not the upload's.
+                await asyncio.wait((asyncio.wrap_future(self._pending),))
+                self._settle()
             self._take(chunk)
             yield chunk
         self.complete = True
@@ -255,9 +264,16 @@ class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             await aclose()
 
     def body(self) -> Binary:
-        if self._pending is not None:
-            self._pending.result()  # the last chunk handed to the worker, even if the upload stopped there
-            self._pending = None
+        """The body as recorded: size and md5 of every chunk taken, ``complete`` if the stream ran to its end.
+
+        The last chunk handed to the worker (even if the upload stopped or was cancelled there) is settled
+        first, so the digest is exact. Only if a hashing job failed is it unknown: the md5 is then "" and the
+        body incomplete, never a digest of other bytes than ``size`` counts. Raises only what interrupts the
+        wait for a running job (KeyboardInterrupt).
+        """
+        self._settle(take_back=True)
+        if self._lost:
+            return Binary(self.size, "", False)
         return Binary(self.size, self.md5.hexdigest(), self.complete)
 
 
@@ -363,23 +379,50 @@ class _InFlight:
             self.md5.update(chunk)
 
     def fail(self, exc: BaseException) -> None:
+        """The exchange ended with ``exc`` (an error, a cancellation, an interrupt). Never raises (see finish)."""
         if self.error is None:
-            self.error = f"{type(exc).__name__}: {exc}".rstrip(": ")  # redacted by build()
+            try:
+                error = f"{type(exc).__name__}: {exc}"
+            except Exception:  # an exception whose str() fails still names its type
+                error = type(exc).__name__
+            self.error = error.rstrip(": ")  # redacted by build()
         self.finish(complete=False)
 
     def finish(self, complete: bool = True) -> None:
-        """The exchange is over: hand it to the recorder (once), which builds and stores it."""
+        """The exchange is over: hand it to the recorder (once), which builds and stores it.
+
+        Never raises, bar an interrupt while it waits for the last upload chunk's digest: a recorder problem
+        must not replace the request's own result or exception. It is logged instead.
+        """
         if self.done:
             return
         self.done = True
         self.t_end = perf_counter()
         self.complete = complete
-        if self.req_stream is not None:
-            # Wait for the last chunk's digest here: the upload is over, and its stream is not ours to keep.
-            self.req_body = self.req_stream.body()
-            self.req_size = self.req_stream.size
+        stream = self.req_stream
+        if stream is not None:
+            # Settle the last chunk's digest here: the upload is over, and its stream is not ours to keep.
             self.req_stream = None
-        self._sink(self)
+            self.req_size = stream.size
+            try:
+                self.req_body = stream.body()
+            except Exception as exc:
+                self.req_body = Binary(stream.size, "", False)
+                self._report("hash the request body of", exc)
+        try:
+            self._sink(self)
+        except Exception as exc:
+            self._report("store", exc)
+
+    def _report(self, what: str, exc: Exception) -> None:
+        # Not the exception's text: it could quote the unredacted data the recorder was working on.
+        logging.getLogger("openclaw_nb").error(
+            "the recorder could not %s exchange #%d (%s): %s. Please report this as a bug.",
+            what,
+            self.id,
+            self.call,
+            type(exc).__name__,
+        )
 
     def build(self) -> Exchange:
         """The recorded :class:`Exchange`, redacted if the recorder redacts; drops the raw parts it came from."""
@@ -474,6 +517,10 @@ class _SyncResponseStream(httpx.SyncByteStream):
             for chunk in self._inner:
                 flight.feed(chunk)
                 yield chunk
+        except GeneratorExit:
+            # The reader stopped early (a break, close(), a size cap): incomplete, not failed.
+            flight.finish(complete=False)
+            raise
         except BaseException as exc:  # a cancelled or interrupted exchange is recorded too
             flight.fail(exc)
             raise
@@ -498,6 +545,10 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
             async for chunk in self._inner:
                 flight.feed(chunk)
                 yield chunk
+        except GeneratorExit:
+            # The reader stopped early (aclose(), a size cap, the generator collected): incomplete, not failed.
+            flight.finish(complete=False)
+            raise
         except BaseException as exc:  # a cancelled or interrupted exchange is recorded too
             flight.fail(exc)
             raise

@@ -336,3 +336,24 @@ def test_reprs_of_requests_hide_the_token() -> None:
     client, _, _ = make(lambda r: ok())
     send, _body = client._api_send("notify_start", None)
     assert "tok-123456" not in repr(send) and "<redacted" in repr(send)
+
+
+def test_urls_holding_secret_parameters_are_not_cached() -> None:
+    from openclaw_nb import client as client_module
+
+    client_module._endpoint_url.cache_clear()
+    secret_url = "http://127.0.0.1:9/c2c/download?encrypted_query_param=SECRETSECRET0123"
+    assert str(client_module._url(secret_url)) == secret_url
+    assert str(client_module._url("http://127.0.0.1:9/ilink/bot/sendmessage")).endswith("/sendmessage")
+    client_module._url("http://127.0.0.1:9/ilink/bot/sendmessage")
+    info = client_module._endpoint_url.cache_info()
+    assert (info.currsize, info.hits) == (1, 1)  # only the endpoint URL, parsed once
+
+
+def test_an_unusable_url_from_the_server_is_reported_redacted() -> None:
+    secret = "SECRETSECRET0123"
+    bad_url = f"http://127.0.0.1:9/c2c/download?encrypted_query_param={secret}\x00"
+    client = Client("t" * 64, base_url="http://127.0.0.1:9", record=False)
+    with client, pytest.raises(E.ProtocolError) as info:
+        client.cdn_download(secret, full_url=bad_url)
+    assert "not a usable URL" in str(info.value) and secret not in str(info.value)

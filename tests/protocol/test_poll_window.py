@@ -35,6 +35,8 @@ def test_the_bound_is_documented_and_sane() -> None:
         (10**20, MAX, True),  # too large for a socket timeout (OverflowError) if followed
         (10**400, MAX, True),
         (35_000.0, 35_000, False),  # a JSON number written with a fraction is a number too
+        (0.7, 1, False),  # a positive fraction of a millisecond is a (tiny) window, not "absent"
+        (-0.7, None, False),  # ... and a negative one rounds to 0: absent
         (0, None, False),  # only positive values count
         (None, None, False),  # absent
         (-5, None, True),
@@ -55,6 +57,12 @@ def test_long_poll_window_ms(value: Any, window: int | None, warns: bool) -> Non
     assert bool(problem) is warns
     if problem:
         assert "longpolling_timeout_ms" in problem and len(problem) < 200  # a huge value is not printed whole
+
+
+def test_huge_values_are_shown_short_with_their_sign() -> None:
+    assert "-1.00e+30 is negative" in (P.long_poll_window_ms(-(10**30))[1] or "")
+    assert "1.00e+20 is more than" in (P.long_poll_window_ms(10**20)[1] or "")
+    assert "-5 is negative" in (P.long_poll_window_ms(-5)[1] or "")
 
 
 def test_poll_state_clamps_ignores_and_reports_once() -> None:

@@ -201,7 +201,7 @@ def test_header_names_are_classified_once_and_the_cache_is_bounded(monkeypatch: 
         ]
     )
     for _ in range(2):  # the second time from the cache
-        kept, ctype, encoding = capture._headers(headers, redact=True)
+        kept, ctype, encoding = _kept_headers(headers, redact=True)
         assert ctype == "application/json" and encoding == "gzip"
         # Secret values are redacted text already; the rest stays raw bytes until someone looks.
         assert b"tok" not in repr(kept).encode() and all(isinstance(name, bytes) for name, _ in kept)
@@ -212,7 +212,7 @@ def test_header_names_are_classified_once_and_the_cache_is_bounded(monkeypatch: 
         assert out["X-Custom"] == "caf\ufffd" and out["x-custom"] == "second"
         assert out["Content-Encoding"] == " GZip " and list(out) == [name.decode() for name, _ in kept]
         assert len(capture._NAME_KINDS) == 3
-    out = header_dict(capture._headers(headers, redact=False)[0])
+    out = header_dict(_kept_headers(headers, redact=False)[0])
     assert out["Authorization"] == "Bearer tok" and out["X-Encrypted-Param"] == "p"
     # Repeated names are joined, as HTTP allows.
     assert header_dict([(b"A", b"1"), (b"A", "2")]) == {"A": "1, 2"}
@@ -233,7 +233,13 @@ def test_a_query_value_with_escapes_is_redacted_whole(text: str) -> None:
     assert json.loads(out) == redact_json(json.loads(text))
 
 
-_SECRET = "SECRETVALUE0123456789"
+def _kept_headers(headers: httpx.Headers, redact: bool) -> tuple[Any, str, str]:
+    """The headers as the recorder keeps them: scanned on the wire, secret values redacted when built."""
+    raw, ctype, encoding = capture._scan_headers(headers)
+    return (capture._redact_headers(raw) if redact else raw), ctype, encoding
+
+
+_SECRET = "SECRETVALUE0123456789"  # digits, like every real token
 
 
 @pytest.mark.parametrize(
@@ -250,6 +256,24 @@ _SECRET = "SECRETVALUE0123456789"
         ("application/xml", "<x><token>" + _SECRET + "</token></x>"),
         ("text/plain", "see http://c/download?encrypted_query_param=" + _SECRET + "&filekey=1"),
         ("application/x-ndjson", json.dumps({"token": _SECRET}) + "\n" + json.dumps({"token": _SECRET})),
+        # starts like JSON but is not: free-text rules still apply
+        ("text/plain", "[INFO] request failed: bot_token=" + _SECRET),
+        ("text/plain", "{oops} Authorization: Bearer " + _SECRET),
+        ("text/plain", '{"ret":-1} context_token=' + _SECRET),
+        ("application/json", "[1,2] token: " + _SECRET),
+        # JSON holding a secret in prose, or as escaped JSON inside a string
+        ("application/json", json.dumps({"errmsg": "bad token=" + _SECRET})),
+        ("application/json", json.dumps({"errmsg": "Authorization: Bearer " + _SECRET})),
+        ("application/json", json.dumps({"errmsg": json.dumps({"bot_token": _SECRET})})),
+        ("application/json", json.dumps({"next": "/download?x=1&amp;encrypted_query_param=" + _SECRET})),
+        # other spellings free-text redaction does not know
+        ("text/plain", "{'bot_token': '" + _SECRET + "'}"),
+        ("text/plain", "bot_token\t=\t" + _SECRET),
+        ("text/plain", "context_token => " + _SECRET),
+        ("text/html", '<input name="bot_token" value="' + _SECRET + '">'),
+        ("text/xml", "<Token value='" + _SECRET + "'/>"),
+        ("text/plain", "redirect=%2Fdownload%3Fencrypted_query_param%3D" + _SECRET),
+        ("application/json", json.dumps({"errmsg": "upload_param " + _SECRET + " expired"})),
     ],
 )
 def test_text_bodies_never_keep_a_secret_whatever_their_type(content_type: str, body: str) -> None:
@@ -264,3 +288,6 @@ def test_text_redaction_keeps_prose_that_only_names_a_secret() -> None:
     for text in ("invalid token, log in again", '{"errmsg": "token expired"', "token: <redacted 0000…(3)>"):
         kept = capture.decode_body(text.encode(), "text/plain", redact=True)
         assert isinstance(kept, Text) and kept.text == text
+    for body in ('{"ret":-14,"errmsg":"token expired, log in again"}', '{"hint":"the token","n":"aes_key"}'):
+        kept = capture.decode_body(body.encode(), "application/json", redact=True)
+        assert kept.text == body  # a name in prose or as a value is no secret: the JSON is kept as sent
