@@ -19,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
+import select
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator, Mapping
@@ -121,9 +124,17 @@ def qr_text(data: str, *, color: bool = True, border: int = 2) -> Text:
 class TerminalLoginView:
     """Prints a login as it goes: the QR code and its URL, one line per status change, the result.
 
-    When the server asks for a verify code it reads one from ``ask`` (default: the console's stdin prompt) in a
-    daemon thread, so the flow keeps watching the deadline and a cancel while nobody types. With ``loop`` (the
-    async client) the code is handed over on that loop, which is never blocked on stdin.
+    When the server asks for a verify code it reads one in a daemon thread, so the flow keeps watching the
+    deadline and a cancel while nobody types. With ``loop`` (the async client) the code is handed over on that
+    loop, which is never blocked on stdin.
+
+    The answer comes from ``ask(prompt)`` when given, else from stdin. On POSIX, when stdin has a file
+    descriptor, the thread waits for input with ``select()`` in short steps and reads the descriptor a byte at a
+    time once input is there: it takes exactly one line per answer (the rest stays in stdin for whoever reads
+    next), and stops within :data:`INPUT_POLL_SECONDS` when the login ends (deadline, Ctrl-C, cancel), so
+    nothing is read from stdin after that. Elsewhere (Windows, a stdin without a descriptor such as a
+    ``StringIO``, or an ``ask`` callback) the thread blocks in ``input()``/``ask`` and cannot be stopped: it is
+    left waiting when the login ends, takes the next line typed, and throws it away.
     """
 
     def __init__(
@@ -138,12 +149,18 @@ class TerminalLoginView:
 
         self.session = session
         self.console = console or Console(highlight=False)
-        self._ask = ask or (lambda prompt: self.console.input(prompt))
+        self._ask = ask
         self._loop = loop
         self._started = time.monotonic()
+        self._stop = threading.Event()  # set when the login ends: the prompt stops reading
+        self._readers: list[threading.Thread] = []  # prompt threads that watch _stop (the select() ones)
+        self._prompt_open = False  # the prompt is printed and its line not yet read
         self.unsubscribe = session.subscribe(self.on_event)
 
     def _line(self, text: str, style: str = "") -> None:
+        if self._prompt_open:
+            self._prompt_open = False
+            self.console.print()  # end the unanswered prompt's line
         elapsed = int(time.monotonic() - self._started)
         self.console.print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}", style=style, markup=False)
 
@@ -157,6 +174,7 @@ class TerminalLoginView:
             self._line(event.message, "yellow")
             self._prompt()
         elif isinstance(event, Finished):
+            self._stop.set()
             self._finished(event.result)
         elif isinstance(event, Redirected):
             self._line(event.message, "cyan")
@@ -181,24 +199,57 @@ class TerminalLoginView:
 
     # --- the verify code ---
 
-    def _read_code(self) -> str | None:
-        """Ask until the answer is digits; None on end of input (nobody there to answer)."""
-        while True:
+    def _stopped(self) -> bool:
+        """True once no verify code is wanted from this prompt: the login ended or is being cancelled, or it
+        moved on (a new QR code) without the answer."""
+        session = self.session
+        return self._stop.is_set() or session.cancelled or session.state != LoginState.NEED_VERIFY_CODE
+
+    def _read_code(self, fd: int | None = None) -> str | None:
+        """Ask until the answer is digits; None on end of input (nobody there to answer) and once the login
+        no longer wants a code (it ended, or moved on): then it never asks again. ``fd``: stdin's descriptor,
+        to wait on with select() (see the class)."""
+        prompt = "Verify code shown on the phone: "
+        while not self._stopped():
             try:
-                answer = self._ask("Verify code shown on the phone: ").strip()
+                answer = self._ask_once(prompt, fd)
             except EOFError:
                 return None
+            if answer is None or self._stopped():
+                return None
+            answer = answer.strip()
             if answer.isdigit():
                 return answer
             self.console.print("  digits only, as shown on the phone", markup=False)
+        return None
+
+    def _ask_once(self, prompt: str, fd: int | None) -> str | None:
+        """One answer: from ``ask``, from ``input()`` (no descriptor to wait on), or from stdin's descriptor
+        (None when the login stopped wanting it first). End of input raises EOFError."""
+        if self._ask is not None:
+            return self._ask(prompt)
+        self._prompt_open = True  # until a line is read: a status line printed before then starts a new line
+        if fd is None:
+            answer: str | None = self.console.input(prompt, markup=False)
+        else:
+            self.console.print(prompt, end="", markup=False)
+            answer = _read_line(fd, self._stopped)
+        if answer is not None:
+            self._prompt_open = False
+        return answer
 
     def _prompt(self) -> None:
-        _read_in_thread(self._read_code, self._deliver, self._loop)
+        fd = _pollable_fd(sys.stdin) if self._ask is None else None
+        thread = _read_in_thread(lambda: self._read_code(fd), self._deliver, self._loop)
+        if fd is not None:
+            self._readers.append(thread)
 
     def _deliver(self, code: str | None) -> None:
         if self.session.done:
             return  # the deadline passed or the login was cancelled while the prompt was open
         if code is None:
+            if self._stopped():
+                return  # the prompt stopped because the login moved on, not because stdin ended
             self._line("no input to read a verify code from: cancelling")
             self.session.cancel()
             return
@@ -208,12 +259,95 @@ class TerminalLoginView:
             if not self.session.done:
                 self._line(str(exc), "red")
 
+    def close(self, timeout: float = 1.0) -> bool:
+        """Stop the prompt and wait (up to ``timeout`` seconds) for its thread to finish: after this nothing
+        more is read from stdin. True when it finished (always, but for a prompt that cannot be stopped:
+        those are not waited for, see the class)."""
+        self._stop.set()
+        end = time.monotonic() + timeout
+        for thread in self._readers:
+            thread.join(max(0.0, end - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._readers)
+
+    async def aclose(self, timeout: float = 1.0) -> bool:
+        """:meth:`close` for the event loop: waits without blocking it."""
+        self._stop.set()
+        end = time.monotonic() + timeout
+        while any(thread.is_alive() for thread in self._readers) and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        return not any(thread.is_alive() for thread in self._readers)
+
+
+#: How long the verify-code prompt waits in one select() before it checks whether the login still wants a code.
+INPUT_POLL_SECONDS = 0.1
+
+
+def _pollable_fd(stream: Any) -> int | None:
+    """``stream``'s file descriptor when select() can wait on it (POSIX only); None otherwise (Windows, where
+    select() takes only sockets; a stream without a descriptor, such as a ``StringIO`` or pytest's stdin)."""
+    if os.name != "posix" or stream is None:
+        return None
+    try:
+        fd = stream.fileno()
+        if not isinstance(fd, int) or fd < 0:
+            return None
+        select.select([fd], [], [], 0)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both an OSError and a ValueError
+        return None
+    return fd
+
+
+def _read_line(fd: int, stopped: Callable[[], bool], poll: float | None = None) -> str | None:
+    """One line from ``fd`` without its end of line; None as soon as ``stopped()`` (checked at least every
+    ``poll`` seconds, :data:`INPUT_POLL_SECONDS` by default); EOFError at end of input.
+
+    It reads the descriptor itself, a byte at a time and only once select() says one is there, so it never
+    blocks while ``stopped()`` could change, never takes more than the line (the next line stays in stdin,
+    for the caller or the shell), and never holds the lock of ``sys.stdin``'s buffer (a daemon thread blocked
+    in that buffer aborts the interpreter at exit). ``sys.stdin``'s own buffer is not looked at, except at end
+    of input (then reading it cannot block): a line read ahead there by an earlier ``input()`` is used then.
+    """
+    wait = INPUT_POLL_SECONDS if poll is None else poll
+    data = bytearray()
+    while True:
+        if stopped():
+            return None
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            continue
+        try:
+            byte = os.read(fd, 1)
+        except BlockingIOError:  # a non-blocking descriptor another reader emptied since select()
+            continue
+        if byte == b"\n":
+            break
+        if not byte:  # end of input
+            if data:
+                break
+            return _buffered_line(fd)
+        data += byte
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+    return data.decode(encoding, "replace").rstrip("\r")
+
+
+def _buffered_line(fd: int) -> str:
+    """At end of input on ``fd``: a line that ``sys.stdin`` read ahead before the prompt (it may hold one when
+    the caller read stdin with ``input()`` first), else EOFError. Never for a terminal, where end of input is
+    one Ctrl-D and the next read would wait for more."""
+    stdin = sys.stdin
+    if stdin is not None and not os.isatty(fd) and _pollable_fd(stdin) == fd:
+        line = stdin.readline()
+        if line:
+            return str(line).rstrip("\r\n")
+    raise EOFError
+
 
 def _read_in_thread(
     read: Callable[[], str | None], deliver: Callable[[str | None], None], loop: asyncio.AbstractEventLoop | None
-) -> None:
-    """Run ``read()`` (a blocking wait for the verify code) in a daemon thread, then ``deliver(code)``: on
-    ``loop`` when given (the async driver), else in that thread (a code is a plain hand-over to the session).
+) -> threading.Thread:
+    """Run ``read()`` (a wait for the verify code) in a daemon thread, then ``deliver(code)``: on ``loop`` when
+    given (the async driver), else in that thread (a code is a plain hand-over to the session). Returns the
+    thread.
 
     Meanwhile the flow only sleeps in short input checks, watching the deadline and a cancel (Ctrl-C in the
     main thread, ``handle.cancel()``), so an unanswered prompt never holds the login past either. A read that
@@ -234,7 +368,9 @@ def _read_in_thread(
         except RuntimeError:  # the loop closed while we were reading
             pass
 
-    threading.Thread(target=worker, name="openclaw-nb-verify-code", daemon=True).start()
+    thread = threading.Thread(target=worker, name="openclaw-nb-verify-code", daemon=True)
+    thread.start()
+    return thread
 
 
 # --- the handle of a login running on an event loop -----------------------------------------------------
@@ -594,7 +730,9 @@ class LoginMixin(_SavedMixin):
         Options (``deadline``, ``max_qr_codes``, ``poll_interval``, ...) are :class:`LoginConfig` fields.
         ``on_event(event)`` hears every step; ``ask(prompt) -> digits`` answers verify-code requests (default
         in the terminal: a stdin prompt; either runs in a background thread, so the deadline and a cancel still
-        apply while it waits); ``save=False`` keeps the credentials off the disk; ``home`` picks the data folder.
+        apply while it waits; the stdin prompt stops reading when the login ends, on POSIX, while ``ask`` and
+        the prompt on Windows are left waiting, see :class:`TerminalLoginView`); ``save=False`` keeps the
+        credentials off the disk; ``home`` picks the data folder.
 
         >>> client = Client()
         >>> client.login()
@@ -616,11 +754,16 @@ class LoginMixin(_SavedMixin):
                     await twin.aclose()
 
             return _start(session, run(), show=True)
+        view = None
         if mode == "terminal":
-            TerminalLoginView(session, console, ask=ask)
+            view = TerminalLoginView(session, console, ask=ask)
         elif ask is not None:
             _answer_with(session, ask)
-        return _outcome(_drive_sync(client, session, store, save))
+        try:
+            return _outcome(_drive_sync(client, session, store, save))
+        finally:
+            if view is not None:
+                view.close()  # the prompt is no longer reading stdin when login() returns or raises
 
 
 class AsyncLoginMixin(_SavedMixin):
@@ -650,11 +793,16 @@ class AsyncLoginMixin(_SavedMixin):
         mode = _choose_display(display)
         if mode == "widget":
             return _start(session, _drive_async(client, session, store, save, target=client), show=True)
+        view = None
         if mode == "terminal":
-            TerminalLoginView(session, console, ask=ask, loop=asyncio.get_running_loop())
+            view = TerminalLoginView(session, console, ask=ask, loop=asyncio.get_running_loop())
         elif ask is not None:
             _answer_with(session, ask, asyncio.get_running_loop())
-        return _outcome(await _drive_async(client, session, store, save, target=client))
+        try:
+            return _outcome(await _drive_async(client, session, store, save, target=client))
+        finally:
+            if view is not None:
+                await view.aclose()
 
     def start_login(
         self,
