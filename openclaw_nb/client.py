@@ -160,6 +160,22 @@ class BaseClient:
         """
         return time.time() + self._clock_offset
 
+    def _since_last_message(self, last_inbound_ms: int) -> str:
+        """How long ago the user's last message was, for a -2 explanation.
+
+        The message's ``create_time_ms`` was stamped by the server's clock, so it is compared with the server's
+        clock (:meth:`server_now`, kept from the ``Date`` of every answer, the rejecting one included), not this
+        computer's: the two may differ by hours (a simulator's clock moved by ``sim.advance``, a wrong system
+        clock). A server that never sent a ``Date`` leaves only the local clock, and the text says so. Never
+        negative: ``Date`` has whole seconds, and clocks disagree.
+        """
+        window = C.REPLY_WINDOW_SECONDS / 3600
+        clock = "" if self._last_date is not None else " by this computer's clock"
+        hours = max(0.0, (self.server_now() * 1000 - last_inbound_ms) / 3_600_000)
+        if hours >= window:
+            return f"{hours:.1f} h since the user's last message{clock} (replies allowed within {window:.0f} h)"
+        return f"{hours:.1f} h since the user's last message{clock} (within the {window:.0f} h reply window)"
+
     def _note_date(self, headers: httpx.Headers) -> None:
         value = headers.get("date")
         if value is None or value == self._last_date:
@@ -451,7 +467,7 @@ class BaseClient:
             else:
                 causes.append(f"{peer.sends_on_token} of {C.SENDS_PER_CONTEXT_TOKEN} sends used on this context token")
         if peer.last_inbound_ms is not None:
-            causes.append(_since_last_message(peer.last_inbound_ms, exc.server_time_ms))
+            causes.append(self._since_last_message(peer.last_inbound_ms))
         if text_bytes > C.MAX_TEXT_BYTES:
             causes.append(f"the text is {text_bytes:,} bytes of UTF-8 (limit about {C.MAX_TEXT_BYTES:,})")
         if exc.errmsg and "rate" in exc.errmsg.lower():
@@ -561,29 +577,26 @@ class BaseClient:
         name, in the same order ``build_request`` gives. A client holding cookies (the iLink servers set
         none) takes the general path, so cookies keep working.
         """
+        params = dict(send.params) if send.params else None
+        extensions = {EXT_CALL: send.call, EXT_ATTEMPT: send.attempt}
         try:
             if client.cookies:
                 return client.build_request(
                     send.method,
                     send.full_url,
-                    params=dict(send.params) if send.params else None,
+                    params=params,
                     headers=dict(send.headers),
                     content=content,
                     timeout=_timeout(send.timeout),
-                    extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt},
+                    extensions=extensions,
                 )
             own = send.headers
             replaced = {name.lower().encode("latin-1") for name in own}
             headers: list[tuple[Any, Any]] = [item for item in client.headers.raw if item[0].lower() not in replaced]
             headers.extend(own.items())
-            timeout = _timeout(send.timeout).as_dict()
+            extensions["timeout"] = _timeout(send.timeout).as_dict()
             return httpx.Request(
-                send.method,
-                _url(send.full_url),
-                params=dict(send.params) if send.params else None,
-                headers=headers,
-                content=content,
-                extensions={EXT_CALL: send.call, EXT_ATTEMPT: send.attempt, "timeout": timeout},
+                send.method, _url(send.full_url), params=params, headers=headers, content=content, extensions=extensions
             )
         except httpx.InvalidURL as exc:
             raise E.ProtocolError(
@@ -611,22 +624,6 @@ def _timeout(seconds: float) -> httpx.Timeout:
     longer than ``constants.CONNECT_TIMEOUT`` (a long poll may wait 45 s for its answer; a dead host should
     not take that long to report)."""
     return httpx.Timeout(seconds, connect=min(seconds, C.CONNECT_TIMEOUT))
-
-
-def _since_last_message(last_inbound_ms: int, server_time_ms: int | None) -> str:
-    """How long ago the user's last message was, for a -2 explanation.
-
-    The message's ``create_time_ms`` was stamped by the server's clock, so it is compared with the server's
-    clock (the ``Date`` of the rejecting answer), not this computer's: the two may differ by hours (a
-    simulator's clock moved by ``sim.advance``, a wrong system clock). Without a ``Date`` the local clock is
-    the fallback, and says so. Never negative: ``Date`` has whole seconds, and clocks disagree.
-    """
-    window = C.REPLY_WINDOW_SECONDS / 3600
-    now_ms, clock = (server_time_ms, "") if server_time_ms is not None else (_now_ms(), " by this computer's clock")
-    hours = max(0.0, (now_ms - last_inbound_ms) / 3_600_000)
-    if hours >= window:
-        return f"{hours:.1f} h since the user's last message{clock} (replies allowed within {window:.0f} h)"
-    return f"{hours:.1f} h since the user's last message{clock} (within the {window:.0f} h reply window)"
 
 
 def _check_url(name: str, url: object) -> None:

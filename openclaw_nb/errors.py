@@ -58,14 +58,11 @@ class ApiError(RemoteError):
         *,
         hint: str = "",
         raw: dict[str, Any] | None = None,
-        server_time_ms: int | None = None,
     ) -> None:
         self.ret = ret
         self.errcode = errcode
         self.errmsg = errmsg
         self.raw = raw if raw is not None else {}
-        #: The server's clock when it answered (from the HTTP ``Date`` header, whole seconds), if it sent one.
-        self.server_time_ms = server_time_ms
         if hint:
             self.hint = hint
         codes = ", ".join(

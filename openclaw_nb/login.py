@@ -270,12 +270,8 @@ class TerminalLoginView:
         return not any(thread.is_alive() for thread in self._readers)
 
     async def aclose(self, timeout: float = 1.0) -> bool:
-        """:meth:`close` for the event loop: waits without blocking it."""
-        self._stop.set()
-        end = time.monotonic() + timeout
-        while any(thread.is_alive() for thread in self._readers) and time.monotonic() < end:
-            await asyncio.sleep(0.01)
-        return not any(thread.is_alive() for thread in self._readers)
+        """:meth:`close` for the event loop: the threads are joined in a worker thread, not on the loop."""
+        return await asyncio.to_thread(self.close, timeout)
 
 
 #: How long the verify-code prompt waits in one select() before it checks whether the login still wants a code.

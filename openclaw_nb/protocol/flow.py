@@ -235,13 +235,7 @@ def api_call(
             continue
         if outcome.status >= 300:
             raise http_status_error(endpoint, outcome.status, outcome.content, dict(outcome.headers), attempt)
-        try:
-            return parse_response(endpoint, outcome.content)
-        except E.ApiError as exc:
-            # The server's clock, for explanations that compare with the server's times (the 24 h reply
-            # window counts from a message's create_time_ms, which the server stamped).
-            exc.server_time_ms = parse_http_date_ms(outcome.headers.get("date"))
-            raise
+        return parse_response(endpoint, outcome.content)
 
 
 def _with_attempt(send: Send, attempt: int) -> Send:

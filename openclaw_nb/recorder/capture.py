@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from time import perf_counter, time
@@ -414,15 +415,28 @@ class _InFlight:
         except Exception as exc:
             self._report("store", exc)
 
-    def _report(self, what: str, exc: Exception) -> None:
-        # Not the exception's text: it could quote the unredacted data the recorder was working on.
+    def _report(self, what: str, exc: Exception, kept: str = "") -> None:
+        # The exception's type and where it was raised, not its text or traceback: they could quote the
+        # unredacted data the recorder was working on.
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ is not None else None
+        at = f" at {os.path.basename(where.filename)}:{where.lineno} in {where.name}" if where is not None else ""
         logging.getLogger("openclaw_nb").error(
-            "the recorder could not %s exchange #%d (%s): %s. Please report this as a bug.",
+            "the recorder could not %s exchange #%d (%s): %s%s%s. Please report this as a bug.",
             what,
             self.id,
             self.call,
             type(exc).__name__,
+            at,
+            kept,
         )
+
+    def built(self) -> Exchange:
+        """:meth:`build`, or if that fails (a recorder bug) a stand-in that says so; the failure is logged."""
+        try:
+            return self.build()
+        except Exception as exc:
+            self._report("build", exc, "; it is kept as a stand-in without headers or bodies")
+            return self._unbuilt(exc)
 
     def build(self) -> Exchange:
         """The recorded :class:`Exchange`, redacted if the recorder redacts; drops the raw parts it came from."""
@@ -465,7 +479,7 @@ class _InFlight:
         self.error = None
         self.url = ""
 
-    def unbuilt(self, exc: Exception) -> Exchange:
+    def _unbuilt(self, exc: Exception) -> Exchange:
         """A stand-in for an exchange :meth:`build` failed on: what is safe to show, and that it failed."""
         self._drop_raw()
         error = f"the recorder could not build this exchange ({type(exc).__name__}); see the openclaw_nb log"

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import threading
-import traceback
 import warnings
 import weakref
 from collections import deque
@@ -379,11 +378,7 @@ class Recorder(_LogViews):
     def _finished(self, flight: _InFlight) -> None:
         """Build a finished exchange and store it. Never raises: a recorder bug must not break the request it
         recorded, so an exchange that can't be built is kept as a stand-in that says so, and logged."""
-        try:
-            ex = flight.build()
-        except Exception as exc:
-            ex = flight.unbuilt(exc)
-            _report_unbuilt(ex, exc)
+        ex = flight.built()
         with self._lock:
             if len(self._ring) == self._ring.maxlen:
                 self._dropped += 1
@@ -405,20 +400,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _report_unbuilt(ex: Exchange, exc: Exception) -> None:
-    # Not the exception's text or traceback: they could quote the unredacted data the build was working on.
-    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ is not None else None
-    at = f" at {Path(where.filename).name}:{where.lineno} in {where.name}" if where is not None else ""
-    logging.getLogger("openclaw_nb").error(
-        "the recorder could not build exchange #%d (%s): %s%s; it is kept as a stand-in without headers or bodies. "
-        "Please report this as a bug.",
-        ex.id,
-        ex.call,
-        type(exc).__name__,
-        at,
-    )
 
 
 def _log_line(ex: Exchange) -> None:

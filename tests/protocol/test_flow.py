@@ -266,14 +266,3 @@ def test_parse_http_date_ms() -> None:
     assert parse_http_date_ms("Wed, 21 Oct 2015 07:28:00 GMT") == 1445412480000
     for bad in (None, "", "soon", "Wed, 21 Oct 2015 07:28:00", "Wed, 99 Oct 2015 07:28:00 GMT"):
         assert parse_http_date_ms(bad) is None
-
-
-def test_business_error_carries_the_server_date() -> None:
-    date = "Wed, 21 Oct 2015 07:28:00 GMT"
-    outcome = Reply(200, {"date": date}, b'{"ret":-2,"errmsg":"rate limited"}')
-    _, err = drive(api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), [outcome])
-    assert isinstance(err, E.SendRejectedError) and err.server_time_ms == 1445412480000
-    _, err = drive(
-        api_call(ENDPOINTS["send_message"], send_for("send_message"), POLICY), [Reply(200, {}, b'{"ret":-2}')]
-    )
-    assert isinstance(err, E.SendRejectedError) and err.server_time_ms is None
