@@ -29,6 +29,9 @@ class Endpoint:
     long_poll: bool = False
     #: Fixed query parameters (``bot_type=3`` on the QR fetch).
     query: Mapping[str, str] = field(default_factory=dict)
+    #: False for the QR fetch: the official client sends it with no ``Authorization`` and no ``base_info``,
+    #: even when it holds a token.
+    authenticated: bool = True
     doc: str = ""
 
 
@@ -46,6 +49,7 @@ ENDPOINT_LIST: tuple[Endpoint, ...] = (
         m.GetBotQrcodeReq,
         m.QrCodeResp,
         query={"bot_type": str(C.BOT_TYPE)},
+        authenticated=False,
         doc="Fetch a login QR code (send up to 10 recent local tokens).",
     ),
     _ep(
@@ -175,7 +179,8 @@ def build_request(
     params: Mapping[str, str] | None = None,
     timeout: float | None = None,
 ) -> RequestSpec:
-    """Turn a payload into headers, query and JSON bytes for ``endpoint`` (adds ``base_info`` to POST bodies)."""
+    """Turn a payload into headers, query and JSON bytes for ``endpoint``: ``base_info`` and the bearer token
+    are added to the POST bodies and headers of authenticated endpoints (every one but the QR fetch)."""
     ep = ENDPOINTS[endpoint] if isinstance(endpoint, str) else endpoint
     query = dict(ep.query)
     if params:
@@ -191,13 +196,14 @@ def build_request(
         body = payload.to_wire()
     else:
         body = dict(payload)
-    body["base_info"] = identity.base_info()
+    if ep.authenticated:
+        body["base_info"] = identity.base_info()
     return RequestSpec(
         ep,
         "POST",
         ep.path,
         query,
-        identity.post_headers(token),
+        identity.post_headers(token if ep.authenticated else None),
         encode_json(body),
         ep.timeout if timeout is None else timeout,
         body,

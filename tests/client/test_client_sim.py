@@ -48,7 +48,7 @@ def test_qr_login_by_hand(sim: Simulator, make_client: Any) -> None:
     req = last_request(sim, "get_bot_qrcode")
     headers = {k.lower(): v for k, v in req["headers"].items()}
     assert req["method"] == "POST" and "authorization" not in headers
-    assert req["body"]["local_token_list"] == ["t1", "t2"]
+    assert req["body"] == {"local_token_list": ["t1", "t2"]}  # no base_info, as the official client
     assert req["query"].get("bot_type") == "3"
     # nothing happened yet: the server holds the poll, then says wait
     assert client.get_qrcode_status(qr.qrcode).status == "wait"

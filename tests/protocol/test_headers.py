@@ -57,6 +57,16 @@ def test_no_authorization_without_token_and_route_tag() -> None:
     assert spec.params == {"bot_type": "3"}
 
 
+def test_qr_fetch_is_unauthenticated_even_with_a_token() -> None:
+    # The official client posts only {"local_token_list": [...]} there: no base_info, no bearer token.
+    spec = build_request("get_bot_qrcode", {"local_token_list": ["old"]}, identity=ClientIdentity(), token="T")
+    assert "Authorization" not in spec.headers
+    assert spec.headers["AuthorizationType"] == "ilink_bot_token" and "X-WECHAT-UIN" in spec.headers
+    assert json.loads(spec.content or b"") == {"local_token_list": ["old"]}
+    other = build_request("get_updates", {"get_updates_buf": ""}, identity=ClientIdentity(), token="T")
+    assert other.headers["Authorization"] == "Bearer T" and "base_info" in json.loads(other.content or b"")
+
+
 def test_get_request_headers_only_app_and_version() -> None:
     ident = ClientIdentity()
     spec = build_request("get_qrcode_status", None, identity=ident, token="T", params={"qrcode": "q1"})
