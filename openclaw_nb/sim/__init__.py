@@ -8,6 +8,7 @@ from .app import create_app
 from .server import Simulator, SimulatorWarning
 from .state import (
     BotLogin,
+    ConformanceEntry,
     FaultRule,
     Notification,
     OutboxEntry,
@@ -24,6 +25,7 @@ from .state import (
 
 __all__ = [
     "BotLogin",
+    "ConformanceEntry",
     "FaultRule",
     "Notification",
     "OutboxEntry",

@@ -73,6 +73,10 @@ async def _body(request: Request) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+#: Stands for a request body that is not a JSON object, in conformance checks.
+_NOT_AN_OBJECT = "not a JSON object"
+
+
 def _not_an_object(endpoint: str) -> Response:
     return _json({"ret": C.RET_INVALID_ARGS, "errmsg": f"{endpoint}: the request body is not a JSON object"})
 
@@ -127,6 +131,19 @@ _PATH_NAMES[CDN_PREFIX + CDN_UPLOAD_PATH] = CDN_UPLOAD
 _PATH_NAMES[CDN_PREFIX + CDN_DOWNLOAD_PATH] = CDN_DOWNLOAD
 #: What a malformed-JSON fault answers: a page cut off mid-value (valid HTTP, invalid JSON).
 _MALFORMED = b'{"ret":0,"msgs":[{"seq":1,"message_id":'
+#: What a ``not_json`` fault answers with HTTP 200: an error page from something in front of the API.
+_NOT_JSON = (
+    b"<!DOCTYPE html>\n<html><head><title>Service Unavailable</title></head>\n<body><h1>Service Unavailable</h1>"
+    b"<p>The server is temporarily unable to service your request (simulated).</p></body></html>\n"
+)
+#: What an ``http_524`` fault answers: Cloudflare's page for an origin that took too long.
+_CLOUDFLARE_524 = (
+    b"<!DOCTYPE html>\n<html><head><title>ilinkai.weixin.qq.com | 524: A timeout occurred</title></head>\n"
+    b"<body><h1>A timeout occurred</h1><p>Error code 524 (simulated)</p><p>The origin web server timed out "
+    b"responding to this request.</p><p>Cloudflare Ray ID: 8f0000000000000a</p></body></html>\n"
+)
+_HTML = "text/html; charset=utf-8"
+_CDN_NAMES = frozenset({CDN_UPLOAD, CDN_DOWNLOAD})
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]]) -> None:
@@ -217,7 +234,8 @@ class SimApp:
     async def _fault(self, scope: Scope, receive: Receive, send: Send, raw_send: Send) -> bool:
         """Apply a fault to this request; True when it was answered (or dropped) here. ``raw_send`` is the
         server's own ``send`` (a connection reset reaches the transport through it)."""
-        decision = self.state.draw_fault(_PATH_NAMES.get(scope["path"]))
+        name = _PATH_NAMES.get(scope["path"])
+        decision = self.state.draw_fault(name)
         if decision is None:
             return False
         if decision.delay:
@@ -245,6 +263,18 @@ class SimApp:
             await _respond(send, 502, b"Bad Gateway", "text/plain; charset=utf-8", [])
         elif kind == "http_504":
             await _respond(send, 504, b"Gateway Timeout", "text/plain; charset=utf-8", [])
+        elif kind == "http_400":
+            message = f"client error {decision.status} (simulated)"
+            if name in _CDN_NAMES:  # the CDN says what is wrong in x-error-message
+                extra = [(C.H_ERROR_MESSAGE.encode(), message.encode())]
+                await _respond(send, decision.status, message.encode(), "text/plain; charset=utf-8", extra)
+            else:
+                body = _encode({"errcode": decision.status, "errmsg": message}).encode()
+                await _respond(send, decision.status, body, _JSON, [])
+        elif kind == "http_524":
+            await _respond(send, 524, _CLOUDFLARE_524, _HTML, [])
+        elif kind == "not_json":
+            await _respond(send, 200, _NOT_JSON, _HTML, [])
         else:  # stale_token
             stale = _encode({"ret": C.RET_STALE_TOKEN, "errcode": C.RET_STALE_TOKEN, "errmsg": "session timeout"})
             await _respond(send, 200, stale.encode(), _JSON, [])
@@ -262,7 +292,16 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
         server = request.scope.get("server")
         return REDIRECT if redirect_port and server and server[1] == redirect_port else PRIMARY
 
-    def record(request: Request, name: str, body: Any) -> None:
+    def conform(request: Request, name: str, body: Any) -> None:
+        """Compare the request with the official client's (``conformance_log``); ``body``: see check_conformance."""
+        if state.config.conformance_log:
+            query = request.query_params.keys()
+            state.check_conformance(name, request.method, request.scope["path"], request.headers, query, body)
+
+    def record(request: Request, name: str, body: Any, json_body: bool = True) -> None:
+        """Keep the request (``record_requests``) and check its conformance. ``body`` is what :func:`_body`
+        read (None: not a JSON object); ``json_body=False``: the request has no JSON body."""
+        conform(request, name, (_NOT_AN_OBJECT if body is None else body) if json_body else None)
         if state.config.record_requests:
             state.record_request(
                 {
@@ -288,7 +327,7 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
 
     async def get_qrcode_status(request: Request) -> Response:
         state.request_counts["get_qrcode_status"] += 1
-        record(request, "get_qrcode_status", None)
+        record(request, "get_qrcode_status", None, json_body=False)
         params = request.query_params
         qrcode = params.get("qrcode")
         verify = [params.get("verify_code") or None]
@@ -335,6 +374,15 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
 
     async def cdn_upload(request: Request) -> Response:
         state.request_counts[CDN_UPLOAD] += 1
+        conform(request, CDN_UPLOAD, None)
+        if request.method != "POST":
+            message = "the CDN takes uploads by POST (the official client never uses PUT): POST the ciphertext"
+            return Response(
+                message.encode(),
+                status_code=405,
+                headers={C.H_ERROR_MESSAGE: message, "Allow": "POST"},
+                media_type="text/plain",
+            )
         data = await request.body()
         params = request.query_params
         status, value = state.cdn_upload(params.get("encrypted_query_param"), params.get("filekey"), data)
@@ -346,6 +394,7 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
 
     async def cdn_download(request: Request) -> Response:
         state.request_counts[CDN_DOWNLOAD] += 1
+        conform(request, CDN_DOWNLOAD, None)
         data = state.cdn_download(request.query_params.get("encrypted_query_param"))
         if data is None:
             message = "unknown encrypted_query_param"
@@ -431,20 +480,44 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
         if kind == "text":
             if not isinstance(body.get("text"), str):
                 raise SimError("inbound needs text (or kind + data_b64, or msg)")
-            return state.say(user, body["text"], bot_id, quote=body.get("quote"))
-        try:
-            data = base64.b64decode(body.get("data_b64") or "", validate=True)
-        except (binascii.Error, ValueError):
-            raise SimError("data_b64 is the media's bytes in base64") from None
+            partial = body.get("partial")
+            return state.say(
+                user,
+                body["text"],
+                bot_id,
+                quote=body.get("quote"),
+                partial=tuple(partial) if isinstance(partial, list) else partial,
+                id_only=_flag(body, "id_only"),
+                run_id=body.get("run_id"),
+            )
+        if kind == "tool_call":
+            return state.tool_call(
+                user,
+                body.get("tool_name", ""),  # tool_call explains a missing or odd name
+                bot_id,
+                call_id=body.get("tool_call_id"),
+                status=body.get("status"),
+                run_id=body.get("run_id"),
+            )
+        data = _b64(body, "data_b64")
         if kind == "image":
-            return state.send_image(user, data, bot_id, key_format=body.get("key_format", "both"))
+            thumb = _thumb(body)
+            return state.send_image(user, data, bot_id, key_format=body.get("key_format", "both"), thumb=thumb)
         if kind == "file":
             return state.send_file(user, data, str(body.get("file_name") or "file.bin"), bot_id)
         if kind == "voice":
             return state.send_voice(user, data, body.get("text"), bot_id)
         if kind == "video":
-            return state.send_video(user, data, bot_id)
-        raise SimError("kind is one of text, image, file, voice, video")
+            return state.send_video(user, data, bot_id, thumb=_thumb(body))
+        raise SimError("kind is one of text, tool_call, image, file, voice, video")
+
+    def ctl_conformance(request: Request, body: dict[str, Any]) -> Any:
+        if request.method == "DELETE":
+            state.clear_conformance()
+        return {
+            "checked": state.conformance_checked,
+            "conformance": [entry.to_json() for entry in state.conformance()],
+        }
 
     def ctl_outbox(request: Request, body: dict[str, Any]) -> Any:
         params = request.query_params
@@ -521,9 +594,35 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
         Route(f"{p}/faults", control(ctl_faults), methods=["GET", "POST", "DELETE"]),
         Route(f"{p}/advance", control(ctl_advance), methods=["POST"]),
         Route(f"{p}/requests", control(ctl_requests), methods=["GET"]),
+        Route(f"{p}/conformance", control(ctl_conformance), methods=["GET", "DELETE"]),
         Route(f"{p}/scan/{{qrcode}}", scan_page, methods=["GET"]),
     ]
     return SimApp(Starlette(routes=api + controls), state, api)
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise SimError(f"{name} is true or false, got {value!r}")
+    return value
+
+
+def _b64(body: dict[str, Any], name: str) -> bytes:
+    try:
+        return base64.b64decode(body.get(name) or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise SimError(f"{name} is the media's bytes in base64") from None
+
+
+def _thumb(body: dict[str, Any]) -> bytes | bool | None:
+    """An inbound image's or video's thumbnail: ``thumb_b64`` (its bytes), else ``thumb`` (true: a generated
+    one, false: none), else None (the ``inbound_thumbnails`` knob decides)."""
+    if body.get("thumb_b64"):
+        return _b64(body, "thumb_b64")
+    thumb = body.get("thumb")
+    if thumb is not None and not isinstance(thumb, bool):
+        raise SimError(f"thumb is true (a generated thumbnail) or false; send bytes as thumb_b64, got {thumb!r}")
+    return thumb
 
 
 def _scan_html(info: dict[str, Any], default_user: str) -> str:

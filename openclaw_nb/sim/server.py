@@ -19,6 +19,7 @@ from .app import create_app
 from .state import (
     CDN_PREFIX,
     BotLogin,
+    ConformanceEntry,
     FaultRule,
     Notification,
     OutboxEntry,
@@ -234,7 +235,9 @@ class Simulator:
 
     def __repr__(self) -> str:
         where = self.base_url if self.running else "not running"
-        return f"<Simulator {where}: {len(self.state.bots)} bot(s), {len(self.state.outbox)} sent>"
+        odd = len(self.state.conformance())
+        differ = f", {odd} request(s) unlike the official client's" if odd else ""
+        return f"<Simulator {where}: {len(self.state.bots)} bot(s), {len(self.state.outbox)} sent{differ}>"
 
     def save(self, path: str | os.PathLike[str] | None = None) -> None:
         """Save the state to ``path`` (default: ``state_path``) atomically."""
@@ -343,14 +346,48 @@ class Simulator:
         return qrcode
 
     # users writing
-    def say(self, user: str | None, text: str, bot_id: str | None = None, *, quote: Any = None) -> dict[str, Any]:
-        """A user writes to a bot (default: the latest bot); ``quote`` adds a ``ref_msg``."""
-        return self.state.say(user, text, bot_id, quote=quote)
+    def say(
+        self,
+        user: str | None,
+        text: str,
+        bot_id: str | None = None,
+        *,
+        quote: Any = None,
+        partial: tuple[int, int] | str | None = None,
+        id_only: bool = False,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A user writes to a bot (default: the latest bot); ``quote`` adds a ``ref_msg`` (``id_only=True``:
+        only its ``svr_id``; ``partial=(start, end)`` or a substring: an excerpt, as ``partial_text``).
+
+        >>> sim.say("alice", "why this?", quote=first, partial="the middle")  # doctest: +SKIP
+        """
+        return self.state.say(user, text, bot_id, quote=quote, partial=partial, id_only=id_only, run_id=run_id)
+
+    def tool_call(
+        self,
+        user: str | None,
+        tool_name: str,
+        bot_id: str | None = None,
+        *,
+        call_id: str | None = None,
+        status: str | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A tool call starts (type 11; ``status=None``) or ends (type 12 with ``status``, e.g. ``"completed"``)."""
+        return self.state.tool_call(user, tool_name, bot_id, call_id=call_id, status=status, run_id=run_id)
 
     def send_image(
-        self, user: str | None, data: bytes, bot_id: str | None = None, *, key_format: str = "both"
+        self,
+        user: str | None,
+        data: bytes,
+        bot_id: str | None = None,
+        *,
+        key_format: str = "both",
+        thumb: bytes | bool | None = None,
     ) -> dict[str, Any]:
-        return self.state.send_image(user, data, bot_id, key_format=key_format)
+        """A user sends an image (``thumb``: its thumbnail's bytes, True for a generated one, False for none)."""
+        return self.state.send_image(user, data, bot_id, key_format=key_format, thumb=thumb)
 
     def send_file(self, user: str | None, data: bytes, file_name: str, bot_id: str | None = None) -> dict[str, Any]:
         return self.state.send_file(user, data, file_name, bot_id)
@@ -396,6 +433,14 @@ class Simulator:
     @property
     def requests(self) -> list[dict[str, Any]]:
         return self.state.requests
+
+    def conformance(self) -> list[ConformanceEntry]:
+        """Requests that differ from what the official client sends (headers, body keys, method), newest
+        last; key names only, never values. ``[e.texts for e in sim.conformance()]`` reads as sentences."""
+        return self.state.conformance()
+
+    def clear_conformance(self) -> None:
+        self.state.clear_conformance()
 
     def wait_for(self, predicate: Callable[[SimState], Any], timeout: float = 10.0) -> Any:
         """Block until ``predicate(sim.state)`` is truthy; returns its value (TimeoutError after ``timeout``)."""

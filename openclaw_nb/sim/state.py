@@ -29,10 +29,13 @@ import json
 import os
 import random
 import secrets
+import struct
 import threading
 import time
+import uuid
+import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from ..errors import UsageError
 from ..protocol import constants as C
 from ..protocol import crypto
+from ..protocol.conformance import Difference, check_request
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
 from ..protocol.redact import redact
 
@@ -74,7 +78,14 @@ _FAULT_KINDS = (
     "stale_token",
     "http_502",
     "http_504",
+    "http_400",
+    "http_524",
+    "not_json",
 )
+#: The item type of the extra item that ``unknown_fields`` adds (no protocol version defines it).
+UNKNOWN_ITEM_TYPE = 99
+#: Keys of uint64 ids that ``ids_as_strings`` writes as strings.
+_ID_KEYS = frozenset({"message_id", "msg_id", "svr_id"})
 #: Fields of a ``confirmed`` answer that ``QrScenario.omit`` may leave out.
 _CONFIRMED_FIELDS = ("bot_token", "ilink_bot_id", "baseurl", "ilink_user_id")
 
@@ -176,6 +187,29 @@ class SimConfig:
     id_floor: int = DEFAULT_ID_FLOOR
     #: Keep the last N requests (endpoint, headers, body) in ``sim.requests`` for tests of clients (0: off).
     record_requests: int = 0
+    #: Keep the last N requests that differ from what the official client sends (``sim.conformance()``);
+    #: only the differences are kept, never headers or bodies (0: don't check).
+    conformance_log: int = 1000
+    # --- shapes newer servers send (opt-in, so clients can be tested against each) ---
+    #: Inbound images and videos carry a real, downloadable, encrypted thumbnail (``thumb_media``,
+    #: ``thumb_size``, ``thumb_width``, ``thumb_height``).
+    inbound_thumbnails: bool = False
+    #: Inbound messages carry a ``run_id`` (a UUID per message).
+    send_run_id: bool = False
+    #: ``message_id``, ``msg_id`` and ``svr_id`` of delivered messages, and ``message_id`` in the
+    #: ``sendmessage`` answer, are JSON strings of digits instead of numbers.
+    ids_as_strings: bool = False
+    #: Every delivered message gets a field no client knows (``future_flag``), every item one too
+    #: (``future_field``), and every message one more item of an unknown type (99, ``future_item``).
+    unknown_fields: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("inbound_thumbnails", "send_run_id", "ids_as_strings", "unknown_fields"):
+            if not isinstance(getattr(self, name), bool):
+                raise SimError(f"{name} is true or false, got {getattr(self, name)!r}")
+        log = self.conformance_log
+        if isinstance(log, bool) or not isinstance(log, int) or log < 0:
+            raise SimError(f"conformance_log is how many differing requests to keep (an int >= 0, 0: off), got {log!r}")
 
     def replace(self, **changes: Any) -> SimConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -469,6 +503,14 @@ class FaultRule:
     #: answers): clients read them as ``wait`` on QR status polls and retry them elsewhere.
     http_502: float = 0.0
     http_504: float = 0.0
+    #: A client error, HTTP ``http_4xx_status`` (default 400): a JSON body with ``errmsg`` on API routes,
+    #: plain text and ``x-error-message`` on the CDN (where a 4xx means "don't retry").
+    http_400: float = 0.0
+    http_4xx_status: int = 400
+    #: Cloudflare's 524 ("a timeout occurred") with its HTML page as the body.
+    http_524: float = 0.0
+    #: HTTP 200 whose body is an HTML error page instead of JSON.
+    not_json: float = 0.0
     count: int | None = None
     endpoints: list[str] | None = None
     id: int = 0
@@ -499,6 +541,9 @@ class FaultRule:
         count = knobs.get("count")
         if count is not None and (not isinstance(count, int) or count < 1):
             raise SimError("fault count is a positive integer (the next N matching requests)")
+        status = knobs.get("http_4xx_status", 400)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
+            raise SimError(f"http_4xx_status is the HTTP status of an http_400 fault, 400 to 499, got {status!r}")
         return cls(**knobs)
 
     def to_json(self) -> dict[str, Any]:
@@ -512,6 +557,135 @@ class FaultDecision:
     delay: float = 0.0
     kind: str | None = None
     retry_after: int = 1
+    #: The status of an ``http_400`` fault.
+    status: int = 400
+
+
+@dataclass
+class ConformanceEntry:
+    """One received request that differs from what the official client sends: its number among the requests
+    checked since the last reset, when (simulated clock), the endpoint, method and path (no query: it may hold
+    CDN parameters), and the differences, which name keys and never show values."""
+
+    index: int
+    time_ms: int
+    endpoint: str
+    method: str
+    path: str
+    differences: list[Difference]
+
+    @property
+    def texts(self) -> list[str]:
+        """The differences as sentences."""
+        return [d.text for d in self.differences]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "time_ms": self.time_ms,
+            "endpoint": self.endpoint,
+            "method": self.method,
+            "path": self.path,
+            "differences": [d.to_json() for d in self.differences],
+        }
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A valid PNG of one colour (the generated thumbnail of inbound images and videos)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return _PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, None for anything else."""
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Pixel size of the generated thumbnail.
+THUMB_WIDTH, THUMB_HEIGHT = 120, 90
+_THUMBNAIL = _png(THUMB_WIDTH, THUMB_HEIGHT, (42, 157, 143))
+
+
+def _ids_as_strings(value: Any) -> Any:
+    """A copy of a message with every ``message_id``, ``msg_id`` and ``svr_id`` number written as a string."""
+    if isinstance(value, dict):
+        return {
+            k: str(v) if k in _ID_KEYS and isinstance(v, int) and not isinstance(v, bool) else _ids_as_strings(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_ids_as_strings(v) for v in value]
+    return value
+
+
+def _run_id(run_id: Any) -> dict[str, str]:
+    if run_id is None:
+        return {}
+    if not isinstance(run_id, str) or not run_id:
+        raise SimError(f"run_id is a non-empty string (the official client uses a UUID), got {run_id!r}")
+    return {"run_id": run_id}
+
+
+def _text_of(msg: dict[str, Any]) -> str | None:
+    """The text of a message's first text item, or None."""
+    for item in msg.get("item_list") or ():
+        text_item = item.get("text_item") if isinstance(item, dict) else None
+        if isinstance(text_item, dict) and isinstance(text_item.get("text"), str):
+            return str(text_item["text"])
+    return None
+
+
+def partial_quote(text: str, excerpt: tuple[int, int] | list[int] | str) -> dict[str, Any]:
+    """``ref_msg.partial_text`` for an excerpt of ``text``: ``excerpt`` is a ``(start, end)`` slice of it or a
+    substring (its first occurrence).
+
+    ``start``/``end`` are the excerpt's first and last characters; ``startindex``/``endindex`` say which
+    occurrence of each, counted from the beginning of the whole text as ``indexOf`` finds them (the "global"
+    reading of ``endindex``); ``quotemd5`` is the hex MD5 of the excerpt's UTF-8, which tells a client which
+    reading was meant.
+
+    >>> p = partial_quote("a cat and a hat", "a hat")
+    >>> p["start"], p["startindex"], p["end"], p["endindex"]
+    ('a', 3, 't', 1)
+    """
+    if isinstance(excerpt, str):
+        if not excerpt:
+            raise SimError("a partial quote is a non-empty part of the quoted text")
+        begin = text.find(excerpt)
+        if begin < 0:
+            raise SimError(f"partial {excerpt!r} is not in the quoted text {text[:80]!r}")
+        stop = begin + len(excerpt)
+    elif (
+        isinstance(excerpt, (tuple, list))
+        and len(excerpt) == 2
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in excerpt)
+    ):
+        begin, stop = excerpt
+        if not 0 <= begin < stop <= len(text):
+            raise SimError(
+                f"partial ({begin}, {stop}) is not a non-empty slice of the quoted text "
+                f"(0 <= start < end <= {len(text)})"
+            )
+    else:
+        raise SimError(f"partial is (start, end), a slice of the quoted text, or a substring of it; got {excerpt!r}")
+    first, last = text[begin], text[stop - 1]
+    return {
+        "start": first,
+        "end": last,
+        # One character never overlaps itself, so occurrences found one after another are simply counted.
+        "startindex": text.count(first, 0, begin),
+        "endindex": text.count(last, 0, stop - 1),
+        "quotemd5": hashlib.md5(text[begin:stop].encode("utf-8", "surrogatepass")).hexdigest(),
+    }
 
 
 def _b64_param(nbytes: int = 47) -> str:
@@ -588,6 +762,8 @@ class SimState:
         self._faults: list[FaultRule] = []
         self._fault_ids = 0
         self._requests: deque[dict[str, Any]] = deque(maxlen=max(self.config.record_requests, 1))
+        self._conformance: deque[ConformanceEntry] = deque(maxlen=max(self.config.conformance_log, 1))
+        self._checked = 0
 
     def _changed(self, *keys: Any) -> None:
         """Record a mutation and wake whoever waits on ``keys`` (and ``"*"`` listeners)."""
@@ -664,6 +840,8 @@ class SimState:
             self.config = self.config.replace(**changes)
             if "record_requests" in changes:
                 self._requests = deque(self._requests, maxlen=max(self.config.record_requests, 1))
+            if self.config.conformance_log and "conformance_log" in changes:  # 0 stops checking, keeps the list
+                self._conformance = deque(self._conformance, maxlen=self.config.conformance_log)
             self._wake_all()
             return self.config
 
@@ -1070,26 +1248,47 @@ class SimState:
             quote = quote.message_id
         elif isinstance(quote, dict):
             quote = quote.get("message_id")
-        msg = self._by_id.get(quote) if isinstance(quote, int) else None
+        if isinstance(quote, str) and quote.isdigit():
+            quote = int(quote)  # as the control API and ids_as_strings write it
+        msg = self._by_id.get(quote) if isinstance(quote, int) and not isinstance(quote, bool) else None
         if msg is None:
             raise SimError(f"cannot quote message {quote!r}: no message with that message_id")
         return msg
 
-    def _ref_msg(self, quote: Any) -> dict[str, Any]:
+    def _ref_msg(self, quote: Any, partial: Any = None, id_only: bool = False) -> dict[str, Any]:
+        """The ``ref_msg`` of a quote: the quoted message's first item and a title, or (``id_only``) just its
+        ``svr_id``, as newer WeChat apps send; ``partial`` adds ``partial_text`` (see :func:`partial_quote`)."""
         quoted = self._find_message(quote)
-        items = quoted.get("item_list") or [{}]
-        first = {k: v for k, v in items[0].items() if k != "ref_msg"}
-        title = ""
-        text_item = first.get("text_item")
-        if isinstance(text_item, dict) and isinstance(text_item.get("text"), str):
-            title = text_item["text"][:64]
-        return {"message_item": copy.deepcopy(first), "title": title, "svr_id": quoted["message_id"]}
+        ref: dict[str, Any] = {}
+        if not id_only:
+            items = quoted.get("item_list") or [{}]
+            first = {k: v for k, v in items[0].items() if k != "ref_msg"} if isinstance(items[0], dict) else {}
+            title = ""
+            text_item = first.get("text_item")
+            if isinstance(text_item, dict) and isinstance(text_item.get("text"), str):
+                title = text_item["text"][:64]
+            ref.update(message_item=copy.deepcopy(first), title=title)
+        ref["svr_id"] = quoted["message_id"]
+        if partial is not None:
+            text = _text_of(quoted)
+            if text is None:
+                raise SimError("a partial quote needs a quoted message with text (its first text item)")
+            ref["partial_text"] = partial_quote(text, partial)
+        return ref
 
     def _deliver(self, bot: SimBot, user: SimUser, items: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
         now = self.now()
         now_ms = int(now * 1000)
         context_token = base64.b64encode(os.urandom(24)).decode("ascii")
         message_id = self._new_id()
+        if self.config.unknown_fields:
+            items = [
+                *items,
+                self._item(UNKNOWN_ITEM_TYPE, "future_item", {"note": "an item type from the future"}, now_ms),
+            ]
+            for item in items:
+                if isinstance(item, dict):
+                    item.setdefault("future_field", "added by a newer server")
         msg: dict[str, Any] = {
             "seq": len(bot.inbox) + 1,
             "message_id": message_id,
@@ -1106,6 +1305,10 @@ class SimState:
             "item_list": items,
             "context_token": context_token,
         }
+        if self.config.send_run_id:
+            msg["run_id"] = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        if self.config.unknown_fields:
+            msg["future_flag"] = 1
         msg.update(fields)
         msg["message_id"], msg["context_token"], msg["seq"] = message_id, context_token, len(bot.inbox) + 1
         self._contexts[context_token] = ContextRecord(context_token, bot.bot_id, user.user_id, now)
@@ -1123,24 +1326,86 @@ class SimState:
         self._changed(("bot", bot.bot_id))
         return msg
 
-    def say(self, user: str | None, text: str, bot_id: str | None = None, *, quote: Any = None) -> dict[str, Any]:
+    def say(
+        self,
+        user: str | None,
+        text: str,
+        bot_id: str | None = None,
+        *,
+        quote: Any = None,
+        partial: tuple[int, int] | str | None = None,
+        id_only: bool = False,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
         """A simulated user (default: the bot's owner) writes ``text`` to a bot (default: the latest one).
-        ``quote`` (a message, an outbox entry or a message_id) adds a ``ref_msg``. Returns the stored message.
+        Returns the stored message.
+
+        ``quote`` (a message, an outbox entry or a message_id) adds a ``ref_msg`` carrying the quoted
+        message's first item (text, image...) and its ``svr_id``; ``id_only=True`` sends only the ``svr_id``,
+        as newer WeChat apps do; ``partial`` quotes an excerpt of the quoted text, given as ``(start, end)``
+        (a Python slice of it) or as a substring (its first occurrence), with ``ref_msg.partial_text``.
+        ``run_id`` sets the message's ``run_id``.
 
         >>> sim.say("alice", "hello bot")  # doctest: +SKIP
+        >>> sim.say("alice", "this part", quote=msg, partial="the middle")  # doctest: +SKIP
         """
+        if quote is None and (partial is not None or id_only):
+            raise SimError("partial and id_only describe a quote: pass quote= (a message, outbox entry or message_id)")
         with self._lock:
             bot = self._bot(bot_id)
             sender = self._user(user or bot.owner_id)
             now_ms = self.now_ms()
             item = self._item(C.ItemType.TEXT, "text_item", {"text": str(text)}, now_ms)
             if quote is not None:
-                item["ref_msg"] = self._ref_msg(quote)
-            return copy.deepcopy(self._deliver(bot, sender, [item]))
+                item["ref_msg"] = self._ref_msg(quote, partial, bool(id_only))
+            return copy.deepcopy(self._deliver(bot, sender, [item], **_run_id(run_id)))
 
-    def _store_media(self, data: bytes, *, encrypt: bool = True) -> tuple[str, bytes | None, int]:
-        """Put media on the CDN as a user's phone would; returns (download param, key, stored size)."""
-        key = crypto.new_key() if encrypt else None
+    def tool_call(
+        self,
+        user: str | None,
+        tool_name: str,
+        bot_id: str | None = None,
+        *,
+        call_id: str | None = None,
+        status: str | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A tool-call item arrives: with ``status=None`` the call starts (type 11, ``tool_call_start_item``),
+        otherwise it has ended (type 12, ``tool_call_result_item`` with that ``status``: the official client
+        knows ``completed``, ``failed``, ``blocked`` and ``unknown``). ``call_id`` ties the two together
+        (default: a fresh one). One item per message, as the official client sends them.
+
+        >>> start = sim.tool_call("alice", "search")  # doctest: +SKIP
+        >>> call_id = start["item_list"][0]["tool_call_start_item"]["tool_call_id"]  # doctest: +SKIP
+        >>> sim.tool_call("alice", "search", call_id=call_id, status="completed")  # doctest: +SKIP
+        """
+        if not isinstance(tool_name, str) or not tool_name:
+            raise SimError("a tool call needs tool_name, a non-empty string such as 'search'")
+        if call_id is not None and not isinstance(call_id, str):
+            raise SimError(f"call_id is a string (the tool_call_id), got {call_id!r}")
+        if status is not None and not isinstance(status, str):
+            raise SimError(
+                f"status is a string such as 'completed' or 'failed' (None: the call starts), got {status!r}"
+            )
+        with self._lock:
+            bot = self._bot(bot_id)
+            sender = self._user(user or bot.owner_id)
+            payload = {"tool_name": tool_name, "tool_call_id": call_id or f"call_{secrets.token_hex(6)}"}
+            if status is None:
+                item = self._item(C.ItemType.TOOL_CALL_START, "tool_call_start_item", payload, self.now_ms())
+                item["is_completed"] = False
+            else:
+                payload["status"] = status
+                item = self._item(C.ItemType.TOOL_CALL_RESULT, "tool_call_result_item", payload, self.now_ms())
+            return copy.deepcopy(self._deliver(bot, sender, [item], **_run_id(run_id)))
+
+    def _store_media(
+        self, data: bytes, *, encrypt: bool = True, key: bytes | None = None
+    ) -> tuple[str, bytes | None, int]:
+        """Put media on the CDN as a user's phone would (with ``key``, or a new one); returns (download param,
+        key, stored size)."""
+        if key is None and encrypt:
+            key = crypto.new_key()
         blob = crypto.encrypt(data, key) if key is not None else bytes(data)
         param = _b64_param()
         self._cdn[param] = CdnObject(blob, key, len(data), crypto.md5_hex(data))
@@ -1158,20 +1423,57 @@ class SimState:
     def download_url(self, param: str) -> str:
         return f"{self.cdn_base_url}{CDN_DOWNLOAD_PATH}?encrypted_query_param={quote(param, safe='')}"
 
+    def _thumb_data(self, thumb: Any) -> tuple[bytes, tuple[int, int] | None] | None:
+        """The thumbnail to send and its size in pixels (when known): ``thumb`` bytes, True for a generated
+        PNG, False for none, None to follow ``inbound_thumbnails``."""
+        if thumb is None:
+            thumb = self.config.inbound_thumbnails
+        if thumb is False:
+            return None
+        if thumb is True:
+            return _THUMBNAIL, (THUMB_WIDTH, THUMB_HEIGHT)
+        if isinstance(thumb, (bytes, bytearray, memoryview)) and len(thumb):
+            data = bytes(thumb)
+            return data, _png_size(data)
+        raise SimError(f"thumb is the thumbnail's bytes, True (a generated one) or False, got {type(thumb).__name__}")
+
+    def _thumb_fields(
+        self, thumb: tuple[bytes, tuple[int, int] | None] | None, key: bytes | None, aes_key: str | None
+    ) -> dict[str, Any]:
+        """``thumb_media`` (on the CDN, encrypted with the item's key), ``thumb_size`` (stored bytes) and the
+        thumbnail's pixel size, for an inbound image or video."""
+        if thumb is None:
+            return {}
+        data, pixels = thumb
+        param, _key, size = self._store_media(data, encrypt=key is not None, key=key)
+        fields: dict[str, Any] = {"thumb_media": self._media(param, aes_key), "thumb_size": size}
+        if pixels is not None:
+            fields["thumb_width"], fields["thumb_height"] = pixels
+        return fields
+
     def send_image(
-        self, user: str | None, data: bytes, bot_id: str | None = None, *, key_format: str = "both"
+        self,
+        user: str | None,
+        data: bytes,
+        bot_id: str | None = None,
+        *,
+        key_format: str = "both",
+        thumb: bytes | bool | None = None,
     ) -> dict[str, Any]:
         """A user sends an image. ``key_format``: ``"both"`` (``image_item.aeskey`` hex and ``media.aes_key``
         base64 of the raw key, as seen on images), ``"hex"`` (aeskey only), ``"media"`` (aes_key only) or
-        ``"none"`` (stored unencrypted, no key: images may arrive that way)."""
+        ``"none"`` (stored unencrypted, no key: images may arrive that way). ``thumb``: the thumbnail's bytes,
+        True for a generated 120x90 PNG, False for none; None follows the ``inbound_thumbnails`` knob."""
         if key_format not in ("both", "hex", "media", "none"):
             raise SimError("key_format is one of 'both', 'hex', 'media', 'none'")
         with self._lock:
+            thumbnail = self._thumb_data(thumb)
             bot = self._bot(bot_id)
             sender = self._user(user or bot.owner_id)
             param, key, size = self._store_media(bytes(data), encrypt=key_format != "none")
             raw_b64 = crypto.key_to_raw_b64(key) if key is not None and key_format in ("both", "media") else None
             image: dict[str, Any] = {"media": self._media(param, raw_b64), "mid_size": size}
+            image.update(self._thumb_fields(thumbnail, key, raw_b64))
             if key is not None and key_format in ("both", "hex"):
                 image["aeskey"] = crypto.key_to_hex(key)
             item = self._item(C.ItemType.IMAGE, "image_item", image, self.now_ms())
@@ -1224,20 +1526,30 @@ class SimState:
             return copy.deepcopy(self._deliver(bot, sender, [item]))
 
     def send_video(
-        self, user: str | None, data: bytes, bot_id: str | None = None, *, play_length: int = 1
+        self,
+        user: str | None,
+        data: bytes,
+        bot_id: str | None = None,
+        *,
+        play_length: int = 1,
+        thumb: bytes | bool | None = None,
     ) -> dict[str, Any]:
-        """A user sends a video (``video_size`` = ciphertext size, ``video_md5`` of the plaintext)."""
+        """A user sends a video (``video_size`` = ciphertext size, ``video_md5`` of the plaintext). ``thumb``:
+        as for :meth:`send_image` (the thumbnail is encrypted with the video's key)."""
         with self._lock:
+            thumbnail = self._thumb_data(thumb)
             bot = self._bot(bot_id)
             sender = self._user(user or bot.owner_id)
             data = bytes(data)
             param, key, size = self._store_media(data)
             assert key is not None
+            aes_key = crypto.key_to_message_aes_key(key)
             payload = {
-                "media": self._media(param, crypto.key_to_message_aes_key(key)),
+                "media": self._media(param, aes_key),
                 "video_size": size,
                 "play_length": play_length,
                 "video_md5": crypto.md5_hex(data),
+                **self._thumb_fields(thumbnail, key, aes_key),
             }
             item = self._item(C.ItemType.VIDEO, "video_item", payload, self.now_ms())
             return copy.deepcopy(self._deliver(bot, sender, [item]))
@@ -1318,6 +1630,8 @@ class SimState:
             # An empty page echoes the cursor it was asked with ("no messages, same cursor").
             unchanged = valid and decoded is not None and decoded[1] == pos
             next_cursor = cursor if unchanged and not page else _encode_cursor(bot.nonce, pos + len(page))
+            if self.config.ids_as_strings:
+                page = [_ids_as_strings(msg) for msg in page]
             return {
                 "ret": 0,
                 "msgs": page,
@@ -1353,7 +1667,7 @@ class SimState:
             if cfg.dedupe_client_id and isinstance(client_id, str) and client_id:
                 earlier = self._sent.get((bot_id, client_id))
                 if earlier is not None:
-                    return {"ret": 0, "message_id": earlier}
+                    return {"ret": 0, "message_id": str(earlier) if cfg.ids_as_strings else earlier}
             now = self.now()
             context_token = msg.get("context_token")
             record: ContextRecord | None = None
@@ -1427,7 +1741,7 @@ class SimState:
             self._open_media(entry)
             self._outbox.append(entry)
             self._changed(("outbox", bot_id))
-            return {"ret": 0, "message_id": message_id}
+            return {"ret": 0, "message_id": str(message_id) if cfg.ids_as_strings else message_id}
 
     def _open_media(self, entry: OutboxEntry) -> None:
         """Decrypt each media item of a sent message as a phone would, noting what would go wrong."""
@@ -1696,6 +2010,7 @@ class SimState:
                         if rate and (rate >= 1.0 or self._rng.random() < rate):
                             decision.kind = kind
                             decision.retry_after = rule.retry_after
+                            decision.status = rule.http_4xx_status
                             fired = True
                             break
                 if fired and rule.count is not None:
@@ -1716,6 +2031,52 @@ class SimState:
         """The last ``record_requests`` requests: endpoint, method, query, headers, JSON body."""
         with self._lock:
             return list(self._requests) if self.config.record_requests else []
+
+    # --- conformance -------------------------------------------------------------------------------
+
+    def check_conformance(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query: Iterable[str],
+        body: Any = None,
+    ) -> list[Difference]:
+        """Compare one received request with what the official client sends for ``endpoint`` (see
+        :mod:`openclaw_nb.protocol.conformance`) and keep the differences, if any, in :meth:`conformance`.
+        ``body``: the parsed JSON body, None when none was read, anything else when it is not a JSON object."""
+        if not self.config.conformance_log:
+            return []
+        differences = check_request(endpoint, method, headers, query, body)
+        with self._lock:
+            self._checked += 1
+            if differences:
+                entry = ConformanceEntry(self._checked, self.now_ms(), endpoint, method.upper(), path, differences)
+                self._conformance.append(entry)
+        return differences
+
+    def conformance(self) -> list[ConformanceEntry]:
+        """The last ``conformance_log`` requests that differ from what the official client sends, oldest
+        first: missing or extra iLink headers, body keys the official request has not (or has), a method it
+        does not use. Key names only, never values.
+
+        >>> [e.texts for e in sim.conformance()]  # doctest: +SKIP
+        [['header AuthorizationType is missing: the official client sends it']]
+        """
+        with self._lock:
+            return list(self._conformance)
+
+    @property
+    def conformance_checked(self) -> int:
+        """How many requests were compared with the official client's since the last reset."""
+        return self._checked
+
+    def clear_conformance(self) -> None:
+        """Forget the differences seen so far (the count of checked requests starts again too)."""
+        with self._lock:
+            self._conformance.clear()
+            self._checked = 0
 
     # --- views -------------------------------------------------------------------------------------
 
@@ -1752,6 +2113,7 @@ class SimState:
                 "notifications": [dataclasses.asdict(n) for n in self._notifications[-100:]],
                 "faults": [r.to_json() for r in self._faults],
                 "request_counts": dict(self.request_counts),
+                "nonconforming_requests": len(self._conformance),
             }
 
     def _qr_json(self, qr: QrCode) -> dict[str, Any]:
