@@ -30,7 +30,7 @@ PROTOCOL_HEADERS: tuple[str, ...] = (
     C.H_CLIENT_VERSION,
     C.H_ROUTE_TAG,
 )
-_BY_LOWER = {name.lower(): name for name in PROTOCOL_HEADERS}
+_LOWER = tuple((name, name.lower()) for name in PROTOCOL_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -172,10 +172,10 @@ def _header_value_problem(name: str, value: str) -> str | None:
 
 
 def _check_headers(spec: OfficialRequest, headers: Mapping[str, str], out: list[Difference]) -> None:
-    sent = {_BY_LOWER[k.lower()]: v for k, v in headers.items() if k.lower() in _BY_LOWER}
+    sent = {k.lower(): v for k, v in headers.items()}
     cdn = spec.name in (CDN_UPLOAD, CDN_DOWNLOAD)
-    for name in PROTOCOL_HEADERS:
-        value = sent.get(name)
+    for name, lower in _LOWER:
+        value = sent.get(lower)
         if value is None:
             if name == C.H_AUTHORIZATION and name in spec.headers.required:
                 why = "the official client sends 'Bearer <bot_token>' on every call after login"
@@ -196,7 +196,7 @@ def _check_headers(spec: OfficialRequest, headers: Mapping[str, str], out: list[
         if problem:
             out.append(Difference("header", name, problem))
     if spec.content_type is not None:
-        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        content_type = sent.get("content-type")
         if content_type is None:
             out.append(Difference("header", "Content-Type", f"header Content-Type is missing ({spec.content_type})"))
         elif content_type.split(";", 1)[0].strip().lower() != spec.content_type:
@@ -204,11 +204,15 @@ def _check_headers(spec: OfficialRequest, headers: Mapping[str, str], out: list[
 
 
 def _check_keys(spec: OfficialRequest, keys: Keys, got: Mapping[str, Any], prefix: str, out: list[Difference]) -> None:
-    for name in sorted(keys.required - got.keys()):
+    missing = keys.required - got.keys()
+    extra = got.keys() - keys.required - keys.optional
+    if not (missing or extra):
+        return
+    for name in sorted(missing):
         out.append(
             Difference("body", prefix + name, f"body key {prefix + name} is missing: the official client sends it")
         )
-    for name in sorted(got.keys() - keys.required - keys.optional):
+    for name in sorted(extra):
         why = spec.absent.get(prefix + name) or f"it is not in the official {spec.name} request"
         out.append(Difference("body", prefix + name, f"body key {prefix + name} is sent, but {why}"))
 
@@ -234,10 +238,11 @@ def check_request(
         )
     _check_headers(spec, headers, out)
     query_names = set(query)
-    for key in sorted(spec.query.required - query_names):
-        out.append(Difference("query", key, f"query parameter {key} is missing: the official client sends it"))
-    for key in sorted(query_names - spec.query.required - spec.query.optional):
-        out.append(Difference("query", key, f"query parameter {key} is not in the official {spec.name} request"))
+    if query_names or spec.query.required:
+        for key in sorted(spec.query.required - query_names):
+            out.append(Difference("query", key, f"query parameter {key} is missing: the official client sends it"))
+        for key in sorted(query_names - spec.query.required - spec.query.optional):
+            out.append(Difference("query", key, f"query parameter {key} is not in the official {spec.name} request"))
     if spec.body is None:
         return out
     if body is None:
