@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from ..errors import UsageError
 from ..protocol import constants as C
 from ..protocol import crypto
-from ..protocol.conformance import Difference, check_request
+from ..protocol.conformance import CDN_DOWNLOAD, CDN_UPLOAD, Difference, check_request
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
 from ..protocol.redact import redact
 
@@ -52,9 +52,8 @@ from ..protocol.redact import redact
 CDN_PREFIX = "/c2c"
 #: Prefix of the control API and of the scan page.
 CONTROL_PREFIX = "/_sim"
-#: Fault-rule names of the two CDN routes (the API endpoints use their names from ``ENDPOINTS``).
-CDN_UPLOAD = "cdn_upload"
-CDN_DOWNLOAD = "cdn_download"
+# CDN_UPLOAD and CDN_DOWNLOAD (imported above) name the two CDN routes in fault rules and the conformance view;
+# the API endpoints use their names from ``ENDPOINTS``.
 FAULT_TARGETS = frozenset(ENDPOINTS) | {CDN_UPLOAD, CDN_DOWNLOAD}
 
 #: Host roles: the primary listener, and the second one that ``scaned_but_redirect`` points at.
