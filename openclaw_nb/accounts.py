@@ -1,4 +1,4 @@
-"""Saved accounts: list them (tokens redacted), forget one, and run several at once.
+"""Saved accounts: list them (tokens redacted), forget one or the superseded ones, and run several at once.
 
 :class:`Accounts` loads saved logins into :class:`~openclaw_nb.client.AsyncClient` instances that share one
 event loop, and :meth:`Accounts.broadcast` sends a text to many (bot, user) pairs concurrently, returning a
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors as E
 from .notebook import env
 from .protocol.redact import redact
-from .store import Store
+from .store import Store, superseded_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,15 +26,25 @@ if TYPE_CHECKING:
 BROADCAST_COLUMNS = ("bot_id", "user", "status", "message_id", "reason")
 
 
+#: Columns of :func:`list_accounts`.
+ACCOUNT_COLUMNS = ("ilink_bot_id", "ilink_user_id", "baseurl", "bot_token", "saved_at", "superseded")
+
+
 def list_accounts(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Saved accounts, most recent first, tokens redacted.
 
-    >>> list_accounts()
-                  ilink_bot_id    ilink_user_id                        baseurl              bot_token  saved_at
-    0  0446ad83ade24fb5@im.bot  owner@im.wechat  https://ilinkai.weixin.qq.com  <redacted cf2b…(64)>  2025-…
+    ``superseded`` is True for a login replaced by a newer one of the same WeChat user (another bot id): its
+    token no longer goes into ``local_token_list``, and :func:`forget_superseded` removes it.
+
+    >>> list_accounts()[["ilink_bot_id", "ilink_user_id", "bot_token", "superseded"]]
+                  ilink_bot_id    ilink_user_id              bot_token  superseded
+    0  0446ad83ade24fb5@im.bot  owner@im.wechat  <redacted cf2b…(64)>       False
+    1  9c1f02aa77d1e3b0@im.bot  owner@im.wechat  <redacted 51e0…(64)>        True
     """
     import pandas as pd
 
+    accounts = Store(home).accounts()
+    stale = superseded_ids(accounts)
     rows = [
         {
             "ilink_bot_id": c.ilink_bot_id,
@@ -42,11 +52,13 @@ def list_accounts(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
             "baseurl": c.baseurl,
             "bot_token": redact(c.bot_token),
             "saved_at": c.saved_at,
+            "superseded": c.ilink_bot_id in stale,
         }
-        for c in Store(home).accounts()
+        for c in accounts
     ]
-    frame = pd.DataFrame(rows, columns=["ilink_bot_id", "ilink_user_id", "baseurl", "bot_token", "saved_at"])
+    frame = pd.DataFrame(rows, columns=list(ACCOUNT_COLUMNS))
     frame["saved_at"] = pd.to_datetime(frame["saved_at"], unit="s", utc=True)
+    frame["superseded"] = frame["superseded"].astype(bool)
     return frame
 
 
@@ -56,6 +68,16 @@ def forget(bot_id: str, home: str | os.PathLike[str] | None = None) -> bool:
     >>> forget("0446ad83ade24fb5@im.bot")
     """
     return Store(home).forget(bot_id)
+
+
+def forget_superseded(home: str | os.PathLike[str] | None = None, *, user_id: str | None = None) -> list[str]:
+    """Remove the saved logins superseded by a newer login of the same WeChat user (only ``user_id``'s when
+    given), as the official client does after each login. Returns the bot ids removed.
+
+    >>> forget_superseded()
+    ['0446ad83ade24fb5@im.bot']
+    """
+    return Store(home).forget_superseded(user_id)
 
 
 class Accounts:
@@ -209,4 +231,4 @@ def _broadcast_frame(targets: list[tuple[str, str]], outcomes: Sequence[tuple[st
     return frame
 
 
-__all__ = ["BROADCAST_COLUMNS", "Accounts", "forget", "list_accounts"]
+__all__ = ["ACCOUNT_COLUMNS", "BROADCAST_COLUMNS", "Accounts", "forget", "forget_superseded", "list_accounts"]

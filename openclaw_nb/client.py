@@ -302,7 +302,12 @@ class BaseClient:
         return self._call("get_bot_qrcode", m.GetBotQrcodeReq(local_token_list=tokens))
 
     def _get_qrcode_status_flow(
-        self, qrcode: str, verify_code: str | None, base_url: str | None, timeout: float | None
+        self,
+        qrcode: str,
+        verify_code: str | None,
+        base_url: str | None,
+        timeout: float | None,
+        retry: RetryPolicy | None = None,
     ) -> Flow:
         if not isinstance(qrcode, str) or not qrcode:
             raise E.UsageError("qrcode must be the non-empty 'qrcode' value returned by get_bot_qrcode()")
@@ -319,7 +324,9 @@ class BaseClient:
             base_url=base_url,
             timeout=timeout or C.LONG_POLL_TIMEOUT + C.LONG_POLL_GRACE,
         )
-        return api_call(ENDPOINTS["get_qrcode_status"], send, self.retry, gateway_errors_as_timeout=True)
+        # ``retry``: the login polls with one try each (its flow decides when to poll again, as the official client).
+        policy = retry or self.retry
+        return api_call(ENDPOINTS["get_qrcode_status"], send, policy, gateway_errors_as_timeout=True)
 
     def _get_updates_flow(self, get_updates_buf: str | None, timeout: float | None) -> Flow:
         use_own = get_updates_buf is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import os
 import select
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import errors as E
 from .notebook import env
+from .protocol.flow import RetryPolicy
 from .protocol.login import (
     Finished,
     Listener,
@@ -39,6 +41,8 @@ from .protocol.login import (
     LoginSession,
     LoginState,
     Outcome,
+    PollFailed,
+    PollRecovered,
     QrIssued,
     Redirected,
     VerifyCodeRequested,
@@ -155,6 +159,7 @@ class TerminalLoginView:
         self._stop = threading.Event()  # set when the login ends: the prompt stops reading
         self._readers: list[threading.Thread] = []  # prompt threads that watch _stop (the select() ones)
         self._prompt_open = False  # the prompt is printed and its line not yet read
+        self._last_error: str | None = None  # the error of the last failed status poll, while they fail
         self.unsubscribe = session.subscribe(self.on_event)
 
     def _line(self, text: str, style: str = "") -> None:
@@ -178,6 +183,15 @@ class TerminalLoginView:
             self._finished(event.result)
         elif isinstance(event, Redirected):
             self._line(event.message, "cyan")
+        elif isinstance(event, PollFailed):
+            # Every failure is logged; on screen, the first of a run, a new kind of error, and a reminder every
+            # POLL_FAILURE_REMINDER polls, so a server failing for minutes does not flood the terminal.
+            if event.failures == 1 or event.error != self._last_error or event.failures % POLL_FAILURE_REMINDER == 0:
+                self._line(event.message, "yellow")
+            self._last_error = event.error
+        elif isinstance(event, PollRecovered):
+            self._last_error = None
+            self._line(event.message)
         else:
             self._line(event.message)
 
@@ -192,6 +206,11 @@ class TerminalLoginView:
             self.console.print(f"  token:    {redact(creds.bot_token)}", markup=False)
             if result.saved_to:
                 self.console.print(f"  saved to: {result.saved_to}", markup=False)
+            if result.superseded:
+                older = ", ".join(result.superseded)
+                self.console.print(f"  supersedes: {older} (forget_superseded() removes them)", markup=False)
+            if result.forgotten:
+                self.console.print(f"  removed superseded: {', '.join(result.forgotten)}", markup=False)
         else:
             self._line("✗ " + (result.reason or "The login did not complete"), "bold red")
             if result.hint:
@@ -276,6 +295,8 @@ class TerminalLoginView:
 
 #: How long the verify-code prompt waits in one select() before it checks whether the login still wants a code.
 INPUT_POLL_SECONDS = 0.1
+#: While status polls keep failing with the same error, the terminal repeats the line every this many polls.
+POLL_FAILURE_REMINDER = 30
 
 
 def _pollable_fd(stream: Any) -> int | None:
@@ -522,13 +543,20 @@ def _store(client: BaseClient, home: Any) -> Store:
     return Store(home if home is not None else getattr(client, "_store_home", None))
 
 
+#: Status polls of a login try once each: a failed poll reads as ``wait`` and the flow polls again after its own
+#: pause (``LoginConfig.failure_pause``), as the official client does, so every failure shows in the status.
+_ONE_TRY = RetryPolicy(attempts=1)
+
+
 def _flow(client: BaseClient, session: LoginSession, store: Store) -> Any:
     return login_flow(
         session,
         get_qrcode=client._get_bot_qrcode_flow,
-        get_status=client._get_qrcode_status_flow,
+        get_status=functools.partial(client._get_qrcode_status_flow, retry=_ONE_TRY),
         base_url=client.base_url,
-        saved=store.accounts(),
+        # Superseded logins stay out of local_token_list: their tokens are stale, and with several saved logins
+        # of one user a binded_redirect could not tell which one is meant.
+        saved=store.accounts(superseded=False),
     )
 
 
@@ -536,8 +564,11 @@ def _failed(outcome: str, reason: str, hint: str = "") -> LoginResult:
     return LoginResult(ok=False, outcome=outcome, reason=reason, hint=hint)
 
 
-def _complete(target: BaseClient, session: LoginSession, result: LoginResult, store: Store, save: bool) -> LoginResult:
-    """Apply a successful login to ``target``, save new credentials, and end the session."""
+def _complete(
+    target: BaseClient, session: LoginSession, result: LoginResult, store: Store, save: bool, forget: bool = False
+) -> LoginResult:
+    """Apply a successful login to ``target``, save new credentials (and, with ``forget``, remove the logins they
+    supersede), and end the session."""
     if result.ok and result.credentials is not None:
         creds = result.credentials
         target.use_credentials(creds.bot_token, base_url=creds.baseurl, bot_id=creds.ilink_bot_id)
@@ -550,6 +581,8 @@ def _complete(target: BaseClient, session: LoginSession, result: LoginResult, st
             except (OSError, E.UsageError) as exc:
                 # The client is logged in all the same; only the next session would have to scan again.
                 log.warning("logged in, but the credentials could not be saved in %s: %s", store.root, exc)
+            else:
+                result = _supersede(result, store, forget)
         elif result.outcome == Outcome.BINDED:
             path = store.accounts_dir / f"{safe_name(creds.ilink_bot_id)}.json"
             if path.exists():
@@ -557,7 +590,28 @@ def _complete(target: BaseClient, session: LoginSession, result: LoginResult, st
     return session.finish(result)
 
 
-def _drive_sync(client: Client, session: LoginSession, store: Store, save: bool) -> LoginResult:
+def _supersede(result: LoginResult, store: Store, forget: bool) -> LoginResult:
+    """Name the older saved logins of the same WeChat user that the new one supersedes, and remove them when
+    ``forget`` (what the official client always does)."""
+    creds = result.credentials
+    if creds is None or not creds.ilink_user_id:
+        return result
+    try:
+        older = tuple(c.ilink_bot_id for c in store.superseded() if c.ilink_user_id == creds.ilink_user_id)
+        if not older:
+            return result
+        if not forget:
+            log.info("this login supersedes saved logins %s; forget_superseded() removes them", ", ".join(older))
+            return replace(result, superseded=older)
+        forgotten = tuple(store.forget_superseded(creds.ilink_user_id))
+    except (OSError, E.UsageError) as exc:
+        log.warning("could not look at or remove the superseded logins in %s: %s", store.root, exc)
+        return result
+    log.info("removed the superseded logins %s", ", ".join(forgotten))
+    return replace(result, forgotten=forgotten)
+
+
+def _drive_sync(client: Client, session: LoginSession, store: Store, save: bool, forget: bool = False) -> LoginResult:
     try:
         result = client._run(_flow(client, session, store))
     except KeyboardInterrupt:
@@ -567,11 +621,11 @@ def _drive_sync(client: Client, session: LoginSession, store: Store, save: bool)
     except Exception as exc:
         session.finish(_failed(Outcome.ERROR, f"The login stopped on an unexpected error: {exc}"))
         raise
-    return _complete(client, session, cast(LoginResult, result), store, save)
+    return _complete(client, session, cast(LoginResult, result), store, save, forget)
 
 
 async def _drive_async(
-    client: AsyncClient, session: LoginSession, store: Store, save: bool, target: BaseClient
+    client: AsyncClient, session: LoginSession, store: Store, save: bool, target: BaseClient, forget: bool = False
 ) -> LoginResult:
     try:
         result = await client._run(_flow(client, session, store))
@@ -583,7 +637,7 @@ async def _drive_async(
     except Exception as exc:
         session.finish(_failed(Outcome.ERROR, f"The login stopped on an unexpected error: {exc}"))
         raise
-    return _complete(target, session, cast(LoginResult, result), store, save)
+    return _complete(target, session, cast(LoginResult, result), store, save, forget)
 
 
 def _start(session: LoginSession, coro: Coroutine[Any, Any, LoginResult], show: bool) -> LoginHandle:
@@ -711,6 +765,7 @@ class LoginMixin(_SavedMixin):
         *,
         display: str = "auto",
         save: bool = True,
+        forget_superseded: bool = False,
         home: Any = None,
         config: LoginConfig | None = None,
         on_event: Listener | None = None,
@@ -728,7 +783,10 @@ class LoginMixin(_SavedMixin):
         in the terminal: a stdin prompt; either runs in a background thread, so the deadline and a cancel still
         apply while it waits; the stdin prompt stops reading when the login ends, on POSIX, while ``ask`` and
         the prompt on Windows are left waiting, see :class:`TerminalLoginView`); ``save=False`` keeps the
-        credentials off the disk; ``home`` picks the data folder.
+        credentials off the disk; ``home`` picks the data folder. Older saved logins of the same WeChat user
+        are superseded by a new one (``result.superseded``, the ``superseded`` column of ``list_accounts()``):
+        their tokens no longer go into ``local_token_list``; ``forget_superseded=True`` removes them, as the
+        official client does after every login.
 
         >>> client = Client()
         >>> client.login()
@@ -745,7 +803,7 @@ class LoginMixin(_SavedMixin):
 
             async def run() -> LoginResult:
                 try:
-                    return await _drive_async(twin, session, store, save, target=client)
+                    return await _drive_async(twin, session, store, save, target=client, forget=forget_superseded)
                 finally:
                     await twin.aclose()
 
@@ -756,7 +814,7 @@ class LoginMixin(_SavedMixin):
         elif ask is not None:
             _answer_with(session, ask)
         try:
-            return _outcome(_drive_sync(client, session, store, save))
+            return _outcome(_drive_sync(client, session, store, save, forget_superseded))
         finally:
             if view is not None:
                 view.close()  # the prompt is no longer reading stdin when login() returns or raises
@@ -770,6 +828,7 @@ class AsyncLoginMixin(_SavedMixin):
         *,
         display: str = "auto",
         save: bool = True,
+        forget_superseded: bool = False,
         home: Any = None,
         config: LoginConfig | None = None,
         on_event: Listener | None = None,
@@ -788,14 +847,15 @@ class AsyncLoginMixin(_SavedMixin):
         store = _store(client, home)
         mode = _choose_display(display)
         if mode == "widget":
-            return _start(session, _drive_async(client, session, store, save, target=client), show=True)
+            run = _drive_async(client, session, store, save, target=client, forget=forget_superseded)
+            return _start(session, run, show=True)
         view = None
         if mode == "terminal":
             view = TerminalLoginView(session, console, ask=ask, loop=asyncio.get_running_loop())
         elif ask is not None:
             _answer_with(session, ask, asyncio.get_running_loop())
         try:
-            return _outcome(await _drive_async(client, session, store, save, target=client))
+            return _outcome(await _drive_async(client, session, store, save, target=client, forget=forget_superseded))
         finally:
             if view is not None:
                 await view.aclose()
@@ -804,6 +864,7 @@ class AsyncLoginMixin(_SavedMixin):
         self,
         *,
         save: bool = True,
+        forget_superseded: bool = False,
         home: Any = None,
         config: LoginConfig | None = None,
         on_event: Listener | None = None,
@@ -816,14 +877,16 @@ class AsyncLoginMixin(_SavedMixin):
         client = cast("AsyncClient", self)
         session = _new_session(config, options, on_event)
         store = _store(client, home)
-        return _start(session, _drive_async(client, session, store, save, target=client), show=False)
+        run = _drive_async(client, session, store, save, target=client, forget=forget_superseded)
+        return _start(session, run, show=False)
 
 
 # --- the `openclaw-nb login` subcommand (registered by openclaw_nb.cli) ----------------------------------
 
 
 def add_login_command(subparsers: Any) -> None:
-    """Register ``openclaw-nb login [--base-url URL] [--home PATH] [--no-save] [--deadline SECONDS]``."""
+    """Register ``openclaw-nb login [--base-url URL] [--home PATH] [--no-save] [--forget-superseded]
+    [--deadline SECONDS]``."""
     from .protocol import constants as C
 
     p = subparsers.add_parser(
@@ -835,6 +898,11 @@ def add_login_command(subparsers: Any) -> None:
     p.add_argument("--base-url", default=C.DEFAULT_BASE_URL, help=f"API base URL (default: {C.DEFAULT_BASE_URL})")
     p.add_argument("--home", metavar="PATH", help="data folder (default: $OPENCLAW_NB_HOME or ~/.openclaw_nb)")
     p.add_argument("--no-save", action="store_true", help="do not save the credentials")
+    p.add_argument(
+        "--forget-superseded",
+        action="store_true",
+        help="remove older saved logins of the same WeChat user, as the official client does",
+    )
     p.add_argument(
         "--deadline",
         type=float,
@@ -859,7 +927,13 @@ def cmd_login(args: Any) -> int:
         return 2
     with client:
         try:
-            result = client.login(display="terminal", home=args.home, save=not args.no_save, config=options)
+            result = client.login(
+                display="terminal",
+                home=args.home,
+                save=not args.no_save,
+                forget_superseded=args.forget_superseded,
+                config=options,
+            )
         except LoginError:
             return 1  # the view has printed why and what to do
         except KeyboardInterrupt:

@@ -9,6 +9,10 @@ Layout under ``$OPENCLAW_NB_HOME`` (default ``~/.openclaw_nb``), mirroring the o
 
 Every write is atomic (a temporary file in the same folder, fsync, ``os.replace``), files are 0600 and
 folders 0700, so a crash never leaves a half-written file and other local users can't read a token.
+
+A saved login is *superseded* when a newer saved login of the same WeChat user (``ilink_user_id``) has another
+bot id: the official client deletes such accounts after a login; here they stay until
+:meth:`Store.forget_superseded`, but their tokens no longer go into ``local_token_list``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +125,23 @@ class Credentials:
         )
 
 
+def superseded_ids(accounts: Iterable[Credentials]) -> set[str]:
+    """Bot ids of the logins superseded by a newer one of the same ``ilink_user_id`` (``accounts`` newest
+    first, as :meth:`Store.accounts` lists them). A login without a user id supersedes nothing and is never
+    superseded."""
+    current: set[str] = set()
+    out: set[str] = set()
+    for creds in accounts:
+        user = creds.ilink_user_id
+        if not user:
+            continue
+        if user in current:
+            out.add(creds.ilink_bot_id)
+        else:
+            current.add(user)
+    return out
+
+
 class Store:
     """Files of one data folder. ``Store()`` uses ``$OPENCLAW_NB_HOME`` or ``~/.openclaw_nb``."""
 
@@ -165,8 +186,9 @@ class Store:
             raise E.UsageError(f"no saved account {bot_id!r} in {self.accounts_dir} (saved: {known})")
         return Credentials.from_dict(read_json(path), str(path))
 
-    def accounts(self) -> list[Credentials]:
-        """Saved logins, most recent first. Damaged files are skipped, not fatal."""
+    def accounts(self, *, superseded: bool = True) -> list[Credentials]:
+        """Saved logins, most recent first. Damaged files are skipped, not fatal. ``superseded=False`` leaves
+        out the logins superseded by a newer one of the same WeChat user (see :meth:`superseded`)."""
         out = []
         if self.accounts_dir.is_dir():
             for path in self.accounts_dir.glob("*.json"):
@@ -176,7 +198,32 @@ class Store:
                     out.append(Credentials.from_dict(read_json(path), str(path)))
                 except E.UsageError:
                     continue
-        return sorted(out, key=lambda c: c.saved_at, reverse=True)
+        out.sort(key=lambda c: (c.saved_at, c.ilink_bot_id), reverse=True)
+        if not superseded:
+            stale = superseded_ids(out)
+            out = [c for c in out if c.ilink_bot_id not in stale]
+        return out
+
+    def superseded(self) -> list[Credentials]:
+        """Saved logins superseded by a newer saved login of the same WeChat user with another bot id, most
+        recent first. Their tokens are likely stale, and a ``binded_redirect`` could not tell them apart."""
+        accounts = self.accounts()
+        stale = superseded_ids(accounts)
+        return [c for c in accounts if c.ilink_bot_id in stale]
+
+    def forget_superseded(self, user_id: str | None = None) -> list[str]:
+        """Remove the superseded logins (only ``user_id``'s when given), with their cursors and context tokens,
+        as the official client does after each login. Returns the bot ids removed.
+
+        >>> Store().forget_superseded()
+        ['0446ad83ade24fb5@im.bot']
+        """
+        removed = []
+        for creds in self.superseded():
+            if user_id is None or creds.ilink_user_id == user_id:
+                self.forget(creds.ilink_bot_id)
+                removed.append(creds.ilink_bot_id)
+        return removed
 
     def forget(self, bot_id: str) -> bool:
         """Remove an account and its cursor and context tokens. True if anything was removed."""

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors as E
-from ..protocol.login import Finished, LoginEvent, LoginSession, LoginState, QrIssued, VerifyCodeRequested
+from ..protocol.login import (
+    Finished,
+    LoginEvent,
+    LoginSession,
+    LoginState,
+    PollFailed,
+    QrIssued,
+    VerifyCodeRequested,
+)
 from ..protocol.redact import redact
 
 #: Pixels per QR module and quiet-zone modules of the PNG (4 is the QR standard's quiet zone).
@@ -27,6 +35,8 @@ _COLORS = {
     LoginState.CANCELLED: "#6e7781",
     LoginState.NEED_VERIFY_CODE: "#9a6700",
 }
+#: The colour of a failed status poll (the login goes on: a warning, not a failure).
+_TROUBLE = "#9a6700"
 
 
 def qr_png(data: str, *, box_size: int = QR_BOX_SIZE, border: int = QR_BORDER) -> bytes:
@@ -110,11 +120,11 @@ class LoginWidget:
         if isinstance(event, Finished):
             self._finished(event)
         else:
-            self._set_status(event.message, event.state)
+            self._set_status(event.message, event.state, trouble=isinstance(event, PollFailed))
         self.refresh_countdown()
 
-    def _set_status(self, message: str, state: str) -> None:
-        color = _COLORS.get(state, "inherit")
+    def _set_status(self, message: str, state: str, *, trouble: bool = False) -> None:
+        color = _TROUBLE if trouble else _COLORS.get(state, "inherit")
         self.status.value = f'<span style="color:{color}">{html.escape(message)}</span>'
 
     def _finished(self, event: Finished) -> None:
@@ -135,6 +145,10 @@ class LoginWidget:
             ]
             if result.saved_to:
                 rows.append(("saved to", result.saved_to))
+            if result.superseded:
+                rows.append(("supersedes", ", ".join(result.superseded) + " (forget_superseded() removes them)"))
+            if result.forgotten:
+                rows.append(("removed", ", ".join(result.forgotten) + " (superseded)"))
             cells = "".join(
                 f"<tr><td><b>{html.escape(k)}</b></td><td><code>{html.escape(v)}</code></td></tr>" for k, v in rows
             )
@@ -147,7 +161,10 @@ class LoginWidget:
     # --- countdown ---
 
     def refresh_countdown(self) -> None:
-        """Show the time left before the QR code expires (and before the whole login gives up)."""
+        """Show the time left before the QR code expires (and before the whole login gives up).
+
+        The QR code's time is the server's word when it gave one, else the usual 5 minutes: the server decides
+        when a code expires, and the login replaces it only then."""
         session = self.session
         qr_left = session.qr_seconds_left()
         if session.done or qr_left is None:
@@ -156,7 +173,11 @@ class LoginWidget:
         total_left = session.seconds_left()
         parts = []
         if session.state == LoginState.WAITING and session.qr is not None:
-            parts.append(f"QR code {session.qr.number}/{session.qr.of} expires in {_clock(qr_left)}")
+            qr = f"QR code {session.qr.number}/{session.qr.of}"
+            if qr_left > 0:
+                parts.append(f"{qr} expires in {_clock(qr_left)}")
+            else:
+                parts.append(f"{qr} is past its usual lifetime: a new one comes when the server expires it")
         if total_left is not None:
             parts.append(f"login gives up in {_clock(total_left)}")
         self.countdown.value = "<small>" + html.escape(" · ".join(parts)) + "</small>"

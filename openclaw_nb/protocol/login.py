@@ -9,6 +9,12 @@ the flow and reports progress *out of* it as frozen event dataclasses (``QrIssue
 all say the same thing. The flow never waits on anything but a ``Sleep``: while the user types a verify code
 it yields short sleeps and looks at the session again, so both drivers' ``_run`` can drive it unchanged.
 
+It behaves like the official client: a status poll that fails in any way (a timeout, any HTTP error such as a
+gateway's 524, a body that is not JSON, a network error) reads as ``wait`` and the flow polls again after a short
+pause, until the deadline or a cancel; a ``scaned_but_redirect`` host stays the polling base for the rest of the
+login; a typed verify code goes out with every poll until the server's verdict; a QR code is replaced only when
+the server says ``expired`` or ``verify_code_blocked`` (3 codes in all), never on a timer of its own.
+
 The session's final state (``confirmed`` / ``failed`` / ``cancelled``) is set by whoever drives the flow, via
 :meth:`LoginSession.finish`, after it has applied and saved the credentials: only then is the login over.
 """
@@ -32,8 +38,11 @@ log = logging.getLogger("openclaw_nb.login")
 
 #: PROTOCOL.md: "Poll again ~1 s after each answer".
 QR_POLL_INTERVAL = 1.0
+#: Pause after a status poll that failed: the official client's poll spacing, so a server that answers errors
+#: at once is not hammered.
+QR_FAILURE_PAUSE = 1.0
 #: Field names a server may use to say how long a QR code lives, in seconds (none is documented yet; the
-#: official client assumes :data:`~.constants.QR_ACTIVE_SECONDS`). Read when present, never required.
+#: countdown assumes :data:`~.constants.QR_ACTIVE_SECONDS`). Read when present, never required.
 QR_LIFETIME_FIELDS = ("expire_seconds", "expires_in", "qrcode_expire_seconds")
 
 
@@ -58,9 +67,9 @@ class Outcome:
     CONFIRMED = "confirmed"  # new token
     BINDED = "binded_redirect"  # already bound: the saved token goes on
     EXPIRED = "expired"  # every QR code expired (or was blocked)
-    DEADLINE = "deadline"  # the overall deadline passed
+    DEADLINE = "deadline"  # the overall deadline passed (failed status polls only end a login here)
     CANCELLED = "cancelled"
-    ERROR = "error"  # the server failed or answered something unusable
+    ERROR = "error"  # no QR code could be fetched, or the final answer was unusable
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,10 @@ class LoginConfig:
     max_qr_codes: int = C.MAX_QR_CODES
     #: Pause after each status answer before polling again.
     poll_interval: float = QR_POLL_INTERVAL
-    #: How long a QR code stays usable when the server does not say; an unscanned code is replaced after it.
+    #: Pause after a status poll that failed (it reads as ``wait``) before polling again.
+    failure_pause: float = QR_FAILURE_PAUSE
+    #: How long a QR code is expected to live when the server does not say. Only the countdown uses it: the
+    #: server decides when a code expires, and only its ``expired`` replaces the code.
     qr_active_seconds: float = C.QR_ACTIVE_SECONDS
     #: Client-side timeout of one status long poll; ``None`` is the client's long-poll default.
     poll_timeout: float | None = None
@@ -89,8 +101,9 @@ class LoginConfig:
         for name in ("deadline", "qr_active_seconds", "input_check_interval"):
             if getattr(self, name) <= 0:
                 raise E.UsageError(f"{name} must be a positive number of seconds")
-        if self.poll_interval < 0:
-            raise E.UsageError("poll_interval must be >= 0 seconds")
+        for name in ("poll_interval", "failure_pause"):
+            if getattr(self, name) < 0:
+                raise E.UsageError(f"{name} must be >= 0 seconds")
         if self.poll_timeout is not None and self.poll_timeout <= 0:
             raise E.UsageError("poll_timeout must be a positive number of seconds or None")
 
@@ -141,6 +154,11 @@ class LoginResult:
     elapsed: float = 0.0
     #: Where the credentials were saved (set by the client after saving).
     saved_to: str | None = None
+    #: Bot ids of older saved logins of the same WeChat user that this login supersedes and that are still
+    #: saved (their tokens no longer go into ``local_token_list``; ``forget_superseded()`` removes them).
+    superseded: tuple[str, ...] = ()
+    #: Bot ids of the superseded logins removed after this login (``login(forget_superseded=True)``).
+    forgotten: tuple[str, ...] = ()
 
     @property
     def bot_id(self) -> str | None:
@@ -176,6 +194,10 @@ class LoginResult:
             parts.append(f"reason={self.reason!r}")
         if self.saved_to:
             parts.append(f"saved_to={self.saved_to!r}")
+        if self.superseded:
+            parts.append(f"superseded={self.superseded!r}")
+        if self.forgotten:
+            parts.append(f"forgotten={self.forgotten!r}")
         parts.append(f"qr_codes={self.qr_codes}")
         return f"LoginResult({', '.join(parts)})"
 
@@ -207,7 +229,7 @@ class LoginEvent:
 
 @dataclass(frozen=True, kw_only=True)
 class QrIssued(LoginEvent):
-    """A QR code to show. ``reason``: ``first``, ``expired``, ``blocked`` (too many wrong codes) or ``lifetime``."""
+    """A QR code to show. ``reason``: ``first``, ``expired`` or ``blocked`` (too many wrong verify codes)."""
 
     qr: QrCode
     reason: str
@@ -234,10 +256,29 @@ class VerifyCodeSent(LoginEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Redirected(LoginEvent):
-    """``scaned_but_redirect``: status polls go to ``base_url`` from now on."""
+    """``scaned_but_redirect``: status polls go to ``base_url`` for the rest of the login (new QR codes too)."""
 
     host: str
     base_url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollFailed(LoginEvent):
+    """A status poll got no usable answer (HTTP error, gateway error, a body that is not JSON, a network error).
+
+    It reads as ``wait``: the state stays, and the flow polls again after ``LoginConfig.failure_pause``.
+    ``failures`` counts the failed polls in a row; ``error`` says what went wrong (no secrets in it).
+    """
+
+    error: str
+    failures: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollRecovered(LoginEvent):
+    """The first usable answer after ``failures`` failed status polls in a row."""
+
+    failures: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,7 +368,7 @@ class LoginSession:
         self.message = event.message
         if isinstance(event, QrIssued):
             self.qr = event.qr
-        log.info("login: %s", event.message)
+        log.log(logging.WARNING if isinstance(event, PollFailed) else logging.INFO, "login: %s", event.message)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -447,9 +488,10 @@ def login_flow(
     """Fetch QR codes and poll their status until the login succeeds, fails, times out or is cancelled.
 
     ``get_qrcode(local_token_list)`` and ``get_status(qrcode, verify_code, base_url, timeout)`` are the
-    client's request flows; ``base_url`` is where the QR codes come from (its scheme is kept on a redirect);
-    ``saved`` are the saved accounts, newest first. Returns a :class:`LoginResult`; never raises for
-    anything the server does.
+    client's request flows (the status flow should try once: this flow decides when to poll again);
+    ``base_url`` is where the QR codes come from (its scheme is kept on a redirect, and it is the account's
+    ``baseurl`` when ``confirmed`` names none); ``saved`` are the saved accounts whose tokens may go into
+    ``local_token_list``, newest first. Returns a :class:`LoginResult`; never raises for anything the server does.
     """
     cfg = session.config
     clock = session.clock
@@ -460,10 +502,21 @@ def login_flow(
     deadline = start + cfg.deadline
     number = 0
     why = "first"
+    # None: the client's base_url. A redirect moves the polls for the rest of the login, refreshed codes included.
+    poll_base: str | None = None
+    failures = 0  # status polls that failed in a row
+    last_error = ""
 
     def deadline_failure() -> LoginResult:
         minutes = cfg.deadline / 60
         span = f"{minutes:g} minutes" if minutes >= 1 else f"{cfg.deadline:g} seconds"
+        if failures:
+            polls = "status poll" if failures == 1 else f"{failures} status polls"
+            return _failure(
+                Outcome.DEADLINE,
+                f"No confirmed login within {span}; the last {polls} failed ({last_error})",
+                f"Check base_url and the network, then {_AGAIN[0].lower()}{_AGAIN[1:]}",
+            )
         return _failure(
             Outcome.DEADLINE,
             f"No confirmed login within {span}",
@@ -500,11 +553,9 @@ def login_flow(
         session.emit(QrIssued(state=LoginState.WAITING, message=_qr_message(qr, why), qr=qr, reason=why))
 
         # --- poll this QR code's status ---
-        poll_base: str | None = None  # None: the client's base_url; a redirect changes it for this QR only
-        code_sent = False
-        # A verify code whose poll got no real answer (timeout, network or gateway error): the server may never
-        # have seen it, so it goes out again with the next poll instead of being lost (and then read as wrong).
-        unanswered_code: str | None = None
+        # The typed verify code: it goes out with every poll until the server's verdict (scaned, a new
+        # need_verifycode, verify_code_blocked), so a poll that failed or got no verdict never loses it.
+        code: str | None = None
         refresh: str | None = None
         while refresh is None:
             if session.cancelled:
@@ -517,33 +568,50 @@ def login_flow(
                 # the code, a cancel and the deadline.
                 yield Sleep(min(cfg.input_check_interval, deadline - now), "waiting for the verify code")
                 continue
-            if session.state == LoginState.WAITING and now >= qr.expires_at:
-                refresh = "lifetime"
-                break
-            code, unanswered_code = unanswered_code, None
             if code is None:
                 code = session.take_code()
                 if code is not None:
-                    code_sent = True
                     session.emit(VerifyCodeSent(state=LoginState.VERIFYING, message="Checking the verify code…"))
-            limit = deadline - now
-            if session.state == LoginState.WAITING:
-                limit = min(limit, qr.expires_at - now)
             timeout = cfg.poll_timeout if cfg.poll_timeout is not None else C.LONG_POLL_TIMEOUT + C.LONG_POLL_GRACE
-            timeout = max(0.05, min(timeout, limit))
+            timeout = max(0.05, min(timeout, deadline - now))
+            error: str | None = None
             try:
                 resp = cast(QrStatusResp, (yield from get_status(qr.qrcode, code, poll_base, timeout)))
-            except E.OpenClawError as exc:
-                return _failure(Outcome.ERROR, f"Polling the QR status failed: {exc}", _AGAIN)
+            except E.RemoteError as exc:
+                error = str(exc)
+            else:
+                # A network error or a gateway 502/504 comes back as a ``wait`` marked ``read_as_wait`` (see
+                # flow.timeout_result): a failure too. A client-side timeout (``client_timeout``) is not: it is
+                # the long poll's ordinary "nothing new".
+                why_wait = resp.extra.get("read_as_wait")
+                if why_wait is not None:
+                    error = str(why_wait)
+            if error is not None:
+                failures += 1
+                last_error = error
+                session.emit(
+                    PollFailed(
+                        state=session.state,
+                        message=_poll_failed_message(error, failures),
+                        error=error,
+                        failures=failures,
+                    )
+                )
+                pause = min(cfg.failure_pause, max(0.0, deadline - clock()))
+                if pause > 0:
+                    yield Sleep(pause, "status poll failed")
+                continue
+            if failures:
+                session.emit(
+                    PollRecovered(
+                        state=session.state, message=_recovered_message(session.state, failures), failures=failures
+                    )
+                )
+                failures = 0
 
             status = resp.status
-            # A client-side timeout, a network error or a gateway 502/504 reads as ``wait`` (flow.timeout_result
-            # marks them ``client_timeout`` / ``read_as_wait``): no answer from the server, so no news either.
-            synthetic = "client_timeout" in resp.extra or "read_as_wait" in resp.extra
-            if synthetic and code is not None:
-                unanswered_code = code
             if status == C.QrStatus.CONFIRMED:
-                return _confirmed(resp, poll_base or base_url)
+                return _confirmed(resp, base_url)
             if status == C.QrStatus.BINDED_REDIRECT:
                 return _binded(resp, sent)
             if status == C.QrStatus.EXPIRED:
@@ -553,7 +621,7 @@ def login_flow(
                 refresh = "blocked"
                 break
             if status == C.QrStatus.NEED_VERIFY_CODE:
-                wrong, code_sent = code_sent, False
+                wrong, code = code is not None, None
                 message = (
                     "That verify code was wrong: type the number shown on the phone again"
                     if wrong
@@ -562,21 +630,22 @@ def login_flow(
                 session.emit(VerifyCodeRequested(state=LoginState.NEED_VERIFY_CODE, message=message, wrong=wrong))
                 continue  # no pause: the next step waits for the user anyway
             if status == C.QrStatus.SCANNED:
-                if code_sent or session.state != LoginState.SCANNED:
+                if code is not None or session.state != LoginState.SCANNED:
                     message = (
                         "Verify code accepted: confirm the login on the phone"
-                        if code_sent
+                        if code is not None
                         else "Scanned: confirm the login on the phone"
                     )
                     session.emit(StatusChanged(state=LoginState.SCANNED, message=message, status=status))
-                code_sent = False
+                code = None
             elif status == C.QrStatus.SCANNED_BUT_REDIRECT:
+                # A pending verify code stays pending: the next poll carries it to the new host.
                 host = resp.redirect_host
                 if host:
                     poll_base = redirect_base(poll_base or base_url, host)
                     session.emit(
                         Redirected(
-                            state=LoginState.SCANNED,
+                            state=LoginState.VERIFYING if code is not None else LoginState.SCANNED,
                             message=f"Scanned: continuing on {host}; confirm the login on the phone",
                             host=host,
                             base_url=poll_base,
@@ -585,15 +654,16 @@ def login_flow(
                 else:
                     session.emit(
                         StatusChanged(
-                            state=LoginState.SCANNED,
+                            state=session.state if code is not None else LoginState.SCANNED,
                             message="Scanned (the server asked for a redirect but named no host; polling on)",
                             status=status,
                         )
                     )
             elif status == C.QrStatus.WAIT:
-                # A client-side timeout or a gateway error reads as ``wait`` too; it says nothing new, so
-                # it must not turn "scanned" back into "waiting".
-                if not synthetic and session.state not in (LoginState.WAITING, LoginState.VERIFYING):
+                # A client-side timeout reads as ``wait`` too; it says nothing new, so it must not turn
+                # "scanned" back into "waiting". Nor does a ``wait`` while a verify code awaits its verdict.
+                timed_out = "client_timeout" in resp.extra
+                if not timed_out and session.state not in (LoginState.WAITING, LoginState.VERIFYING):
                     session.emit(StatusChanged(state=LoginState.WAITING, message="Waiting for a scan", status=status))
             else:
                 session.emit(
@@ -613,27 +683,42 @@ def login_flow(
         why = refresh
 
 
+def _poll_failed_message(error: str, failures: int) -> str:
+    times = "" if failures == 1 else f" ({failures} in a row)"
+    return f"A status poll failed{times}: {error}. Still waiting; polling again"
+
+
+#: What the user is waiting for, by state: the status line after the polls work again.
+_WAITING_FOR = {
+    LoginState.WAITING: "waiting for a scan",
+    LoginState.SCANNED: "confirm the login on the phone",
+    LoginState.VERIFYING: "checking the verify code",
+}
+
+
+def _recovered_message(state: str, failures: int) -> str:
+    polls = "a failed status poll" if failures == 1 else f"{failures} failed status polls"
+    doing = _WAITING_FOR.get(state, "polling on")
+    return f"The server answers again after {polls}: {doing}"
+
+
 def _qr_message(qr: QrCode, why: str) -> str:
     if why == "first":
         return f"Scan the QR code with WeChat (QR {qr.number}/{qr.of})"
     if why == "blocked":
         return f"Too many wrong verify codes: new QR code {qr.number}/{qr.of}; scan it again"
-    if why == "lifetime":
-        return f"The QR code was not scanned in time: refreshed {qr.number}/{qr.of}"
     return f"The QR code expired: refreshed {qr.number}/{qr.of}"
 
 
 def _give_up(why: str, number: int) -> LoginResult:
     if why == "blocked":
         reason = f"Too many wrong verify codes ({number} QR codes used)"
-    elif why == "lifetime":
-        reason = f"None of the {number} QR codes was scanned in time"
     else:
         reason = f"The QR code expired {number} times"
     return _failure(Outcome.EXPIRED, reason, f"{_AGAIN}, and scan it within a minute or two")
 
 
-def _confirmed(resp: QrStatusResp, fallback_base: str) -> LoginResult:
+def _confirmed(resp: QrStatusResp, default_base: str) -> LoginResult:
     if not resp.ilink_bot_id:
         return _failure(
             Outcome.ERROR,
@@ -641,6 +726,8 @@ def _confirmed(resp: QrStatusResp, fallback_base: str) -> LoginResult:
             f"{_AGAIN}; if it keeps happening, look at client.log for the get_qrcode_status answer",
         )
     if not resp.bot_token:
+        # The official client saves nothing then either (and its login command fails): without a token there
+        # is nothing to log in with.
         return _failure(
             Outcome.ERROR,
             f"The server confirmed bot {resp.ilink_bot_id} but sent no bot_token",
@@ -649,9 +736,9 @@ def _confirmed(resp: QrStatusResp, fallback_base: str) -> LoginResult:
     creds = LoginCredentials(
         bot_token=resp.bot_token,
         ilink_bot_id=resp.ilink_bot_id,
-        # No baseurl in the answer: use the host that confirmed the login (after a redirect, the account's
-        # data centre).
-        baseurl=(resp.baseurl or fallback_base).rstrip("/"),
+        # No baseurl in the answer: the default base URL (where QR codes come from), as the official client
+        # falls back to its default. Not a redirect host: that one only served this login's status polls.
+        baseurl=(resp.baseurl or default_base).rstrip("/"),
         ilink_user_id=resp.ilink_user_id,
     )
     return LoginResult(ok=True, outcome=Outcome.CONFIRMED, credentials=creds)
@@ -680,7 +767,7 @@ def _binded(resp: QrStatusResp, sent: Sequence[SavedLogin]) -> LoginResult:
 def describe(event: LoginEvent) -> dict[str, Any]:
     """An event as a flat dict (for logs and tests)."""
     out: dict[str, Any] = {"event": type(event).__name__, "state": event.state, "message": event.message}
-    for name in ("status", "wrong", "host", "reason"):
+    for name in ("status", "wrong", "host", "reason", "error", "failures"):
         if hasattr(event, name):
             out[name] = getattr(event, name)
     if isinstance(event, QrIssued):
@@ -697,6 +784,8 @@ __all__ = [
     "LoginSession",
     "LoginState",
     "Outcome",
+    "PollFailed",
+    "PollRecovered",
     "QrCode",
     "QrIssued",
     "Redirected",

@@ -228,7 +228,9 @@ class QrScenario:
     ``redirect``: the primary host answers ``scaned_but_redirect`` once scanned, the second host carries on;
     ``binded``: confirming answers ``binded_redirect`` (also happens by itself when ``local_token_list``
     holds a token of a bot the scanning user owns); ``user_id``: who scans by default; ``auto_confirm``:
-    seconds after creation when that user scans and confirms (overrides the config).
+    seconds after creation when that user scans and confirms (overrides the config); ``verify_late``: the
+    first N status polls that carry a verify code are answered ``wait``, without a verdict (a check that
+    answers late), so only a client that sends the code again with every poll gets to ``scaned``.
 
     What the ``confirmed`` answer carries: ``baseurl``, the API base the client must use from then on (default:
     the primary host; ``"redirect"``: the second host's base URL; any other string as is); ``omit``, fields
@@ -243,6 +245,7 @@ class QrScenario:
     auto_confirm: float | None = None
     baseurl: str | None = None
     omit: list[str] | None = None
+    verify_late: int = 0
 
     @classmethod
     def build(cls, **flags: Any) -> QrScenario:
@@ -269,6 +272,9 @@ class QrScenario:
         baseurl = flags.get("baseurl")
         if baseurl is not None and (not isinstance(baseurl, str) or not baseurl):
             raise SimError(f"baseurl is a URL or 'redirect' (the second host), got {baseurl!r}")
+        late = flags.get("verify_late", 0)
+        if isinstance(late, bool) or not isinstance(late, int) or late < 0:
+            raise SimError(f"verify_late counts polls with a verify code that get no verdict (int >= 0), got {late!r}")
         return cls(**flags)
 
     def to_json(self) -> dict[str, Any]:
@@ -287,6 +293,8 @@ class QrCode:
     status: str = C.QrStatus.WAIT
     user_id: str | None = None
     wrong_codes: int = 0
+    #: Polls with a verify code answered ``wait`` without a verdict so far (``QrScenario.verify_late``).
+    codes_held: int = 0
     version: int = 0
     #: The version each host role last answered with: a long poll answers at once when this is behind.
     reported: dict[str, int] = field(default_factory=dict)
@@ -1191,6 +1199,9 @@ class SimState:
                 return {"ret": 0, "status": C.QrStatus.EXPIRED}, None
             self._refresh(qr)
             if verify_code:
+                if qr.status == C.QrStatus.NEED_VERIFY_CODE and qr.codes_held < qr.scenario.verify_late:
+                    qr.codes_held += 1  # no verdict yet: the client must send the code again
+                    return {"ret": 0, "status": C.QrStatus.WAIT}, None
                 self._verify(qr, verify_code)
             if seen is not None and seen[0] is not None:
                 news = qr.version != seen[0]

@@ -13,7 +13,7 @@ from openclaw_nb.sim import SimConfig, Simulator
 #: Seconds the simulator holds a status poll: short, so a test that waits on "nothing happens" stays fast.
 LONG_POLL = 0.5
 #: Login options that make a whole login take milliseconds.
-FAST = {"poll_interval": 0.01, "input_check_interval": 0.01, "deadline": 20.0}
+FAST = {"poll_interval": 0.01, "failure_pause": 0.01, "input_check_interval": 0.01, "deadline": 20.0}
 
 
 def config() -> SimConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -52,6 +52,20 @@ class Phone:
 
     def messages(self) -> list[str]:
         return [ev.message for ev in self.events]
+
+
+def faults_after_the_scan(sim: Simulator, phone: Phone, *kinds: str) -> Callable[[LoginEvent], None]:
+    """An ``on_event`` that, once the code is scanned, makes the next status polls fail with the fault
+    ``kinds`` (one poll each, in order), then lets ``phone`` confirm: the poll after the faulty ones brings
+    "confirmed"."""
+
+    def on_event(event: LoginEvent) -> None:
+        if isinstance(event, StatusChanged) and event.state == LoginState.SCANNED and not sim.faults:
+            for kind in kinds:
+                sim.add_fault(**{kind: 1.0}, count=1, endpoints=["get_qrcode_status"])
+        phone(event)
+
+    return on_event
 
 
 def typed(codes: Iterable[str]) -> Any:

@@ -37,3 +37,22 @@ def test_cli_login_failure_and_bad_arguments(
     assert not (tmp_path / "h").exists() and not home.exists()
     assert main(["login", "--base-url", "ftp://nowhere"]) == 2
     assert "base_url must be an http:// or https:// URL" in capsys.readouterr().err
+
+
+def test_cli_login_forget_superseded(
+    sim: Simulator, home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openclaw_nb.store import Credentials, Store
+
+    store = Store()
+    store.save_credentials(Credentials("old-token", "old@im.bot", sim.base_url, "owner@im.wechat", saved_at=1.0))
+    sim.configure(auto_confirm=0.0)  # the config's default user, owner@im.wechat, confirms
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["login", "--base-url", sim.base_url]) == 0
+    assert "supersedes: old@im.bot (forget_superseded() removes them)" in capsys.readouterr().out
+    assert [c.ilink_bot_id for c in store.superseded()] == ["old@im.bot"]
+    sim.revoke_token()  # the next login gets a new token (else: binded_redirect, nothing new to save)
+    assert main(["login", "--base-url", sim.base_url, "--forget-superseded"]) == 0
+    out = capsys.readouterr().out
+    assert "removed superseded: old@im.bot" in out and store.superseded() == []
+    assert "old-token" not in out

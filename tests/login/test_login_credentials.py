@@ -1,5 +1,5 @@
 """Saved credentials after a QR login: file content, modes, atomic replacement, from_saved, the account list,
-forget, and which tokens go into local_token_list."""
+forget, which tokens go into local_token_list, and the logins a newer one of the same user supersedes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from openclaw_nb import errors as E
-from openclaw_nb.accounts import forget, list_accounts
+from openclaw_nb.accounts import forget, forget_superseded, list_accounts
 from openclaw_nb.client import AsyncClient, Client
 from openclaw_nb.sim import Simulator
 from openclaw_nb.store import Credentials, Store
@@ -155,3 +155,68 @@ def test_store_creates_a_missing_home_0700_but_leaves_an_existing_one(tmp_path: 
     os.chmod(shared, 0o755)
     Store(shared).save_cursor("x@im.bot", "cursor")
     assert mode(shared) == 0o755 and mode(shared / "accounts") == 0o700
+
+
+def save_old(store: Store, token: str, bot_id: str, user: str, saved_at: float) -> Credentials:
+    creds = Credentials(token, bot_id, "http://old.test", user, saved_at=saved_at)
+    store.save_credentials(creds)
+    store.save_context_tokens(bot_id, {"peer@im.wechat": {"context_token": "ctx-secret"}})
+    return creds
+
+
+def test_superseded_logins_stay_out_of_local_token_list_and_binded_redirect_works(sim: Simulator, home: Path) -> None:
+    # Two saved logins of alice (two bots, as a login elsewhere would leave): the older one is superseded. Only
+    # the newer token goes out, so the server's binded_redirect (which names no bot) can only mean that one.
+    store = Store()
+    older, newer = sim.login_bot("alice"), sim.login_bot("alice")
+    for login_, when in ((older, 1000.0), (newer, 2000.0)):
+        store.save_credentials(
+            Credentials(login_.bot_token, login_.ilink_bot_id, sim.base_url, login_.ilink_user_id, saved_at=when)
+        )
+    table = list_accounts()
+    assert list(zip(table["ilink_bot_id"], table["superseded"], strict=True)) == [
+        (newer.ilink_bot_id, False),
+        (older.ilink_bot_id, True),
+    ]
+    assert str(table["superseded"].dtype) == "bool"
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=Phone(sim, user="alice"), **FAST)
+        assert client.token == newer.bot_token
+    assert result.outcome == "binded_redirect" and result.bot_id == newer.ilink_bot_id
+    body = [r["body"] for r in sim.requests if r["endpoint"] == "get_bot_qrcode"][-1]
+    assert body["local_token_list"] == [newer.bot_token]
+    assert [c.ilink_bot_id for c in store.superseded()] == [older.ilink_bot_id]
+
+
+def test_a_new_login_names_what_it_supersedes_and_forget_superseded_removes_it(sim: Simulator, home: Path) -> None:
+    store = Store()
+    save_old(store, "old-token-of-alice", "old@im.bot", "alice@im.wechat", 1000.0)
+    save_old(store, "old-token-of-bob", "bob-old@im.bot", "bob@im.wechat", 1000.0)
+    client, result = login(sim, user="alice")
+    client.close()
+    assert result.new_token and result.superseded == ("old@im.bot",) and result.forgotten == ()  # type: ignore[attr-defined]
+    assert "superseded=('old@im.bot',)" in repr(result)
+    # Still on disk, flagged, out of the next local_token_list; bob's login is not alice's business.
+    assert dict(zip(list_accounts()["ilink_bot_id"], list_accounts()["superseded"], strict=True)) == {
+        result.bot_id: False,  # type: ignore[attr-defined]
+        "old@im.bot": True,
+        "bob-old@im.bot": False,
+    }
+    assert store.accounts(superseded=False)[0].ilink_bot_id == result.bot_id  # type: ignore[attr-defined]
+    assert forget_superseded() == ["old@im.bot"]
+    assert not (home / "accounts" / "old@im.bot.json").exists()
+    assert not (home / "accounts" / "old@im.bot.context-tokens.json").exists()
+    assert (home / "accounts" / "bob-old@im.bot.json").exists() and forget_superseded() == []
+
+
+def test_login_forget_superseded_removes_them_as_the_official_client_does(sim: Simulator, home: Path) -> None:
+    store = Store()
+    save_old(store, "old-token-of-carl", "carl-old@im.bot", "carl@im.wechat", 1000.0)
+    client, result = login(sim, user="carl", forget_superseded=True)
+    client.close()
+    assert result.forgotten == ("carl-old@im.bot",) and result.superseded == ()  # type: ignore[attr-defined]
+    assert [c.ilink_bot_id for c in store.accounts()] == [result.bot_id]  # type: ignore[attr-defined]
+    assert not (home / "accounts" / "carl-old@im.bot.context-tokens.json").exists()
+    # Sent with this login's QR request (it was the current login of carl then), never again.
+    body = [r["body"] for r in sim.requests if r["endpoint"] == "get_bot_qrcode"][-1]
+    assert body["local_token_list"] == ["old-token-of-carl"]

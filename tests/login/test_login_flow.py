@@ -26,6 +26,8 @@ from openclaw_nb.protocol.login import (
     LoginSession,
     LoginState,
     Outcome,
+    PollFailed,
+    PollRecovered,
     QrIssued,
     Redirected,
     StatusChanged,
@@ -173,15 +175,15 @@ def test_local_token_list_newest_ten_without_duplicates() -> None:
     assert body["local_token_list"] == [f"tok-{i}" for i in range(10)]
 
 
-def test_poll_timeout_is_capped_by_qr_lifetime_and_deadline() -> None:
+def test_poll_timeout_is_capped_by_the_deadline_only() -> None:
     run = Run(
         scripted({"status": "scaned"}, {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"}),
         config=LoginConfig(qr_active_seconds=3, deadline=100),
     )
     run.go()
     first, second = run.status_sends()
-    assert first.timeout == 3  # waiting: no longer than the QR code lives
-    assert second.timeout == C.LONG_POLL_TIMEOUT + C.LONG_POLL_GRACE  # scanned: the normal long poll
+    # The QR code's expected lifetime does not cut a poll short: only the server's "expired" ends a code.
+    assert first.timeout == second.timeout == C.LONG_POLL_TIMEOUT + C.LONG_POLL_GRACE
     run = Run(scripted({"status": "wait"}), config=LoginConfig(deadline=2))
     result, _ = run.go()
     assert run.status_sends()[0].timeout == 2
@@ -198,16 +200,19 @@ def test_deadline_with_timeouts_only_counts_as_wait_until_it_passes() -> None:
     assert states(session) == [LoginState.WAITING]  # a timeout is a plain "wait": no status line for it
 
 
-def test_unscanned_qr_is_replaced_after_its_lifetime_then_gives_up() -> None:
+def test_no_refresh_of_its_own_only_on_the_servers_expired() -> None:
+    # The official client's 5 minutes only decide whether a login in progress can be reused: an unscanned QR
+    # code past its expected lifetime is polled on (no refresh used up) until the server says "expired".
     run = Run(
-        scripted(*[{"status": "wait"}] * 20),
-        config=LoginConfig(qr_active_seconds=2.5, max_qr_codes=2, poll_interval=1.0),
+        scripted(*[{"status": "wait"}] * 20, {"status": "expired"}, {"status": "wait"}),
+        config=LoginConfig(qr_active_seconds=2.5, max_qr_codes=2, poll_interval=1.0, deadline=60),
     )
     result, session = run.go()
     issued = [ev for ev in session.events if isinstance(ev, QrIssued)]
-    assert [(ev.qr.number, ev.reason) for ev in issued] == [(1, "first"), (2, "lifetime")]
+    assert [(ev.qr.number, ev.reason) for ev in issued] == [(1, "first"), (2, "expired")]
+    assert [s.params["qrcode"] for s in run.status_sends()][:21] == ["qr-1"] * 21
     assert "refreshed 2/2" in issued[1].message
-    assert result.outcome == Outcome.EXPIRED and "None of the 2 QR codes" in result.reason
+    assert result.outcome == Outcome.DEADLINE  # the second code was never expired by the server
 
 
 def test_expired_refreshes_until_three_qr_codes_then_gives_up() -> None:
@@ -289,22 +294,29 @@ def test_redirect_polls_the_other_host_with_the_same_scheme() -> None:
     assert hosts == [BASE, "https://dc2.test:8443", "https://dc2.test:8443"]
     (redirected,) = [ev for ev in session.events if isinstance(ev, Redirected)]
     assert redirected.base_url == "https://dc2.test:8443" and redirected.state == LoginState.SCANNED
-    # Without a baseurl in the answer the credentials name the host that confirmed the login.
-    assert result.credentials is not None and result.credentials.baseurl == "https://dc2.test:8443"
+    # Without a baseurl in the answer the credentials get the default base URL (where QR codes come from), as
+    # the official client's: the redirect host served this login's status polls only.
+    assert result.credentials is not None and result.credentials.baseurl == BASE
     assert redirect_base("http://127.0.0.1:5000", "127.0.0.1:5001") == "http://127.0.0.1:5001"
     assert redirect_base("https://a.test", "http://b.test/") == "http://b.test"
 
 
-def test_a_redirect_lasts_for_its_qr_code_only() -> None:
+def test_a_redirect_lasts_for_the_rest_of_the_login() -> None:
     run = Run(
         scripted(
             {"status": "scaned_but_redirect", "redirect_host": "dc2.test"},
             {"status": "expired"},
-            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"},
+            {"status": "wait"},
+            {"status": "verify_code_blocked"},
+            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b", "baseurl": "https://b.test"},
         )
     )
-    run.go()
-    assert [s.base_url for s in run.status_sends()] == [BASE, "https://dc2.test", BASE]
+    result, _ = run.go()
+    # Refreshed codes are polled on the redirect host too; new codes still come from the default base URL.
+    assert [s.base_url for s in run.status_sends()] == [BASE] + ["https://dc2.test"] * 4
+    assert [s.params["qrcode"] for s in run.status_sends()] == ["qr-1", "qr-1", "qr-2", "qr-2", "qr-3"]
+    assert {s.base_url for s in run.sends if s.call == "get_bot_qrcode"} == {BASE}
+    assert result.credentials is not None and result.credentials.baseurl == "https://b.test"
 
 
 def test_confirmed_without_bot_id_or_token_is_a_clear_failure() -> None:
@@ -345,11 +357,68 @@ def test_gateway_errors_and_transport_failures_read_as_wait() -> None:
     assert states(session) == [LoginState.WAITING]
 
 
-def test_server_errors_after_retries_end_the_login_with_the_reason() -> None:
-    run = Run(scripted(*[Reply(500, {}, b"oops")] * 3), retry=RetryPolicy(attempts=3, base_delay=0.01))
-    result, _ = run.go()
-    assert not result.ok and result.outcome == Outcome.ERROR
-    assert result.reason.startswith("Polling the QR status failed") and "500" in result.reason
+FAILED_POLLS = {
+    "524": (Reply(524, {}, b"<html>A timeout occurred</html>"), "HTTP 524"),
+    "400": (Reply(400, {}, b'{"errmsg": "bad request"}'), "HTTP 400"),
+    "404": (Reply(404, {}, b"not found"), "HTTP 404"),
+    "500": (Reply(500, {}, b"oops"), "HTTP 500"),
+    "503": (Reply(503, {}, b"unavailable"), "HTTP 503"),
+    "429": (Reply(429, {"retry-after": "600"}, b"slow down"), "HTTP 429"),
+    "not_json": (Reply(200, {}, b"<html>maintenance</html>"), "JSON"),
+    "ret": (Reply(200, {}, b'{"ret": -1, "errmsg": "system busy"}'), "system busy"),
+    "network": (Failure(httpx.ConnectError("refused")), "ConnectError"),
+    "502": (Reply(502, {}, b"bad gateway"), "HTTP 502"),
+}
+
+
+@pytest.mark.parametrize("failed", FAILED_POLLS.values(), ids=FAILED_POLLS.keys())
+def test_every_failed_status_poll_reads_as_wait(failed: tuple[Reply | Failure, str]) -> None:
+    # As the official client: any failure of a status poll is "wait"; the login goes on after a short pause,
+    # shows the failure, and says when the server answers again. Nothing is retried inside one poll.
+    outcome, named = failed
+    run = Run(
+        scripted(
+            {"status": "scaned"},
+            outcome,
+            outcome,
+            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"},
+        ),
+        retry=RetryPolicy(attempts=1),
+    )
+    result, session = run.go()
+    assert result.ok and len(run.status_sends()) == 4
+    assert states(session) == [LoginState.WAITING, LoginState.SCANNED]  # a failure is no news
+    failures = [ev for ev in session.events if isinstance(ev, PollFailed)]
+    assert [ev.failures for ev in failures] == [1, 2]
+    assert all(named in ev.error and named in ev.message for ev in failures)
+    assert failures[1].message.startswith("A status poll failed (2 in a row)")
+    assert failures[1].message.endswith("Still waiting; polling again")
+    (recovered,) = [ev for ev in session.events if isinstance(ev, PollRecovered)]
+    assert recovered.failures == 2 and recovered.state == LoginState.SCANNED
+    assert recovered.message == "The server answers again after 2 failed status polls: confirm the login on the phone"
+    # The official client's 1 s between failed polls (failure_pause), whatever poll_interval says.
+    assert [(s.reason, s.seconds) for s in run.sleeps] == [
+        ("next QR status poll", 1.0),
+        ("status poll failed", 1.0),
+        ("status poll failed", 1.0),
+    ]
+
+
+def test_failed_polls_end_the_login_only_at_the_deadline() -> None:
+    gateway = Reply(524, {}, b"<html>A timeout occurred</html>")
+    run = Run(
+        lambda s: reply({**QR}) if s.call == "get_bot_qrcode" else gateway,
+        config=LoginConfig(deadline=30, failure_pause=2.0),
+    )
+    result, session = run.go()
+    assert not result.ok and result.outcome == Outcome.DEADLINE
+    assert len(run.status_sends()) == 15  # one poll every failure_pause, none after the deadline
+    assert run.clock.t - 1000.0 == pytest.approx(30)
+    assert "the last 15 status polls failed (get_qrcode_status got HTTP 524" in result.reason
+    assert "check base_url and the network" in result.hint.lower() and "login()" in result.hint
+    assert [ev.failures for ev in session.events if isinstance(ev, PollFailed)] == list(range(1, 16))
+    with pytest.raises(E.UsageError, match="failure_pause"):
+        LoginConfig(failure_pause=-1)
 
 
 def test_qr_request_failures() -> None:
@@ -547,3 +616,78 @@ def test_default_deadline_is_eight_minutes() -> None:
     assert LoginConfig().deadline == C.LOGIN_DEADLINE_SECONDS == 8 * 60
     assert LoginSession().config.deadline == 8 * 60
     assert build_parser().parse_args(["login"]).deadline == 8 * 60
+
+
+def test_a_typed_verify_code_goes_out_with_every_poll_until_the_verdict() -> None:
+    # The server answers "wait" (no verdict) twice, a poll fails, the login is redirected: the code goes out
+    # with each of those polls, to the new host too, and only "scaned" ends that.
+    def on_event(ev: Any, session: LoginSession) -> None:
+        if isinstance(ev, VerifyCodeRequested):
+            session.submit_code("111111")
+
+    run = Run(
+        scripted(
+            {"status": "need_verifycode"},
+            {"status": "wait"},
+            {"status": "wait"},
+            Reply(524, {}, b"timeout"),
+            {"status": "scaned_but_redirect", "redirect_host": "dc2.test"},
+            {"status": "scaned"},
+            {"status": "wait"},
+            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"},
+        ),
+        on_event=on_event,
+    )
+    result, session = run.go()
+    assert result.ok
+    sends = run.status_sends()
+    assert [s.params.get("verify_code") for s in sends] == [None] + ["111111"] * 5 + [None, None]
+    assert [s.base_url for s in sends] == [BASE] * 5 + ["https://dc2.test"] * 3
+    # Asked once, never called wrong; "checking" until the verdict, then scanned (and the user's own "wait").
+    assert [ev.wrong for ev in session.events if isinstance(ev, VerifyCodeRequested)] == [False]
+    assert states(session) == [
+        LoginState.WAITING,
+        LoginState.NEED_VERIFY_CODE,
+        LoginState.VERIFYING,
+        LoginState.SCANNED,
+        LoginState.WAITING,
+    ]
+    assert "Verify code accepted: confirm the login on the phone" in [ev.message for ev in session.events]
+
+
+def test_a_verify_code_stops_at_a_new_request_or_a_block() -> None:
+    codes = iter(["111111", "222222", "333333"])
+
+    def on_event(ev: Any, session: LoginSession) -> None:
+        if isinstance(ev, VerifyCodeRequested):
+            session.submit_code(next(codes))
+
+    run = Run(
+        scripted(
+            {"status": "need_verifycode"},
+            {"status": "wait"},
+            {"status": "need_verifycode"},  # the verdict on 111111: wrong
+            {"status": "wait"},
+            {"status": "verify_code_blocked"},  # the verdict on 222222: too many wrong codes
+            {"status": "wait"},
+            {"status": "need_verifycode"},
+            {"status": "scaned"},
+            {"status": "confirmed", "bot_token": TOKEN, "ilink_bot_id": "b"},
+        ),
+        on_event=on_event,
+    )
+    result, session = run.go()
+    assert result.ok
+    sent = [(s.params["qrcode"], s.params.get("verify_code")) for s in run.status_sends()]
+    assert sent == [
+        ("qr-1", None),
+        ("qr-1", "111111"),
+        ("qr-1", "111111"),
+        ("qr-1", "222222"),
+        ("qr-1", "222222"),
+        ("qr-2", None),  # a new QR code: the blocked code is gone
+        ("qr-2", None),
+        ("qr-2", "333333"),
+        ("qr-2", None),
+    ]
+    assert [ev.wrong for ev in session.events if isinstance(ev, VerifyCodeRequested)] == [False, True, False]

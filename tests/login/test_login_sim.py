@@ -24,6 +24,8 @@ from openclaw_nb.protocol.login import (
     LoginResult,
     LoginState,
     Outcome,
+    PollFailed,
+    PollRecovered,
     QrIssued,
     Redirected,
     StatusChanged,
@@ -33,7 +35,7 @@ from openclaw_nb.sim import Simulator
 from openclaw_nb.store import Credentials, Store
 
 from .conftest import FAST
-from .helpers import CountingTransport, Phone, typed
+from .helpers import CountingTransport, Phone, faults_after_the_scan, typed
 
 
 def status_requests(sim: Simulator) -> list[dict]:
@@ -198,12 +200,32 @@ def test_deadline(sim: Simulator, home: Path) -> None:
     assert phone.states() == [LoginState.WAITING, LoginState.FAILED]
 
 
-def test_unscanned_qr_is_replaced_after_its_lifetime(sim: Simulator, home: Path) -> None:
+def test_an_unscanned_qr_is_polled_until_the_server_expires_it(sim: Simulator, home: Path) -> None:
+    # The client's own idea of a QR code's lifetime (qr_active_seconds) replaces nothing: the code is polled on
+    # (each poll held the simulator's long-poll window, far past that lifetime) until the server says
+    # "expired"; only then comes code 2/3, which the user scans.
     phone = Phone(sim, scan=False)
-    with Client(base_url=sim.base_url, record=False) as client, pytest.raises(LoginError) as info:
-        client.login(display="none", on_event=phone, qr_active_seconds=0.3, max_qr_codes=2, **FAST)
-    assert [ev.reason for ev in phone.events if isinstance(ev, QrIssued)] == ["first", "lifetime"]
-    assert info.value.result.outcome == Outcome.EXPIRED
+
+    def on_event(event: LoginEvent) -> None:
+        phone(event)
+        if isinstance(event, QrIssued) and event.qr.number == 2:
+            sim.confirm(event.qr.qrcode)
+
+    async def main() -> LoginResult:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = client.start_login(on_event=on_event, qr_active_seconds=0.01, **FAST)
+            await asyncio.wait_for(_until(lambda: len(phone.qrcodes) == 1), 5)
+            first = phone.qrcodes[0]
+            polls = lambda: [r for r in status_requests(sim) if r["query"]["qrcode"] == first]  # noqa: E731
+            await asyncio.wait_for(_until(lambda: len(polls()) >= 3), 10)
+            sim.expire(first)
+            return await asyncio.wait_for(handle, 10)
+
+    result = asyncio.run(main())
+    assert result.ok and result.qr_codes == 2
+    issued = [(ev.qr.number, ev.reason) for ev in phone.events if isinstance(ev, QrIssued)]
+    assert issued == [(1, "first"), (2, "expired")]
+    assert [r["endpoint"] for r in sim.requests].count("get_bot_qrcode") == 2
 
 
 def test_cancel_async_makes_no_request_afterwards(sim: Simulator, home: Path) -> None:
@@ -362,3 +384,89 @@ def test_new_simulator_knobs_over_the_control_api(sim: Simulator, home: Path) ->
         result = client.login(display="none", on_event=phone, **FAST)
     assert result.credentials is not None and result.credentials.baseurl == sim.redirect_base_url
     assert result.user_id is None  # left out of the confirmed answer
+
+
+# --- what the official client does (issue 14): failed polls are "wait", a redirect lasts, a code is re-sent ---
+
+
+FAILING = ("http_524", "http_400", "not_json", "http_500", "http_429")
+
+
+def test_a_login_survives_a_524_a_400_and_other_failed_polls(sim: Simulator, home: Path) -> None:
+    phone = Phone(sim, user="hana")
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=faults_after_the_scan(sim, phone, *FAILING), **FAST)
+    assert result.ok and result.user_id == "hana@im.wechat"
+    assert sim.faults == []  # every fault was met, each by one poll: nothing is retried inside a poll
+    failed = [ev for ev in phone.events if isinstance(ev, PollFailed)]
+    assert [ev.failures for ev in failed] == [1, 2, 3, 4, 5]
+    for ev, named in zip(failed, ("HTTP 524", "HTTP 400", "JSON", "HTTP 500", "HTTP 429"), strict=True):
+        assert named in ev.error and ev.state == LoginState.SCANNED, ev
+    (recovered,) = [ev for ev in phone.events if isinstance(ev, PollRecovered)]
+    assert recovered.failures == 5
+    assert phone.states() == [LoginState.WAITING, LoginState.SCANNED, LoginState.CONFIRMED]
+
+
+def test_failed_polls_are_logged_as_warnings(sim: Simulator, home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="openclaw_nb.login")
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=faults_after_the_scan(sim, phone, "http_524"), **FAST)
+    assert result.ok
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "A status poll failed: get_qrcode_status got HTTP 524" in warning.getMessage()
+    token = result.credentials.bot_token  # type: ignore[union-attr]
+    assert token not in caplog.text
+
+
+def test_redirect_then_expiry_then_the_same_redirect_host(sim: Simulator, home: Path) -> None:
+    # QR 1 is scanned and redirected, then expires; QR 2 (fetched from the default host as always) is polled
+    # on the redirect host from its first poll, scanned and confirmed there.
+    sim.set_qr_scenario(redirect=True, count=1)
+    phone = Phone(sim, user="ivan", confirm=False)
+
+    def on_event(event: LoginEvent) -> None:
+        phone(event)  # scans every new code
+        if isinstance(event, Redirected):
+            sim.expire(phone.qrcodes[-1])
+        elif isinstance(event, StatusChanged) and event.state == LoginState.SCANNED:
+            sim.confirm(phone.qrcodes[-1])
+
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=on_event, **FAST)
+        assert client.base_url == sim.base_url  # the confirmed answer's baseurl
+    assert result.ok and result.qr_codes == 2
+    first, second = phone.qrcodes
+    polls = status_requests(sim)
+    roles_of_first = [r["host_role"] for r in polls if r["query"]["qrcode"] == first]
+    assert roles_of_first[0] == "primary" and roles_of_first[-1] == "redirect"
+    assert {r["host_role"] for r in polls if r["query"]["qrcode"] == second} == {"redirect"}
+    assert {r["host_role"] for r in sim.requests if r["endpoint"] == "get_bot_qrcode"} == {"primary"}
+    assert [type(ev).__name__ for ev in phone.events].count("Redirected") == 1
+
+
+def test_confirmed_without_baseurl_after_a_redirect_keeps_the_default_host(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(redirect=True, omit=["baseurl"], count=1)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=Phone(sim), **FAST)
+        assert client.base_url == sim.base_url
+    assert [r["host_role"] for r in status_requests(sim)][-1] == "redirect"  # confirmed there
+    assert result.credentials is not None and result.credentials.baseurl == sim.base_url
+    assert json.loads(Path(result.saved_to or "").read_text())["baseurl"] == sim.base_url
+
+
+def test_a_verify_code_answered_late_is_sent_until_the_verdict(sim: Simulator, home: Path) -> None:
+    # The server answers the first two polls that carry the code with "wait": the code goes out again with
+    # each poll (it is typed once), and the third one gets "scaned".
+    sim.set_qr_scenario(verify_code="246810", verify_late=2, count=1)
+    phone = Phone(sim)
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="none", on_event=phone, ask=typed(["246810"]), **FAST)
+    assert result.ok
+    sent = [r["query"].get("verify_code") for r in status_requests(sim)]
+    assert [c for c in sent if c] == ["246810"] * 3
+    assert sent[sent.index("246810") + 3 :] == [None] * (len(sent) - sent.index("246810") - 3)
+    assert [ev.wrong for ev in phone.events if isinstance(ev, VerifyCodeRequested)] == [False]
+    qr = sim.qrcodes[phone.qrcodes[0]]
+    assert qr.codes_held == 2 and qr.wrong_codes == 0
+    assert "Verify code accepted: confirm the login on the phone" in phone.messages()

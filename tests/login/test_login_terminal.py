@@ -17,14 +17,15 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
+from openclaw_nb import login as login_mod
 from openclaw_nb.cli import main
 from openclaw_nb.client import AsyncClient, Client
 from openclaw_nb.login import LoginError, qr_matrix, qr_text
-from openclaw_nb.protocol.login import Finished, LoginEvent, LoginState, Outcome
+from openclaw_nb.protocol.login import Finished, LoginEvent, LoginState, Outcome, Redirected, StatusChanged
 from openclaw_nb.sim import Simulator
 
 from .conftest import FAST
-from .helpers import Phone, typed
+from .helpers import Phone, faults_after_the_scan, typed
 from .qrdecode import decode
 
 BLOCKS = set("█▀▄ ")
@@ -241,3 +242,55 @@ def test_cli_login_exits_130_on_ctrl_c(
     out = capsys.readouterr().out
     assert stdin.asked.is_set() and "Login cancelled (interrupted)" in out
     assert not home.exists()
+
+
+def test_terminal_shows_failed_polls_without_flooding(
+    sim: Simulator, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four 524s and a 400 after the scan: the first failure is printed, the same error again only every
+    # POLL_FAILURE_REMINDER polls, a new error at once; then the line that the server answers again.
+    monkeypatch.setattr(login_mod, "POLL_FAILURE_REMINDER", 3)
+    console, out = captured(color_system=None)
+    phone = Phone(sim)
+    on_event = faults_after_the_scan(sim, phone, *["http_524"] * 4, "http_400")
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="terminal", console=console, on_event=on_event, **FAST)
+    assert result.ok and sim.faults == []
+    lines = [line for line in out.getvalue().splitlines() if "A status poll failed" in line]
+    assert len(lines) == 3, lines
+    assert "A status poll failed: get_qrcode_status got HTTP 524" in lines[0]
+    assert "A status poll failed (3 in a row): get_qrcode_status got HTTP 524" in lines[1]
+    assert "A status poll failed (5 in a row): get_qrcode_status got HTTP 400" in lines[2]
+    text = out.getvalue()
+    assert "The server answers again after 5 failed status polls: confirm the login on the phone" in text
+    assert text.index("answers again") < text.index("✓ Logged in as bot")
+
+
+def test_terminal_login_redirected_then_expired_stays_on_the_redirect_host(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(redirect=True, count=1)
+    console, out = captured(color_system=None)
+    phone = Phone(sim, confirm=False)
+
+    def on_event(event: LoginEvent) -> None:
+        phone(event)
+        if isinstance(event, Redirected):
+            sim.expire(phone.qrcodes[-1])
+        elif isinstance(event, StatusChanged) and event.state == LoginState.SCANNED:
+            sim.confirm(phone.qrcodes[-1])
+
+    with Client(base_url=sim.base_url, record=False) as client:
+        result = client.login(display="terminal", console=console, on_event=on_event, **FAST)
+    assert result.ok
+    text = out.getvalue()
+    host = sim.redirect_base_url.split("://", 1)[1]
+    for expected in (
+        f"Scanned: continuing on {host}; confirm the login on the phone",
+        "The QR code expired: refreshed 2/3",
+        "Scanned: confirm the login on the phone",
+        f"✓ Logged in as bot {result.bot_id}",
+        f"base url: {sim.base_url}",
+    ):
+        assert expected in text, expected
+    second = phone.qrcodes[1]
+    roles = {r["host_role"] for r in sim.requests if r["query"].get("qrcode") == second}
+    assert roles == {"redirect"}

@@ -38,7 +38,7 @@ from openclaw_nb.protocol.redact import redact
 from openclaw_nb.sim import Simulator
 
 from .conftest import FAST
-from .helpers import CountingTransport, Phone
+from .helpers import CountingTransport, Phone, faults_after_the_scan
 from .qrdecode import decode, modules_from_png
 
 TIMEOUT = 10.0
@@ -394,3 +394,72 @@ def test_auto_display_from_the_running_shell(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setattr(login_mod.env, "ipython", lambda t=shell_type: shell(t) if t else None)
         assert login_mod.env.in_kernel() is (shell_type == "ZMQInteractiveShell")
         assert asyncio.run(choice()) == expected, shell_type
+
+
+def test_widget_shows_failed_polls_and_carries_on(sim: Simulator, home: Path) -> None:
+    # A 524 and a 400 from the server after the scan: the status line says so (in amber), the login goes on,
+    # and the line says when the server answers again.
+    statuses: list[str] = []
+    phone = Phone(sim, user="jules")
+
+    async def main() -> LoginResult:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            on_event = faults_after_the_scan(sim, phone, "http_524", "http_400")
+            handle = await client.login(display="widget", on_event=on_event, **FAST)
+            handle.widget.status.observe(lambda change: statuses.append(change["new"]), names="value")
+            return await asyncio.wait_for(handle, TIMEOUT)
+
+    result = asyncio.run(main())
+    assert result.ok and sim.faults == []
+    failed = [line for line in statuses if "A status poll failed" in line]
+    assert len(failed) == 2 and all('style="color:#9a6700"' in line for line in failed)
+    assert "get_qrcode_status got HTTP 524" in failed[0] and "(2 in a row)" in failed[1] and "HTTP 400" in failed[1]
+    expected = [
+        "Scanned: confirm the login on the phone",
+        "A status poll failed",
+        "A status poll failed (2 in a row)",
+        "The server answers again after 2 failed status polls: confirm the login on the phone",
+        "Logged in as bot",
+    ]
+    it = iter(statuses)
+    missing = [text for text in expected if not any(text in line for line in it)]
+    assert not missing, statuses
+
+
+def test_widget_verify_code_typed_once_and_answered_late(sim: Simulator, home: Path) -> None:
+    sim.set_qr_scenario(verify_code="314159", verify_late=2, count=1)
+    statuses: list[str] = []
+
+    async def main() -> LoginResult:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = await client.login(display="widget", **FAST)
+            widget = handle.widget
+            widget.status.observe(lambda change: statuses.append(change["new"]), names="value")
+            await until(lambda: handle.qr_url)
+            qrcode_id = sim.latest_qrcode
+            sim.scan(qrcode_id)
+            await until(lambda: widget.code_row.layout.display != "none")
+            widget.code.value = "314159"
+            widget.submit.click()
+            await until(lambda: "accepted" in widget.status.value)
+            sim.confirm(qrcode_id)
+            return await asyncio.wait_for(handle, TIMEOUT)
+
+    result = asyncio.run(main())
+    assert result.ok
+    assert not any("wrong" in line for line in statuses), statuses
+    sent = [r["query"].get("verify_code") for r in sim.requests if r["endpoint"] == "get_qrcode_status"]
+    assert [c for c in sent if c] == ["314159"] * 3
+
+
+def test_widget_names_superseded_logins() -> None:
+    session = LoginSession()
+    widget = LoginWidget(session)
+    creds = LoginCredentials("t" * 64, "new@im.bot", "http://sim.test", "u@im.wechat")
+    session.finish(LoginResult(ok=True, outcome=Outcome.CONFIRMED, credentials=creds, superseded=("old@im.bot",)))
+    shown = widget.outcome.value
+    assert "supersedes" in shown and "old@im.bot (forget_superseded() removes them)" in shown
+    session = LoginSession()
+    widget = LoginWidget(session)
+    session.finish(LoginResult(ok=True, outcome=Outcome.CONFIRMED, credentials=creds, forgotten=("old@im.bot",)))
+    assert "old@im.bot (superseded)" in widget.outcome.value and "t" * 64 not in widget.outcome.value
