@@ -67,8 +67,9 @@ CONFIG_TIMEOUT = 10.0
 QR_ACTIVE_SECONDS = 5 * 60
 #: How long the simulator's QR codes live before ``expired`` (``SimConfig.qr_lifetime``, ``openclaw-nb sim
 #: --qr-expiry``): the official client's 5 minutes. The real server's lifetime is not known exactly (PROTOCOL.md,
-#: observed: "roughly a minute or more") and it sends no lifetime field, so the client counts down
-#: ``QR_ACTIVE_SECONDS`` to its own refresh; with the simulator the login widget's "expires in" is exact.
+#: observed: "roughly a minute or more") and it sends no lifetime field, so the login widget counts down
+#: ``QR_ACTIVE_SECONDS`` as an estimate (a code is replaced only when the server says ``expired``, as in the
+#: official client); with the simulator the widget's "expires in" is exact.
 #: To play a server with short-lived codes: ``openclaw-nb sim --qr-expiry 60``.
 QR_LIFETIME = float(QR_ACTIVE_SECONDS)
 LOGIN_DEADLINE_SECONDS = 8 * 60
