@@ -463,3 +463,23 @@ def test_widget_names_superseded_logins() -> None:
     widget = LoginWidget(session)
     session.finish(LoginResult(ok=True, outcome=Outcome.CONFIRMED, credentials=creds, forgotten=("old@im.bot",)))
     assert "old@im.bot (superseded)" in widget.outcome.value and "t" * 64 not in widget.outcome.value
+
+
+def test_cancel_ends_a_login_whose_polls_keep_failing(sim: Simulator, home: Path) -> None:
+    # Every status poll fails (a gateway that answers 524 to all of them): the login waits on, showing it,
+    # until the user clicks Cancel.
+    sim.add_fault(http_524=1.0, endpoints=["get_qrcode_status"])
+
+    async def main() -> None:
+        async with AsyncClient(base_url=sim.base_url, record=False) as client:
+            handle = await client.login(display="widget", **FAST)
+            widget = handle.widget
+            await until(lambda: "(3 in a row)" in widget.status.value)
+            assert not handle.done() and handle.status == LoginState.WAITING
+            widget.cancel_button.click()
+            with pytest.raises(LoginError) as info:
+                await asyncio.wait_for(handle, TIMEOUT)
+            assert info.value.result.outcome == Outcome.CANCELLED
+            assert "Login cancelled" in widget.status.value
+
+    asyncio.run(main())
