@@ -26,6 +26,7 @@ _LAZY = {
     "UsageError": "openclaw_nb.errors",
     "RemoteError": "openclaw_nb.errors",
     "TransportError": "openclaw_nb.errors",
+    "DeliveryUnknownError": "openclaw_nb.errors",
     "ProtocolError": "openclaw_nb.errors",
     "ApiError": "openclaw_nb.errors",
     "StaleTokenError": "openclaw_nb.errors",
@@ -93,6 +94,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import (
         ApiError,
         CdnError,
+        DeliveryUnknownError,
         InvalidArgumentsError,
         NotYetContactedError,
         OpenClawError,

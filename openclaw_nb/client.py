@@ -13,6 +13,7 @@ import functools
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -50,6 +51,7 @@ from .protocol.headers import DEFAULT_BOT_AGENT, ClientIdentity
 from .protocol.media import SplitSendResp, split_text
 from .protocol.poll import long_poll_window_ms
 from .protocol.redact import redact, redact_url
+from .protocol.text import TEXT_CHUNK_CHARS, apply_markdown
 from .updates import AsyncUpdatesMixin, UpdatesMixin
 
 log = logging.getLogger("openclaw_nb")
@@ -59,6 +61,9 @@ M = TypeVar("M", bound=m.WireModel)
 #: Request extensions read by the recorder: the logical call and the 1-based attempt number.
 EXT_CALL = "openclaw_nb.call"
 EXT_ATTEMPT = "openclaw_nb.attempt"
+#: Errors raised before a connection to the server existed, so the server cannot have seen the request: refused,
+#: DNS failure and TLS handshake failure (ConnectError), connect timeout, no pooled connection in time.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Connection pool bound: httpx's async pool degrades sharply with many concurrent requests on one client.
 DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
 USER_AGENT = {"User-Agent": f"openclaw-nb/{__version__}"}
@@ -355,9 +360,15 @@ class BaseClient:
         return self._post_message_flow(message.to_wire())
 
     def _post_message_flow(self, wire: dict[str, Any]) -> Flow:
-        """``sendmessage`` with a checked message as wire JSON (``client_id`` set)."""
-        # The same request bytes (and so the same client_id) go out on every retry: the server deduplicates.
-        resp = cast(m.SendMessageResp, (yield from self._call("send_message", {"msg": wire})))
+        """``sendmessage`` with a checked message as wire JSON (``client_id`` set).
+
+        Not retried once the request may have reached the server (see ``RetryPolicy.retry_sends``): a timeout
+        or a 5xx raises DeliveryUnknownError with the ``client_id``. A retry, when allowed, sends the same
+        bytes, so the same ``client_id``.
+        """
+        send, body = self._api_send("send_message", {"msg": wire})
+        flow = api_call(ENDPOINTS["send_message"], send, self.retry, body=body, client_id=wire["client_id"])
+        resp = cast(m.SendMessageResp, (yield from flow))
         resp.client_id = wire["client_id"]
         return resp
 
@@ -370,29 +381,41 @@ class BaseClient:
         client_id: str | None,
         max_bytes: int | None = None,
         send_what_fits: bool = False,
+        *,
+        max_chars: int | None = TEXT_CHUNK_CHARS,
+        markdown: str | None = None,
+        run_id: str | None = None,
     ) -> Flow:
         user = _resolve_to(to, chat_id)
         if not isinstance(text, str):
             raise E.UsageError(f"text must be a str, got {type(text).__name__}; use str(value) to send it as text")
         if not text:
             raise E.UsageError("text is empty; pass the message to send")
-        for name, value in (("context_token", context_token), ("client_id", client_id)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise E.UsageError(f"{name} must be a non-empty string or None (the default picks it for you)")
+        _check_ids(context_token=context_token, client_id=client_id, run_id=run_id)
+        try:
+            filtered = apply_markdown(text, markdown)
+        except ValueError as exc:
+            raise E.UsageError(str(exc)) from None
+        if markdown is not None and not filtered.strip():
+            raise E.UsageError(
+                "the text is empty after the Markdown filter (it held only images or markers), so nothing was sent"
+            )
         # Long text (issue 5): each part of a split is its own message, and a split send is checked against
         # the context token's reply budget before the first part goes out, so it is never cut off halfway.
-        parts = _split_for_send(text, max_bytes)
+        parts = _split_for_send(filtered, max_bytes, max_chars)
         peer = self.peer(user)
         token = self._reply_token(peer, context_token)
         if len(parts) == 1:
-            return (yield from self._send_item_flow(peer, m.MessageItem.text(text), token, client_id))
-        what = f"the text ({len(text.encode('utf-8')):,} bytes of UTF-8) splits into {len(parts)} messages and"
+            return (yield from self._send_item_flow(peer, m.MessageItem.text(filtered), token, client_id, run_id))
+        size = f"{len(filtered):,} characters, {len(filtered.encode('utf-8')):,} bytes of UTF-8"
+        what = f"the text ({size}) splits into {len(parts)} messages and"
         sendable = self._sends_allowed(peer, token, len(parts), what, send_what_fits=send_what_fits)
         answers: list[m.SendMessageResp] = []
         for i, part in enumerate(parts[:sendable]):
             part_id = f"{client_id}-{i + 1}" if client_id else None
+            item = m.MessageItem.text(part)
             try:
-                answers.append((yield from self._send_item_flow(peer, m.MessageItem.text(part), token, part_id)))
+                answers.append((yield from self._send_item_flow(peer, item, token, part_id, run_id)))
             except E.OpenClawError as exc:
                 if answers:
                     exc.add_note(f"parts 1-{len(answers)} of {len(parts)} were sent before this failure")
@@ -435,8 +458,14 @@ class BaseClient:
             f"{C.SENDS_PER_CONTEXT_TOKEN} more)"
         )
 
-    def _send_item_flow(self, peer: Peer, item: m.MessageItem, token: str | None, client_id: str | None) -> Flow:
-        """Send one item to the user as its own message; counts it against the token and explains a -2."""
+    def _send_item_flow(
+        self, peer: Peer, item: m.MessageItem, token: str | None, client_id: str | None, run_id: str | None = None
+    ) -> Flow:
+        """Send one item to the user as its own message; counts it against the token and explains a -2.
+
+        A send whose fate is unknown (DeliveryUnknownError) is counted too: it may have used one of the sends
+        the token allows, and the budget is better too small than too large.
+        """
         # Built as wire JSON directly: this is the hot path of every reply, and all of it is checked above.
         wire: dict[str, Any] = {
             "from_user_id": "",
@@ -448,12 +477,19 @@ class BaseClient:
         if token:
             wire["context_token"] = token
         wire["item_list"] = [item.to_wire()]
+        if run_id:
+            wire["run_id"] = run_id
         try:
             resp = yield from self._post_message_flow(wire)
         except E.SendRejectedError as exc:
             peer.last_error = str(exc.errmsg or exc.code)
             text = item.text_item.text if item.text_item is not None else None
             raise self._explain_rejection(exc, peer, token, len(text.encode("utf-8")) if text else 0) from None
+        except E.DeliveryUnknownError as exc:
+            peer.last_error = str(exc)
+            if token and token == peer.context_token:
+                peer.sends_on_token += 1
+            raise
         if token and token == peer.context_token:
             peer.sends_on_token += 1
         peer.last_error = None
@@ -658,14 +694,32 @@ def _resolve_to(to: str | None, chat_id: str | None) -> str:
     return _require_user(to if to is not None else chat_id, "to")
 
 
-def _split_for_send(text: str, max_bytes: int | None) -> list[str]:
+def _split_for_send(text: str, max_bytes: int | None, max_chars: int | None = TEXT_CHUNK_CHARS) -> list[str]:
     limit = C.MAX_TEXT_BYTES if max_bytes is None else max_bytes
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 4:
         raise E.UsageError(f"max_bytes must be an int of at least 4 (bytes of UTF-8 per message), got {max_bytes!r}")
+    if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
+        raise E.UsageError(
+            f"max_chars must be an int of at least 1 (characters per message; default {TEXT_CHUNK_CHARS:,}, as the "
+            f"official client) or None (split by bytes only), got {max_chars!r}"
+        )
     try:
-        return split_text(text, limit)
+        return split_text(text, limit, max_chars)
     except UnicodeEncodeError:
         raise E.UsageError("text contains characters that have no UTF-8 form (lone surrogates)") from None
+
+
+def _check_ids(**values: str | None) -> None:
+    """Optional ids given by the caller (``client_id``, ``run_id``, ``context_token``): non-empty strings."""
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, str) or not value):
+            raise E.UsageError(f"{name} must be a non-empty string or None (the default picks it for you)")
+
+
+def new_run_id() -> str:
+    """A fresh ``run_id`` (a UUID), as the official client makes one per inbound message it answers: pass the
+    same one to every send of one reply (``send_text(..., run_id=...)``, ``send_image(..., run_id=...)``)."""
+    return str(uuid.uuid4())
 
 
 def _log_sleep(action: Sleep) -> None:
@@ -718,9 +772,9 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
             finally:
                 response.close()
         except httpx.TimeoutException as exc:
-            return Failure(exc, timeout=True)
+            return Failure(exc, timeout=True, not_sent=isinstance(exc, _NOT_SENT))
         except httpx.RequestError as exc:  # refused, reset, broken encoding: no usable answer
-            return Failure(exc)
+            return Failure(exc, not_sent=isinstance(exc, _NOT_SENT))
 
     def close(self) -> None:
         self._http.close()
@@ -761,16 +815,35 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
         client_id: str | None = None,
         max_bytes: int | None = None,
         send_what_fits: bool = False,
+        max_chars: int | None = TEXT_CHUNK_CHARS,
+        markdown: str | None = None,
+        run_id: str | None = None,
     ) -> m.SendMessageResp:
         """Send ``text`` to a user, echoing the latest ``context_token`` seen from them.
 
-        Text over ``max_bytes`` of UTF-8 (default 16 KiB) goes out as several messages, split at paragraph,
-        sentence, then character boundaries; if they exceed the sends left on the context token nothing is
-        sent (UsageError) unless ``send_what_fits=True``. A split send returns a ``SplitSendResp``.
+        Text over ``max_chars`` characters (default 4,000, as the official client) or ``max_bytes`` of UTF-8
+        (default 16 KiB, the server's limit) goes out as several messages, split at paragraph, sentence, then
+        character boundaries; if they exceed the sends left on the context token nothing is sent (UsageError)
+        unless ``send_what_fits=True``. A split send returns a ``SplitSendResp``. ``markdown="official"`` first
+        passes the text through the official client's Markdown filter (images dropped, H5/H6 markers and
+        emphasis around CJK text removed). ``run_id`` tags the message as part of one reply (the official
+        client sends one UUID per inbound message it answers); ``client_id`` re-sends a message whose delivery
+        is unknown under its first id (see DeliveryUnknownError).
 
         >>> client.send_text("abc@im.wechat", "hello")          # or chat_id="abc@im.wechat"
         """
-        flow = self._send_text_flow(to, text, context_token, chat_id, client_id, max_bytes, send_what_fits)
+        flow = self._send_text_flow(
+            to,
+            text,
+            context_token,
+            chat_id,
+            client_id,
+            max_bytes,
+            send_what_fits,
+            max_chars=max_chars,
+            markdown=markdown,
+            run_id=run_id,
+        )
         return cast(m.SendMessageResp, self._run(flow))
 
     def get_upload_url(
@@ -860,9 +933,9 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
             finally:
                 await response.aclose()
         except httpx.TimeoutException as exc:
-            return Failure(exc, timeout=True)
+            return Failure(exc, timeout=True, not_sent=isinstance(exc, _NOT_SENT))
         except httpx.RequestError as exc:  # refused, reset, broken encoding: no usable answer
-            return Failure(exc)
+            return Failure(exc, not_sent=isinstance(exc, _NOT_SENT))
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -907,9 +980,24 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
         client_id: str | None = None,
         max_bytes: int | None = None,
         send_what_fits: bool = False,
+        max_chars: int | None = TEXT_CHUNK_CHARS,
+        markdown: str | None = None,
+        run_id: str | None = None,
     ) -> m.SendMessageResp:
-        """Send ``text`` to a user, echoing the latest ``context_token`` seen from them (split as in Client)."""
-        flow = self._send_text_flow(to, text, context_token, chat_id, client_id, max_bytes, send_what_fits)
+        """Send ``text`` to a user, echoing the latest ``context_token`` seen from them (split, filtered and
+        tagged as in :meth:`Client.send_text`)."""
+        flow = self._send_text_flow(
+            to,
+            text,
+            context_token,
+            chat_id,
+            client_id,
+            max_bytes,
+            send_what_fits,
+            max_chars=max_chars,
+            markdown=markdown,
+            run_id=run_id,
+        )
         return cast(m.SendMessageResp, await self._run(flow))
 
     async def get_upload_url(

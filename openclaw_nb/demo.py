@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from .client import Client
+from .client import Client, new_run_id
 from .protocol.constants import ItemType
 from .protocol.redact import redact
 from .sim import Simulator
@@ -118,15 +118,21 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
             console.print(table)
 
             _step(console, 3, "Reply to each, with the typing indicator on while 'thinking'")
+            # One run_id per message answered, on every send of its reply, as the official client tags replies.
+            runs = {id(msg): new_run_id() for msg in received}
             for msg in received:
                 user = msg.from_user_id or ""
                 with client.typing_indicator(user):
-                    resp = client.send_text(user, f"You said: {msg.text}")
+                    resp = client.send_text(user, f"You said: {msg.text}", run_id=runs[id(msg)])
                 console.print(f"  replied to {user}: message_id {resp.message_id}")
 
             _step(console, 4, "Send alice an image (AES-128-ECB encrypted, uploaded to the CDN) with a caption")
             sent = client.send_image(
-                _demo_image(), received[0].from_user_id or "", caption="Here is a picture", name="demo.png"
+                _demo_image(),
+                received[0].from_user_id or "",
+                caption="Here is a picture",
+                name="demo.png",
+                run_id=runs[id(received[0])],  # still the reply to alice's message
             )
             console.print(f"  uploaded and sent: {sent!r}")
 

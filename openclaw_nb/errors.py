@@ -36,6 +36,29 @@ class TransportError(RemoteError):
         self.attempts = attempts
 
 
+class DeliveryUnknownError(TransportError):
+    """A ``sendmessage`` went out but no usable answer came back (a timeout, a connection dropped after the
+    request was written, an HTTP 5xx): the message may or may not have been delivered.
+
+    It is not sent again by itself, because a second send may deliver it twice and use one more of the sends
+    the context token allows (whether the server de-duplicates by ``client_id`` is not known). ``client_id``
+    is the id the message went out with: to try again, pass it back (``send_text(..., client_id=...)``), so a
+    server that does de-duplicate can recognise the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        client_id: str,
+        endpoint: str = "",
+        status_code: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, status_code=status_code, attempts=attempts)
+        self.client_id = client_id
+
+
 class ProtocolError(RemoteError):
     """The server answered, but not in the shape the protocol promises (not JSON, not an object, wrong types)."""
 

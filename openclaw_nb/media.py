@@ -31,6 +31,7 @@ from .protocol.media import (
     parse_kind,
     split_text,
 )
+from .protocol.text import TEXT_CHUNK_CHARS
 
 if TYPE_CHECKING:
     from .client import BaseClient, Peer
@@ -179,7 +180,7 @@ class _MediaFlows(_Base):
         """Check the reply budget for caption + media before uploading anything (an upload is expensive)."""
         if caption is not None and (not isinstance(caption, str) or not caption):
             raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
-        parts = split_text(caption, C.MAX_TEXT_BYTES) if caption else []
+        parts = split_text(caption, C.MAX_TEXT_BYTES, TEXT_CHUNK_CHARS) if caption else []
         peer = self.peer(to)
         # As send_text: without a token this warns and sends anyway. PROTOCOL.md lets a client send without
         # one (the official plugin only warns); a server that insists answers -2, explained by SendRejectedError.
@@ -190,12 +191,18 @@ class _MediaFlows(_Base):
         return peer, token, parts
 
     def _send_media_flow(
-        self, uploaded: UploadedMedia, peer: Peer, token: str | None, caption: list[str], client_id: str | None
+        self,
+        uploaded: UploadedMedia,
+        peer: Peer,
+        token: str | None,
+        caption: list[str],
+        client_id: str | None,
+        run_id: str | None = None,
     ) -> Flow:
         answers = []
         for part in caption:  # the official client sends the caption first, as its own text message
-            answers.append((yield from self._send_item_flow(peer, m.MessageItem.text(part), token, None)))
-        sent = yield from self._send_item_flow(peer, uploaded.message_item(), token, client_id)
+            answers.append((yield from self._send_item_flow(peer, m.MessageItem.text(part), token, None, run_id)))
+        sent = yield from self._send_item_flow(peer, uploaded.message_item(), token, client_id, run_id)
         resp = MediaSendResp.from_wire(sent.to_wire())
         resp.raw, resp.client_id = sent.raw, sent.client_id
         resp.uploaded, resp.caption = uploaded, answers
@@ -209,16 +216,26 @@ class _MediaFlows(_Base):
         if cache.due(user, token):
             try:
                 resp = cast(m.GetConfigResp, (yield from self._get_config_flow(user, token)))
-                if not resp.typing_ticket:
-                    raise E.ProtocolError("get_config answered without a typing_ticket", endpoint="get_config")
+                if resp.ret != 0:
+                    # Only an explicit ret 0 is a success for the official client; other codes raised above.
+                    raise E.ProtocolError(
+                        "get_config answered without ret = 0, which counts as a failure (as in the official client)",
+                        endpoint="get_config",
+                    )
             except E.RemoteError as exc:
                 cache.failed(user, str(exc), token)
                 if ticket is None:
                     raise
                 log.info("get_config for %s failed (%s); using the cached typing ticket", user, exc)
             else:
-                ticket = resp.typing_ticket
+                ticket = resp.typing_ticket or ""
                 cache.succeeded(user, ticket)
+                if not ticket:
+                    log.info(
+                        "get_config gave no typing_ticket for %s: the typing indicator is off for this user until "
+                        "the ticket is refreshed (within 24 h), as in the official client",
+                        user,
+                    )
         elif ticket is None:
             entry = cache.entries[user]
             raise E.RemoteError(
@@ -226,12 +243,22 @@ class _MediaFlows(_Base):
                 f"{cache.wait(user):.0f} s, or sooner once the user writes again",
                 endpoint="get_config",
             )
+        if not ticket:
+            log.debug("typing for %s skipped: the server gave no typing_ticket", user)
+            return None
         status = C.TypingStatus.CANCEL if cancel else C.TypingStatus.TYPING
         try:
             return (yield from self._send_typing_flow(user, ticket, status))
         except E.ApiError:
             cache.invalidate(user)  # the server refused the ticket: fetch a fresh one next time
             raise
+
+
+def _check_run_id(run_id: object) -> None:
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise E.UsageError(
+            f"run_id must be a non-empty string (one per reply, e.g. new_run_id()) or None, got {run_id!r}"
+        )
 
 
 def _media_kind(expected: C.UploadMediaType, source: object) -> C.UploadMediaType:
@@ -274,7 +301,8 @@ class MediaMixin(_MediaFlows):
     ) -> UploadedMedia:
         """Encrypt and upload a file (or bytes) to the CDN for user ``to``; nothing is sent to the user yet.
 
-        ``kind`` is ``"image"``, ``"video"`` or ``"file"`` (default: from the MIME type of the name).
+        ``kind`` is ``"image"``, ``"video"`` or ``"file"`` (default: from the name's extension, by the official
+        client's fixed table: ``protocol.media.EXTENSION_MIME``).
         Files above 1 MiB (1,048,576 bytes) show a progress bar (ipywidgets in Jupyter, rich on a terminal)
         unless ``progress=False``; ``progress=True`` shows one for any size.
 
@@ -301,14 +329,17 @@ class MediaMixin(_MediaFlows):
         client_id: str | None,
         name: str | None,
         progress: bool | None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         user = _require_to(to)
+        _check_run_id(run_id)
         peer, token, parts = self._media_budget(user, caption, context_token)
         if isinstance(source, UploadedMedia):
             uploaded = source
         else:
             uploaded = self.upload(source, user, kind, name=name, progress=progress)  # type: ignore[arg-type]
-        return cast(MediaSendResp, self._run(self._send_media_flow(uploaded, peer, token, parts, client_id)))
+        flow = self._send_media_flow(uploaded, peer, token, parts, client_id, run_id)
+        return cast(MediaSendResp, self._run(flow))
 
     def send_image(
         self,
@@ -320,13 +351,14 @@ class MediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         """Upload an image and send it (a caption goes first, as its own text message).
 
         >>> client.send_image("plot.png", user, caption="today's numbers")
         """
         kind = _media_kind(C.UploadMediaType.IMAGE, image)
-        return self._send_media(image, to, kind, caption, context_token, client_id, name, progress)
+        return self._send_media(image, to, kind, caption, context_token, client_id, name, progress, run_id)
 
     def send_file(
         self,
@@ -338,6 +370,7 @@ class MediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         """Upload a file and send it as a file message (shown with its name and size).
 
@@ -345,7 +378,7 @@ class MediaMixin(_MediaFlows):
         >>> client.send_file(b"a,b\\n1,2\\n", user, name="data.csv")
         """
         kind = _media_kind(C.UploadMediaType.FILE, file)
-        return self._send_media(file, to, kind, caption, context_token, client_id, name, progress)
+        return self._send_media(file, to, kind, caption, context_token, client_id, name, progress, run_id)
 
     def send_video(
         self,
@@ -357,10 +390,11 @@ class MediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         """Upload a video and send it as a video message."""
         kind = _media_kind(C.UploadMediaType.VIDEO, video)
-        return self._send_media(video, to, kind, caption, context_token, client_id, name, progress)
+        return self._send_media(video, to, kind, caption, context_token, client_id, name, progress, run_id)
 
     def send_media(
         self,
@@ -373,23 +407,28 @@ class MediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
-        """Upload and send, choosing the message kind by MIME type: ``video/*`` → video, ``image/*`` → image,
-        anything else → file.
+        """Upload and send, choosing the message kind by the MIME type of the name's extension in the official
+        client's fixed table: ``video/*`` → video, ``image/*`` → image, anything else (``.svg``, ``.heic``,
+        an unknown extension) → file. ``kind=`` overrides it; ``run_id`` tags the caption and the media as one
+        reply.
 
         >>> client.send_media("clip.mp4", user, caption="look")     # a video message after the caption
         """
-        return self._send_media(path, to, kind, caption, context_token, client_id, name, progress)
+        return self._send_media(path, to, kind, caption, context_token, client_id, name, progress, run_id)
 
-    def typing(self, user: str, cancel: bool = False, *, context_token: str | None = None) -> m.SendTypingResp:
+    def typing(self, user: str, cancel: bool = False, *, context_token: str | None = None) -> m.SendTypingResp | None:
         """Show the typing indicator to ``user`` (or hide it with ``cancel=True``).
 
         The ``typing_ticket`` comes from ``getconfig`` and is cached per user (refreshed at a random time
-        within 24 h; after a failure retried with back-off from 2 s to 1 h).
+        within 24 h; after a failure retried with back-off from 2 s to 1 h). A ``getconfig`` counts as a success
+        only with ``ret`` 0; when it gives an empty ticket, typing is off for that user (nothing is sent and
+        this returns None) until the next refresh, as in the official client.
 
         >>> client.typing(user); answer = slow_model(question); client.typing(user, cancel=True)
         """
-        return cast(m.SendTypingResp, self._run(self._typing_flow(user, cancel, context_token)))
+        return cast("m.SendTypingResp | None", self._run(self._typing_flow(user, cancel, context_token)))
 
     @contextmanager
     def typing_indicator(self, user: str, *, context_token: str | None = None) -> Iterator[None]:
@@ -459,14 +498,17 @@ class AsyncMediaMixin(_MediaFlows):
         client_id: str | None,
         name: str | None,
         progress: bool | None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         user = _require_to(to)
+        _check_run_id(run_id)
         peer, token, parts = self._media_budget(user, caption, context_token)
         if isinstance(source, UploadedMedia):
             uploaded = source
         else:
             uploaded = await self.upload(source, user, kind, name=name, progress=progress)  # type: ignore[arg-type]
-        return cast(MediaSendResp, await self._run(self._send_media_flow(uploaded, peer, token, parts, client_id)))
+        flow = self._send_media_flow(uploaded, peer, token, parts, client_id, run_id)
+        return cast(MediaSendResp, await self._run(flow))
 
     async def send_image(
         self,
@@ -478,10 +520,11 @@ class AsyncMediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         """Upload an image and send it (a caption goes first, as its own text message)."""
         kind = _media_kind(C.UploadMediaType.IMAGE, image)
-        return await self._send_media(image, to, kind, caption, context_token, client_id, name, progress)
+        return await self._send_media(image, to, kind, caption, context_token, client_id, name, progress, run_id)
 
     async def send_file(
         self,
@@ -493,10 +536,11 @@ class AsyncMediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         """Upload a file and send it as a file message."""
         kind = _media_kind(C.UploadMediaType.FILE, file)
-        return await self._send_media(file, to, kind, caption, context_token, client_id, name, progress)
+        return await self._send_media(file, to, kind, caption, context_token, client_id, name, progress, run_id)
 
     async def send_video(
         self,
@@ -508,10 +552,11 @@ class AsyncMediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
         """Upload a video and send it as a video message."""
         kind = _media_kind(C.UploadMediaType.VIDEO, video)
-        return await self._send_media(video, to, kind, caption, context_token, client_id, name, progress)
+        return await self._send_media(video, to, kind, caption, context_token, client_id, name, progress, run_id)
 
     async def send_media(
         self,
@@ -524,13 +569,17 @@ class AsyncMediaMixin(_MediaFlows):
         client_id: str | None = None,
         name: str | None = None,
         progress: bool | None = None,
+        run_id: str | None = None,
     ) -> MediaSendResp:
-        """Upload and send, choosing image, video or file by MIME type."""
-        return await self._send_media(path, to, kind, caption, context_token, client_id, name, progress)
+        """Upload and send, choosing image, video or file by the extension's MIME type (as Client.send_media)."""
+        return await self._send_media(path, to, kind, caption, context_token, client_id, name, progress, run_id)
 
-    async def typing(self, user: str, cancel: bool = False, *, context_token: str | None = None) -> m.SendTypingResp:
-        """Show the typing indicator to ``user`` (or hide it with ``cancel=True``)."""
-        return cast(m.SendTypingResp, await self._run(self._typing_flow(user, cancel, context_token)))
+    async def typing(
+        self, user: str, cancel: bool = False, *, context_token: str | None = None
+    ) -> m.SendTypingResp | None:
+        """Show the typing indicator to ``user`` (or hide it with ``cancel=True``); None when typing is off for
+        the user (an empty ticket), as in :meth:`Client.typing`."""
+        return cast("m.SendTypingResp | None", await self._run(self._typing_flow(user, cancel, context_token)))
 
     @asynccontextmanager
     async def typing_indicator(self, user: str, *, context_token: str | None = None) -> AsyncIterator[None]:

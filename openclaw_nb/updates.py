@@ -566,11 +566,15 @@ class Media(bytes):
 
     info: InboundMedia
     mime: str | None
+    #: What did not match the message's ``len``/``md5``/``video_md5`` after decryption (None: all agreed, or
+    #: the message gave none). The official client never reads them, so a mismatch only warns.
+    mismatch: str | None
 
-    def __new__(cls, data: bytes, info: InboundMedia) -> Media:
+    def __new__(cls, data: bytes, info: InboundMedia, mismatch: str | None = None) -> Media:
         obj = super().__new__(cls, data)
         obj.info = info
         obj.mime = sniff(data)[0] if info.kind == "image" else None
+        obj.mismatch = mismatch
         return obj
 
     @property
@@ -583,7 +587,8 @@ class Media(bytes):
         return self.info.default_name(bytes(self[:16]))
 
     def __repr__(self) -> str:
-        return f"<Media {self.kind} {self.name!r}, {len(self):,} bytes>"
+        warn = f", mismatch: {self.mismatch}" if self.mismatch else ""
+        return f"<Media {self.kind} {self.name!r}, {len(self):,} bytes{warn}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": repr(self)}
@@ -640,18 +645,29 @@ def _open_media(ciphertext: bytes, info: InboundMedia) -> Media:
                 f"download_media could not decrypt this {info.kind} with the key from {info.key_source}: {exc}",
                 endpoint="cdn_download",
             ) from None
+    # The official client never reads len/md5/video_md5: a mismatch keeps the bytes, warns, and is recorded.
+    problems = []
     if info.size is not None and info.size != len(data):
-        raise E.ProtocolError(
-            f"download_media: the {info.kind} decrypted to {len(data):,} bytes but the message says {info.size:,}; "
-            "the key or the download is wrong",
-            endpoint="cdn_download",
-        )
+        problems.append(f"decrypted to {len(data):,} bytes, the message says {info.size:,}")
     if info.md5 and crypto.md5_hex(data) != info.md5.lower():
-        raise E.ProtocolError(
-            f"download_media: the {info.kind}'s MD5 does not match the message; the key or the download is wrong",
-            endpoint="cdn_download",
+        problems.append("MD5 differs from the message's")
+    mismatch = "; ".join(problems) or None
+    if mismatch:
+        global _mismatch_warned
+        level = logging.DEBUG if _mismatch_warned else logging.WARNING
+        _mismatch_warned = True
+        log.log(
+            level,
+            "download_media: the %s %s (kept: the official client does not check; see Media.mismatch; "
+            "this warning is shown once)",
+            info.kind,
+            mismatch,
         )
-    return Media(data, info)
+    return Media(data, info, mismatch)
+
+
+#: Whether a size/MD5 mismatch was warned about already (later ones are logged at DEBUG).
+_mismatch_warned = False
 
 
 # --- the mixins --------------------------------------------------------------------------------------------

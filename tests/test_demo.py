@@ -11,7 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from openclaw_nb import demo
 from openclaw_nb.demo import run_demo
+from openclaw_nb.sim import Simulator
 
 QR_CHARS = set("█▀▄ ")
 
@@ -26,9 +28,21 @@ def test_demo_runs_and_shows_each_step(tmp_path: Path, monkeypatch) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    sims: list[Simulator] = []
+
+    class Kept(Simulator):  # the demo's simulator, kept to read its outbox afterwards
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            sims.append(self)
+
+    monkeypatch.setattr(demo, "Simulator", Kept)
     out = io.StringIO()
     console = Console(file=out, width=160, color_system=None)
     assert run_demo(console, confirm_after=0.2, long_poll=1.0) == 0
+    # Each reply carries one run_id per message answered: alice's text, caption and image share one.
+    runs = [(e.to_user_id, e.msg.get("run_id")) for e in sims[0].outbox]
+    assert [user for user, _ in runs] == ["alice@im.wechat", "bob@im.wechat", "alice@im.wechat", "alice@im.wechat"]
+    assert runs[0][1] == runs[2][1] == runs[3][1] != runs[1][1] and all(run for _, run in runs)
     text = out.getvalue()
     # The QR code, drawn in the terminal: at least 11 rows (a version-1 code is 21 modules, plus its border).
     drawn = qr_lines(text)

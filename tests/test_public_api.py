@@ -18,6 +18,7 @@ PINNED = [
     "UsageError",
     "RemoteError",
     "TransportError",
+    "DeliveryUnknownError",
     "ProtocolError",
     "ApiError",
     "StaleTokenError",

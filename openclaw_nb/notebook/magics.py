@@ -397,6 +397,8 @@ class WxMagics(Magics):
         #: Where the simulator's logins, cursors and context tokens go: never the user's real data folder,
         #: so a simulated bot does not become "the latest saved login" of the next %wx_connect.
         self.sim_home: str | None = None
+        #: Per user: the inbound message being answered (its context token and time) and its ``run_id``.
+        self._turns: dict[str, tuple[tuple[Any, ...], str]] = {}
 
     # --- state ---
 
@@ -415,6 +417,20 @@ class WxMagics(Magics):
         if self.sim is None:
             raise UsageError(f"%{magic}: no embedded simulator: start one with %wx_connect --sim")
         return self.sim
+
+    def _run_id(self, client: Client, user: str) -> str | None:
+        """The ``run_id`` of a reply to ``user``: one per inbound turn, as the official client tags its replies,
+        so every send until the user writes again shares it. None before the user has written (not a reply)."""
+        peer = client.peers.get(user)
+        if peer is None or (peer.context_token is None and peer.last_inbound_ms is None):
+            return None
+        turn = (id(client), peer.context_token, peer.last_inbound_ms)
+        known = self._turns.get(user)
+        if known is None or known[0] != turn:
+            from ..client import new_run_id
+
+            known = self._turns[user] = (turn, new_run_id())
+        return known[1]
 
     def _store(self) -> Any:
         """The data folder for the current client's stream: the simulator's own, or the default (None)."""
@@ -673,7 +689,7 @@ class WxMagics(Magics):
                 raise UsageError("%%wx_send: the cell is empty: write the message below the %%wx_send line")
         user = _user("wx_send", args.user)
         client = self._need_login("wx_send")
-        resp = client.send_text(user, text, args.context_token)
+        resp = client.send_text(user, text, args.context_token, run_id=self._run_id(client, user))
         parts = getattr(resp, "parts", None) or [resp]
         if len(parts) > 1:
             ids = ", ".join(str(p.message_id) for p in parts)
@@ -696,8 +712,10 @@ class WxMagics(Magics):
         args = self._parse("wx_typing", line)
         user = _user("wx_typing", args.user)
         client = self._need_login("wx_typing")
-        client.typing(user, cancel=args.cancel)
-        if args.cancel:
+        shown = client.typing(user, cancel=args.cancel)
+        if shown is None:
+            print(f"typing is off for {user}: the server gave no typing ticket (it is fetched again within 24 h)")
+        elif args.cancel:
             print(f"typing indicator hidden for {user}")
         else:
             print(f"typing… shown to {user} (hide it with %wx_typing {user} --cancel)")
@@ -723,7 +741,12 @@ class WxMagics(Magics):
         client = self._need_login("wx_upload")
         try:
             resp = client.send_media(
-                path, user, args.caption, kind=args.kind, progress=False if args.no_progress else None
+                path,
+                user,
+                args.caption,
+                kind=args.kind,
+                progress=False if args.no_progress else None,
+                run_id=self._run_id(client, user),
             )
         except OSError as exc:  # the library checks the file first; it can still fail while being read
             raise _cannot_read("wx_upload", args.path, path, exc) from None

@@ -75,8 +75,13 @@ class Reply:
 
 @dataclass(frozen=True)
 class Failure:
+    """No usable answer. ``not_sent``: the connection was never made (refused, DNS failure, connect timeout,
+    no pooled connection in time), so the server cannot have seen the request; the driver decides this from
+    its HTTP library's error, the only place that knows."""
+
     error: BaseException
     timeout: bool = False
+    not_sent: bool = False
 
 
 Action = Send | Sleep
@@ -92,12 +97,19 @@ class RetryPolicy:
     implemented: retrying can't help) are retried. ``Retry-After`` is honoured; when the server asks for a
     longer wait than ``max_delay``, the call stops and says so rather than retrying early.
     ``RetryPolicy(attempts=1)`` turns retries off.
+
+    ``sendmessage`` is different: a second try may deliver the message twice, so it is retried only when the
+    request provably never reached the server (no connection could be made) or the server refused it with
+    HTTP 429; after a timeout, a connection lost once the request was written, or a 5xx, the send stops with
+    :class:`~openclaw_nb.errors.DeliveryUnknownError`. ``retry_sends=True`` retries those too, with the same
+    ``client_id``, for a server known to de-duplicate by it.
     """
 
     attempts: int = 3
     base_delay: float = 0.5
     max_delay: float = 10.0
     jitter: float = 0.25
+    retry_sends: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
@@ -110,6 +122,8 @@ class RetryPolicy:
                 raise E.UsageError(f"RetryPolicy.{name} is a number of seconds >= 0, got {value!r}")
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, (int, float)) or not 0 <= self.jitter <= 1:
             raise E.UsageError(f"RetryPolicy.jitter is a fraction between 0 and 1, got {self.jitter!r}")
+        if not isinstance(self.retry_sends, bool):
+            raise E.UsageError(f"RetryPolicy.retry_sends is True or False, got {self.retry_sends!r}")
 
     @staticmethod
     def retryable(status: int) -> bool:
@@ -190,14 +204,21 @@ def api_call(
     *,
     body: Mapping[str, Any] | None = None,
     gateway_errors_as_timeout: bool = False,
+    client_id: str | None = None,
 ) -> Flow:
     """One API call with retries. Returns the parsed response model; raises typed errors.
 
     Long polls treat a client-side timeout as a normal empty answer. With ``gateway_errors_as_timeout``
     (QR status polls), HTTP 502/504 and network errors count as that empty answer too, as the official
     client does; the result's ``extra["read_as_wait"]`` names the error so a caller can show it.
+
+    With ``client_id`` the call delivers a message (``sendmessage``), and a retry could deliver it twice: it is
+    retried only after a failure that proves the server never saw it (no connection, or HTTP 429), unless
+    ``policy.retry_sends``; otherwise it stops with :class:`~openclaw_nb.errors.DeliveryUnknownError`.
     """
     attempt = 1
+    # Why an earlier try of a send may have delivered it (only with retry_sends, which retries anyway).
+    maybe_delivered: str | None = None
     while True:
         outcome = yield _with_attempt(send, attempt)
         if isinstance(outcome, Failure):
@@ -205,37 +226,90 @@ def api_call(
                 return timeout_result(endpoint, send.params, body)
             if endpoint.long_poll and gateway_errors_as_timeout:
                 return timeout_result(endpoint, send.params, body, _describe(outcome.error))
+            problem = _describe(outcome.error)
+            if client_id is not None and not outcome.not_sent:
+                if not (policy.retry_sends and attempt < policy.attempts):
+                    raise _delivery_unknown(endpoint, client_id, attempt, f"no answer: {problem}", maybe_delivered)
+                maybe_delivered = problem
             if attempt < policy.attempts:
-                yield Sleep(policy.delay(attempt), f"{endpoint.name}: {_describe(outcome.error)}")
+                yield Sleep(policy.delay(attempt), f"{endpoint.name}: {problem}")
                 attempt += 1
                 continue
+            if client_id is not None and maybe_delivered:
+                raise _delivery_unknown(endpoint, client_id, attempt, f"no answer: {problem}", maybe_delivered)
             tries = f" after {attempt} attempts" if attempt > 1 else ""
+            unsent = "; no connection was made, so the message was not sent" if client_id is not None else ""
             raise E.TransportError(
                 f"{endpoint.name} could not get an answer from {send.base_url}{tries} "
-                f"({_describe(outcome.error)}); check that the server is reachable",
+                f"({problem}){unsent}; check that the server is reachable",
                 endpoint=endpoint.name,
                 attempts=attempt,
             ) from outcome.error
         assert isinstance(outcome, Reply), "drivers answer a Send with a Reply or a Failure"
-        if gateway_errors_as_timeout and outcome.status in (502, 504):
-            return timeout_result(endpoint, send.params, body, f"HTTP {outcome.status}")
-        if policy.retryable(outcome.status) and attempt < policy.attempts:
+        status = outcome.status
+        if gateway_errors_as_timeout and status in (502, 504):
+            return timeout_result(endpoint, send.params, body, f"HTTP {status}")
+        retryable = policy.retryable(status)
+        if client_id is not None and retryable and status != 429:
+            # A 5xx may come after the server (or the backend behind a gateway) did the send.
+            if not (policy.retry_sends and attempt < policy.attempts):
+                said = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content, 160)
+                problem = f"HTTP {status}" + (f" ({said})" if said else "")
+                raise _delivery_unknown(endpoint, client_id, attempt, problem, maybe_delivered, status)
+            maybe_delivered = f"HTTP {status}"
+        if retryable and attempt < policy.attempts:
             retry_after = parse_retry_after(outcome.headers.get("retry-after"))
             if retry_after is not None and retry_after > policy.max_delay:
-                raise E.TransportError(
-                    f"{endpoint.name} got HTTP {outcome.status} and the server asked to wait {retry_after:.0f} s "
+                message = (
+                    f"{endpoint.name} got HTTP {status} and the server asked to wait {retry_after:.0f} s "
                     f"before trying again (more than RetryPolicy.max_delay = {policy.max_delay:g} s); "
-                    "wait that long, or raise max_delay to let the client wait",
-                    endpoint=endpoint.name,
-                    status_code=outcome.status,
-                    attempts=attempt,
+                    "wait that long, or raise max_delay to let the client wait"
                 )
-            yield Sleep(policy.delay(attempt, retry_after), f"{endpoint.name}: HTTP {outcome.status}")
+                if client_id is not None and maybe_delivered:
+                    raise _delivery_unknown(endpoint, client_id, attempt, f"HTTP {status}", maybe_delivered, status)
+                raise E.TransportError(message, endpoint=endpoint.name, status_code=status, attempts=attempt)
+            yield Sleep(policy.delay(attempt, retry_after), f"{endpoint.name}: HTTP {status}")
             attempt += 1
             continue
-        if outcome.status >= 300:
-            raise http_status_error(endpoint, outcome.status, outcome.content, dict(outcome.headers), attempt)
-        return parse_response(endpoint, outcome.content)
+        if status >= 300:
+            if client_id is not None and maybe_delivered:
+                raise _delivery_unknown(endpoint, client_id, attempt, f"HTTP {status}", maybe_delivered, status)
+            raise http_status_error(endpoint, status, outcome.content, dict(outcome.headers), attempt)
+        try:
+            return parse_response(endpoint, outcome.content)
+        except E.ProtocolError as exc:
+            if client_id is not None:
+                exc.add_note(
+                    f"the server answered HTTP {status}, so the message (client_id={client_id!r}) was probably "
+                    "delivered; check before sending it again"
+                )
+            raise
+
+
+def _delivery_unknown(
+    endpoint: Endpoint,
+    client_id: str,
+    attempts: int,
+    problem: str,
+    earlier: str | None = None,
+    status: int | None = None,
+) -> E.DeliveryUnknownError:
+    """The error of a send whose fate is unknown: what happened, why it was not retried, how to try again."""
+    if earlier:
+        why = f" (try {attempts}; an earlier try ended with {earlier})."
+    else:
+        why = (
+            ". It was not sent again: a second send may deliver it twice and use one more of the sends its "
+            "context token allows (RetryPolicy(retry_sends=True) retries anyway)."
+        )
+    return E.DeliveryUnknownError(
+        f"{endpoint.name}: {problem}; the message may or may not have been delivered{why} "
+        f"To try again, send it with client_id={client_id!r}, so a server that de-duplicates keeps one copy.",
+        client_id=client_id,
+        endpoint=endpoint.name,
+        status_code=status,
+        attempts=attempts,
+    )
 
 
 def _with_attempt(send: Send, attempt: int) -> Send:
@@ -260,26 +334,34 @@ def _with_attempt(send: Send, attempt: int) -> Send:
     )
 
 
+class _TryAgain(Exception):
+    """Raised by a CDN flow's ``on_200``: this 200 answer is unusable, retry it like a 5xx."""
+
+
 def _cdn_flow(send: Send, policy: RetryPolicy, on_200: Callable[[Reply, int], Any]) -> Flow:
     """The CDN's rules, shared by upload and download: HTTP 4xx fails at once with the server's
     ``x-error-message``; 5xx and transport errors retry, ``policy.attempts`` tries in all. ``on_200`` turns a
-    200 answer into the result (or raises)."""
+    200 answer into the result, raises, or raises :class:`_TryAgain` to have it retried like a 5xx."""
     call = send.call
     attempt = 1
     while True:
         outcome = yield _with_attempt(send, attempt)
         if isinstance(outcome, Reply):
             if outcome.status == 200:
-                return on_200(outcome, attempt)
-            message = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content)
-            if 400 <= outcome.status < 500:
-                raise E.CdnError(
-                    f"{call} rejected with HTTP {outcome.status}: {message or '(no message)'}",
-                    endpoint=call,
-                    status_code=outcome.status,
-                    attempts=attempt,
-                )
-            problem = f"HTTP {outcome.status}" + (f": {message}" if message else "")
+                try:
+                    return on_200(outcome, attempt)
+                except _TryAgain as again:
+                    problem = str(again)
+            else:
+                message = outcome.headers.get(C.H_ERROR_MESSAGE) or snippet(outcome.content)
+                if 400 <= outcome.status < 500:
+                    raise E.CdnError(
+                        f"{call} rejected with HTTP {outcome.status}: {message or '(no message)'}",
+                        endpoint=call,
+                        status_code=outcome.status,
+                        attempts=attempt,
+                    )
+                problem = f"HTTP {outcome.status}" + (f": {message}" if message else "")
         else:
             assert isinstance(outcome, Failure), "drivers answer a Send with a Reply or a Failure"
             problem = _describe(outcome.error)
@@ -298,20 +380,15 @@ def cdn_upload_flow(send: Send, policy: RetryPolicy) -> Flow:
     """Upload ciphertext to the CDN; return the ``x-encrypted-param`` download parameter.
 
     As the official client: HTTP 4xx fails at once with the server's ``x-error-message``; other failures
-    (5xx, transport errors) retry, ``policy.attempts`` tries in all; a 200 without the header is an error.
+    (5xx, transport errors, and a 200 without the header, which leaves nothing to refer to) retry,
+    ``policy.attempts`` tries in all.
     """
 
     def on_200(reply: Reply, attempt: int) -> str:
         param = reply.headers.get(C.H_ENCRYPTED_PARAM)
         if param:
             return param
-        raise E.CdnError(
-            f"cdn_upload got HTTP 200 without the {C.H_ENCRYPTED_PARAM} header, so the upload "
-            "cannot be referenced in a message",
-            endpoint="cdn_upload",
-            status_code=200,
-            attempts=attempt,
-        )
+        raise _TryAgain(f"HTTP 200 without the {C.H_ENCRYPTED_PARAM} header, so the upload cannot be referenced")
 
     return _cdn_flow(send, policy, on_200)
 

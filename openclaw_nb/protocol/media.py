@@ -7,7 +7,6 @@ and talk HTTP. The wire shapes follow PROTOCOL.md's "Media upload" and "Typing" 
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import random
 import re
 import time
@@ -37,6 +36,40 @@ ITEM_TYPE_FOR: dict[C.UploadMediaType, C.ItemType] = {
 }
 
 
+#: The official client's extension table (the only MIME types it knows); anything else is
+#: ``application/octet-stream`` and goes as a file. Fixed here, so a file routes the same way on every machine
+#: (the operating system's ``mimetypes`` table differs between machines, and knows ``.svg``, ``.heic``...).
+EXTENSION_MIME: dict[str, str] = {
+    ".pdf": "application/pdf",
+    ".doc": "application/msword",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xls": "application/vnd.ms-excel",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".ppt": "application/vnd.ms-powerpoint",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".txt": "text/plain",
+    ".csv": "text/csv",
+    ".zip": "application/zip",
+    ".tar": "application/x-tar",
+    ".gz": "application/gzip",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".wav": "audio/wav",
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+}
+UNKNOWN_MIME = "application/octet-stream"
+
+
 def kind_for_mime(mime: str | None) -> C.UploadMediaType:
     """PROTOCOL.md's routing: ``video/*`` → video, ``image/*`` → image, anything else (or unknown) → file."""
     major = (mime or "").split("/", 1)[0].strip().lower()
@@ -47,10 +80,22 @@ def kind_for_mime(mime: str | None) -> C.UploadMediaType:
     return C.UploadMediaType.FILE
 
 
+def mime_for_name(file_name: str | None) -> str:
+    """The MIME type of a file name by :data:`EXTENSION_MIME` (its last extension, any case), else
+    ``application/octet-stream``: ``mime_for_name("Clip.MOV")`` is ``video/quicktime``."""
+    if not file_name:
+        return UNKNOWN_MIME
+    base = file_name.replace("\\", "/").rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    # A leading dot names a hidden file, not an extension (".mp4" alone has none), as path.extname reads it.
+    ext = base[dot:].lower() if dot > 0 else ""
+    return EXTENSION_MIME.get(ext, UNKNOWN_MIME)
+
+
 def guess_kind(file_name: str | None) -> C.UploadMediaType:
-    """The kind a file name routes to, by its guessed MIME type: ``guess_kind("cat.jpg")`` is IMAGE."""
-    mime = mimetypes.guess_type(file_name, strict=False)[0] if file_name else None
-    return kind_for_mime(mime)
+    """The kind a file name routes to, by :func:`mime_for_name`: ``guess_kind("cat.jpg")`` is IMAGE,
+    ``guess_kind("icon.svg")`` is FILE (the official table has no ``.svg``)."""
+    return kind_for_mime(mime_for_name(file_name))
 
 
 def parse_kind(kind: str | int | None, file_name: str | None) -> C.UploadMediaType:
@@ -225,9 +270,10 @@ def _extends_cluster(ch: str) -> bool:
     return ch == _ZWJ or "\ufe00" <= ch <= "\ufe0f" or unicodedata.category(ch) in ("Mn", "Mc", "Me")
 
 
-def _fit(text: str, start: int, max_bytes: int) -> int:
-    """End index of the longest run of whole characters from ``start`` within ``max_bytes`` of UTF-8."""
-    window = text[start : start + max_bytes]  # a character is at least one byte
+def _fit(text: str, start: int, max_bytes: int, max_chars: int | None) -> int:
+    """End index of the longest run of whole characters from ``start`` within ``max_bytes`` of UTF-8 and
+    ``max_chars`` characters."""
+    window = text[start : start + (max_bytes if max_chars is None else min(max_bytes, max_chars))]
     raw = window.encode("utf-8")
     if len(raw) <= max_bytes:
         return start + len(window)
@@ -235,29 +281,33 @@ def _fit(text: str, start: int, max_bytes: int) -> int:
     return start + len(raw[:max_bytes].decode("utf-8", "ignore"))
 
 
-def split_text(text: str, max_bytes: int = C.MAX_TEXT_BYTES) -> list[str]:
-    """Split ``text`` into parts of at most ``max_bytes`` of UTF-8, cutting at a paragraph, else a line,
-    a sentence, a word, and only then between characters (never inside a UTF-8 sequence, and not between a
-    character and its combining marks when that can be helped).
+def split_text(text: str, max_bytes: int = C.MAX_TEXT_BYTES, max_chars: int | None = None) -> list[str]:
+    """Split ``text`` into parts of at most ``max_bytes`` of UTF-8 (and at most ``max_chars`` characters when
+    given), cutting at a paragraph, else a line, a sentence, a word, and only then between characters (never
+    inside a UTF-8 sequence, and not between a character and its combining marks when that can be helped).
 
     Whitespace at a cut is dropped; nothing else is. Text that fits comes back unchanged as one part.
 
     >>> split_text("First paragraph.\\n\\nSecond one.", max_bytes=20)
     ['First paragraph.', 'Second one.']
+    >>> split_text("One. Two. Three.", max_chars=10)
+    ['One. Two.', 'Three.']
     """
     if max_bytes < 4:
         raise ValueError("max_bytes must be at least 4 (one character can take 4 bytes of UTF-8)")
-    if len(text.encode("utf-8")) <= max_bytes:
+    if max_chars is not None and max_chars < 1:
+        raise ValueError("max_chars must be at least 1, or None for no limit in characters")
+    if (max_chars is None or len(text) <= max_chars) and len(text.encode("utf-8")) <= max_bytes:
         return [text]
     parts: list[str] = []
     start = 0
     n = len(text)
     while start < n:
-        end = _fit(text, start, max_bytes)
+        end = _fit(text, start, max_bytes, max_chars)
         if end >= n:
             parts.append(text[start:])
             break
-        cut = _best_cut(text, start, end, max_bytes)
+        cut = _best_cut(text, start, end, max_bytes, max_chars)
         part = text[start:cut].rstrip()
         if part:  # only leading whitespace of the whole text can make an empty part
             parts.append(part)
@@ -267,8 +317,13 @@ def split_text(text: str, max_bytes: int = C.MAX_TEXT_BYTES) -> list[str]:
     return parts
 
 
-def _best_cut(text: str, start: int, end: int, max_bytes: int) -> int:
-    floor = max_bytes // _MIN_SHARE
+def _best_cut(text: str, start: int, end: int, max_bytes: int, max_chars: int | None) -> int:
+    def long_enough(cut: int) -> bool:
+        # At least a share of either limit: whichever one binds, a tiny part is not worth a message.
+        if max_chars is not None and cut >= max_chars // _MIN_SHARE:
+            return True
+        return len(text[start : start + cut].encode("utf-8")) >= max_bytes // _MIN_SHARE
+
     # One character of look-ahead, so a sentence end right at the limit still sees its following space.
     window = text[start : end + 1]
     for pattern in _BOUNDARIES:
@@ -277,7 +332,7 @@ def _best_cut(text: str, start: int, end: int, max_bytes: int) -> int:
             cut = match.start() + len(match.group().rstrip())
             if 0 < cut <= end - start:
                 best = cut
-        if best is not None and len(text[start : start + best].encode("utf-8")) >= floor:
+        if best is not None and long_enough(best):
             return start + best
     # Between characters: step back over marks that belong to the character before the cut.
     cut = end

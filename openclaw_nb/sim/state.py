@@ -153,8 +153,9 @@ class SimConfig:
     max_text_bytes: int | None = C.MAX_TEXT_BYTES
     #: ``to_user_id`` must be a user the simulator knows (-3 otherwise).
     check_to_user: bool = True
-    #: A repeated ``client_id`` is not stored twice and gets the first send's ``message_id``.
-    dedupe_client_id: bool = True
+    #: A repeated ``client_id`` is not stored twice and gets the first send's ``message_id``. Off by default:
+    #: whether the real server de-duplicates is not known, so a client that retries a send must not count on it.
+    dedupe_client_id: bool = False
     #: ``getconfig`` answers -4 until the user has written to the bot.
     require_contact_for_config: bool = True
     #: ``sendtyping`` checks the ticket from ``getconfig``.

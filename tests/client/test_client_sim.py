@@ -119,37 +119,6 @@ def test_uint64_exact_through_raw(sim: Simulator, bot_client: Any) -> None:
     assert msg.to_wire()["item_list"][0]["msg_id"] == big - 1
 
 
-def test_duplicate_client_id_is_deduplicated(sim: Simulator, bot_client: Any) -> None:
-    who = user()
-    msg = receive_from(sim, bot_client, who)
-    first = bot_client.send_text(who, "once", client_id="fixed:1-abcdef01")
-    again = bot_client.send_text(who, "once", client_id="fixed:1-abcdef01")
-    assert first.message_id == again.message_id
-    assert len([e for e in sim.outbox if e.msg.get("to_user_id") == who]) == 1
-    assert msg.context_token
-
-
-def test_retry_after_5xx_sends_once(sim: Simulator, bot_client: Any) -> None:
-    who = user()
-    receive_from(sim, bot_client, who)
-    sim.add_fault(http_500=1.0, count=2, endpoints=["send_message"])
-    resp = bot_client.send_text(who, "after two 500s")
-    assert resp.message_id > TWO_53
-    assert [e.text for e in sim.outbox if e.msg.get("to_user_id") == who] == ["after two 500s"]
-
-
-def test_retry_of_a_send_whose_answer_was_lost_is_stored_once(sim: Simulator, bot_client: Any) -> None:
-    who = user()
-    receive_from(sim, bot_client, who)
-    # the server stores the message, then the connection drops before the answer: the client must retry
-    # with the same client_id, and the server must not store it twice
-    sim.add_fault(lost_response=1.0, count=1, endpoints=["send_message"])
-    resp = bot_client.send_text(who, "sent once")
-    stored = [e for e in sim.outbox if e.msg.get("to_user_id") == who]
-    assert [e.text for e in stored] == ["sent once"]
-    assert resp.message_id == stored[0].msg["message_id"]
-
-
 def record_sleeps(client: Any) -> list[float]:
     """Replace the client's back-off sleep with a recorder (the retry timing is what is under test)."""
     target = getattr(client, "_client", client)

@@ -72,8 +72,10 @@ def test_send_text_exact_wire() -> None:
 
 
 def test_retry_reuses_client_id_with_fresh_uin() -> None:
+    # A 5xx after a send is retried only when asked to (retry_sends): see test_client_sim for the default.
     replies = iter([ok(status=503), ok(status=500), ok({"ret": 0, "message_id": 5})])
-    client, seen, sleeps = make(lambda r: next(replies), retry=RetryPolicy(attempts=3, base_delay=0.5, jitter=0))
+    policy = RetryPolicy(attempts=3, base_delay=0.5, jitter=0, retry_sends=True)
+    client, seen, sleeps = make(lambda r: next(replies), retry=policy)
     client.send_text("u1@im.wechat", "hi", context_token="c")
     ids = {json.loads(r.content)["msg"]["client_id"] for r in seen}
     uins = {r.headers["x-wechat-uin"] for r in seen}
@@ -196,7 +198,7 @@ def test_send_rejection_explains_causes() -> None:
     peer.last_inbound_ms = 0  # long ago
     with pytest.raises(E.SendRejectedError) as info:
         # One message over the server's limit (splitting raised out of the way), to meet the server's -2.
-        client.send_text("u1@im.wechat", "x" * (C.MAX_TEXT_BYTES + 1), max_bytes=2 * C.MAX_TEXT_BYTES)
+        client.send_text("u1@im.wechat", "x" * (C.MAX_TEXT_BYTES + 1), max_bytes=2 * C.MAX_TEXT_BYTES, max_chars=None)
     text = str(info.value)
     assert "10 sends already made on this context token (limit 10" in text
     # no Date header from this server: the local clock is the fallback, and the message says so

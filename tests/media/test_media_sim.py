@@ -22,6 +22,7 @@ from openclaw_nb.client import Client
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.crypto import encrypt, new_filekey, new_key
 from openclaw_nb.protocol.media import MediaSendResp, SplitSendResp, split_text
+from openclaw_nb.protocol.text import TEXT_CHUNK_CHARS
 
 from .conftest import Bot, SimClient
 
@@ -103,11 +104,22 @@ def test_video_round_trip(client: SimClient, bot: Bot, tmp_path: Path) -> None:
     [
         ("a.mp4", C.ItemType.VIDEO, 2),
         ("b.jpeg", C.ItemType.IMAGE, 1),
+        ("Clip.MOV", C.ItemType.VIDEO, 2),
+        ("d.webp", C.ItemType.IMAGE, 1),
         ("c.csv", C.ItemType.FILE, 3),
         ("README", C.ItemType.FILE, 3),
+        # Not in the official client's table, whatever this machine's mimetypes says: files.
+        ("logo.svg", C.ItemType.FILE, 3),
+        ("photo.heic", C.ItemType.FILE, 3),
+        ("scan.tiff", C.ItemType.FILE, 3),
+        ("favicon.ico", C.ItemType.FILE, 3),
+        ("pic.avif", C.ItemType.FILE, 3),
+        ("old.flv", C.ItemType.FILE, 3),
+        ("old.wmv", C.ItemType.FILE, 3),
+        (".mp4", C.ItemType.FILE, 3),  # a hidden file's name, not an extension
     ],
 )
-def test_send_media_routes_by_mime_type(
+def test_send_media_routes_by_the_official_extension_table(
     client: SimClient, bot: Bot, tmp_path: Path, name: str, item_type: int, media_type: int
 ) -> None:
     path, data = write(tmp_path, name, 100)
@@ -115,6 +127,15 @@ def test_send_media_routes_by_mime_type(
     (entry,) = bot.sim.outbox
     assert entry.item_types == [item_type] and entry.data == data and entry.problems == []
     assert media_types(bot) == [media_type]
+
+
+def test_kind_overrides_the_extension_table(client: SimClient, bot: Bot, tmp_path: Path) -> None:
+    path, data = write(tmp_path, "logo.svg", 100)
+    client.send_media(path, bot.user, kind="image")
+    client.send_media(b"not a video", bot.user, kind="file", name="clip.mp4")
+    assert [e.item_types for e in bot.sim.outbox] == [[C.ItemType.IMAGE], [C.ItemType.FILE]]
+    assert [e.data for e in bot.sim.outbox] == [data, b"not a video"]
+    assert media_types(bot) == [1, 3]
 
 
 # --- no context token: warn and send, as send_text does (PROTOCOL.md: the client may send without one) ----
@@ -239,15 +260,20 @@ def test_size_mismatch_gives_the_cdn_message(client: SimClient, bot: Bot) -> Non
 
 
 def test_long_text_goes_out_in_parts_within_the_servers_limit(client: SimClient, bot: Bot) -> None:
-    paragraph = "这是一段很长的中文文本，用来测试拆分。" * 60 + "\n\n"  # ~3.4 KB per paragraph
+    paragraph = "这是一段很长的中文文本，用来测试拆分。" * 60 + "\n\n"  # 1,142 characters, ~3.4 KB per paragraph
     text = paragraph * 12
-    resp = client.send_text(bot.user, text)
+    resp = client.send_text(bot.user, text)  # by default: at most 4,000 characters per message
     assert isinstance(resp, SplitSendResp)
     sent = [e.text for e in bot.sim.outbox]
+    assert sent == split_text(text, max_chars=TEXT_CHUNK_CHARS) and len(sent) == 4
+    assert all(len(s) <= TEXT_CHUNK_CHARS for s in sent)
+    assert "".join(sent).replace("\n", "") == text.replace("\n", "")
+    # Without the character limit, the server's byte bound still splits: 41 KB in three parts.
+    client.send_text(bot.user, text, max_chars=None)
+    sent = [e.text for e in bot.sim.outbox][4:]
     assert sent == split_text(text) and len(sent) == 3
     assert all(len(s.encode("utf-8")) <= C.MAX_TEXT_BYTES for s in sent)
-    assert "".join(sent).replace("\n", "") == text.replace("\n", "")
-    assert client.peer(bot.user).sends_on_token == 3
+    assert client.peer(bot.user).sends_on_token == 7
 
 
 def test_over_budget_long_text_sends_nothing(client: SimClient, bot: Bot) -> None:
@@ -256,8 +282,8 @@ def test_over_budget_long_text_sends_nothing(client: SimClient, bot: Bot) -> Non
     with pytest.raises(E.UsageError, match="only 2 of 10 sends are left"):
         client.send_text(bot.user, "x. " * 20_000)
     assert len(bot.sim.outbox) == 8
-    resp = client.send_text(bot.user, "word " * 8000, send_what_fits=True)  # 40 KB: 3 parts, 2 fit
-    assert isinstance(resp, SplitSendResp) and len(resp.parts) == 2 and len(resp.unsent) == 1
+    resp = client.send_text(bot.user, "word " * 8000, send_what_fits=True)  # 40,000 characters: 10 parts, 2 fit
+    assert isinstance(resp, SplitSendResp) and len(resp.parts) == 2 and len(resp.unsent) == 8
     assert len(bot.sim.outbox) == 10
 
 

@@ -24,11 +24,13 @@ from openclaw_nb.notebook import progress as progress_module
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.crypto import decrypt, key_to_hex
 from openclaw_nb.protocol.media import (
+    EXTENSION_MIME,
     TypingTicketCache,
     UploadPlan,
     digest,
     guess_kind,
     kind_for_mime,
+    mime_for_name,
     parse_kind,
 )
 
@@ -152,6 +154,14 @@ def test_mime_routing() -> None:
     assert guess_kind("clip.mp4") == C.UploadMediaType.VIDEO
     assert guess_kind("notes.txt") == C.UploadMediaType.FILE
     assert guess_kind("no_extension") == C.UploadMediaType.FILE
+    # The official client's fixed table, not the machine's mimetypes: these go as files everywhere.
+    for name in ("a.svg", "a.heic", "a.tiff", "a.ico", "a.avif", "a.flv", "a.wmv", "a.m4v", ".png", "a.png.x"):
+        assert guess_kind(name) == C.UploadMediaType.FILE, name
+    assert mime_for_name("x/y/Clip.MOV") == "video/quicktime" and mime_for_name("a.tar.gz") == "application/gzip"
+    assert mime_for_name("a.svg") == mime_for_name(None) == "application/octet-stream"
+    assert {guess_kind(f"a{ext}") for ext, mime in EXTENSION_MIME.items() if mime.startswith("audio/")} == {
+        C.UploadMediaType.FILE
+    }
     assert parse_kind("Video", "x.png") == C.UploadMediaType.VIDEO
     assert parse_kind(C.UploadMediaType.FILE, "x.png") == C.UploadMediaType.FILE
     assert parse_kind(None, "x.png") == C.UploadMediaType.IMAGE
@@ -278,12 +288,13 @@ def test_a_file_that_changes_during_upload_is_an_error(server: FakeServer, tmp_p
         client.upload(path, USER)
 
 
-def test_missing_download_param_is_an_error() -> None:
+def test_missing_download_param_is_retried_then_an_error() -> None:
+    # As the official client: a 200 without x-encrypted-param is retried like a 5xx, 3 attempts in all.
     server = FakeServer(cdn=lambda request, body: httpx.Response(200))
     client, sleeps = make(server)
-    with pytest.raises(E.CdnError, match="without the x-encrypted-param header"):
+    with pytest.raises(E.CdnError, match=r"after 3 attempts \(HTTP 200 without the x-encrypted-param header"):
         client.upload(b"abc", USER)
-    assert server.paths() == ["getuploadurl", "upload"] and sleeps == []
+    assert server.paths() == ["getuploadurl", "upload", "upload", "upload"] and len(sleeps) == 2
 
 
 def test_getuploadurl_without_a_destination_is_a_protocol_error() -> None:

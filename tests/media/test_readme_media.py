@@ -10,6 +10,7 @@ import pytest
 
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.media import split_text
+from openclaw_nb.protocol.text import TEXT_CHUNK_CHARS, filter_markdown
 
 from .conftest import Bot, SimClient
 
@@ -33,7 +34,7 @@ def test_media_section_example_runs(
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     monkeypatch.chdir(tmp_path)
-    long_text = "A sentence of the long answer. " * 700  # ~21 KB: two messages
+    long_text = "A sentence of the long answer. " * 250  # 7,750 characters: two messages
     namespace = {
         "client": client,
         "user": bot.user,
@@ -58,6 +59,17 @@ def test_media_section_example_runs(
         ([C.ItemType.FILE], b"a,b\n1,2\n"),
     ]
     texts = [entry.text for entry in outbox if entry.item_types == [C.ItemType.TEXT]]
-    assert texts == ["today's numbers", *split_text(long_text)] and len(texts) == 3
+    assert texts == ["today's numbers", *split_text(long_text, max_chars=TEXT_CHUNK_CHARS)] and len(texts) == 3
     assert [e.status for e in bot.sim.typing_events] == [1, 2, 1, 2]
     assert namespace["answer"] == "42"
+
+
+def test_markdown_examples_are_what_the_filter_does() -> None:
+    """Every before/after row of the README's Markdown table, through the filter (checked once against the
+    official client's own filter while it was written)."""
+    section = README.read_text(encoding="utf-8").split(SECTION, 1)[1].split("\n## ", 1)[0]
+    table = section.split("**Markdown.**", 1)[1].split("\n\n**", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (`[^`]+`|unchanged) \|$", table, re.M)
+    assert len(rows) >= 8, "the README lost its Markdown examples"
+    for before, after in rows:
+        assert filter_markdown(before) == (before if after == "unchanged" else after.strip("`")), before

@@ -189,9 +189,12 @@ def test_short_text_is_one_plain_message() -> None:
     assert texts(sent) == ["hello"] and not isinstance(resp, SplitSendResp)
 
 
-def test_default_limit_is_the_servers() -> None:
+def test_default_limits_are_the_official_clients_and_the_servers() -> None:
     client, sent = make()
-    client.send_text("u@im.wechat", "é" * C.MAX_TEXT_BYTES)  # twice the limit in bytes
+    client.send_text("u@im.wechat", "é" * C.MAX_TEXT_BYTES)  # 16,384 characters: 4,000 per message
+    assert [len(t) for t in texts(sent)] == [4000, 4000, 4000, 4000, 384]
+    sent.clear()
+    client.send_text("u@im.wechat", "é" * C.MAX_TEXT_BYTES, max_chars=None)  # twice the server's bound in bytes
     assert len(sent) == 2 and all(utf8(t) <= C.MAX_TEXT_BYTES for t in texts(sent))
 
 

@@ -673,7 +673,7 @@ def test_send_long_text_prints_every_part(ip: Any, out: Any) -> None:
     sim = connect_sim(ip)
     greet(ip)
     out.read()
-    ip.user_ns["long"] = "\n\n".join(["x" * 10_000, "y" * 10_000])  # > 16 KiB: two messages
+    ip.user_ns["long"] = "\n\n".join(["x" * 3_000, "y" * 3_000])  # > 4,000 characters: two messages
     ip.run("%wx_send alice {long}")
     stdout, _ = out.read()
     assert "as 2 messages" in stdout
@@ -691,6 +691,20 @@ def test_send_to_a_user_who_never_wrote_fails_in_one_line(ip: Any, fails: Fails)
 def test_send_needs_a_login(ip: Any, fails: Fails) -> None:
     connect_sim(ip, "--qr")
     assert "not logged in yet: run %wx_login" in fails("%wx_send alice hi")
+
+
+def test_replies_carry_one_run_id_per_turn(ip: Any, tmp_path: Path) -> None:
+    sim = connect_sim(ip)
+    greet(ip)
+    ip.run("%wx_send alice first reply")
+    path = tmp_path / "chart.png"
+    path.write_bytes(PNG)
+    ip.run(f"%wx_upload {path} --to alice --caption 'and a chart'")
+    greet(ip, text="thanks")
+    ip.run("%wx_send alice you are welcome")
+    runs = [e.msg.get("run_id") for e in sim.outbox]
+    assert len(runs) == 4 and runs[0] == runs[1] == runs[2] != runs[3]
+    assert all(isinstance(r, str) and len(r) == 36 for r in runs)  # UUIDs
 
 
 # --- %wx_typing ----------------------------------------------------------------------------------------

@@ -117,6 +117,81 @@ def test_transport_errors_retried_then_reported() -> None:
     assert isinstance(err.__cause__, httpx.ConnectError)
 
 
+# --- sendmessage: never retried blindly --------------------------------------------------------------------
+
+
+def deliver(policy: RetryPolicy = POLICY):
+    """A sendmessage call as the client makes it: with the message's client_id."""
+    return api_call(ENDPOINTS["send_message"], send_for("send_message"), policy, client_id="cid:1-abcdef01")
+
+
+SENT_OK = Reply(200, {}, b'{"ret":0,"message_id":7}')
+AMBIGUOUS = [
+    Failure(httpx.ReadTimeout("slow"), timeout=True),
+    Failure(httpx.WriteTimeout("slow"), timeout=True),
+    Failure(httpx.ReadError("reset")),
+    Failure(httpx.RemoteProtocolError("Server disconnected without sending a response")),
+    Reply(500, {}, b"Internal Server Error"),
+    Reply(502, {}, b"Bad Gateway"),
+    Reply(503, {}, b""),
+    Reply(504, {}, b"Gateway Timeout"),
+]
+
+
+@pytest.mark.parametrize("outcome", AMBIGUOUS)
+def test_a_send_that_may_have_arrived_is_not_retried(outcome) -> None:
+    actions, err = drive(deliver(), [outcome])
+    assert isinstance(err, E.DeliveryUnknownError) and isinstance(err, E.TransportError)
+    assert len(actions) == 1  # one try, no sleep
+    assert err.client_id == "cid:1-abcdef01" and err.endpoint == "send_message" and err.attempts == 1
+    assert "may or may not have been delivered" in str(err) and "client_id='cid:1-abcdef01'" in str(err)
+    assert err.status_code == (outcome.status if isinstance(outcome, Reply) else None)
+
+
+@pytest.mark.parametrize(
+    "unsent",
+    [
+        Failure(httpx.ConnectError("[Errno 111] Connection refused"), not_sent=True),
+        Failure(httpx.ConnectTimeout("connect"), timeout=True, not_sent=True),
+        Failure(httpx.PoolTimeout("pool"), timeout=True, not_sent=True),
+        Reply(429, {"retry-after": "2"}, b""),
+    ],
+)
+def test_a_send_the_server_never_took_is_retried(unsent) -> None:
+    actions, result = drive(deliver(), [unsent, SENT_OK])
+    assert isinstance(result, m.SendMessageResp) and result.message_id == 7
+    assert len([a for a in actions if isinstance(a, Send)]) == 2
+
+
+def test_a_send_that_never_connects_says_it_was_not_sent() -> None:
+    refused = Failure(httpx.ConnectError("refused"), not_sent=True)
+    _, err = drive(deliver(), [refused] * 3)
+    assert type(err) is E.TransportError and "after 3 attempts" in str(err)
+    assert "no connection was made, so the message was not sent" in str(err)
+
+
+def test_retry_sends_opts_back_in_with_the_same_request() -> None:
+    policy = RetryPolicy(attempts=3, base_delay=1.0, max_delay=8.0, jitter=0.0, retry_sends=True)
+    actions, result = drive(deliver(policy), [AMBIGUOUS[0], AMBIGUOUS[4], SENT_OK])
+    sends = [a for a in actions if isinstance(a, Send)]
+    assert isinstance(result, m.SendMessageResp) and len(sends) == 3
+    assert {a.content for a in sends} == {b"{}"}  # the same bytes, so the same client_id
+    # Out of tries: still unknown, and the error says what the earlier tries saw.
+    actions, err = drive(deliver(policy), [AMBIGUOUS[0], Failure(httpx.ConnectError("x"), not_sent=True)] * 2)
+    assert isinstance(err, E.DeliveryUnknownError) and err.attempts == 3 and "earlier try" in str(err)
+
+
+def test_a_garbled_answer_to_a_send_says_it_probably_arrived() -> None:
+    _, err = drive(deliver(), [Reply(200, {}, b"<html>")])
+    assert isinstance(err, E.ProtocolError)
+    assert any("probably delivered" in note and "cid:1-abcdef01" in note for note in err.__notes__)
+
+
+def test_retry_sends_must_be_a_bool() -> None:
+    with pytest.raises(E.UsageError, match="retry_sends is True or False"):
+        RetryPolicy(retry_sends="yes")  # type: ignore[arg-type]
+
+
 def test_long_poll_timeout_is_an_empty_page() -> None:
     timeout = Failure(httpx.ReadTimeout("slow"), timeout=True)
     flow = api_call(ENDPOINTS["get_updates"], send_for("get_updates"), POLICY, body={"get_updates_buf": "cur-1"})
@@ -169,8 +244,13 @@ def cdn_send() -> Send:
 def test_cdn_upload_success_and_missing_header() -> None:
     _, param = drive(cdn_upload_flow(cdn_send(), POLICY), [Reply(200, {"x-encrypted-param": "dl"}, b"")])
     assert param == "dl"
-    _, err = drive(cdn_upload_flow(cdn_send(), POLICY), [Reply(200, {}, b"")])
-    assert isinstance(err, E.CdnError) and "x-encrypted-param" in str(err)
+    # A 200 without the header is retried like a 5xx (as the official client does), then reported.
+    actions, err = drive(cdn_upload_flow(cdn_send(), POLICY), [Reply(200, {}, b"")] * 3)
+    assert isinstance(err, E.CdnError) and "x-encrypted-param" in str(err) and "after 3 attempts" in str(err)
+    assert len([a for a in actions if isinstance(a, Send)]) == 3
+    outcomes = [Reply(200, {}, b""), Reply(200, {"x-encrypted-param": "dl"}, b"")]
+    actions, param = drive(cdn_upload_flow(cdn_send(), POLICY), outcomes)
+    assert param == "dl" and [a.seconds for a in actions if isinstance(a, Sleep)] == [1.0]
 
 
 def test_cdn_upload_4xx_fails_at_once_with_server_message() -> None:

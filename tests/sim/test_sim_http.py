@@ -236,6 +236,7 @@ def test_sendmessage_rules_over_http(sim: Simulator, http: httpx.Client) -> None
     login = sim.login_bot("alice")
     token = login.bot_token
     ctx = sim.say("alice", "hi")["context_token"]
+    sim.configure(dedupe_client_id=True)  # opt-in: not known of the real server
     ok = call(http, "send_message", text_msg("alice@im.wechat", ctx, "hello", "cid-1"), token=token)
     assert ok["ret"] == 0
     assert call(http, "send_message", text_msg("alice@im.wechat", ctx, "hello", "cid-1"), token=token) == ok

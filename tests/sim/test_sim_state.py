@@ -394,6 +394,8 @@ def test_text_over_16_kib_fails(chat: tuple[SimState, str, str]) -> None:
 
 def test_repeated_client_id_is_deduplicated(chat: tuple[SimState, str, str]) -> None:
     state, token, ctx = chat
+    assert state.config.dedupe_client_id is False  # opt-in: not known of the real server
+    state.configure(dedupe_client_id=True)
     first = state.send_message(token, text_msg("alice@im.wechat", ctx, "once", "same-id"))
     again = state.send_message(token, text_msg("alice@im.wechat", ctx, "once", "same-id"))
     assert first == again and len(state.outbox) == 1
@@ -676,6 +678,7 @@ def test_state_survives_a_json_round_trip(tmp_path: Any, chat: tuple[SimState, s
     assert restored.outbox[0].message_id == state.outbox[0].message_id > 2**53
     page, _ = restored.get_updates(token, {"get_updates_buf": ""})
     assert page is not None and page["msgs"][-1]["item_list"][0]["type"] == C.ItemType.FILE
+    restored.configure(dedupe_client_id=True)  # opt-in knob: the ids it remembers are part of the state
     again = restored.send_message(token, text_msg("alice@im.wechat", ctx, "before restart", "c-1"))
     assert again["message_id"] == state.outbox[0].message_id  # dedupe survived
     assert restored.send_message(token, text_msg("alice@im.wechat", ctx, "after"))["ret"] == 0
