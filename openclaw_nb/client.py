@@ -486,7 +486,7 @@ class BaseClient:
             text = item.text_item.text if item.text_item is not None else None
             raise self._explain_rejection(exc, peer, token, len(text.encode("utf-8")) if text else 0) from None
         except E.DeliveryUnknownError as exc:
-            peer.last_error = str(exc)
+            peer.last_error = f"delivery unknown (client_id {exc.client_id})"
             if token and token == peer.context_token:
                 peer.sends_on_token += 1
             raise

@@ -78,7 +78,8 @@ def test_lost_answer_is_not_sent_again_by_default(sim: Simulator, bot_client: An
     assert isinstance(err, E.TransportError) and err.endpoint == "send_message" and err.attempts == 1
     assert "may or may not have been delivered" in str(err) and repr(err.client_id) in str(err)
     # It may have used one of the token's sends, and the budget counts it so.
-    assert bot_client.peers[who].sends_on_token == 1
+    peer = bot_client.peers[who]
+    assert peer.sends_on_token == 1 and peer.last_error == f"delivery unknown (client_id {err.client_id})"
 
 
 def test_lost_answer_with_retry_sends_and_no_dedupe_arrives_twice(sim: Simulator, make_client: Any) -> None:
