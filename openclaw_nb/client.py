@@ -549,7 +549,7 @@ class BaseClient:
         else:
             req = _as_model(m.GetUploadUrlReq, request, "get_upload_url(request)")
         if not req.filekey or req.media_type is None or req.rawsize is None:
-            raise E.UsageError("get_upload_url needs at least filekey, media_type and rawsize (see PROTOCOL.md)")
+            raise E.UsageError("get_upload_url needs at least filekey, media_type and rawsize (see docs/protocol.md)")
         return self._call("get_upload_url", req)
 
     def _cdn_upload_flow(
@@ -685,7 +685,7 @@ def _as_model(cls: type[M], value: object, what: str) -> M:
     try:
         return cls.from_wire(dict(value))
     except m.WireTypeError as exc:
-        raise E.UsageError(f"{what}: {exc} (field types are listed in PROTOCOL.md)") from None
+        raise E.UsageError(f"{what}: {exc} (field types are listed in docs/protocol.md)") from None
 
 
 def _resolve_to(to: str | None, chat_id: str | None) -> str:
@@ -849,7 +849,7 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
     def get_upload_url(
         self, request: m.GetUploadUrlReq | Mapping[str, Any] | None = None, **fields: Any
     ) -> m.GetUploadUrlResp:
-        """``POST getuploadurl`` (fields as in PROTOCOL.md: filekey, media_type, rawsize, ...)."""
+        """``POST getuploadurl`` (fields as in docs/protocol.md: filekey, media_type, rawsize, ...)."""
         return cast(m.GetUploadUrlResp, self._run(self._get_upload_url_flow(request, fields)))
 
     def get_config(self, user: str, context_token: str | None = None) -> m.GetConfigResp:
@@ -1003,7 +1003,7 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
     async def get_upload_url(
         self, request: m.GetUploadUrlReq | Mapping[str, Any] | None = None, **fields: Any
     ) -> m.GetUploadUrlResp:
-        """``POST getuploadurl`` (fields as in PROTOCOL.md: filekey, media_type, rawsize, ...)."""
+        """``POST getuploadurl`` (fields as in docs/protocol.md: filekey, media_type, rawsize, ...)."""
         return cast(m.GetUploadUrlResp, await self._run(self._get_upload_url_flow(request, fields)))
 
     async def get_config(self, user: str, context_token: str | None = None) -> m.GetConfigResp:

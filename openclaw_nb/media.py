@@ -182,7 +182,7 @@ class _MediaFlows(_Base):
             raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
         parts = split_text(caption, C.MAX_TEXT_BYTES, TEXT_CHUNK_CHARS) if caption else []
         peer = self.peer(to)
-        # As send_text: without a token this warns and sends anyway. PROTOCOL.md lets a client send without
+        # As send_text: without a token this warns and sends anyway. docs/protocol.md lets a client send without
         # one (the official plugin only warns); a server that insists answers -2, explained by SendRejectedError.
         token = self._reply_token(peer, context_token)
         needed = len(parts) + 1

@@ -496,8 +496,8 @@ class AsyncUpdates(_UpdatesBase):
 
 @dataclass(frozen=True)
 class ReplyBudget:
-    """Whether a reply to ``user_id`` can succeed now, as far as this client knows (see PROTOCOL.md's
-    observed limits: 10 sends per context token, replies within 24 h of the user's last message)."""
+    """Whether a reply to ``user_id`` can succeed now, as far as this client knows (see the observed
+    limits in docs/protocol.md: 10 sends per context token, replies within 24 h of the user's last message)."""
 
     user_id: str
     last_inbound: datetime | None

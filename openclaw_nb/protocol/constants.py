@@ -1,7 +1,7 @@
 """Every fixed fact of the iLink wire protocol in one place: hosts, header names, codes, enums, limits.
 
 The client, the simulator, the DataFrame flattening and the docs all read these; none repeats them.
-Source: ../shared/PROTOCOL.md (the official plugin's behaviour wins over the seed article).
+Described in docs/protocol.md (the official plugin's behaviour wins over the seed article).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ RET_INVALID_ARGS = -3
 RET_NOT_YET_CONTACTED = -4  # getconfig before the user's first message
 RET_STALE_TOKEN = -14
 
-# Limits observed on real servers (PROTOCOL.md, "Observed server behaviour").
+# Limits observed on real servers (docs/protocol.md, "Observed server behaviour").
 SENDS_PER_CONTEXT_TOKEN = 10
 REPLY_WINDOW_SECONDS = 24 * 3600
 MAX_TEXT_BYTES = 16 * 1024
@@ -50,8 +50,8 @@ DEFAULT_LONGPOLLING_TIMEOUT_MS = 35_000
 #: The client waits this much longer than the server's long-poll window, so an answer at the end of the
 #: window is not cut off (polls time out constantly when the two are equal).
 LONG_POLL_GRACE = 10.0
-#: The largest ``longpolling_timeout_ms`` this client follows (PROTOCOL.md: "when positive, the timeout to use
-#: for the next poll"; the official default, and the longest window observed, is 35 s). The value comes from
+#: The largest ``longpolling_timeout_ms`` this client follows (docs/protocol.md: a positive value is the timeout
+#: of the next poll; the official default, and the longest window observed, is 35 s). The value comes from
 #: the server and only sets the client's own timeout (window + LONG_POLL_GRACE), so it is clamped, not trusted:
 #: a window of an hour would stall every poll for an hour when a connection silently dies, and 10**20 ms does
 #: not even fit a socket timeout (OverflowError). 120 s leaves room for a server that lengthens its window on
@@ -66,7 +66,7 @@ SEND_TIMEOUT = 15.0
 CONFIG_TIMEOUT = 10.0
 QR_ACTIVE_SECONDS = 5 * 60
 #: How long the simulator's QR codes live before ``expired`` (``SimConfig.qr_lifetime``, ``openclaw-nb sim
-#: --qr-expiry``): the official client's 5 minutes. The real server's lifetime is not known exactly (PROTOCOL.md,
+#: --qr-expiry``): the official client's 5 minutes. The real server's lifetime is not known exactly (docs/protocol.md,
 #: observed: "roughly a minute or more") and it sends no lifetime field, so the login widget counts down
 #: ``QR_ACTIVE_SECONDS`` as an estimate (a code is replaced only when the server says ``expired``, as in the
 #: official client); with the simulator the widget's "expires in" is exact.

@@ -1,6 +1,6 @@
 """Inbound media without I/O: where an item's file is, which AES key opens it, and what to call it on disk.
 
-Key rules of PROTOCOL.md, in order: an image's ``image_item.aeskey`` (32 hex characters); otherwise the
+Key rules of docs/protocol.md, in order: an image's ``image_item.aeskey`` (32 hex characters); otherwise the
 payload's ``media.aes_key``, base64 of the raw 16 bytes or of the 32-character hex string; no key at all
 means the file is stored in the clear (seen on images). ``media.full_url`` is preferred to building the
 download URL from ``encrypt_query_param``.

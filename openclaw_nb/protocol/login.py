@@ -36,7 +36,7 @@ from .redact import redact
 
 log = logging.getLogger("openclaw_nb.login")
 
-#: PROTOCOL.md: "Poll again ~1 s after each answer".
+#: The official client polls again about 1 s after each answer (docs/protocol.md, "QR login").
 QR_POLL_INTERVAL = 1.0
 #: Pause after a status poll that failed: the official client's poll spacing, so a server that answers errors
 #: at once is not hammered.

@@ -1,7 +1,7 @@
 """Sans-I/O media and long-text logic: upload plans, message items, MIME routing, text splitting, ticket cache.
 
 Everything here is a pure function or a small state object; the drivers (:mod:`openclaw_nb.media`) read files
-and talk HTTP. The wire shapes follow PROTOCOL.md's "Media upload" and "Typing" sections.
+and talk HTTP. The wire shapes follow docs/protocol.md, sections "Media upload" and "Typing".
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ UNKNOWN_MIME = "application/octet-stream"
 
 
 def kind_for_mime(mime: str | None) -> C.UploadMediaType:
-    """PROTOCOL.md's routing: ``video/*`` → video, ``image/*`` → image, anything else (or unknown) → file."""
+    """The routing of docs/protocol.md: ``video/*`` → video, ``image/*`` → image, anything else (or unknown) → file."""
     major = (mime or "").split("/", 1)[0].strip().lower()
     if major == "video":
         return C.UploadMediaType.VIDEO
@@ -227,7 +227,7 @@ class UploadedMedia:
         )
 
     def message_item(self) -> m.MessageItem:
-        """The message item that shows this upload, exactly as PROTOCOL.md's step 4 writes it."""
+        """The message item that shows this upload, exactly as docs/protocol.md's step 4 writes it."""
         media = self.cdn_media()
         if self.media_type == C.UploadMediaType.IMAGE:
             return m.MessageItem(type=C.ItemType.IMAGE, image_item=m.ImageItem(media=media, mid_size=self.filesize))

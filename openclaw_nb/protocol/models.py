@@ -1,4 +1,4 @@
-"""Typed models of every wire type in PROTOCOL.md, lossless in both directions.
+"""Typed models of every wire type in docs/protocol.md, lossless in both directions.
 
 Theory of operation: each model is a dataclass whose fields are the known wire fields (all optional, since
 servers omit what they like). ``from_wire`` checks each known field's JSON type and raises

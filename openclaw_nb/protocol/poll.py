@@ -2,7 +2,7 @@
 
 Theory of operation: :class:`PollState` owns everything a long-poll loop decides. Its :meth:`PollState.page_flow`
 is a flow (see :mod:`.flow`): it yields one :class:`~.flow.Send` per poll and a :class:`~.flow.Sleep` after each
-failure, and returns one :class:`Page` once a poll succeeds. The failure policy is PROTOCOL.md's: ``ret`` or
+failure, and returns one :class:`Page` once a poll succeeds. The failure policy is the official one: ``ret`` or
 ``errcode`` non-zero, HTTP 4xx/5xx, a transport error or a body that is not JSON → wait ``retry_delay``; the
 ``backoff_after``-th failure in a row → wait ``backoff_delay`` and start counting again (the official plugin's
 2 s / 3 / 30 s); ``-14`` → :class:`~openclaw_nb.errors.StaleTokenError`, which ends the stream because waiting
@@ -101,7 +101,7 @@ def long_poll_window_ms(value: object) -> tuple[int | None, str | None]:
 
     ``(ms, None)``: usable as is. ``(MAX, why)``: too large, clamped to ``constants.MAX_LONGPOLLING_TIMEOUT_MS``
     (the bound and its reasons are documented there). ``(None, None)``: absent or 0, so the current window
-    stays (PROTOCOL.md: only a positive value counts). ``(None, why)``: negative, or not an integer; the
+    stays (docs/protocol.md: only a positive value counts). ``(None, why)``: negative, or not an integer; the
     current window stays.
 
     >>> long_poll_window_ms(10**20)[0], long_poll_window_ms(-5)[0], long_poll_window_ms(20_000)

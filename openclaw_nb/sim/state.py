@@ -1631,7 +1631,7 @@ class SimState:
                 if pos > bot.acked:
                     bot.acked = pos
                     self.mutations += 1
-                # The cursor only moves forward: acknowledged messages can't be fetched again (PROTOCOL.md).
+                # The cursor only moves forward: acknowledged messages can't be fetched again (docs/protocol.md).
                 pos = max(pos, bot.acked)
             else:
                 pos = bot.acked

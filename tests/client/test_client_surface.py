@@ -1,5 +1,5 @@
 """Client and AsyncClient expose the same API (issue #2: "same constructor and method names; async methods are
-awaitable"), and the defaults are the ones PROTOCOL.md gives."""
+awaitable"), and the defaults are the ones docs/protocol.md gives."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_every_endpoint_method_is_a_coroutine_in_async_client() -> None:
         assert callable(getattr(Client, name)) and not inspect.iscoroutinefunction(getattr(Client, name)), name
 
 
-# --- defaults (PROTOCOL.md, "Hosts" and "Client timeouts used by the official plugin") ----------------------
+# --- defaults (docs/protocol.md, "Hosts" and "Timeouts") --------------------------------------------------------
 
 
 def test_default_hosts() -> None:

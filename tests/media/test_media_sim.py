@@ -138,7 +138,7 @@ def test_kind_overrides_the_extension_table(client: SimClient, bot: Bot, tmp_pat
     assert media_types(bot) == [1, 3]
 
 
-# --- no context token: warn and send, as send_text does (PROTOCOL.md: the client may send without one) ----
+# --- no context token: warn and send, as send_text does (docs/protocol.md: the client may send without one)
 
 
 def test_media_without_a_context_token_warns_and_sends(
@@ -313,7 +313,7 @@ def test_typing_caches_the_ticket_and_refreshes_it(client: SimClient, bot: Bot) 
     clock.now += 1
     client.typing(bot.user, cancel=True)
     assert client.calls("getconfig") == 2 and [e.status for e in bot.sim.typing_events] == [1, 2, 1, 1, 2]
-    # getconfig carries the user's context token (PROTOCOL.md "Typing"), on the first fetch and the refresh.
+    # getconfig carries the user's context token (docs/protocol.md, "Typing"), on the first fetch and the refresh.
     token = client.peer(bot.user).context_token
     assert token
     assert [(b["ilink_user_id"], b.get("context_token")) for b in bodies(bot, "get_config")] == [(bot.user, token)] * 2

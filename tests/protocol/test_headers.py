@@ -1,4 +1,4 @@
-"""Exact wire headers and base_info, as PROTOCOL.md specifies them."""
+"""Exact wire headers and base_info, as docs/protocol.md specifies them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The server's ``longpolling_timeout_ms`` is a hint, checked before use: huge values are clamped, nonsense is
-ignored, and a page is never lost over it (PROTOCOL.md: "when positive, the timeout to use for the next poll")."""
+ignored, and a page is never lost over it (docs/protocol.md: a positive value is the window of the next poll)."""
 
 from __future__ import annotations
 

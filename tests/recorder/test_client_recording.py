@@ -28,7 +28,7 @@ Simulator = sim_module.Simulator
 IMAGE = bytes(range(256)) * 64
 #: Retries without back-off: the retry schedule is not under test here, only what the log shows of it.
 NO_WAIT = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
-#: Where each call goes (the API paths of PROTOCOL.md; the simulator's CDN lives under /c2c).
+#: Where each call goes (the API paths of docs/protocol.md; the simulator's CDN lives under /c2c).
 PATHS = {
     "get_bot_qrcode": "/ilink/bot/get_bot_qrcode",
     "get_qrcode_status": "/ilink/bot/get_qrcode_status",

@@ -137,7 +137,7 @@ def test_bad_knob_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_sim_defaults() -> None:
-    # PROTOCOL.md: long polls are held ~35 s (the official client's timeout); a QR code lives "roughly a
+    # docs/protocol.md: long polls are held ~35 s (the official client's timeout); a QR code lives "roughly a
     # minute or more" on the server, and the official client gives one 5 minutes before it refreshes.
     args = cli.build_parser().parse_args(["sim"])
     assert args.long_poll_timeout == 35.0 == C.LONG_POLL_TIMEOUT
