@@ -26,6 +26,7 @@ from .login import AsyncLoginMixin, LoginMixin
 from .media import AsyncMediaMixin, MediaMixin
 from .protocol import constants as C
 from .protocol import models as m
+from .protocol.drift import DriftLog, collecting
 from .protocol.endpoints import (
     CDN_DOWNLOAD_PATH,
     CDN_DOWNLOAD_TIMEOUT,
@@ -49,7 +50,7 @@ from .protocol.flow import (
 )
 from .protocol.headers import DEFAULT_BOT_AGENT, ClientIdentity
 from .protocol.media import SplitSendResp, split_text
-from .protocol.poll import long_poll_window_ms
+from .protocol.poll import QuoteHistory, long_poll_window_ms
 from .protocol.redact import redact, redact_url
 from .protocol.text import TEXT_CHUNK_CHARS, apply_markdown
 from .updates import AsyncUpdatesMixin, UpdatesMixin
@@ -143,6 +144,10 @@ class BaseClient:
         self._window_ms = C.DEFAULT_LONGPOLLING_TIMEOUT_MS
         self._window_warned = False
         self.peers: dict[str, Peer] = {}
+        #: Every unknown field, unexpected type and unknown enum value the server sent (see ``drift``).
+        self.drift_log = DriftLog()
+        #: Texts of recent messages by id, to show what an ID-only quote quotes (shared with the streams).
+        self.history = QuoteHistory()
         # How far the server's clock is ahead of this computer's (s), from the Date of its answers: the 24 h
         # reply window counts from message times the server stamped. 0 while the two agree within 2 s.
         self._clock_offset = 0.0
@@ -153,6 +158,7 @@ class BaseClient:
 
             # stacklevel: Recorder.__init__ <- BaseClient.__init__ <- Client.__init__ <- the user's line
             self.log = Recorder(maxlen=log_size, redact=redact, _stacklevel=4)
+            self.log.drift = self.drift_log  # exported with the exchanges (HAR and JSONL)
 
     # --- the server's clock ----------------------------------------------------------------------
 
@@ -252,8 +258,22 @@ class BaseClient:
             peer = self.peers[user_id] = Peer(user_id)
         return peer
 
+    @property
+    def drift(self) -> Any:
+        """What the server sent that the models did not expect, as a DataFrame: one row per endpoint, field path
+        and finding (unknown field, unexpected type, unknown value, repaired, undecodable), with how often,
+        when first and last, and a redacted example. Nothing listed here stopped a call: it was kept as sent.
+
+        >>> client.drift[["endpoint", "path", "kind", "seen", "count"]]      # doctest: +SKIP
+        """
+        return self.drift_log.frame()
+
     def remember_message(self, msg: m.WeixinMessage) -> None:
-        """Feed one inbound message into the per-user map (latest context token, time of last message)."""
+        """Feed one inbound message into the per-user map (latest context token, time of last message) and the
+        recent history that ID-only quotes are resolved from."""
+        self.history.fill(msg)
+        if msg.message_id is not None:
+            self.history.add(msg.message_id, msg.text)
         if msg.message_type == C.MessageType.BOT or not msg.from_user_id:
             return
         peer = self.peer(msg.from_user_id)
@@ -357,6 +377,8 @@ class BaseClient:
         _require_user(message.to_user_id, "msg.to_user_id")
         if not message.client_id:
             message.client_id = new_client_id()
+        if message.from_user_id is None:
+            message.from_user_id = ""  # the official client always sends it, empty
         return self._post_message_flow(message.to_wire())
 
     def _post_message_flow(self, wire: dict[str, Any]) -> Flow:
@@ -370,6 +392,9 @@ class BaseClient:
         flow = api_call(ENDPOINTS["send_message"], send, self.retry, body=body, client_id=wire["client_id"])
         resp = cast(m.SendMessageResp, (yield from flow))
         resp.client_id = wire["client_id"]
+        if resp.message_id is not None:
+            # The bot's own messages can be quoted by id too (the official client keeps its sends for that).
+            self.history.add(resp.message_id, m.WeixinMessage.from_wire(wire).text)
         return resp
 
     def _send_text_flow(
@@ -683,7 +708,7 @@ def _as_model(cls: type[M], value: object, what: str) -> M:
     if not isinstance(value, Mapping):
         raise E.UsageError(f"{what} takes a {cls.__name__} or a dict of its wire fields, got {type(value).__name__}")
     try:
-        return cls.from_wire(dict(value))
+        return cls.from_wire(dict(value), strict=True)
     except m.WireTypeError as exc:
         raise E.UsageError(f"{what}: {exc} (field types are listed in docs/protocol.md)") from None
 
@@ -745,17 +770,18 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
     # --- driver ---
 
     def _run(self, flow: Flow) -> Any:
-        try:
-            action = next(flow)
-            while True:
-                if isinstance(action, Sleep):
-                    _log_sleep(action)
-                    self._sleep(action.seconds)
-                    action = flow.send(None)
-                else:
-                    action = flow.send(self._transmit(action))
-        except StopIteration as stop:
-            return stop.value
+        with collecting(self.drift_log):
+            try:
+                action = next(flow)
+                while True:
+                    if isinstance(action, Sleep):
+                        _log_sleep(action)
+                        self._sleep(action.seconds)
+                        action = flow.send(None)
+                    else:
+                        action = flow.send(self._transmit(action))
+            except StopIteration as stop:
+                return stop.value
 
     def _transmit(self, send: Send) -> Reply | Failure:
         content = send.content() if callable(send.content) else send.content
@@ -905,17 +931,18 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
     # --- driver ---
 
     async def _run(self, flow: Flow) -> Any:
-        try:
-            action = next(flow)
-            while True:
-                if isinstance(action, Sleep):
-                    _log_sleep(action)
-                    await self._sleep(action.seconds)
-                    action = flow.send(None)
-                else:
-                    action = flow.send(await self._transmit(action))
-        except StopIteration as stop:
-            return stop.value
+        with collecting(self.drift_log):
+            try:
+                action = next(flow)
+                while True:
+                    if isinstance(action, Sleep):
+                        _log_sleep(action)
+                        await self._sleep(action.seconds)
+                        action = flow.send(None)
+                    else:
+                        action = flow.send(await self._transmit(action))
+            except StopIteration as stop:
+                return stop.value
 
     async def _transmit(self, send: Send) -> Reply | Failure:
         content: Any = send.content

@@ -868,6 +868,17 @@ _I_RAW = P.COL["raw"]
 
 
 def _page_batches(pages: Iterable[Any], raw: bool = True) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
+    history = P.QuoteHistory(BULK_QUOTE_HISTORY)
+    for columns, sigs in _page_columns(pages, raw):
+        history.resolve(columns)
+        yield columns, sigs
+
+
+#: Bulk ingest resolves ID-only quotes against this many of the latest messages before each one.
+BULK_QUOTE_HISTORY = 100_000
+
+
+def _page_columns(pages: Iterable[Any], raw: bool) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
     for page in pages:
         if isinstance(page, (bytes, bytearray, memoryview)):
             decoded = P.decode_page(bytes(page), None, raw_spans=True, raw=raw)
@@ -926,15 +937,18 @@ def frame_from_messages(
     """
 
     def batches() -> Iterator[tuple[list[list[Any]], list[str | None]]]:
+        history = P.QuoteHistory(BULK_QUOTE_HISTORY)
         chunk: list[Any] = []
         for msg in messages:
             chunk.append(msg)
             if len(chunk) >= 4096:
                 columns, sigs, _ = P.decode_messages(chunk)
+                history.resolve(columns)
                 yield columns, sigs
                 chunk = []
         if chunk:
             columns, sigs, _ = P.decode_messages(chunk)
+            history.resolve(columns)
             yield columns, sigs
 
     return _ingest(batches(), dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
@@ -978,8 +992,8 @@ def items_frame(df: pd.DataFrame) -> pd.DataFrame:
     for mid, seq, sender, created, raw in df[cols].itertuples(index=False, name=None):
         try:
             msg = loads(raw)
-        except (TypeError, ValueError):
-            continue
+        except (TypeError, ValueError, RecursionError):
+            continue  # a message that could not be read (decode_error) has no items to list
         items = msg.get("item_list") if isinstance(msg, dict) else None
         for index, item in enumerate(items if isinstance(items, list) else []):
             if not isinstance(item, dict):
@@ -1004,12 +1018,12 @@ def items_frame(df: pd.DataFrame) -> pd.DataFrame:
                     created,
                     index,
                     P.item_type_name(kind),
-                    P._int(item.get("msg_id")),
+                    P.read_uint64(item.get("msg_id")),
                     text,
                     P._str(payload.get("file_name")),
                     P._int(size),
                     P._str(payload.get("md5") or payload.get("video_md5")),
-                    key_source(item) if kind in P.MEDIA_ITEM_TYPES else "none",
+                    key_source(item) if type(kind) is int and kind in P.MEDIA_ITEM_TYPES else "none",
                     bool(media.get("full_url")),
                     P._int(payload.get("encode_type")),
                     P._int(payload.get("playtime")),

@@ -33,9 +33,13 @@ from . import errors as E
 from .protocol import constants as C
 from .protocol import crypto
 from .protocol import models as m
+from .protocol.codec import unreadable_message
+from .protocol.drift import collecting, json_type
 from .protocol.flow import Failure, Send, Sleep
 from .protocol.inbound import InboundMedia, inbound_media, sniff
-from .protocol.poll import COL, Page, PollEvent, PollPolicy, PollState
+from .protocol.lenient import Undecodable, as_text
+from .protocol.lenient import loads as lenient_loads
+from .protocol.poll import COL, Page, PollEvent, PollPolicy, PollState, QuoteHistory
 from .protocol.redact import redact
 from .store import Store, atomic_write_json, read_json, safe_name
 
@@ -67,26 +71,26 @@ def _log_event(event: PollEvent) -> None:
     log.log(_EVENT_LEVELS.get(event.kind, logging.INFO), event.message)
 
 
-def message_from_raw(raw: str) -> m.WeixinMessage:
-    """A WeixinMessage from its JSON text. A wrongly typed known field does not fail: that top-level field is
-    kept in ``extra`` as sent (and logged), the rest is typed as usual."""
-    data = json.loads(raw)
+def message_from_raw(raw: str | bytes, history: QuoteHistory | None = None) -> m.WeixinMessage:
+    """A WeixinMessage from its JSON text, as leniently as the page it came in was read: a wrongly typed known
+    field is kept as sent in ``extra`` of its object, the rest is typed as usual; text that can't be read at all
+    gives a message with ``decode_error`` set (its id, if one can be found, and its text in ``raw_text``).
+    Never raises for what a server sent. With ``history``, an ID-only quote gets the quoted text
+    (``msg.quoted``) when the quoted message is there."""
+    text = raw if isinstance(raw, str) else as_text(raw)
+    try:
+        data, _repairs = lenient_loads(text, "msgs[]")
+    except Undecodable as exc:
+        return unreadable_message(text, exc.reason)
     if not isinstance(data, dict):
-        raise E.ProtocolError("a message in getupdates is not a JSON object", endpoint="get_updates")
-    side: dict[str, Any] = {}
-    for _ in range(len(data) + 1):
-        try:
-            msg = m.WeixinMessage.from_wire(data)
-        except m.WireTypeError as exc:
-            key = exc.path.split(".")[0].split("[")[0]
-            if key not in data:
-                raise
-            log.warning("message %s: %s; kept as sent in msg.extra[%r]", data.get("message_id"), exc, key)
-            side[key] = data.pop(key)
-            continue
-        msg.extra.update(side)
-        return msg
-    raise E.ProtocolError("could not type this message", endpoint="get_updates")  # pragma: no cover
+        return unreadable_message(text, f"not a JSON object ({json_type(data)})")
+    try:
+        msg = m.WeixinMessage.from_wire(data)
+    except RecursionError:
+        return unreadable_message(text, "nested too deeply to read")
+    if history is not None:
+        history.fill(msg)
+    return msg
 
 
 # --- one stream's state and persistence (no HTTP) --------------------------------------------------------
@@ -127,7 +131,13 @@ class _Stream:
             pending, seen = self._load_pending()
             self.pending.extend(pending)
             self._disk_pending = len(pending)
-        self.state = PollState(policy, cursor=cursor, longpolling_timeout_ms=client.longpolling_timeout_ms, seen=seen)
+        self.state = PollState(
+            policy,
+            cursor=cursor,
+            longpolling_timeout_ms=client.longpolling_timeout_ms,
+            seen=seen,
+            history=client.history,
+        )
         self.state.on_event = _log_event
         self._lock = threading.Lock()  # the loop's thread updates what a write-behind thread reads
         self._tokens_dirty = False
@@ -421,7 +431,7 @@ class Updates(_UpdatesBase):
         try:
             while not self._stop.is_set():
                 if stream.pending:
-                    yield message_from_raw(stream.pending.popleft())
+                    yield message_from_raw(stream.pending.popleft(), stream.state.history)
                     continue
                 stream.page_consumed()
                 page = self._client._poll_page(stream, self._stop)
@@ -472,7 +482,7 @@ class AsyncUpdates(_UpdatesBase):
         try:
             while not self._stopping:
                 if stream.pending:
-                    yield message_from_raw(stream.pending.popleft())
+                    yield message_from_raw(stream.pending.popleft(), stream.state.history)
                     continue
                 stream.page_consumed()
                 self._inflight = asyncio.ensure_future(self._client._apoll_page(stream, self._stop_event))
@@ -743,6 +753,10 @@ class UpdatesMixin(_Shared):
 
     def _poll_page(self, stream: _Stream, stop: threading.Event) -> Page | None:
         """Run one page flow: HTTP with this driver, sleeps that ``stop`` interrupts (then None)."""
+        with collecting(stream.client.drift_log, "get_updates"):
+            return self._poll_page_flow(stream, stop)
+
+    def _poll_page_flow(self, stream: _Stream, stop: threading.Event) -> Page | None:
         flow = stream.state.page_flow(stream.make_send)
         try:
             action = next(flow)
@@ -832,6 +846,10 @@ class AsyncUpdatesMixin(_Shared):
 
     async def _apoll_page(self, stream: _Stream, stop: asyncio.Event | None) -> Page | None:
         """Run one page flow: HTTP awaited, sleeps that ``stop`` interrupts (then None)."""
+        with collecting(stream.client.drift_log, "get_updates"):
+            return await self._apoll_page_flow(stream, stop)
+
+    async def _apoll_page_flow(self, stream: _Stream, stop: asyncio.Event | None) -> Page | None:
         flow = stream.state.page_flow(stream.make_send)
         try:
             action = next(flow)

@@ -12,8 +12,10 @@ from typing import Any
 
 from .. import errors as E
 from . import constants as C
+from . import drift as D
 from .endpoints import ENDPOINTS, Endpoint
-from .models import ApiResponse, WireTypeError
+from .lenient import as_text, encode_message, find_message_id, read_page
+from .models import ApiResponse, GetUpdatesResp, WeixinMessage
 from .redact import snippet
 
 
@@ -85,8 +87,15 @@ def check_envelope(endpoint: Endpoint | str, data: dict[str, Any]) -> None:
 
 
 def parse_response(endpoint: Endpoint | str, content: bytes) -> ApiResponse:
-    """Decode, check the envelope and build the endpoint's response model (``.raw`` keeps the JSON)."""
+    """Decode, check the envelope and build the endpoint's response model (``.raw`` keeps the JSON).
+
+    Only a body that is not a JSON object is a ProtocolError: known fields of unexpected types are kept as sent
+    and reported as drift (see :mod:`.drift`). A getupdates page is read message by message when it has to be,
+    so one unreadable message never costs the others (it comes back with ``decode_error`` set).
+    """
     ep = ENDPOINTS[endpoint] if isinstance(endpoint, str) else endpoint
+    if ep.response_model is GetUpdatesResp:
+        return _parse_updates(ep, content)
     data = decode_body(ep, content)
     return parse_data(ep, data)
 
@@ -94,20 +103,68 @@ def parse_response(endpoint: Endpoint | str, content: bytes) -> ApiResponse:
 def parse_data(endpoint: Endpoint | str, data: dict[str, Any]) -> ApiResponse:
     ep = ENDPOINTS[endpoint] if isinstance(endpoint, str) else endpoint
     check_envelope(ep, data)
+    findings: list[D.Drift] = []
     try:
-        return ep.response_model.from_wire(data)
+        resp = ep.response_model.from_wire(data, drift=findings)
     except RecursionError:
         raise E.ProtocolError(
             f"{ep.name} answered with JSON nested too deeply to read (quotes inside quotes hundreds of levels deep)",
             endpoint=ep.name,
         ) from None
-    except WireTypeError as exc:
-        shown = snippet(json.dumps(data, ensure_ascii=False))
-        raise E.ProtocolError(
-            f"{ep.name} answered with a wrongly typed field: {exc}. Body: {shown}",
-            endpoint=ep.name,
-            snippet=shown,
-        ) from None
+    D.report(ep.name, findings)
+    return resp
+
+
+def updates_cursor(endpoint: str, get_updates_buf: Any, sync_buf: Any) -> str:
+    """The cursor a getupdates page hands on ('' when it has none, so the current one stays). A cursor that is
+    not a string can't be sent back, and taking the page's messages without it would take them again on the
+    next poll, so that page is a ProtocolError (the poll loop backs off and reports it)."""
+    for name, value in (("get_updates_buf", get_updates_buf), ("sync_buf", sync_buf)):
+        if value is not None and not isinstance(value, str):
+            shown = snippet(json.dumps(value, ensure_ascii=False, default=str), 60)
+            raise E.ProtocolError(
+                f"{endpoint} answered with a {name} that is not a string cursor ({D.json_type(value)}: {shown}); "
+                "the page can't be acknowledged, so it is not read",
+                endpoint=endpoint,
+                snippet=shown,
+            )
+    return get_updates_buf or sync_buf or ""
+
+
+def _parse_updates(ep: Endpoint, content: bytes) -> GetUpdatesResp:
+    envelope, entries, findings = read_page(content, ep.name)
+    check_envelope(ep, envelope)
+    updates_cursor(ep.name, envelope.get("get_updates_buf"), envelope.get("sync_buf"))
+    resp = GetUpdatesResp.from_wire(envelope, drift=findings)
+    messages: list[WeixinMessage] = []
+    sent: list[Any] = []
+    for value, raw, problem in entries:
+        if problem is None and isinstance(value, dict):
+            try:
+                messages.append(WeixinMessage._from_wire(value, "msgs[]", findings, False))
+                sent.append(value)
+                continue
+            except RecursionError:
+                problem = "nested too deeply to read"
+        elif problem is None:
+            problem = f"not a JSON object ({D.json_type(value)})"
+            raw = encode_message(value)
+        findings.append(D.Drift("msgs[]", D.UNDECODABLE, problem, None))
+        messages.append(unreadable_message(raw, problem))
+        sent.append(raw)
+    if entries or "msgs" in envelope:
+        resp.msgs = messages
+    resp.raw = {**envelope, "msgs": sent}
+    D.report(ep.name, findings)
+    return resp
+
+
+def unreadable_message(raw: Any, problem: str) -> WeixinMessage:
+    """The stand-in for an entry of ``msgs`` that can't be read: the id found in its text, why, and the text."""
+    text = raw if isinstance(raw, str) else as_text(bytes(raw)) if raw is not None else ""
+    msg = WeixinMessage(message_id=find_message_id(text))
+    msg.decode_error, msg.raw_text = problem, text
+    return msg
 
 
 def http_status_error(

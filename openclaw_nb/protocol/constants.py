@@ -122,6 +122,25 @@ ITEM_PAYLOAD_FIELD: dict[int, str] = {
 }
 
 
+#: ``text``, ``image``... per known item type (the spelling of the frames' ``item_types`` column).
+ITEM_TYPE_NAMES: dict[int, str] = {int(t): t.name.lower() for t in ItemType}
+
+
+def item_type_name(value: object) -> str:
+    """``text`` for 1, ``image`` for 2 ... ``type<N>`` for an integer this version does not know, ``none`` when
+    absent; a type that is not an integer (``"1"``, an array...) reads as ``type<its JSON text>`` when short,
+    else ``type?``: it matches no known type, as in the official client.
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, int) and not isinstance(value, bool):
+        name = ITEM_TYPE_NAMES.get(value)
+        return name if name is not None else f"type{value}"
+    if isinstance(value, str) and len(value) <= 16:
+        return f"type{value}"
+    return "type?"
+
+
 class UploadMediaType(IntEnum):
     """``media_type`` of ``getuploadurl``."""
 

@@ -19,9 +19,7 @@ same sender and content as one seen within ``duplicate_window`` seconds is kept 
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,9 +28,13 @@ from typing import Annotated, Any
 
 from .. import errors as E
 from . import constants as C
-from .codec import check_envelope, decode_body, http_status_error
+from . import drift as D
+from .codec import check_envelope, http_status_error, updates_cursor
+from .drift import Drift
 from .endpoints import ENDPOINTS
 from .flow import Failure, Flow, Reply, Send, Sleep
+from .lenient import Entry, as_text, encode_message, find_message_id, read_entry, read_page
+from .models import GetUpdatesResp, MessageItem, WeixinMessage, WireModel, read_uint64, resolve_partial
 
 _ENDPOINT = ENDPOINTS["get_updates"]
 
@@ -57,6 +59,7 @@ COLUMNS: tuple[str, ...] = (
     "context_token",
     "probable_duplicate",
     "received_time",  # when this client read the page (ms), None for messages not read live
+    "decode_error",  # why this entry of msgs could not be read at all (then only message_id and raw are set)
     "raw",  # the message's JSON text exactly as the server sent it (or re-encoded when it had to be parsed)
 )
 COL = {name: i for i, name in enumerate(COLUMNS)}
@@ -70,18 +73,14 @@ _I_ID, _I_FROM, _I_CREATE, _I_DUP = (
 #: Item types whose payload is a file on the CDN.
 MEDIA_ITEM_TYPES = frozenset({C.ItemType.IMAGE, C.ItemType.VOICE, C.ItemType.FILE, C.ItemType.VIDEO})
 #: ``item_types`` spelling of each known item type (``text``, ``image``, ``tool_call_start``...).
-ITEM_TYPE_NAMES: dict[int, str] = {int(t): t.name.lower() for t in C.ItemType}
+ITEM_TYPE_NAMES = C.ITEM_TYPE_NAMES
+item_type_name = C.item_type_name
 #: Readable names of ``message_type`` and ``message_state``, as the frame's categories.
 MESSAGE_TYPE_NAMES: dict[int, str] = {int(t): t.name.lower() for t in C.MessageType}
 MESSAGE_STATE_NAMES: dict[int, str] = {int(t): t.name.lower() for t in C.MessageState}
-
-
-def item_type_name(value: object) -> str:
-    """``text`` for 1, ``image`` for 2 ... ``type<N>`` for a type this version does not know, ``none`` if absent."""
-    if value is None:
-        return "none"
-    name = ITEM_TYPE_NAMES.get(value) if isinstance(value, int) and not isinstance(value, bool) else None
-    return name if name is not None else f"type{value}"
+_KNOWN_ITEM_TYPES = frozenset(ITEM_TYPE_NAMES)
+_KNOWN_MESSAGE_TYPES = frozenset(MESSAGE_TYPE_NAMES)
+_KNOWN_MESSAGE_STATES = frozenset(MESSAGE_STATE_NAMES)
 
 
 # --- flattening ---------------------------------------------------------------------------------------
@@ -131,9 +130,10 @@ def long_poll_window_ms(value: object) -> tuple[int | None, str | None]:
 
 
 def _message_id(value: Any) -> int | None:
-    # A uint64 on the wire. Anything else (negative, wider) is treated as missing, by every path alike, so the
-    # stream and bulk ingest drop and flag the same rows; the ``raw`` column still has the value.
-    value = _int(value)
+    # A uint64 on the wire, as a number or (as the official parser accepts) a string of digits. Anything else
+    # (negative, wider) is treated as missing, by every path alike, so the stream and bulk ingest drop and flag
+    # the same rows; the ``raw`` column still has the value.
+    value = read_uint64(value)
     return value if value is not None and 0 <= value <= C.UINT64_MAX else None
 
 
@@ -142,7 +142,7 @@ def _str(value: Any) -> str | None:
 
 
 def _item_text(item: dict[str, Any]) -> str | None:
-    # As WeixinMessage.text: a text item's text, else a voice item's transcription.
+    # As MessageItem.item_text: a text item's text, else a voice item's transcription.
     for name in ("text_item", "voice_item"):
         payload = item.get(name)
         if isinstance(payload, dict):
@@ -153,17 +153,35 @@ def _item_text(item: dict[str, Any]) -> str | None:
 
 
 def _quote(item: dict[str, Any]) -> tuple[str | None, int | None]:
+    # As WeixinMessage.quoted / quoted_svr_id without history: excerpt, quoted text or title; svr_id, else the
+    # quoted item's msg_id.
     ref = item.get("ref_msg")
     if not isinstance(ref, dict):
         return None, None
     quoted = None
     inner = ref.get("message_item")
+    inner_id = None
     if isinstance(inner, dict):
         quoted = _item_text(inner)
+        inner_id = inner.get("msg_id")
+        partial = ref.get("partial_text")
+        if quoted is not None and isinstance(partial, dict):
+            quoted = (
+                resolve_partial(
+                    quoted,
+                    partial.get("start"),
+                    partial.get("end"),
+                    partial.get("startindex"),
+                    partial.get("endindex"),
+                    partial.get("quotemd5"),
+                )
+                or quoted
+            )
     if quoted is None:
         title = ref.get("title")
         quoted = title if isinstance(title, str) and title else None
-    return quoted, _int(ref.get("svr_id"))
+    svr_id = read_uint64(ref.get("svr_id"))
+    return quoted, svr_id if svr_id is not None else read_uint64(inner_id)
 
 
 def content_signature(item_types: str, text: str, media_ids: Sequence[str] = ()) -> str | None:
@@ -174,12 +192,13 @@ def content_signature(item_types: str, text: str, media_ids: Sequence[str] = ())
     return None
 
 
-def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tuple[tuple[Any, ...], str | None]:
+def flatten(msg: dict[str, Any], raw: Any, received_ms: int | None = None) -> tuple[tuple[Any, ...], str | None]:
     """One message (a decoded JSON object) as a row in :data:`COLUMNS` order, plus its content signature.
 
     Lenient by design: a field of the wrong JSON type becomes a missing value (the ``raw`` column still has
-    it), so one odd message never stops a stream. The signature (sender-independent: text, item types and
-    media ids) is what :class:`DuplicateDetector` compares; ``None`` when there is nothing to compare.
+    it), so one odd message never stops a stream; ids sent as strings of digits are read as ints. The signature
+    (sender-independent: text, item types and media ids) is what :class:`DuplicateDetector` compares; ``None``
+    when there is nothing to compare.
     """
     types: list[str] = []
     texts: list[str] = []
@@ -198,9 +217,10 @@ def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tu
             text = _item_text(item)
             if text is not None:
                 texts.append(text)
-            if kind in MEDIA_ITEM_TYPES:
+            payload_name = _MEDIA_PAYLOADS.get(kind) if type(kind) is int else None
+            if payload_name is not None:
                 has_media = True
-                payload = item.get(C.ITEM_PAYLOAD_FIELD[kind])
+                payload = item.get(payload_name)
                 media = payload.get("media") if isinstance(payload, dict) else None
                 if isinstance(media, dict):
                     ident = media.get("encrypt_query_param") or media.get("full_url")
@@ -231,24 +251,30 @@ def flatten(msg: dict[str, Any], raw: str, received_ms: int | None = None) -> tu
         _str(msg.get("context_token")),
         False,
         received_ms,
+        None,
         raw,
     )
     return row, signature
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+def unreadable_row(raw: Any, reason: str, received_ms: int | None = None) -> tuple[Any, ...]:
+    """The row of an entry of ``msgs`` that can't be read: its id if one can be found, why, and its JSON text."""
+    text = raw if isinstance(raw, str) else as_text(bytes(raw)) if raw is not None else ""
+    row: list[Any] = [None] * len(COLUMNS)
+    row[COL["message_id"]] = _message_id(find_message_id(text))
+    row[COL["item_types"]] = ""
+    row[COL["text"]] = ""
+    row[COL["has_media"]] = False
+    row[COL["probable_duplicate"]] = False
+    row[COL["received_time"]] = received_ms
+    row[COL["decode_error"]] = reason
+    row[COL["raw"]] = raw
+    return tuple(row)
 
 
-def encode_message(msg: dict[str, Any]) -> str:
-    """Compact JSON text of one message (big integers exact), used when the original bytes are not at hand.
-
-    Half of a surrogate pair (which JSON can escape but UTF-8 cannot hold) is written back as its escape,
-    so the text can always be saved and shown.
-    """
-    text = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
-    if not text.isascii() and _LONE_SURROGATE.search(text):
-        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return text
+def message_drift(msg: Any, findings: list[Drift], path: str = "msgs[]") -> None:
+    """Compare one decoded message with the models and append what does not fit to ``findings``."""
+    WeixinMessage.find_drift(msg, path, findings)
 
 
 # --- decoding a page --------------------------------------------------------------------------------------
@@ -262,57 +288,46 @@ except ImportError:  # pragma: no cover - exercised by forcing the fallback in t
 #: Set to False to force the standard-library decoder (tests compare both paths).
 USE_MSGSPEC = _msgspec is not None
 
+#: The first fields of a message, in COLUMNS order, so a tuple of the typed struct slices into the row.
+_ROW_FIELDS = (
+    *(f"{name}_ms" if name.endswith("_time") else name for name in COLUMNS[: COL["message_state"] + 1]),
+    "context_token",
+    "item_list",
+)
+_QUOTE_DEPTH = 2  # quotes of quotes deeper than this take the dict path (where every level is checked)
+
+
+def _strict_struct(model: type[WireModel], depth: int = 0, first: Sequence[str] = ()) -> Any:
+    """A msgspec Struct with every field of ``model``, strictly typed, refusing unknown fields: a message that
+    decodes into it has nothing for the drift report but unknown enum values (checked on the columns)."""
+    specs = {name: (kind, sub) for name, kind, sub in model._specs()}
+    order = [*first, *(name for name in specs if name not in first)]
+    fields: list[tuple[str, Any, Any]] = []
+    for name in order:
+        kind, sub = specs[name]
+        if kind == "model" and sub is MessageItem and depth >= _QUOTE_DEPTH:
+            continue  # not declared: a deeper quote is an "unknown field" here, and goes the checked way
+        fields.append((name, _struct_type(kind, sub, depth) | None, None))
+    return _msgspec.defstruct(
+        f"_Strict{model.__name__}{depth}", fields, forbid_unknown_fields=True, gc=False, omit_defaults=True
+    )
+
+
+def _struct_type(kind: str, sub: Any, depth: int) -> Any:
+    if kind.startswith("list:"):
+        return list[_struct_type(kind[5:], sub, depth)]  # type: ignore[misc]
+    if kind == "model":
+        return _strict_struct(sub, depth + (sub is MessageItem))
+    if kind == "uint64":
+        return Annotated[int, _msgspec.Meta(ge=0)]  # negative: the lenient path
+    return {"int": int, "str": str, "bool": bool}.get(kind, Any)
+
+
 _raw_decoder: Any = None
 _typed_decoder: Any = None
 _any_decoder: Any = None
 _astuple: Any = None
 if _msgspec is not None:
-    # Only the fields the row needs, strictly typed: a page with an oddly typed known field fails validation
-    # and goes through the lenient dict path instead, so both paths give the same rows.
-    class _Text(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        text: str | None = None
-
-    class _Media(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        encrypt_query_param: str | None = None
-        full_url: str | None = None
-
-    class _Payload(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        text: str | None = None
-        media: _Media | None = None
-
-    class _Inner(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        text_item: _Text | None = None
-        voice_item: _Text | None = None
-
-    class _Ref(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        title: str | None = None
-        svr_id: int | None = None
-        message_item: _Inner | None = None
-
-    class _Item(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        type: int | None = None
-        text_item: _Text | None = None
-        voice_item: _Payload | None = None
-        image_item: _Payload | None = None
-        file_item: _Payload | None = None
-        video_item: _Payload | None = None
-        ref_msg: _Ref | None = None
-
-    class _Msg(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
-        # The first eleven in COLUMNS order, so a tuple of the struct slices straight into the row.
-        seq: int | None = None
-        message_id: Annotated[int, _msgspec.Meta(ge=0)] | None = None  # negative: the lenient path
-        from_user_id: str | None = None
-        to_user_id: str | None = None
-        session_id: str | None = None
-        group_id: str | None = None
-        client_id: str | None = None
-        create_time_ms: int | None = None
-        update_time_ms: int | None = None
-        message_type: int | None = None
-        message_state: int | None = None
-        context_token: str | None = None
-        item_list: list[_Item] | None = None
 
     class _Envelope(_msgspec.Struct, gc=False):  # type: ignore[call-arg]
         ret: Any = None
@@ -325,23 +340,25 @@ if _msgspec is not None:
     class _RawEnvelope(_Envelope, gc=False):  # type: ignore[call-arg]
         msgs: list[_msgspec.Raw] | None = None  # each message's bytes, as sent
 
-    class _TypedPage(_Envelope, gc=False):  # type: ignore[call-arg]
-        msgs: list[_Msg | None] | None = None
-
+    _msg_struct: Any = _strict_struct(WeixinMessage, first=_ROW_FIELDS)
+    _TypedPage = _msgspec.defstruct(
+        "_TypedPage", [("msgs", list[_msg_struct] | None, None)], bases=(_Envelope,), gc=False
+    )
     _raw_decoder = _msgspec.json.Decoder(_RawEnvelope)
     _typed_decoder = _msgspec.json.Decoder(_TypedPage)
     _any_decoder = _msgspec.json.Decoder()
     _astuple = _msgspec.structs.astuple
 
-_MEDIA_FIELDS = tuple((int(t), C.ITEM_PAYLOAD_FIELD[t]) for t in sorted(MEDIA_ITEM_TYPES))
+_MEDIA_PAYLOADS: dict[int, str] = {int(t): C.ITEM_PAYLOAD_FIELD[t] for t in MEDIA_ITEM_TYPES}
 
 
-def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
-    """The item-derived columns of typed messages; the same rules as :func:`flatten`, over structs."""
+def _typed_item_columns(item_lists: Iterable[Any], unknown: set[Any]) -> tuple[list[Any], ...]:
+    """The item-derived columns of typed messages; the same rules as :func:`flatten`, over structs. Item types
+    this version does not know are added to ``unknown``."""
     rows: list[tuple[str, str, bool, str | None, int | None, str | None]] = []
     add = rows.append
     names = ITEM_TYPE_NAMES
-    media_kinds = MEDIA_ITEM_TYPES
+    media_payloads = _MEDIA_PAYLOADS
     text_kind = int(C.ItemType.TEXT)
     empty = ("", "", False, None, None, None)
     for items in item_lists:
@@ -364,7 +381,10 @@ def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
         for item in items:
             kind = item.type
             name = names.get(kind) if kind is not None else "none"
-            types.append(name if name is not None else f"type{kind}")
+            if name is None:
+                unknown.add(kind)
+                name = f"type{kind}"
+            types.append(name)
             payload = item.text_item
             if payload is not None and payload.text:
                 texts.append(payload.text)
@@ -372,9 +392,10 @@ def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
                 voice = item.voice_item
                 if voice is not None and voice.text:
                     texts.append(voice.text)
-            if kind in media_kinds:
+            payload_name = media_payloads.get(kind)
+            if payload_name is not None:
                 has_media = True
-                media_payload = getattr(item, C.ITEM_PAYLOAD_FIELD[kind])
+                media_payload = getattr(item, payload_name)
                 media = media_payload.media if media_payload is not None else None
                 if media is not None:
                     ident = media.encrypt_query_param or media.full_url
@@ -388,9 +409,15 @@ def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
                         quoted = inner.text_item.text
                     elif inner.voice_item is not None and inner.voice_item.text:
                         quoted = inner.voice_item.text
+                    part = ref.partial_text
+                    if quoted is not None and part is not None:
+                        quoted = (
+                            resolve_partial(quoted, part.start, part.end, part.startindex, part.endindex, part.quotemd5)
+                            or quoted
+                        )
                 if quoted is None and ref.title:
                     quoted = ref.title
-                svr_id = ref.svr_id
+                svr_id = ref.svr_id if ref.svr_id is not None else inner.msg_id if inner is not None else None
         item_types = ",".join(types)
         text = "\n".join(texts)
         signature = "\x1f".join((item_types, text, *media_ids)) if text or media_ids else None  # as content_signature()
@@ -400,13 +427,21 @@ def _typed_item_columns(item_lists: Iterable[Any]) -> tuple[list[Any], ...]:
     return tuple(list(col) for col in zip(*rows, strict=True))
 
 
-def _typed_columns(msgs: list[Any], raws: list[Any], received_ms: int | None) -> tuple[list[list[Any]], list[Any]]:
+def _typed_columns(
+    msgs: list[Any], raws: list[Any], received_ms: int | None
+) -> tuple[list[list[Any]], list[Any], list[Drift]]:
     n = len(msgs)
     tuples = [_astuple(m) for m in msgs]
     fixed = [list(col) for col in zip(*tuples, strict=True)] if tuples else [[] for _ in range(13)]
     if max(filter(None, fixed[1]), default=0) > C.UINT64_MAX:  # wider than the wire's uint64: missing (see _message_id)
         fixed[1] = [_message_id(v) for v in fixed[1]]
-    types_col, text_col, media_col, quoted_col, svr_col, sig_col = _typed_item_columns(fixed[12])
+    unknown_items: set[Any] = set()
+    types_col, text_col, media_col, quoted_col, svr_col, sig_col = _typed_item_columns(fixed[12], unknown_items)
+    findings = [Drift("msgs[].item_list[].type", D.UNKNOWN_VALUE, str(k), k) for k in sorted(unknown_items)]
+    for i, known, name in ((9, _KNOWN_MESSAGE_TYPES, "message_type"), (10, _KNOWN_MESSAGE_STATES, "message_state")):
+        odd = set(fixed[i]).difference(known)
+        odd.discard(None)
+        findings.extend(Drift(f"msgs[].{name}", D.UNKNOWN_VALUE, str(v), v) for v in sorted(odd))
     columns = [
         *fixed[:11],
         types_col,
@@ -417,9 +452,10 @@ def _typed_columns(msgs: list[Any], raws: list[Any], received_ms: int | None) ->
         fixed[11],
         [False] * n,
         [received_ms] * n,
+        [None] * n,
         raws,
     ]
-    return columns, sig_col
+    return columns, sig_col, findings
 
 
 def rows_to_columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
@@ -438,7 +474,10 @@ class DecodedPage:
     get_updates_buf: str
     #: As sent (any JSON value, or None): :meth:`PollState.follow_window` decides what it is worth.
     longpolling_timeout_ms: Any
-    skipped: int = 0  # entries of ``msgs`` that were not JSON objects
+    #: Entries of ``msgs`` that could not be read at all (delivered as rows with ``decode_error`` set).
+    unreadable: int = 0
+    #: What did not fit the models (see :mod:`.drift`); empty for a page of well-typed, known fields.
+    drift: list[Drift] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.signatures)
@@ -451,35 +490,58 @@ def _checked_envelope(env: Any) -> tuple[str, Any]:
 
 
 def _envelope_fields(cursor: Any, alias: Any, lpt: Any) -> tuple[str, Any]:
-    value = cursor or alias or ""
-    return (value if isinstance(value, str) else ""), lpt
+    return updates_cursor(_ENDPOINT.name, cursor, alias), lpt
 
 
 def _dict_columns(
-    pairs: Iterable[tuple[Any, Any]], received_ms: int | None
+    entries: Iterable[Entry], received_ms: int | None, findings: list[Drift] | None = None
 ) -> tuple[list[list[Any]], list[str | None], int]:
+    """Rows of entries read one by one; with ``findings``, each message is also compared with the models."""
     rows: list[tuple[Any, ...]] = []
     sigs: list[str | None] = []
-    skipped = 0
-    for msg, raw in pairs:
-        if not isinstance(msg, dict):
-            skipped += 1
+    unreadable = 0
+    for msg, raw, problem in entries:
+        if problem is None and not isinstance(msg, dict):
+            problem = f"not a JSON object ({D.json_type(msg)})"
+            if raw is None:
+                raw = encode_message(msg)
+        if problem is not None:
+            unreadable += 1
+            rows.append(unreadable_row(raw, problem, received_ms))
+            sigs.append(None)
+            if findings is not None:
+                findings.append(Drift("msgs[]", D.UNDECODABLE, problem, None))
             continue
+        if findings is not None:
+            message_drift(msg, findings)
         row, sig = flatten(msg, raw, received_ms)
         rows.append(row)
         sigs.append(sig)
-    return rows_to_columns(rows), sigs, skipped
+    return rows_to_columns(rows), sigs, unreadable
+
+
+def _msgspec_entry(span: Any, raw_spans: bool, findings: list[Drift]) -> Entry:
+    """One message of a page that did not type strictly: msgspec reads it when it can, else the lenient reader."""
+    try:
+        value = _any_decoder.decode(span)
+        raw = span if raw_spans else str(span, "utf-8")
+    except (_msgspec.DecodeError, _msgspec.ValidationError, UnicodeDecodeError, RecursionError, ValueError):
+        return read_entry(span, raw_spans, findings)
+    return value, raw, None
 
 
 def decode_page(
     content: bytes, received_ms: int | None = None, *, raw_spans: bool = False, raw: bool = True
 ) -> DecodedPage:
     """Decode a getupdates body into columns. Raises the typed ApiError for ``ret``/``errcode`` ≠ 0 (``-14``
-    → StaleTokenError) and ProtocolError for a body that is not a JSON object.
+    → StaleTokenError) and ProtocolError only for a body that is not a JSON object: any message, however odd,
+    becomes a row (see :func:`flatten`; one that can't be read at all has ``decode_error`` set).
 
     The ``raw`` column holds each message's JSON text as the server sent it (msgspec present) or re-encoded
     (standard library). With ``raw_spans`` it holds zero-copy byte spans instead of str, for bulk ingest;
     with ``raw=False`` it is left empty (None), which saves the pass that finds each message's bytes.
+    ``drift`` lists what did not fit the models; with msgspec, a page of known, well-typed fields is typed in
+    one pass and costs the report nothing more than a look at the enum values.
     """
     if not raw:
         lean = _decode_lean(content, received_ms)
@@ -491,8 +553,8 @@ def decode_page(
     if USE_MSGSPEC and _raw_decoder is not None:
         try:
             env = _raw_decoder.decode(content)
-        except (_msgspec.DecodeError, _msgspec.ValidationError):
-            env = None  # the standard path below gives the precise error, or copes with an odd but valid shape
+        except (_msgspec.DecodeError, _msgspec.ValidationError, RecursionError):
+            env = None  # the lenient path below copes, or gives the precise error
         if env is not None:
             cursor, lpt = _checked_envelope(env)
             spans = env.msgs or []
@@ -500,27 +562,32 @@ def decode_page(
             if spans:
                 try:
                     typed = _typed_decoder.decode(content).msgs
-                except _msgspec.ValidationError:
+                except (_msgspec.DecodeError, _msgspec.ValidationError, RecursionError):
                     typed = None
-            if typed is not None and None not in typed:
-                raws: list[Any] = spans if raw_spans else [str(span, "utf-8") for span in spans]
-                columns, sigs = _typed_columns(typed, raws, received_ms)
-                return DecodedPage(columns, sigs, cursor, lpt)
-            decode = _any_decoder.decode
-            pairs = [(decode(span), span if raw_spans else str(span, "utf-8")) for span in spans]
-            columns, sigs, skipped = _dict_columns(pairs, received_ms)
-            return DecodedPage(columns, sigs, cursor, lpt, skipped)
-    data = decode_body(_ENDPOINT, content)
+            if typed is not None or not spans:
+                try:
+                    raws: list[Any] = spans if raw_spans else [str(span, "utf-8") for span in spans]
+                except UnicodeDecodeError:
+                    raws = []
+                if len(raws) == len(spans):
+                    columns, sigs, findings = _typed_columns(typed or [], raws, received_ms)
+                    return DecodedPage(columns, sigs, cursor, lpt, 0, findings)
+            findings = []
+            entries = [_msgspec_entry(span, raw_spans, findings) for span in spans]
+            columns, sigs, unreadable = _dict_columns(entries, received_ms, findings)
+            return DecodedPage(columns, sigs, cursor, lpt, unreadable, findings)
+    data, entries, findings = read_page(content, _ENDPOINT.name, raw_spans=raw_spans)
     check_envelope(_ENDPOINT, data)
-    msgs = data.get("msgs")
-    if msgs is not None and not isinstance(msgs, list):
-        raise E.ProtocolError(f"{_ENDPOINT.name} answered with 'msgs' that is not an array", endpoint=_ENDPOINT.name)
     cursor, lpt = _envelope_fields(
         data.get("get_updates_buf"), data.get("sync_buf"), data.get("longpolling_timeout_ms")
     )
-    pairs = [(msg, encode_message(msg) if isinstance(msg, dict) else None) for msg in msgs or ()]
-    columns, sigs, skipped = _dict_columns(pairs, received_ms)
-    return DecodedPage(columns, sigs, cursor, lpt, skipped)
+    _envelope_drift(data, findings)
+    columns, sigs, unreadable = _dict_columns(entries, received_ms, findings)
+    return DecodedPage(columns, sigs, cursor, lpt, unreadable, findings)
+
+
+def _envelope_drift(data: dict[str, Any], findings: list[Drift]) -> None:
+    GetUpdatesResp.find_drift({k: v for k, v in data.items() if k != "msgs"}, "", findings)
 
 
 def _decode_lean(content: bytes, received_ms: int | None) -> DecodedPage | None:
@@ -529,40 +596,39 @@ def _decode_lean(content: bytes, received_ms: int | None) -> DecodedPage | None:
         return None
     try:
         page = _typed_decoder.decode(content)
-    except (_msgspec.DecodeError, _msgspec.ValidationError):
+    except (_msgspec.DecodeError, _msgspec.ValidationError, RecursionError):
         return None
     msgs = page.msgs or []
-    if None in msgs:
-        return None
     cursor, lpt = _checked_envelope(page)
-    columns, sigs = _typed_columns(msgs, [None] * len(msgs), received_ms)
-    return DecodedPage(columns, sigs, cursor, lpt)
+    columns, sigs, findings = _typed_columns(msgs, [None] * len(msgs), received_ms)
+    return DecodedPage(columns, sigs, cursor, lpt, 0, findings)
 
 
 def decode_messages(
     messages: Iterable[Any], received_ms: int | None = None
 ) -> tuple[list[list[Any]], list[str | None], int]:
     """Flatten messages given one by one: dicts, JSON text (str/bytes) of one message, or anything with
-    ``to_wire()`` (a WeixinMessage). Returns ``(columns, signatures, skipped)``."""
+    ``to_wire()`` (a WeixinMessage). Returns ``(columns, signatures, unreadable)``: text that can't be read as
+    JSON, and values that are not objects, become rows with ``decode_error`` set."""
 
-    def pairs() -> Iterator[tuple[Any, Any]]:
-        loads = _any_decoder.decode if USE_MSGSPEC and _any_decoder is not None else json.loads
+    def entries() -> Iterator[Entry]:
         for item in messages:
             if isinstance(item, dict):
-                yield item, encode_message(item)
+                yield item, encode_message(item), None
             elif isinstance(item, (str, bytes, bytearray, memoryview)):
-                text = item if isinstance(item, str) else str(item, "utf-8")
-                try:
-                    yield loads(text), text
-                except ValueError as exc:
-                    raise E.UsageError(f"not a JSON message: {exc}; pass dicts, JSON text or WeixinMessage") from None
+                text = item if isinstance(item, str) else as_text(bytes(item))
+                yield read_entry(text, False)
+            elif isinstance(item, WeixinMessage) and item.decode_error is not None:
+                yield None, item.raw_text or "", item.decode_error
+            elif isinstance(item, WireModel) and item.not_an_object:
+                yield item.as_sent, None, None
             elif hasattr(item, "to_wire"):
                 wire = item.to_wire()
-                yield wire, encode_message(wire)
+                yield wire, encode_message(wire), None
             else:
-                yield None, None
+                yield None, None, f"not a message ({type(item).__name__})"
 
-    return _dict_columns(pairs(), received_ms)
+    return _dict_columns(entries(), received_ms)
 
 
 # --- policy, events, bounded memories ------------------------------------------------------------------
@@ -611,6 +677,53 @@ class PollEvent:
     time: float = field(default_factory=time.time)
     delay: float = 0.0
     failures: int = 0
+
+
+class QuoteHistory:
+    """The text of recent messages by id, so an ID-only quote (``ref_msg`` with only ``svr_id``, sent by newer
+    WeChat apps) can be shown with what it quotes, as the official client does from its own store. Bounded."""
+
+    def __init__(self, maxlen: int = 10_000) -> None:
+        self.maxlen = maxlen
+        self._texts: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def get(self, message_id: object) -> str | None:
+        return self._texts.get(message_id)  # type: ignore[call-overload]
+
+    def add(self, message_id: int | None, text: str | None) -> None:
+        if message_id is None or not text:
+            return
+        texts = self._texts
+        texts.pop(message_id, None)
+        texts[message_id] = text
+        if len(texts) > self.maxlen:
+            del texts[next(iter(texts))]
+
+    def fill(self, msg: WeixinMessage) -> None:
+        """Give an ID-only quote in ``msg`` the quoted message's text (``msg.quoted``) when it is here."""
+        if msg.quoted_text is None and msg.ref is not None and msg.quoted is None:
+            svr_id = msg.quoted_svr_id
+            if svr_id is not None:
+                msg.quoted_text = self._texts.get(svr_id)
+
+    def resolve(self, columns: list[list[Any]]) -> None:
+        """Remember the rows' texts and, in the same pass (a quote may quote a message of its own page), fill
+        ``quoted`` of the rows that quote by id only."""
+        quoted, svr_ids = columns[COL["quoted"]], columns[COL["quoted_svr_id"]]
+        texts = self._texts
+        for i, (message_id, text) in enumerate(zip(columns[COL["message_id"]], columns[COL["text"]], strict=True)):
+            svr_id = svr_ids[i]
+            if svr_id is not None and quoted[i] is None:
+                quoted[i] = texts.get(svr_id)
+            if message_id is not None and text:
+                texts[message_id] = text
+        excess = len(texts) - self.maxlen
+        if excess > 0:
+            for old in list(itertools.islice(texts, excess)):
+                del texts[old]
 
 
 class RecentIds:
@@ -758,6 +871,7 @@ class PollState:
         longpolling_timeout_ms: int = C.DEFAULT_LONGPOLLING_TIMEOUT_MS,
         seen: Iterable[int] = (),
         clock: Callable[[], float] = time.time,
+        history: QuoteHistory | None = None,
     ) -> None:
         self.policy = policy or PollPolicy()
         self.cursor = cursor
@@ -767,6 +881,8 @@ class PollState:
         self.failures = 0
         self.seen = RecentIds(self.policy.dedup_size, seen)
         self.duplicates = DuplicateDetector(self.policy.duplicate_window)
+        #: Texts of recent messages, to resolve ID-only quotes (a client shares its own with its streams).
+        self.history = history if history is not None else QuoteHistory()
         self.events: deque[PollEvent] = deque(maxlen=100)
         self.on_event: Callable[[PollEvent], None] | None = None
         self.status = "idle"
@@ -854,12 +970,18 @@ class PollState:
         changed = bool(decoded.get_updates_buf) and decoded.get_updates_buf != self.cursor
         if decoded.get_updates_buf:  # replace the cursor only with a non-empty value
             self.cursor = decoded.get_updates_buf
-        if decoded.skipped:
-            self._event("skipped", f"a getupdates page had {decoded.skipped} entries in msgs that were not objects")
+        if decoded.unreadable:
+            self._event(
+                "unreadable",
+                f"a getupdates page had {decoded.unreadable} entries in msgs that could not be read; "
+                "they are delivered with decode_error set and their JSON text in raw",
+            )
+        D.report(_ENDPOINT.name, decoded.drift)
         self.failures = 0
         self.pages += 1
         page = self.accept(decoded.columns, decoded.signatures, now_ms)
         page.cursor_changed = changed
+        self.history.resolve(page.columns)
         return page
 
     def accept(self, columns: list[list[Any]], signatures: list[str | None], received_ms: int) -> Page:

@@ -9,6 +9,7 @@ import pytest
 from openclaw_nb import errors as E
 from openclaw_nb.protocol import models as m
 from openclaw_nb.protocol.codec import http_status_error, parse_response
+from openclaw_nb.protocol.models import GetUpdatesResp
 
 
 def body(obj: object) -> bytes:
@@ -68,11 +69,10 @@ def test_api_error_fields() -> None:
         (b"[1, 2]", "not an object"),
         (b'"text"', "not an object"),
         (b"null", "not an object"),
-        (b'{"ret": 0, "msgs": "nope"}', "msgs should be an array"),
-        (b'{"ret": 0, "msgs": [{"message_id": "12"}]}', "msgs[0].message_id should be an integer"),
-        (b'{"ret": 0, "msgs": [7]}', "msgs[0] should be an object"),
+        (b'{"ret": 0, "msgs": "nope"}', "'msgs' that is not an array"),
         (b'{"ret": {"a": 1}}', "non-integer 'ret'"),
-        (b'{"ret": 0, "get_updates_buf": 35000}', "get_updates_buf should be a string"),
+        (b'{"ret": 0, "get_updates_buf": 35000}', "get_updates_buf that is not a string cursor"),
+        (b'{"ret": 0, "sync_buf": ["c"], "msgs": [{"message_id": 1}]}', "sync_buf that is not a string cursor"),
         # (a wrongly typed longpolling_timeout_ms is no error: it is only a hint, see test_poll_window.py)
     ],
 )
@@ -86,7 +86,7 @@ def test_bad_bodies_are_protocol_errors(content: bytes, needle: str) -> None:
 
 def test_snippets_are_redacted_and_short() -> None:
     secret = "S3CRET-context-token-value"
-    bad = body({"ret": 0, "msgs": [{"context_token": secret, "seq": "x"}], "pad": "y" * 5000})
+    bad = body({"ret": 0, "msgs": [{"context_token": secret}], "get_updates_buf": 7, "pad": "y" * 5000})
     with pytest.raises(E.ProtocolError) as info:
         parse_response("get_updates", bad)
     assert secret not in str(info.value)
@@ -126,13 +126,18 @@ def test_specific_code_wins_when_ret_and_errcode_disagree(payload: dict, cls: ty
         parse_response("send_message", body(payload))
 
 
-def test_absurdly_nested_quote_is_protocol_error() -> None:
-    depth = 400  # two JSON objects a level: within json's own limit, beyond the models' recursion
+@pytest.mark.parametrize("depth", [400, 5000], ids=["beyond-the-models", "beyond-json"])
+def test_absurdly_nested_quote_costs_only_its_own_message(depth: int) -> None:
+    # 400 levels: valid for json, too deep for the models' recursion; 5000: too deep for json itself.
     item = '{"type":1,"ref_msg":{"message_item":' * depth + '{"type":1}' + "}}" * depth
-    content = ('{"ret":0,"msgs":[{"item_list":[' + item + "]}]}").encode()
-    json.loads(content)  # valid JSON: the problem is only its depth
-    with pytest.raises(E.ProtocolError, match="nested too deeply"):
-        parse_response("get_updates", content)
+    deep = '{"message_id":77,"item_list":[' + item + "]}"
+    good = '{"message_id":78,"item_list":[{"type":1,"text_item":{"text":"fine"}}]}'
+    content = ('{"ret":0,"msgs":[' + deep + "," + good + '],"get_updates_buf":"next"}').encode()
+    page = parse_response("get_updates", content)
+    assert isinstance(page, GetUpdatesResp) and page.cursor == "next"
+    bad, fine = page.messages
+    assert bad.message_id == 77 and bad.decode_error == "nested too deeply to read" and bad.raw_text == deep
+    assert fine.message_id == 78 and fine.text == "fine" and fine.decode_error is None
 
 
 def test_truncated_body_does_not_leak_the_secret() -> None:

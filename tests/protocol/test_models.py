@@ -36,7 +36,7 @@ FULL_MESSAGE = {
             "ref_msg": {
                 "title": "quoted",
                 "svr_id": 2**53 + 1,
-                "partial_text": {"start": 0, "end": 4, "startindex": 0, "endindex": 4, "quotemd5": "ab"},
+                "partial_text": {"start": "h", "end": "o", "startindex": 0, "endindex": 0, "quotemd5": "ab"},
                 "message_item": {"type": 1, "text_item": {"text": "earlier"}},
             },
         },
@@ -100,17 +100,25 @@ def test_item_helpers() -> None:
         ({"seq": "7"}, "seq"),
         ({"message_id": 1.5}, "message_id"),
         ({"item_list": {"type": 1}}, "item_list"),
-        ({"item_list": [{"type": "1"}]}, "item_list[0].type"),
-        ({"item_list": [{"type": 1, "text_item": "hi"}]}, "item_list[0].text_item"),
-        ({"item_list": [{"type": 1, "text_item": {"text": 5}}]}, "item_list[0].text_item.text"),
+        ({"item_list": [{"type": "1"}]}, "item_list[].type"),
+        ({"item_list": [{"type": 1, "text_item": "hi"}]}, "item_list[].text_item"),
+        ({"item_list": [{"type": 1, "text_item": {"text": 5}}]}, "item_list[].text_item.text"),
         ({"from_user_id": True}, "from_user_id"),
         ({"message_type": True}, "message_type"),
     ],
 )
 def test_wrong_types_name_the_field(patch: dict, path: str) -> None:
     with pytest.raises(m.WireTypeError) as info:
-        m.WeixinMessage.from_wire({**FULL_MESSAGE, **patch})
+        m.WeixinMessage.from_wire({**FULL_MESSAGE, **patch}, strict=True)
     assert info.value.path == path
+    # Read leniently (the default): nothing raises, the odd value is kept as sent where it was, reported at
+    # the same path, and the message goes back to the wire unchanged.
+    findings: list = []
+    sent = json.loads(json.dumps({**FULL_MESSAGE, **patch}))
+    msg = m.WeixinMessage.from_wire(sent, drift=findings)
+    assert [(d.path, d.kind) for d in findings if d.kind == "unexpected type"] == [(path, "unexpected type")]
+    assert msg.to_wire() == sent
+    assert msg.context_token == FULL_MESSAGE["context_token"]  # the rest is typed as usual
 
 
 def test_nulls_read_as_absent() -> None:
@@ -125,7 +133,7 @@ def test_repr_redacts_secrets() -> None:
     assert redact("ctx-secret-value") in text
     status = m.QrStatusResp.from_wire({"status": "confirmed", "bot_token": "tok-ABCDEF-123"})
     assert "tok-ABCDEF-123" not in repr(status)
-    assert "extra=<1 unknown field(s): future_field>" in text
+    assert "extra=<1 field(s) kept as sent: future_field>" in text
 
 
 def test_response_keeps_raw_and_cursor_alias() -> None:

@@ -41,6 +41,7 @@ EXPECTED_DTYPES = {
     "context_token": "str",
     "probable_duplicate": "bool",
     "received_time": "datetime64[ms, UTC]",
+    "decode_error": "str",
     "raw": "str",
 }
 

@@ -200,12 +200,17 @@ def test_both_decoders_give_the_same_rows(messages: list[dict[str, Any]], monkey
     fast = P.decode_page(body, 1)
     monkeypatch.setattr(P, "USE_MSGSPEC", False)
     slow = P.decode_page(body, 1)
-    assert fast.skipped == slow.skipped == 2
+    assert fast.unreadable == slow.unreadable == 2  # 5 and "x": delivered as flagged rows, never dropped
     raw = P.COL["raw"]
     fast_rows = [r[:raw] for r in zip(*fast.columns, strict=True)]
     slow_rows = [r[:raw] for r in zip(*slow.columns, strict=True)]
     assert fast_rows == slow_rows and fast.signatures == slow.signatures
-    assert [json.loads(x) for x in fast.columns[raw]] == [json.loads(x) for x in slow.columns[raw]] == messages
+    sent = [*messages, 5, "x"]
+    assert [json.loads(x) for x in fast.columns[raw]] == [json.loads(x) for x in slow.columns[raw]] == sent
+    problems = fast.columns[P.COL["decode_error"]]
+    assert problems[-2:] == ["not a JSON object (number)", "not a JSON object (string)"]
+    assert problems[:-2] == [None] * len(messages)
+    assert sorted(map(repr, fast.drift)) == sorted(map(repr, slow.drift))
 
 
 @pytest.mark.parametrize("use_msgspec", [True, False], ids=["msgspec", "stdlib"])
@@ -225,7 +230,7 @@ def test_a_page_without_raw_text_has_the_same_rows(
     raw = P.COL["raw"]
     assert lean.columns[raw] == [None] * len(full)
     assert lean.columns[:raw] == full.columns[:raw] and lean.signatures == full.signatures
-    assert (lean.get_updates_buf, lean.longpolling_timeout_ms, lean.skipped) == ("c2", 9, full.skipped)
+    assert (lean.get_updates_buf, lean.longpolling_timeout_ms, lean.unreadable) == ("c2", 9, full.unreadable)
     with pytest.raises(E.StaleTokenError):
         P.decode_page(b'{"ret":0,"errcode":-14,"msgs":[]}', raw=False)
 

@@ -23,10 +23,12 @@ def test_a_wrongly_typed_field_is_kept_not_fatal(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, "openclaw_nb"):
         msg = message_from_raw(raw)
     assert msg.message_id == 2**64 - 1 and msg.seq == 3
-    assert msg.extra == {"client_id": 5, "item_list": [{"type": "x"}]}
-    assert "kept as sent" in caplog.text
-    with pytest.raises(E.ProtocolError):
-        message_from_raw("[1]")
+    assert msg.extra == {"client_id": 5} and msg.items[0].extra == {"type": "x"}
+    assert msg.items[0].type_name == "typex" and json.loads(raw) == msg.to_wire()
+    odd = message_from_raw("[1]")  # not an object: flagged, never raised (the stream must go on)
+    assert odd.decode_error == "not a JSON object (array)" and odd.raw_text == "[1]" and odd.message_id is None
+    torn = message_from_raw('{"message_id": 12, "item_list": [')
+    assert torn.message_id == 12 and torn.decode_error is not None and torn.decode_error.startswith("not JSON")
 
 
 def test_reply_budget_rules() -> None:
