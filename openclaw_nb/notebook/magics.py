@@ -296,6 +296,7 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("%wx_upload", "upload a file and send it (progress bar)", '%wx_upload chart.png --to alice --caption "today"'),
     ("%wx_updates", "start / stop / show the live feed, or get its DataFrame", "df = %wx_updates frame"),
     ("%wx_log", "the protocol log: last exchanges, one call, HAR / JSONL", "%wx_log --last 5 --call send_message"),
+    ("%wx_drift", "what the server sent that the models did not expect", "%wx_drift"),
     ("%wx_sim", "drive the embedded simulator: say, image, scan, confirm, outbox", "%wx_sim say alice hello bot"),
     ("%wx_help", "this table", "%wx_help"),
 )
@@ -852,6 +853,33 @@ class WxMagics(Magics):
                 raise UsageError(f"%wx_log: cannot write {target!r}: {exc.strerror or exc}") from None
             print(f"wrote {_count(len(view), 'exchange')} to {path} ({fmt}, secrets redacted)")
         return None
+
+    # --- %wx_drift ---
+
+    @magic_arguments()
+    @argument("--clear", action="store_true", help="forget what was found so far")
+    @line_magic
+    @_friendly
+    def wx_drift(self, line: str) -> Any:
+        """The wire drift report: what the server sent that the models did not expect (unknown fields,
+        unexpected types, unknown item types and enum values), per endpoint and field path, with counts and a
+        redacted example. Nothing listed stopped a call: it was kept as sent.
+
+        Examples:
+          %wx_drift
+          %wx_drift --clear
+        """
+        args = self._parse("wx_drift", line)
+        client = self._need_client("wx_drift")
+        if args.clear:
+            client.drift_log.clear()
+            print("drift report cleared")
+            return None
+        df = client.drift
+        if df.empty:
+            print("no drift: every answer so far fit the models (new fields, types and values are listed here)")
+            return None
+        return df
 
     # --- %wx_sim ---
 

@@ -74,9 +74,18 @@ class _LogViews(Sequence[Exchange]):
     """Everything a log can show or export; subclasses provide :meth:`_exchanges` and :attr:`redacted`."""
 
     redacted: bool
+    #: The wire drift of the session (a client's :class:`~openclaw_nb.protocol.drift.DriftLog`, or the entries a
+    #: loaded log carried), exported with the exchanges so a shared log shows what the server sent that was new.
+    drift: Any = None
 
     def _exchanges(self) -> list[Exchange]:
         raise NotImplementedError
+
+    def _drift_entries(self) -> list[dict[str, Any]]:
+        drift = self.drift
+        if drift is None:
+            return []
+        return list(drift.to_json()) if hasattr(drift, "to_json") else [dict(e) for e in drift]
 
     # -- sequence ----------------------------------------------------------------------------------------
 
@@ -96,7 +105,7 @@ class _LogViews(Sequence[Exchange]):
         """``log[-1]`` is the latest exchange; ``log[-5:]`` a log of the last five."""
         items = self._exchanges()
         if isinstance(index, slice):
-            return ExchangeLog(items[index], redacted=self.redacted)
+            return ExchangeLog(items[index], redacted=self.redacted, drift=self.drift)
         return items[index]
 
     def by_id(self, ident: int) -> Exchange:
@@ -149,7 +158,7 @@ class _LogViews(Sequence[Exchange]):
             if where is not None and not where(ex):
                 continue
             out.append(ex)
-        return ExchangeLog(out, redacted=self.redacted)
+        return ExchangeLog(out, redacted=self.redacted, drift=self.drift)
 
     # -- views -------------------------------------------------------------------------------------------
 
@@ -264,6 +273,9 @@ class _LogViews(Sequence[Exchange]):
         from .har import build_har
 
         har = build_har(self._exchanges())
+        drift = self._drift_entries()
+        if drift:
+            har["log"]["_drift"] = drift  # a custom field, as HAR allows (a leading underscore)
         if path is not None:
             Path(path).write_text(json.dumps(har, ensure_ascii=False, indent=1), encoding="utf-8")
         return har
@@ -281,6 +293,9 @@ class _LogViews(Sequence[Exchange]):
             "count": len(items),
             "written": datetime.now(UTC).isoformat(),
         }
+        drift = self._drift_entries()
+        if drift:
+            header["drift"] = drift
         with target.open("w", encoding="utf-8") as fh:
             fh.write(json.dumps(header, ensure_ascii=False) + "\n")
             for ex in items:
@@ -291,9 +306,12 @@ class _LogViews(Sequence[Exchange]):
 class ExchangeLog(_LogViews):
     """A fixed list of exchanges: a filtered or sliced view of a recorder, or a log loaded from disk."""
 
-    def __init__(self, exchanges: Iterable[Exchange] = (), *, redacted: bool = True) -> None:
+    def __init__(
+        self, exchanges: Iterable[Exchange] = (), *, redacted: bool = True, drift: list[dict[str, Any]] | None = None
+    ) -> None:
         self._items = list(exchanges)
         self.redacted = redacted
+        self.drift = drift
 
     def _exchanges(self) -> list[Exchange]:
         return self._items
@@ -366,7 +384,7 @@ class Recorder(_LogViews):
 
     def snapshot(self) -> ExchangeLog:
         """A frozen copy of the log as it is now."""
-        return ExchangeLog(self._exchanges(), redacted=self.redacted)
+        return ExchangeLog(self._exchanges(), redacted=self.redacted, drift=self._drift_entries() or None)
 
     def _exchanges(self) -> list[Exchange]:
         with self._lock:
@@ -417,6 +435,7 @@ def load_log(path: str | PathLike[str]) -> ExchangeLog:
     """
     items: list[Exchange] = []
     redacted = True
+    drift: list[dict[str, Any]] | None = None
     with Path(path).open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -432,12 +451,14 @@ def load_log(path: str | PathLike[str]) -> ExchangeLog:
                         "upgrade to read it"
                     )
                 redacted = bool(data.get("redacted", True))
+                found = data.get("drift")
+                drift = [d for d in found if isinstance(d, dict)] if isinstance(found, list) else None
                 continue
             try:
                 items.append(Exchange.from_dict(data))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{lineno} is not an exchange: {exc!r}") from None
-    return ExchangeLog(items, redacted=redacted)
+    return ExchangeLog(items, redacted=redacted, drift=drift)
 
 
 __all__ = ["Binary", "Exchange", "ExchangeLog", "Recorder", "Text", "load_log"]

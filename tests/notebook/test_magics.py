@@ -88,6 +88,7 @@ LINE_MAGICS = {
     "wx_upload",
     "wx_updates",
     "wx_log",
+    "wx_drift",
     "wx_sim",
     "wx_help",
 }
@@ -154,6 +155,7 @@ def test_importing_the_package_stays_light() -> None:
         "%wx_typing alice",
         "%wx_updates start",
         "%wx_log",
+        "%wx_drift",
         "%wx_upload {path} --to alice",
     ],
 )
@@ -360,6 +362,25 @@ def test_connect_sim_binds_a_logged_in_client_and_the_simulator(ip: Any, out: An
     assert sim.config.long_poll_timeout == 0.5
     stdout, _ = out.read()
     assert sim.base_url in stdout and wx.bot_id in stdout and "`sim`" in stdout
+
+
+def test_drift_shows_what_the_simulator_sent_that_the_models_do_not_know(ip: Any, out: Any) -> None:
+    sim = connect_sim(ip)
+    wx = ip.user_ns["wx"]
+    out.read()
+    assert ip.run_line_magic("wx_drift", "") is None
+    assert "no drift" in out.read()[0]
+    sim.configure(unknown_fields=True, ids_as_strings=True)
+    sim.say("alice", "hi from a newer app")
+    assert wx.get_updates().messages[0].text == "hi from a newer app"
+    df = ip.run_line_magic("wx_drift", "")
+    found = set(zip(df["path"], df["kind"], strict=True))
+    assert ("msgs[].future_flag", "unknown field") in found
+    assert ("msgs[].item_list[].type", "unknown value") in found
+    assert ("msgs[].message_id", "unexpected type") in found
+    assert set(df["endpoint"]) == {"get_updates"}
+    ip.run_line_magic("wx_drift", "--clear")
+    assert "cleared" in out.read()[0] and wx.drift.empty
 
 
 def test_connect_sim_qr_starts_logged_out(ip: Any, out: Any) -> None:

@@ -201,6 +201,16 @@ def check_protocol(nb: Any) -> None:
     _expect("differ in 3 places" in strict and "context_token used up" in strict, strict)
     errors = text(cell(nb, "proto-errors"))
     _expect("reply window closed" in errors and "StaleTokenError" in errors, errors)
+    drift = text(cell(nb, "proto-drift"))
+    for needle in ("sent as '", "(written back as it came)", "last item: type99", "partial quote: 'forty-two'"):
+        _expect(needle in drift, f"the drift section lacks {needle!r}: {drift!r}")
+    _expect("ID-only quote: 'The answer is forty-two, said the computer'" in drift, drift)
+    table = text(cell(nb, "proto-drift-table"))
+    for needle in ("msgs[].future_flag", "unknown field", "msgs[].item_list[].type", "unknown value", "message_id"):
+        _expect(needle in table, f"client.drift lacks {needle!r}: {table[:500]!r}")
+    _expect(re.match(r"0 of [1-9]\d* requests differ", text(cell(nb, "proto-conformance"))) is not None, "conformance")
+    article = text(cell(nb, "proto-article-conformance"))
+    _expect("get_bot_qrcode" in article and "GET" in article, f"the article's conformance: {article[:500]!r}")
     diffs = text(cell(nb, "proto-diff"))
     for needle in ('request.method: "GET" → "POST"', "request.body.chat_id: missing in B", "get_updates_buf: extra"):
         _expect(needle in diffs, f"the seed-vs-wire diff lacks {needle!r}: {diffs!r}")

@@ -160,3 +160,28 @@ def test_json_body_shaped_like_a_stand_in_is_kept_as_json() -> None:
     )
     back = Exchange.from_dict(json.loads(json.dumps(ex.to_dict())))
     assert back == ex and isinstance(back.request_body, dict) and isinstance(back.response_body, dict)
+
+
+def test_exports_carry_the_wire_drift(tmp_path: Path) -> None:
+    # A shared session shows what the server sent that was new: the drift report travels in HAR and JSONL.
+    from openclaw_nb import Client, Simulator
+
+    with Simulator(long_poll_timeout=0.2, unknown_fields=True) as sim:
+        bot = sim.login_bot()
+        with Client(bot.bot_token, base_url=sim.base_url, bot_id=bot.bot_id) as client:
+            sim.say("alice", "hello")
+            client.get_updates()
+            expected = {(e.path, e.kind) for e in client.drift_log.entries()}
+            har = client.log.to_har(tmp_path / "s.har")
+            client.log.to_jsonl(tmp_path / "s.jsonl")
+            sliced = client.log.filter(call="get_updates")
+    assert ("msgs[].future_flag", "unknown field") in expected
+    _validator().validate(har)
+    assert {(d["path"], d["kind"]) for d in har["log"]["_drift"]} == expected
+    header = json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])
+    assert {(d["path"], d["kind"]) for d in header["drift"]} == expected
+    loaded = load_log(tmp_path / "s.jsonl")
+    assert {(d["path"], d["kind"]) for d in loaded.drift} == expected
+    assert {(d["path"], d["kind"]) for d in loaded.to_har()["log"]["_drift"]} == expected  # and on again
+    assert {(d["path"], d["kind"]) for d in sliced.to_har()["log"]["_drift"]} == expected
+    assert bot.bot_token not in (tmp_path / "s.jsonl").read_text()
