@@ -119,7 +119,7 @@ class BaseClient:
         cdn_base_url: str = C.DEFAULT_CDN_BASE_URL,
         bot_id: str | None = None,
         app_id: str = C.DEFAULT_APP_ID,
-        client_version: str = __version__,
+        client_version: str = C.PROTOCOL_CLIENT_VERSION,
         bot_agent: str = DEFAULT_BOT_AGENT,
         route_tag: str | None = None,
         retry: RetryPolicy | None = None,

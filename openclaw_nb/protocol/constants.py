@@ -13,6 +13,10 @@ DEFAULT_CDN_BASE_URL = "https://novac2c.cdn.weixin.qq.com/c2c"
 
 #: The official plugin's app id.
 DEFAULT_APP_ID = "bot"
+#: The official client release whose protocol this package implements. Sent by default as
+#: ``iLink-App-ClientVersion`` (packed: 132105) and ``base_info.channel_version``, so that a server gating
+#: features by client version treats us as that client; ``bot_agent`` still says openclaw-nb.
+PROTOCOL_CLIENT_VERSION = "2.4.9"
 #: ``bot_type`` query parameter of ``get_bot_qrcode``.
 BOT_TYPE = 3
 #: ``local_token_list`` carries at most this many recent tokens.

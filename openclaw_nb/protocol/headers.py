@@ -60,7 +60,8 @@ class ClientIdentity:
     """What the client says about itself on every request (headers and ``base_info``)."""
 
     app_id: str = C.DEFAULT_APP_ID
-    client_version: str = __version__
+    #: The protocol level (the official release it behaves as), not this package's version.
+    client_version: str = C.PROTOCOL_CLIENT_VERSION
     bot_agent: str = DEFAULT_BOT_AGENT
     route_tag: str | None = None
 

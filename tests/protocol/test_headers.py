@@ -38,14 +38,16 @@ def test_post_headers_with_token() -> None:
     assert h["AuthorizationType"] == "ilink_bot_token"
     assert h["Authorization"] == "Bearer T0K"
     assert h["iLink-App-Id"] == "bot"
-    assert h["iLink-App-ClientVersion"] == str(C.pack_version(__version__))
+    # The protocol level (the official 2.4.9), not this package's version; the exact number is the rule.
+    assert C.PROTOCOL_CLIENT_VERSION == "2.4.9"
+    assert h["iLink-App-ClientVersion"] == "132105"
     assert "Content-Length" not in h and "content-length" not in {k.lower() for k in h if k != "Content-Type"}
     assert "SKRouteTag" not in h
     assert spec.method == "POST" and spec.path == "/ilink/bot/getupdates"
     body = json.loads(spec.content or b"")
     assert body == {
         "get_updates_buf": "",
-        "base_info": {"channel_version": __version__, "bot_agent": f"openclaw-nb/{__version__}"},
+        "base_info": {"channel_version": "2.4.9", "bot_agent": f"openclaw-nb/{__version__}"},
     }
 
 
@@ -107,3 +109,16 @@ def test_every_endpoint_in_table_has_path_and_timeout() -> None:
     assert ENDPOINTS["get_updates"].long_poll and ENDPOINTS["get_qrcode_status"].long_poll
     assert ENDPOINTS["send_message"].timeout == 15 and ENDPOINTS["send_typing"].timeout == 10
     assert ENDPOINTS["notify_start"].path == "/ilink/bot/msg/notifystart"
+
+
+def test_identity_is_the_protocol_level_and_client_version_overrides_it() -> None:
+    # By default: the official release the protocol follows, in both places; bot_agent names this package.
+    default = json.loads(build_request("notify_start", {}, identity=ClientIdentity(), token="T").content or b"")
+    assert default["base_info"] == {"channel_version": "2.4.9", "bot_agent": f"openclaw-nb/{__version__}"}
+    ident = ClientIdentity(client_version="1.0.11")
+    spec = build_request("notify_start", {}, identity=ident, token="T")
+    assert spec.headers["iLink-App-ClientVersion"] == "65547"
+    assert json.loads(spec.content or b"")["base_info"] == {
+        "channel_version": "1.0.11",
+        "bot_agent": f"openclaw-nb/{__version__}",
+    }
