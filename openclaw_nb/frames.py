@@ -1149,7 +1149,8 @@ def read_log(
     if not source.exists():
         raise E.UsageError(f"no log at {source}")
     if source.is_file() and source.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with open(source, encoding="utf-8") as fh:
+        # Bytes, not text: a line with invalid UTF-8 is repaired on its own (U+FFFD), not fatal to the file.
+        with open(source, "rb") as fh:
             lines = [line for line in (raw.strip() for raw in fh) if line]
         return frame_from_messages(lines, dedup=dedup, duplicate_window=duplicate_window)
     if not _have_arrow():

@@ -616,8 +616,7 @@ def decode_messages(
             if isinstance(item, dict):
                 yield item, encode_message(item), None
             elif isinstance(item, (str, bytes, bytearray, memoryview)):
-                text = item if isinstance(item, str) else as_text(bytes(item))
-                yield read_entry(text, False)
+                yield read_entry(item if isinstance(item, (str, bytes)) else bytes(item), False)
             elif isinstance(item, WeixinMessage) and item.decode_error is not None:
                 yield None, item.raw_text or "", item.decode_error
             elif isinstance(item, WireModel) and item.not_an_object:

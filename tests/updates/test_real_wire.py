@@ -343,3 +343,19 @@ def test_an_id_only_quote_of_the_bots_own_message_shows_its_text(sim: Any, bot: 
             feed.stop()
     assert row["text"] == "really?" and row["quoted"] == "forty-two, always"
     assert int(row["quoted_svr_id"]) == sent.message_id
+
+
+def test_read_log_reads_hostile_lines_as_flagged_rows(tmp_path: Any) -> None:
+    # A saved JSONL log holds each message's JSON as the server sent it, hostile ones included: reading it back
+    # gives the same rows as the stream gave, never an exception for the whole file.
+    lines = [h[1] for h in hostile_messages()] + [GOOD.encode()]
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    df = F.read_log(path, dedup=False)
+    assert len(df) == len(lines)
+    rows = frame_rows(df)
+    assert rows[-1] == (3100, "text", "still here", None, None, None)
+    by_id = {r[0]: r for r in rows if r[0] is not None}
+    assert by_id[3001][1] == "type?" and by_id[3002][1] == "type?"  # a type that is an array or object
+    assert by_id[3003][5] == "nested too deeply to read"
+    assert [r[5] for r in rows].count("not a JSON object (number)") == 1
