@@ -69,6 +69,12 @@ def _add_sim(subparsers: Any) -> None:
     p.add_argument("--state", metavar="PATH", help="load the state from this JSON file and keep saving it there")
     p.add_argument("--seed", type=int, help="seed for ids, duplicates and faults (reproducible runs)")
     p.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="the token the control API (/_sim/...) asks for in the X-Admin-Token header; off loopback one is "
+        "always asked for (a random one, printed at start, unless you set it here)",
+    )
+    p.add_argument(
         "--set",
         dest="knobs",
         action="append",
@@ -90,7 +96,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
             auto_confirm=args.auto_confirm,
             seed=args.seed,
         ).replace(**dict(args.knobs))
-        sim = Simulator(config, host=args.host, port=args.port, redirect_port=args.redirect_port, state_path=args.state)
+        sim = Simulator(
+            config,
+            host=args.host,
+            port=args.port,
+            redirect_port=args.redirect_port,
+            state_path=args.state,
+            admin_token=args.admin_token,
+        )
     except (SimError, OSError, ValueError) as exc:
         print(f"openclaw-nb sim: {exc}", file=sys.stderr)
         return 2
@@ -111,6 +124,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"# CDN:            {sim.cdn_base_url}", flush=True)
         print(f"# redirect host:  {sim.redirect_host}", flush=True)
         print(f"# control API:    {sim.base_url}/_sim/state", flush=True)
+        if sim.admin_token and not args.admin_token:
+            # Made up at start: whoever runs the simulator needs it to drive the control API.
+            print(f"# admin token:    {sim.admin_token}  (X-Admin-Token header on /_sim/...)", flush=True)
+        elif sim.admin_token:
+            print("# admin token:    the one given with --admin-token (X-Admin-Token header on /_sim/...)", flush=True)
         if args.state:
             print(f"# state file:     {args.state}", flush=True)
         print("# Ctrl-C to stop", flush=True)

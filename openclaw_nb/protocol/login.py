@@ -32,7 +32,7 @@ from .. import errors as E
 from . import constants as C
 from .flow import Flow, Sleep
 from .models import QrCodeResp, QrStatusResp
-from .redact import redact
+from .redact import redact, redact_url
 
 log = logging.getLogger("openclaw_nb.login")
 
@@ -414,6 +414,26 @@ def redirect_base(current_base: str, redirect_host: str) -> str:
     return f"{scheme}://{host}"
 
 
+def acceptable_base(baseurl: str, login_base: str) -> bool:
+    """Whether a login may adopt ``baseurl`` as the account's API base (the bot token goes there from then on).
+
+    Any ``https://`` URL with a host is fine; plain ``http://`` only on the host (any port) of ``login_base``,
+    the URL the login started from, which is how a local simulator names its second host. So a server (or
+    whoever sits between) can't send the bearer token in clear text to another machine.
+    """
+    try:
+        parts, given = urlsplit(baseurl), urlsplit(login_base)
+        host = parts.hostname
+        _ = parts.port  # a malformed port raises here
+    except ValueError:
+        return False
+    if not host or parts.scheme not in ("https", "http"):
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == given.scheme and host == given.hostname
+
+
 def qr_lifetime(resp: QrCodeResp, default: float) -> float:
     """The QR code's lifetime: the server's word when it gives one (see :data:`QR_LIFETIME_FIELDS`)."""
     for name in QR_LIFETIME_FIELDS:
@@ -727,18 +747,30 @@ def _confirmed(resp: QrStatusResp, default_base: str) -> LoginResult:
         )
     if not resp.bot_token:
         # The official client saves nothing then either (and its login command fails): without a token there
-        # is nothing to log in with.
+        # is nothing to log in with. A server hands the token out once, so the answer that carried it may
+        # have been lost on the way: only a new QR code brings a new one.
         return _failure(
             Outcome.ERROR,
-            f"The server confirmed bot {resp.ilink_bot_id} but sent no bot_token",
-            f"{_AGAIN}; if it keeps happening, look at client.log for the get_qrcode_status answer",
+            f"The server confirmed bot {resp.ilink_bot_id} but sent no bot_token (a server sends it only once: "
+            "the answer that carried it may have been lost)",
+            f"{_AGAIN} and scan it again; if it keeps happening, look at client.log for the status answers",
+        )
+    # No baseurl in the answer: the default base URL (where QR codes come from), as the official client
+    # falls back to its default. Not a redirect host: that one only served this login's status polls.
+    baseurl = (resp.baseurl or default_base).strip().rstrip("/")
+    if resp.baseurl and not acceptable_base(baseurl, default_base):
+        return _failure(
+            Outcome.ERROR,
+            f"The server named {redact_url(baseurl)!r} as the API base URL for bot {resp.ilink_bot_id}; only "
+            f"https:// URLs (or plain http:// on {urlsplit(default_base).hostname or 'the login host'}, as a "
+            "local simulator uses) are adopted, so the bot token was not sent there",
+            f"Check base_url (is something between you and the server rewriting answers?), then "
+            f"{_AGAIN[0].lower()}{_AGAIN[1:]}",
         )
     creds = LoginCredentials(
         bot_token=resp.bot_token,
         ilink_bot_id=resp.ilink_bot_id,
-        # No baseurl in the answer: the default base URL (where QR codes come from), as the official client
-        # falls back to its default. Not a redirect host: that one only served this login's status polls.
-        baseurl=(resp.baseurl or default_base).rstrip("/"),
+        baseurl=baseurl,
         ilink_user_id=resp.ilink_user_id,
     )
     return LoginResult(ok=True, outcome=Outcome.CONFIRMED, credentials=creds)

@@ -11,12 +11,14 @@ import asyncio
 import base64
 import binascii
 import email.utils
+import hmac
 import html
 import json
 import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..protocol import constants as C
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
+from ..protocol.redact import redact_headers
 from .state import (
     CDN_DOWNLOAD,
     CDN_PREFIX,
@@ -126,6 +129,36 @@ async def _long_poll(
 
 # --- fault injection -------------------------------------------------------------------------------
 
+#: The header (or, for the scan page opened in a browser, the query parameter) carrying the admin token.
+ADMIN_HEADER = "x-admin-token"
+ADMIN_QUERY = "admin_token"
+_ADMIN_HEADER_BYTES = ADMIN_HEADER.encode()
+
+
+def admin_token_of(scope: Scope) -> str:
+    """The admin token a request presents: its ``X-Admin-Token`` header, else its ``admin_token`` query
+    parameter, else ``""``."""
+    for name, value in scope.get("headers", ()):
+        if name == _ADMIN_HEADER_BYTES:
+            return str(value.decode("latin-1"))
+    for part in scope.get("query_string", b"").decode("latin-1").split("&"):
+        key, _, value = part.partition("=")
+        if key == ADMIN_QUERY:
+            return unquote_plus(value)
+    return ""
+
+
+def admin_allowed(presented: str, expected: str) -> bool:
+    """Whether ``presented`` is the admin token, compared in constant time (no timing hint of a prefix)."""
+    return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+_ADMIN_REFUSED = (
+    b'{"error":"the control API (/_sim/...) needs the admin token the simulator printed at start: send it in the '
+    b'X-Admin-Token header (or ?admin_token= for the scan page); set your own with --admin-token"}'
+)
+
+
 _PATH_NAMES: dict[str, str] = {ep.path: ep.name for ep in ENDPOINTS.values()}
 _PATH_NAMES[CDN_PREFIX + CDN_UPLOAD_PATH] = CDN_UPLOAD
 _PATH_NAMES[CDN_PREFIX + CDN_DOWNLOAD_PATH] = CDN_DOWNLOAD
@@ -186,11 +219,15 @@ class SimApp:
     The lookup matters for speed: Starlette's router tries each route's regex in turn and wraps every call in
     two exception-handling layers; the API paths are fixed strings, and their handlers never raise on client
     input. Costs one attribute check per request when no fault rule is set. The control API is never faulted.
+
+    With ``admin_token`` set, every control route (``/_sim/...``) answers 401 unless the request presents it
+    (see :func:`admin_token_of`); the iLink and CDN routes are unaffected.
     """
 
-    def __init__(self, app: ASGIApp, state: SimState, routes: list[Route]) -> None:
+    def __init__(self, app: ASGIApp, state: SimState, routes: list[Route], admin_token: str | None = None) -> None:
         self.app = app
         self.state = state
+        self.admin_token = admin_token or None
         self.fast: dict[str, tuple[frozenset[str], Handler]] = {
             r.path: (frozenset(r.methods or ()), r.endpoint) for r in routes
         }
@@ -228,6 +265,13 @@ class SimApp:
                 except ClientDisconnect:
                     return  # the client gave up (a cancelled long poll): nobody to answer, nothing to log
                 await response(scope, receive, send)
+                return
+            if (
+                self.admin_token is not None
+                and _is_control(scope["path"])
+                and not admin_allowed(admin_token_of(scope), self.admin_token)
+            ):
+                await _respond(send, 401, _ADMIN_REFUSED, _JSON, [])
                 return
         await self.app(scope, receive, send)
 
@@ -284,9 +328,14 @@ class SimApp:
 # --- the application -------------------------------------------------------------------------------
 
 
-def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
+def _is_control(path: str) -> bool:
+    return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
+
+
+def create_app(state: SimState, *, redirect_port: int | None = None, admin_token: str | None = None) -> ASGIApp:
     """The simulator's ASGI app over ``state``. Requests arriving on ``redirect_port`` are served as the
-    second host that ``scaned_but_redirect`` points at; everything else as the primary host."""
+    second host that ``scaned_but_redirect`` points at; everything else as the primary host. With
+    ``admin_token``, the control API answers only requests that present it."""
 
     def role(request: Request) -> str:
         server = request.scope.get("server")
@@ -545,7 +594,8 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
         return {"now_ms": state.now_ms()}
 
     def ctl_requests(request: Request, body: dict[str, Any]) -> Any:
-        return {"requests": state.requests}
+        # Bearer tokens (and the CDN's parameter header) never leave the simulator whole, admin or not.
+        return {"requests": [_redacted_request(entry) for entry in state.requests]}
 
     async def scan_page(request: Request) -> Response:
         try:
@@ -597,7 +647,14 @@ def create_app(state: SimState, *, redirect_port: int | None = None) -> ASGIApp:
         Route(f"{p}/conformance", control(ctl_conformance), methods=["GET", "DELETE"]),
         Route(f"{p}/scan/{{qrcode}}", scan_page, methods=["GET"]),
     ]
-    return SimApp(Starlette(routes=api + controls), state, api)
+    return SimApp(Starlette(routes=api + controls), state, api, admin_token)
+
+
+def _redacted_request(entry: dict[str, Any]) -> dict[str, Any]:
+    headers = entry.get("headers")
+    if not isinstance(headers, dict):
+        return entry
+    return {**entry, "headers": dict(redact_headers(headers.items()))}
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:
@@ -656,7 +713,9 @@ def _scan_html(info: dict[str, Any], default_user: str) -> str:
 get_qrcode_status once you confirm.</p>
 <script>
 async function act(what) {{
-  const r = await fetch("{base}/" + what, {{method: "POST", headers: {{"Content-Type": "application/json"}},
+  const admin = new URLSearchParams(location.search).get("admin_token") || "";
+  const r = await fetch("{base}/" + what, {{method: "POST",
+    headers: {{"Content-Type": "application/json", "X-Admin-Token": admin}},
     body: JSON.stringify({{user_id: document.getElementById("user").value}})}});
   const j = await r.json();
   if (!r.ok) {{ document.getElementById("msg").textContent = j.error; return; }}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import socket
 import threading
 import warnings
@@ -64,6 +65,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def needs_admin_token(host: str, require: bool | None = None, admin_token: str | None = None) -> bool:
+    """Whether the control API (``/_sim/...``) asks for an admin token: ``require`` when given; otherwise yes
+    when an ``admin_token`` was chosen or the simulator listens beyond loopback (``0.0.0.0``, a LAN address),
+    where anyone who reaches it could mint bot tokens and read what the outbox holds."""
+    if require is not None:
+        return require
+    return bool(admin_token) or not _is_loopback(host)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket whose connections send small writes at once (``TCP_NODELAY``).
 
@@ -97,6 +107,10 @@ class Simulator:
     ``config`` (a :class:`SimConfig`) and keyword knobs (``long_poll_timeout=2``...) set the rules;
     ``port=0`` picks a free port (so does ``redirect_port=0`` for the second host); ``state_path`` loads
     the state from that JSON file if it exists and saves it there (atomically) while running and on stop.
+
+    Off loopback the control API needs an admin token (see :func:`needs_admin_token`): ``admin_token`` sets
+    it, otherwise a random one is made at start (``sim.admin_token``); ``require_admin_token=True`` asks for
+    it on loopback too, ``False`` never.
     """
 
     def __init__(
@@ -109,6 +123,8 @@ class Simulator:
         state_path: str | os.PathLike[str] | None = None,
         autosave_interval: float = 0.5,
         state: SimState | None = None,
+        admin_token: str | None = None,
+        require_admin_token: bool | None = None,
         **knobs: Any,
     ) -> None:
         base = config or (state.config if state is not None else SimConfig())
@@ -116,6 +132,12 @@ class Simulator:
         if state is not None and (config or knobs):
             self.state.config = self.state.initial_config = base.replace(**knobs)
         self.host = host
+        if admin_token is not None and (not isinstance(admin_token, str) or len(admin_token) < 8):
+            raise SimError("admin_token must be a string of at least 8 characters (or None for a random one)")
+        self._admin_token = admin_token
+        self.require_admin_token = require_admin_token
+        #: The token the control API asks for while running (None: it asks for none).
+        self.admin_token: str | None = None
         self._want_port = port
         self._want_redirect_port = redirect_port
         self.state_path = os.fspath(state_path) if state_path is not None else None
@@ -168,8 +190,12 @@ class Simulator:
         self.redirect_host = f"{url_host}:{self.redirect_port}"
         self.state.set_urls(self.base_url, self.cdn_base_url, self.redirect_host)
         self.state.closed = False
+        if needs_admin_token(self.host, self.require_admin_token, self._admin_token):
+            self.admin_token = self._admin_token or secrets.token_urlsafe(24)
+        else:
+            self.admin_token = None
         config = uvicorn.Config(
-            create_app(self.state, redirect_port=self.redirect_port),
+            create_app(self.state, redirect_port=self.redirect_port, admin_token=self.admin_token),
             loop="auto",
             http="auto",
             ws="none",

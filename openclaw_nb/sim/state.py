@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import random
 import secrets
@@ -121,6 +122,63 @@ def user_id_of(user: str) -> str:
     return user if "@" in user else f"{user}@im.wechat"
 
 
+#: The longest stretch of simulated time a knob or an ``advance`` may name: ten years. A longer one cannot be
+#: represented in milliseconds by everything that reads the clock (and no test needs it).
+MAX_SIM_SECONDS = 10 * 365 * 86400.0
+#: The most requests (or differing requests) the simulator keeps for inspection.
+MAX_KEPT_REQUESTS = 1_000_000
+
+# How each knob is checked: (kind, low, high, None allowed, what it means). Kinds: "bool"; "int" (whole
+# numbers, never a bool); "num" (a finite int or float); "str" (non-empty); "json" (any JSON value, no NaN).
+_KNOB_RULES: dict[str, tuple[str, float, float, bool, str]] = {
+    "long_poll_timeout": ("num", 0.0, 3600.0, False, "seconds the server holds a long poll"),
+    "qr_lifetime": ("num", 0.0, MAX_SIM_SECONDS, False, "seconds a QR code lives"),
+    "auto_confirm": ("num", 0.0, MAX_SIM_SECONDS, True, "seconds after creation when a QR code is confirmed"),
+    "default_user": ("str", 0, 0, False, "the id of the user who scans by default"),
+    "max_wrong_verify_codes": ("int", 0, 1_000_000, False, "wrong verify codes before the login is blocked"),
+    "page_size": ("int", 1, 100_000, False, "the most messages per getupdates page"),
+    "sends_per_context_token": ("int", 0, 2**31, True, "sends allowed per context token"),
+    "reply_window_seconds": ("num", 0.0, MAX_SIM_SECONDS, True, "seconds the bot may reply after a message"),
+    "max_text_bytes": ("int", 0, 2**31, True, "the longest text in UTF-8 bytes"),
+    "duplicate_rate": ("num", 0.0, 1.0, False, "a probability"),
+    "rate_limit_sends": ("int", 0, 2**31, True, "sends per rate_limit_window"),
+    "rate_limit_window": ("num", 0.0, MAX_SIM_SECONDS, False, "seconds of the rate limit's window"),
+    "reported_long_poll_ms": ("json", 0, 0, True, "the longpolling_timeout_ms getupdates reports"),
+    "seed": ("int", -(2**63), 2**63, True, "the seed of the random choices"),
+    "id_floor": ("int", 0, C.UINT64_MAX, False, "the first uint64 id handed out"),
+    "record_requests": ("int", 0, MAX_KEPT_REQUESTS, False, "how many requests to keep (0: off)"),
+    "conformance_log": ("int", 0, MAX_KEPT_REQUESTS, False, "how many differing requests to keep (0: off)"),
+}
+
+
+def _check_knob(name: str, value: Any) -> None:
+    """Raise :class:`SimError` naming ``name`` unless ``value`` has the knob's type and range.
+
+    A knob with no rule of its own is a switch (true or false): a new knob is checked from the day it exists.
+    """
+    kind, low, high, nullable, meaning = _KNOB_RULES.get(name, ("bool", 0, 0, False, "a switch"))
+    if value is None and nullable:
+        return
+    none = " or null" if nullable else ""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise SimError(f"{name} is true or false, got {value!r}")
+    elif kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise SimError(f"{name} is a non-empty string ({meaning}), got {value!r}")
+    elif kind == "json":
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            raise SimError(f"{name} is any JSON value ({meaning}; no NaN or infinity), got {value!r:.80}") from None
+    else:
+        whole = kind == "int"
+        numeric = isinstance(value, int) if whole else isinstance(value, (int, float))
+        if isinstance(value, bool) or not numeric or not math.isfinite(value) or not low <= value <= high:
+            what = "a whole number" if whole else "a finite number"
+            raise SimError(f"{name} is {what} from {low:g} to {high:g}{none} ({meaning}), got {value!r:.80}")
+
+
 @dataclass
 class SimConfig:
     """Every knob of the simulator. Rules observed on the real server are on by default; each can be switched.
@@ -204,12 +262,10 @@ class SimConfig:
     unknown_fields: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("inbound_thumbnails", "send_run_id", "ids_as_strings", "unknown_fields"):
-            if not isinstance(getattr(self, name), bool):
-                raise SimError(f"{name} is true or false, got {getattr(self, name)!r}")
-        log = self.conformance_log
-        if isinstance(log, bool) or not isinstance(log, int) or log < 0:
-            raise SimError(f"conformance_log is how many differing requests to keep (an int >= 0, 0: off), got {log!r}")
+        # Every knob is checked here, so configure(), POST /_sim/config, --set and the constructor all refuse
+        # a value the server could not run with (a string page size, a NaN window) before it is stored.
+        for f in dataclasses.fields(self):
+            _check_knob(f.name, getattr(self, f.name))
 
     def replace(self, **changes: Any) -> SimConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -301,6 +357,9 @@ class QrCode:
     reported: dict[str, int] = field(default_factory=dict)
     bot_id: str | None = None
     bot_token: str | None = None
+    #: Whether a ``confirmed`` answer has carried the bot token: it is handed out once, later polls answer
+    #: ``confirmed`` without it.
+    token_handed: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -1225,9 +1284,14 @@ class SimState:
                 baseurl = qr.scenario.baseurl or self.base_url
                 if baseurl == "redirect":
                     baseurl = self.base_url.split("://", 1)[0] + "://" + self.redirect_host
-                body.update(bot_token=qr.bot_token, ilink_bot_id=qr.bot_id, baseurl=baseurl, ilink_user_id=qr.user_id)
+                body.update(ilink_bot_id=qr.bot_id, baseurl=baseurl, ilink_user_id=qr.user_id)
+                if not qr.token_handed:
+                    # The token goes out once: whoever polls this code later (a second client, a
+                    # stranger who saw the QR) learns that it was confirmed, not the token.
+                    body["bot_token"] = qr.bot_token
                 for name in qr.scenario.omit or ():
                     body.pop(name, None)
+                qr.token_handed = qr.token_handed or "bot_token" in body
             return body, None
 
     @property

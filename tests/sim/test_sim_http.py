@@ -556,7 +556,12 @@ def test_non_loopback_host_warns(monkeypatch: pytest.MonkeyPatch, host: str) -> 
         wildcard = host in ("0.0.0.0", "::")
         assert sim.base_url.startswith("http://127.0.0.1:" if wildcard else f"http://{host}:")
         local = f"http://127.0.0.1:{sim.port}"
-        assert httpx.get(local + "/_sim/state", timeout=LONG_POLL).status_code == 200
+        # Off loopback the control API asks for the admin token made at start.
+        refused = httpx.get(local + "/_sim/state", timeout=LONG_POLL)
+        assert refused.status_code == 401 and "X-Admin-Token" in refused.json()["error"]
+        assert sim.admin_token
+        headers = {"X-Admin-Token": sim.admin_token}
+        assert httpx.get(local + "/_sim/state", headers=headers, timeout=LONG_POLL).status_code == 200
     finally:
         sim.stop()
 
