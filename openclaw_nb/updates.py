@@ -58,6 +58,7 @@ _EVENT_LEVELS = {
     "backoff": logging.WARNING,
     "stale": logging.ERROR,
     "window": logging.WARNING,  # the server asked for a long-poll window the client will not follow
+    "notify": logging.WARNING,  # a notifystart/notifystop failed (the stream goes on)
 }
 _I_FROM, _I_TYPE, _I_TOKEN, _I_CREATE = (
     COL["from_user_id"],
@@ -364,6 +365,83 @@ def _cancelling() -> bool:
     return bool(cancelling()) if cancelling is not None else False
 
 
+class _Presence:
+    """``notifystart`` before a stream's first poll and ``notifystop`` once when it ends, as the official client
+    brackets its getupdates loop (see "Session start and stop" in docs/protocol.md).
+
+    One try each, like the official client. A failure (HTTP, network, a ``ret`` other than 0) is logged and
+    recorded as a ``notify`` event of the stream (``updates.events``, ``feed.events``); it never stops the
+    stream. ``notifystop`` is sent at most once per start, from whichever ending comes first (the loop's own
+    ``finally``, ``stop()``, ``__exit__``, the atexit hook of a thread feed), and not after ``-14``: that
+    token no longer works. ``enabled=False`` (``notify=False``) sends neither.
+    """
+
+    def __init__(self, stream: _Stream, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise E.UsageError(
+                f"notify is True (send notifystart/notifystop around the stream) or False, got {enabled!r}"
+            )
+        self.stream = stream
+        client: Any = stream.client
+        self._run: Any = client._run  # the driver's: blocking for Client, a coroutine for AsyncClient
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self.serving = False
+
+    def _claim(self, kind: str, *, stale: bool = False) -> Any:
+        """The flow to run for ``kind`` (``start``/``stop``), or None when there is nothing to send."""
+        client = self.stream.client
+        with self._lock:
+            if not self.enabled or self.serving == (kind == "start"):
+                return None
+            self.serving = kind == "start"
+            if stale or not client.token:
+                return None
+        from .protocol.endpoints import ENDPOINTS
+        from .protocol.flow import RetryPolicy, api_call
+
+        name = f"notify_{kind}"
+        send, body = client._api_send(name, None)
+        return api_call(ENDPOINTS[name], send, RetryPolicy(attempts=1), body=body)
+
+    def _failed(self, kind: str, exc: Exception) -> None:
+        self.stream.state._event(
+            "notify", f"notify{kind} failed ({type(exc).__name__}: {exc}); the stream is not affected by it"
+        )
+
+    def start(self) -> None:
+        flow = self._claim("start")
+        if flow is not None:
+            try:
+                self._run(flow)
+            except Exception as exc:
+                self._failed("start", exc)
+
+    def stop(self, *, stale: bool = False) -> None:
+        flow = self._claim("stop", stale=stale)
+        if flow is not None:
+            try:
+                self._run(flow)
+            except Exception as exc:
+                self._failed("stop", exc)
+
+    async def astart(self) -> None:
+        flow = self._claim("start")
+        if flow is not None:
+            try:
+                await self._run(flow)
+            except Exception as exc:
+                self._failed("start", exc)
+
+    async def astop(self, *, stale: bool = False) -> None:
+        flow = self._claim("stop", stale=stale)
+        if flow is not None:
+            try:
+                await self._run(flow)
+            except Exception as exc:
+                self._failed("stop", exc)
+
+
 class _UpdatesBase:
     """What both iterators share: state, status and the stop flag."""
 
@@ -400,13 +478,15 @@ class Updates(_UpdatesBase):
 
     ``stop()`` (from the loop body or another thread) ends the iteration after the current poll; leaving the
     loop with ``break`` is fine too. Messages received but not yet handed out are kept for the next stream.
-    ``-14`` raises :class:`~openclaw_nb.errors.StaleTokenError` out of the loop.
+    ``-14`` raises :class:`~openclaw_nb.errors.StaleTokenError` out of the loop. ``notifystart`` goes out
+    before the first poll and ``notifystop`` when the loop ends, however it ends (``notify=False``: neither).
     """
 
-    def __init__(self, client: UpdatesMixin, stream: _Stream) -> None:
+    def __init__(self, client: UpdatesMixin, stream: _Stream, *, notify: bool = True) -> None:
         self._client = client
         self._stream = stream
         self._stop = threading.Event()
+        self._presence = _Presence(stream, notify)
 
     def stop(self) -> None:
         """End the iteration: at once if waiting between retries, else when the current long poll returns."""
@@ -425,10 +505,13 @@ class Updates(_UpdatesBase):
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self._stream.close()
+        self._presence.stop(stale=isinstance(exc[1], E.StaleTokenError))
 
     def _messages(self) -> Iterator[m.WeixinMessage]:
         stream = self._stream
+        ended_by: BaseException | None = None
         try:
+            self._presence.start()
             while not self._stop.is_set():
                 if stream.pending:
                     yield message_from_raw(stream.pending.popleft(), stream.state.history)
@@ -438,17 +521,24 @@ class Updates(_UpdatesBase):
                 if page is None:
                     break
                 stream.commit(page, keep_pending=True)
+        except BaseException as exc:  # Ctrl-C, a closed generator, -14: each ends the serving
+            ended_by = exc
+            raise
         finally:
             stream.close()
+            self._presence.stop(stale=isinstance(ended_by, E.StaleTokenError))
 
 
 class AsyncUpdates(_UpdatesBase):
     """``async for msg in client.updates(): ...`` — as :class:`Updates`; ``stop()`` cancels a poll in flight
-    (nothing is lost: the cursor only moves once a page has been read)."""
+    (nothing is lost: the cursor only moves once a page has been read). ``notifystart``/``notifystop`` as
+    :class:`Updates`; after ``break`` without ``async with``, notifystop goes out when the event loop closes the
+    generator (``async with client.updates() as u`` sends it on the way out of the block)."""
 
-    def __init__(self, client: AsyncUpdatesMixin, stream: _Stream) -> None:
+    def __init__(self, client: AsyncUpdatesMixin, stream: _Stream, *, notify: bool = True) -> None:
         self._client = client
         self._stream = stream
+        self._presence = _Presence(stream, notify)
         self._stopping = False
         self._stop_event: asyncio.Event | None = None
         self._inflight: asyncio.Future[Page | None] | None = None
@@ -474,12 +564,15 @@ class AsyncUpdates(_UpdatesBase):
     async def __aexit__(self, *exc: object) -> None:
         self.stop()
         self._stream.close()
+        await self._presence.astop(stale=isinstance(exc[1], E.StaleTokenError))
 
     async def _messages(self) -> AsyncIterator[m.WeixinMessage]:
         stream = self._stream
         if self._stop_event is None:
             self._stop_event = asyncio.Event()
+        ended_by: BaseException | None = None
         try:
+            await self._presence.astart()
             while not self._stopping:
                 if stream.pending:
                     yield message_from_raw(stream.pending.popleft(), stream.state.history)
@@ -497,8 +590,12 @@ class AsyncUpdates(_UpdatesBase):
                 if page is None:
                     break
                 stream.commit(page, keep_pending=True)
+        except BaseException as exc:  # a cancelled task, a closed generator, -14: each ends the serving
+            ended_by = exc
+            raise
         finally:
             stream.close()
+            await self._presence.astop(stale=isinstance(ended_by, E.StaleTokenError))
 
 
 # --- reply budget ---------------------------------------------------------------------------------------
@@ -719,13 +816,17 @@ class UpdatesMixin(_Shared):
         persist: bool = True,
         policy: PollPolicy | None = None,
         store: Store | None = None,
+        notify: bool = True,
     ) -> Updates:
         """Messages from the long poll, each exactly once, cursor persisted after every page.
+
+        As the official client, the loop tells the server it serves the account: ``notifystart`` before the
+        first poll, ``notifystop`` when it ends (also on Ctrl-C); ``notify=False`` sends neither.
 
         >>> for msg in client.updates():                       # doctest: +SKIP
         ...     client.send_text(msg.from_user_id, "echo: " + msg.text)
         """
-        return Updates(self, self._new_stream(account, persist, policy, store))
+        return Updates(self, self._new_stream(account, persist, policy, store), notify=notify)
 
     def stream(
         self,
@@ -737,16 +838,24 @@ class UpdatesMixin(_Shared):
         log_path: str | os.PathLike[str] | None = None,
         show: int = 10,
         refresh: float = 0.5,
+        notify: bool = True,
     ) -> Feed:
         """Start filling a live DataFrame in a background thread and return at once: ``feed.frame``.
 
         ``log_path`` appends every page's messages to a JSONL file before the cursor moves (so a crash
-        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back).
+        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back). ``notifystart`` goes out
+        from the thread before its first poll, ``notifystop`` when the feed ends (``feed.stop()``, an error,
+        the interpreter exiting); ``notify=False`` sends neither.
         """
         from .notebook.feed import Feed
 
         feed = Feed(
-            self, self._new_stream(account, persist, policy, store), log_path=log_path, show=show, refresh=refresh
+            self,
+            self._new_stream(account, persist, policy, store),
+            log_path=log_path,
+            show=show,
+            refresh=refresh,
+            notify=notify,
         )
         feed._start_thread()
         return feed
@@ -809,9 +918,11 @@ class AsyncUpdatesMixin(_Shared):
         persist: bool = True,
         policy: PollPolicy | None = None,
         store: Store | None = None,
+        notify: bool = True,
     ) -> AsyncUpdates:
-        """Messages from the long poll, each exactly once: ``async for msg in client.updates(): ...``."""
-        return AsyncUpdates(self, self._new_stream(account, persist, policy, store))
+        """Messages from the long poll, each exactly once: ``async for msg in client.updates(): ...``;
+        ``notifystart``/``notifystop`` around the loop unless ``notify=False`` (see :meth:`UpdatesMixin.updates`)."""
+        return AsyncUpdates(self, self._new_stream(account, persist, policy, store), notify=notify)
 
     def stream(
         self,
@@ -823,9 +934,11 @@ class AsyncUpdatesMixin(_Shared):
         log_path: str | os.PathLike[str] | None = None,
         show: int = 10,
         refresh: float = 0.5,
+        notify: bool = True,
     ) -> Feed:
         """Start filling a live DataFrame as a task on the running event loop (the kernel's, in Jupyter) and
-        return at once. Call it from a notebook cell or from async code.
+        return at once. Call it from a notebook cell or from async code. ``notifystart``/``notifystop`` around
+        the task unless ``notify=False`` (also when the task is cancelled).
 
         >>> feed = client.stream()      # then: feed.frame, feed.users, feed.stop()   # doctest: +SKIP
         """
@@ -839,7 +952,12 @@ class AsyncUpdatesMixin(_Shared):
                 "in async code (in a plain script use Client.stream(), which runs in a thread)"
             ) from None
         feed = Feed(
-            self, self._new_stream(account, persist, policy, store), log_path=log_path, show=show, refresh=refresh
+            self,
+            self._new_stream(account, persist, policy, store),
+            log_path=log_path,
+            show=show,
+            refresh=refresh,
+            notify=notify,
         )
         feed._start_task(loop)
         return feed

@@ -10,6 +10,7 @@ only when something changed; elsewhere it shows a static snapshot.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import html
 import logging
 import os
@@ -25,7 +26,7 @@ from .. import errors as E
 from ..frames import MessageBuffer, html_table, items_frame, save_log
 from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent
 from ..protocol.redact import redact
-from ..updates import _Stream, _WriteBehind, budget_rows
+from ..updates import _Presence, _Stream, _WriteBehind, budget_rows
 from . import env
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,6 +42,21 @@ RATE_WINDOW = 5.0
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+#: Thread feeds that may still run: at interpreter exit (kernel shutdown) each is stopped and sends its
+#: notifystop before the daemon thread is killed (an async feed's task ends with its event loop).
+_thread_feeds: weakref.WeakSet[Feed] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_thread_feeds() -> None:
+    for feed in list(_thread_feeds):
+        if feed.running:
+            try:
+                feed._stop_serving()
+            except Exception as exc:  # exiting anyway: say why the server was not told
+                log.warning("could not stop the feed of %s at exit: %s", feed.account or "(no account)", exc)
 
 
 class Feed:
@@ -60,9 +76,12 @@ class Feed:
         log_path: str | os.PathLike[str] | None = None,
         show: int = 10,
         refresh: float = 0.5,
+        notify: bool = True,
     ) -> None:
         self.client = client
         self._stream = stream
+        # notifystart before the first poll, notifystop once at the end (see updates._Presence).
+        self._presence = _Presence(stream, notify)
         self._buffer = MessageBuffer()
         self.log_path = Path(log_path) if log_path is not None else None
         self.show = show
@@ -94,6 +113,7 @@ class Feed:
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._thread_main, name="openclaw-nb-feed", daemon=True)
+        _thread_feeds.add(self)
         self._thread.start()
 
     def _start_task(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -103,6 +123,7 @@ class Feed:
     def _thread_main(self) -> None:
         stream = self._stream
         try:
+            self._presence.start()
             while not self._stop_flag.is_set():
                 page = self.client._poll_page(stream, self._stop_flag)
                 if page is None:
@@ -111,12 +132,16 @@ class Feed:
         except BaseException as exc:
             self._fail(exc)
         finally:
-            self._finish()
+            try:
+                self._presence.stop(stale=isinstance(self.error, E.StaleTokenError))
+            finally:
+                self._finish()
 
     async def _task_main(self) -> None:
         stream = self._stream
         stop = asyncio.Event()
         try:
+            await self._presence.astart()
             while not self._stop_flag.is_set():
                 page = await self.client._apoll_page(stream, stop)
                 if page is None:
@@ -131,7 +156,16 @@ class Feed:
         except BaseException as exc:
             self._fail(exc)
         finally:
-            self._finish()
+            try:
+                await self._presence.astop(stale=isinstance(self.error, E.StaleTokenError))
+            finally:
+                self._finish()
+
+    def _stop_serving(self) -> None:
+        """Stop a thread feed and send its notifystop now, from the calling thread, instead of after the long
+        poll in flight (the interpreter is exiting, or the server is about to go away)."""
+        self._stop_flag.set()
+        self._presence.stop()
 
     def _take(self, page: Page, *, persist: bool = True) -> None:
         """The client's context tokens, then the rows (visible at once), then the log and the files that let a
@@ -446,7 +480,7 @@ class Feed:
             f"<div>{len(self):,} messages · {self.rate:,.1f} msg/s · {s.pages:,} polls · {s.dropped} dropped "
             f"(same message_id) · {s.flagged} probable duplicates</div>",
         ]
-        notable = [e for e in self.events if e.kind in ("retry", "backoff", "stale", "window")][-3:]
+        notable = [e for e in self.events if e.kind in ("retry", "backoff", "stale", "window", "notify")][-3:]
         for e in notable:
             when = datetime.fromtimestamp(e.time, tz=UTC).strftime("%H:%M:%S")
             parts.append(f"<div style='color:#a60'>{when} {html.escape(e.message)}</div>")

@@ -12,14 +12,17 @@ kernel's running event loop without re-entering it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import html
+import logging
 import math
 import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +61,9 @@ UPLOAD_KINDS = ("image", "file", "video")
 LOG_ROWS = 20
 #: Seconds the embedded simulator waits before confirming a QR login by itself when the login blocks the cell.
 SIM_AUTO_CONFIRM = 1.0
+#: Seconds ``%wx_sim scan``/``confirm`` wait for the login in progress (its QR fetch, then its end), so the
+#: cells of a QR login can run back to back ("Run All").
+SIM_LOGIN_WAIT = 5.0
 #: A typed word this long or longer could be a token typed in the wrong place (the simulator's tokens have 64
 #: characters); errors show such a word redacted unless it is recognisably something else (see _could_be_token).
 TOKEN_LENGTH = 16
@@ -177,6 +183,32 @@ def _user(magic: str, value: str) -> str:
     from ..sim.state import user_id_of
 
     return user_id_of(value)
+
+
+class _HeldWarnings(logging.Filter):
+    """Holds back the client's "sending without a context_token" warning during one send, so that a magic can
+    fold it into its own line (the error it explains, or a note printed before the result)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "without a context_token" in str(record.msg):
+            self.held.append(record.getMessage())
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _held_warnings() -> Iterator[list[str]]:
+    logger = logging.getLogger("openclaw_nb")
+    held = _HeldWarnings()
+    logger.addFilter(held)
+    try:
+        yield held.held
+    finally:
+        logger.removeFilter(held)
 
 
 def _count(n: int, noun: str) -> str:
@@ -433,6 +465,37 @@ class WxMagics(Magics):
             known = self._turns[user] = (turn, new_run_id())
         return known[1]
 
+    def _send(self, magic: str, client: Client, user: str, context_token: str | None, send: Callable[[], Any]) -> Any:
+        """Run ``send`` with the client's "no context_token" warning folded in: an API error for a user the
+        client has never heard from says that first, with what to run, then the server's answer, in one line;
+        a send that goes through anyway prints the warning as a one-line note before the result."""
+        with _held_warnings() as held:
+            try:
+                resp = send()
+            except E.ApiError as exc:
+                peer = client.peers.get(user)
+                heard = peer is not None and (peer.context_token is not None or peer.last_inbound_ms is not None)
+                if context_token or heard:
+                    raise
+                raise UsageError(self._never_heard(magic, client, user, exc)) from None
+        for note in held:
+            print(f"note: {_one_line(note)}")
+        return resp
+
+    def _never_heard(self, magic: str, client: Client, user: str, exc: E.ApiError) -> str:
+        name = user.removesuffix("@im.wechat")
+        on_sim = self.sim is not None and client.base_url == self.sim.base_url
+        if self.feed is not None and self.feed.running and self.feed.client is client:
+            fix = "the running feed brings their message (and its token) in"
+        else:
+            fix = "then run %wx_updates start to bring their message (and its token) in"
+        first = f"let them write first (%wx_sim say {name} hi)" if on_sim else "wait for them to write to the bot"
+        said = f"ret={exc.code}" + (f", {exc.errmsg!r}" if exc.errmsg else "")
+        return (
+            f"%{magic}: {CLIENT_NAME} has not heard from {user} yet, so there is no context_token to reply with: "
+            f"{first}, {fix}, and send again (the server answered {said})"
+        )
+
     def _store(self) -> Any:
         """The data folder for the current client's stream: the simulator's own, or the default (None)."""
         if self.sim_home is None:
@@ -606,6 +669,13 @@ class WxMagics(Magics):
             client = Client.from_saved()
             message = f"{CLIENT_NAME}: bot {client.bot_id} at {client.base_url} (the latest saved login)"
         old_sim = self.sim
+        replaced = []
+        if old_sim is not None:
+            replaced.append(f"the simulator at {old_sim.base_url} (stopped)")
+        if self.feed is not None:
+            replaced.append(f"the feed ({_count(len(self.feed), 'message')}, stopped)")
+        if self.client is not None and not replaced:
+            replaced.append("the previous client (closed)")
         self._retire(self.client, self.sim, self.feed, self.login_handle, self.sim_home)
         if sim is None:
             self._unbind(SIM_NAME, old_sim)
@@ -613,6 +683,8 @@ class WxMagics(Magics):
         self._bind(CLIENT_NAME, client)
         if sim is not None:
             self._bind(SIM_NAME, sim)
+        if replaced:
+            message += "; replaced " + " and ".join(replaced)
         print(message)
 
     # --- %wx_login ---
@@ -690,7 +762,13 @@ class WxMagics(Magics):
                 raise UsageError("%%wx_send: the cell is empty: write the message below the %%wx_send line")
         user = _user("wx_send", args.user)
         client = self._need_login("wx_send")
-        resp = client.send_text(user, text, args.context_token, run_id=self._run_id(client, user))
+        resp = self._send(
+            "wx_send",
+            client,
+            user,
+            args.context_token,
+            lambda: client.send_text(user, text, args.context_token, run_id=self._run_id(client, user)),
+        )
         parts = getattr(resp, "parts", None) or [resp]
         if len(parts) > 1:
             ids = ", ".join(str(p.message_id) for p in parts)
@@ -741,13 +819,19 @@ class WxMagics(Magics):
         user = _user("wx_upload", args.to)
         client = self._need_login("wx_upload")
         try:
-            resp = client.send_media(
-                path,
+            resp = self._send(
+                "wx_upload",
+                client,
                 user,
-                args.caption,
-                kind=args.kind,
-                progress=False if args.no_progress else None,
-                run_id=self._run_id(client, user),
+                None,
+                lambda: client.send_media(
+                    path,
+                    user,
+                    args.caption,
+                    kind=args.kind,
+                    progress=False if args.no_progress else None,
+                    run_id=self._run_id(client, user),
+                ),
             )
         except OSError as exc:  # the library checks the file first; it can still fail while being read
             raise _cannot_read("wx_upload", args.path, path, exc) from None
@@ -794,6 +878,12 @@ class WxMagics(Magics):
             return feed.frame
         if not feed.running:
             print(f"the feed had already stopped ({_count(len(feed), 'message')}): {feed.status}")
+            return None
+        if feed.status.startswith("stopping"):
+            print(
+                f"the feed is already stopping: it ends when its current long poll returns; "
+                f"{_count(len(feed), 'message')} so far"
+            )
             return None
         feed.stop()
         if feed.running:
@@ -941,12 +1031,45 @@ class WxMagics(Magics):
         if len(rest) > 1:
             raise UsageError(f"%wx_sim {action}: takes at most the user who scans: %wx_sim {action} alice")
         who = _user("wx_sim", rest[0]) if rest else None
-        qrcode = sim.latest_qrcode
+        handle = self.login_handle
+        qrcode = self._login_qrcode(handle) or sim.latest_qrcode
         if qrcode is None:
             raise UsageError(f"%wx_sim {action}: no QR code yet: run %wx_login first")
         status = sim.scan(qrcode, who) if action == "scan" else sim.confirm(qrcode, who)
-        print(f"QR code {qrcode}: {status}")
+        ended = ""
+        if action == "confirm" and handle is not None and not handle.done():
+            # The next cell may use the login: let the login in progress see the confirmation and finish.
+            self._wait_for_login(handle, lambda: handle.done())
+            if handle.done():
+                ended = f"; {_one_line(handle.session.message)}"
+        print(f"QR code {qrcode}: {status}{ended}")
         return None
+
+    def _login_qrcode(self, handle: LoginHandle | None) -> str | None:
+        """The QR code of the login in progress, waiting (bounded) while it is still being fetched: a cell
+        run right after %wx_login ("Run All") comes before the fetch has answered."""
+        if handle is None or handle.done():
+            return None
+        self._wait_for_login(handle, lambda: handle.session.qr is not None or handle.done())
+        qr = handle.session.qr
+        return qr.qrcode if qr is not None else None
+
+    @staticmethod
+    def _wait_for_login(handle: LoginHandle, ready: Callable[[], bool]) -> None:
+        """Wait up to SIM_LOGIN_WAIT seconds for ``ready()``. The login is a task on the kernel's loop, which
+        this cell is blocking: the wait runs that loop (the one sanctioned re-entry, env.run_sync) so the task
+        can go on. Without a running loop there is nothing to wait for: no task could move."""
+        import asyncio
+
+        from . import env
+
+        async def wait() -> None:
+            deadline = time.monotonic() + SIM_LOGIN_WAIT
+            while not ready() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+        if env.running_loop() is not None:
+            env.run_sync(wait())
 
     # --- %wx_help ---
 

@@ -201,7 +201,7 @@ def test_magics_without_a_client_say_how_to_connect(ip: Any, fails: Fails, tmp_p
         ("%wx_sim outbox lots", "takes at most a count"),
         ("%wx_sim scan a b", "takes at most the user who scans"),
         ("%wx_sim scan", "no QR code yet: run %wx_login first"),
-        ("%wx_send carol hello", "send_message failed (ret=-3"),
+        ("%wx_send carol hello", "wx has not heard from carol@im.wechat yet"),
         ("%wx_typing carol", "get_config failed"),
     ],
 )
@@ -232,7 +232,46 @@ def test_a_send_before_any_update_says_to_start_the_feed(ip: Any, fails: Fails) 
     connect_sim(ip)
     ip.run("%wx_sim say alice hello")  # the user wrote, but nothing has polled for it yet
     message = fails("%wx_send alice hi")
-    assert "no context_token was sent" in message and "run %wx_updates start" in message
+    assert "wx has not heard from alice@im.wechat yet" in message and "run %wx_updates start" in message
+    assert "ret=-2" in message
+
+
+def test_a_send_to_a_user_who_never_wrote_says_so_first_in_one_line(ip: Any, out: Any, fails: Fails) -> None:
+    """The cheat sheet's example on a fresh simulator: the client's warning and the server's -3 are one line,
+    which says what happened (alice has not written) before the code, and what to run, as magics."""
+    connect_sim(ip)
+    out.read()
+    result = ip.run_cell("%wx_send alice@im.wechat hello there")
+    assert type(result.error_in_exec) is M.UsageError
+    stdout, stderr = out.read()
+    assert stdout == "" and len(stderr.strip().splitlines()) == 1, stderr
+    message = stderr.strip().removeprefix("UsageError: ")
+    assert message.startswith("%wx_send: wx has not heard from alice@im.wechat yet, so there is no context_token")
+    assert message.index("has not heard") < message.index("ret=-3")
+    assert "%wx_sim say alice hi" in message and "%wx_updates start" in message
+    assert "get_updates()" not in message and "wrong to_user_id" not in message
+    # Done as it says, the send goes through.
+    ip.run("%wx_sim say alice hi")
+    feed = ip.run("%wx_updates start")
+    feed.wait_for(1)
+    ip.run("%wx_send alice@im.wechat hello there")
+    assert ip.user_ns["sim"].outbox[-1].text == "hello there"
+
+
+def test_with_a_running_feed_the_fix_says_it_brings_the_message(ip: Any, fails: Fails) -> None:
+    connect_sim(ip)
+    ip.run("%wx_updates start")
+    message = fails("%wx_send bob hello")
+    assert "%wx_sim say bob hi" in message and "the running feed brings their message" in message
+    assert "run %wx_updates start" not in message
+
+
+def test_an_upload_to_a_user_who_never_wrote_says_so_first(ip: Any, fails: Fails, tmp_path: Path) -> None:
+    connect_sim(ip)
+    path = tmp_path / "notes.txt"
+    path.write_text("hello", encoding="utf-8")
+    message = fails(f"%wx_upload {path} --to carol")
+    assert message.startswith("%wx_upload: wx has not heard from carol@im.wechat yet"), message
 
 
 def test_a_stale_token_says_to_log_in_again(ip: Any, fails: Fails) -> None:
@@ -270,7 +309,7 @@ TYPED_TOKENS = [
         ("%wx_updates $token", "invalid choice"),
         ("%wx_login $token", "unrecognized arguments"),
         ("%wx_typing alice $token", "unrecognized arguments"),
-        ("%wx_send $token hello", "send_message failed"),
+        ("%wx_send $token hello", "(the server answered ret=-3"),
     ],
 )
 def test_a_token_typed_in_the_wrong_place_is_never_printed(
@@ -513,6 +552,44 @@ def test_a_feed_on_a_real_server_is_left_to_end_before_its_client_closes(ip: Any
         server.configure(long_poll_timeout=window)
 
 
+def test_stop_twice_says_the_feed_is_already_stopping(ip: Any, out: Any, server: Simulator) -> None:
+    login = server.login_bot()
+    window = server.config.long_poll_timeout
+    server.configure(long_poll_timeout=30)  # the held poll keeps the stopped feed "stopping" until told
+    try:
+        ip.run(f"%wx_connect --token {login.bot_token} --base-url {server.base_url}")
+        feed = ip.run("%wx_updates start")
+        until(lambda: server.state.waiters() > 0, what="a held long poll")
+        out.read()
+        ip.run("%wx_updates stop")
+        assert out.read()[0].startswith("stopping: the feed ends when its current long poll returns")
+        ip.run("%wx_updates stop")
+        assert out.read()[0].startswith("the feed is already stopping")
+        assert feed.running
+        server.say("alice", "wake up", login.bot_id)
+        feed.wait(timeout=10)
+        ip.run("%wx_updates stop")
+        assert out.read()[0].startswith("the feed had already stopped (1 message)")
+    finally:
+        server.configure(long_poll_timeout=window)
+
+
+def test_connect_again_says_what_it_replaced(ip: Any, out: Any) -> None:
+    first = connect_sim(ip)
+    first.say("alice", "hello")
+    ip.run("%wx_updates start").wait_for(1)
+    out.read()
+    second = connect_sim(ip)
+    stdout, _ = out.read()
+    assert stdout.count("\n") == 1 and second.base_url in stdout
+    assert f"replaced the simulator at {first.base_url} (stopped) and the feed (1 message, stopped)" in stdout
+    ip.run("%wx_connect --base-url http://127.0.0.1:9")
+    stdout, _ = out.read()
+    assert f"replaced the simulator at {second.base_url} (stopped)" in stdout and "feed" not in stdout
+    ip.run("%wx_connect --base-url http://127.0.0.1:9")
+    assert "replaced the previous client (closed)" in out.read()[0]
+
+
 def test_a_failed_connect_keeps_the_current_client(ip: Any, fails: Fails) -> None:
     sim = connect_sim(ip)
     wx = ip.user_ns["wx"]
@@ -591,6 +668,30 @@ def test_sim_scan_and_confirm_as_a_given_user(ip: Any, out: Any, monkeypatch: py
     assert sim.bots[wx.bot_id].owner_id == "bob@im.wechat"
     stdout, _ = out.read()
     assert f"QR code {qrcode}: scaned" in stdout and f"QR code {qrcode}: confirmed" in stdout
+
+
+def test_the_qr_login_cells_run_back_to_back(ip: Any, out: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's three cells under "Run All": %wx_sim scan runs before the QR fetch has answered and waits
+    for it; %wx_sim confirm waits for the login to end, so the next cell finds wx logged in."""
+    from openclaw_nb.notebook import env
+
+    monkeypatch.setattr(env, "has_widgets", lambda: True)
+    sim = connect_sim(ip, "--qr")
+    out.read()
+
+    async def notebook() -> None:
+        ip.run("%wx_login")
+        assert sim.latest_qrcode is None  # the fetch is a task that has not run yet
+        ip.run("%wx_sim scan")
+        ip.run("%wx_sim confirm")
+
+    asyncio.run(notebook())
+    wx = ip.user_ns["wx"]
+    assert wx.token and wx.bot_id in sim.bots
+    stdout, _ = out.read()
+    qrcode = sim.latest_qrcode
+    assert f"QR code {qrcode}: scaned" in stdout
+    assert f"QR code {qrcode}: confirmed; Logged in as bot {wx.bot_id}" in stdout
 
 
 def test_a_second_login_cancels_the_first(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -705,7 +806,7 @@ def test_send_to_a_user_who_never_wrote_fails_in_one_line(ip: Any, fails: Fails)
     sim = connect_sim(ip)
     sim.add_user("erin")
     message = fails("%wx_send erin hello")
-    assert message.startswith("%wx_send: send_message failed")
+    assert message.startswith("%wx_send: wx has not heard from erin@im.wechat yet")
     assert sim.outbox == []
 
 
