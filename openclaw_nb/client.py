@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -58,6 +58,7 @@ from .updates import AsyncUpdatesMixin, UpdatesMixin
 log = logging.getLogger("openclaw_nb")
 T = TypeVar("T")
 M = TypeVar("M", bound=m.WireModel)
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Request extensions read by the recorder: the logical call and the 1-based attempt number.
 EXT_CALL = "openclaw_nb.call"
@@ -88,6 +89,30 @@ class Peer:
             f"Peer(user_id={self.user_id!r}, context_token={token}, last_inbound_ms={self.last_inbound_ms}, "
             f"sends_on_token={self.sends_on_token})"
         )
+
+
+def _named_keywords(init: F) -> F:
+    """A constructor whose mistyped keyword says which names exist (and the nearest one), instead of Python's
+    bare "unexpected keyword argument". ``functools.wraps`` keeps the real signature for ``help()``,
+    ``inspect.signature`` and tab completion."""
+    import difflib
+    import inspect
+
+    params = inspect.signature(init).parameters
+    names = [name for name in params if name != "self"]
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        for key in kwargs:
+            if key not in params or key == "self":
+                near = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise TypeError(
+                    f"{type(self).__name__}() has no parameter {key!r}: {hint}its parameters are {', '.join(names)}"
+                )
+        init(self, *args, **kwargs)
+
+    return cast(F, checked)
 
 
 def _now_ms() -> int:
@@ -156,8 +181,9 @@ class BaseClient:
         if record:
             from .recorder import Recorder
 
-            # stacklevel: Recorder.__init__ <- BaseClient.__init__ <- Client.__init__ <- the user's line
-            self.log = Recorder(maxlen=log_size, redact=redact, _stacklevel=4)
+            # stacklevel: Recorder.__init__ <- BaseClient.__init__ <- Client.__init__ <- its keyword check
+            # (_named_keywords) <- the user's line; a bare BaseClient is made on the user's line itself.
+            self.log = Recorder(maxlen=log_size, redact=redact, _stacklevel=3 if type(self) is BaseClient else 5)
             self.log.drift = self.drift_log  # exported with the exchanges (HAR and JSONL)
 
     # --- the server's clock ----------------------------------------------------------------------
@@ -759,8 +785,44 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
     ...     client.send_text(page.messages[0].from_user_id, "hello")
     """
 
-    def __init__(self, token: str | None = None, *, transport: httpx.BaseTransport | None = None, **kw: Any) -> None:
-        super().__init__(token, **kw)
+    @_named_keywords
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str = C.DEFAULT_BASE_URL,
+        cdn_base_url: str = C.DEFAULT_CDN_BASE_URL,
+        bot_id: str | None = None,
+        app_id: str = C.DEFAULT_APP_ID,
+        client_version: str = C.PROTOCOL_CLIENT_VERSION,
+        bot_agent: str = DEFAULT_BOT_AGENT,
+        route_tag: str | None = None,
+        retry: RetryPolicy | None = None,
+        record: bool = True,
+        log_size: int = 1000,
+        redact: bool = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``token``: the bot token of a QR login (or None, then log in with :meth:`login`). ``base_url`` and
+        ``cdn_base_url``: the API and CDN hosts. ``bot_id``: the bot's id (from the login). ``app_id``,
+        ``client_version``, ``bot_agent``, ``route_tag``: the identity headers (the official client's by
+        default). ``retry``: a :class:`RetryPolicy`. ``record``/``log_size``/``redact``: the protocol log in
+        ``client.log`` (the last ``log_size`` exchanges, secrets redacted). ``transport``: an httpx transport
+        (tests, proxies)."""
+        super().__init__(
+            token,
+            base_url=base_url,
+            cdn_base_url=cdn_base_url,
+            bot_id=bot_id,
+            app_id=app_id,
+            client_version=client_version,
+            bot_agent=bot_agent,
+            route_tag=route_tag,
+            retry=retry,
+            record=record,
+            log_size=log_size,
+            redact=redact,
+        )
         inner = transport or httpx.HTTPTransport(limits=DEFAULT_LIMITS)
         if self.log is not None:
             inner = self.log.wrap(inner)
@@ -918,10 +980,44 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
     ...     page = await client.get_updates()
     """
 
+    @_named_keywords
     def __init__(
-        self, token: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any
+        self,
+        token: str | None = None,
+        *,
+        base_url: str = C.DEFAULT_BASE_URL,
+        cdn_base_url: str = C.DEFAULT_CDN_BASE_URL,
+        bot_id: str | None = None,
+        app_id: str = C.DEFAULT_APP_ID,
+        client_version: str = C.PROTOCOL_CLIENT_VERSION,
+        bot_agent: str = DEFAULT_BOT_AGENT,
+        route_tag: str | None = None,
+        retry: RetryPolicy | None = None,
+        record: bool = True,
+        log_size: int = 1000,
+        redact: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(token, **kw)
+        """``token``: the bot token of a QR login (or None, then log in with :meth:`login`). ``base_url`` and
+        ``cdn_base_url``: the API and CDN hosts. ``bot_id``: the bot's id (from the login). ``app_id``,
+        ``client_version``, ``bot_agent``, ``route_tag``: the identity headers (the official client's by
+        default). ``retry``: a :class:`RetryPolicy`. ``record``/``log_size``/``redact``: the protocol log in
+        ``client.log`` (the last ``log_size`` exchanges, secrets redacted). ``transport``: an httpx transport
+        (tests, proxies)."""
+        super().__init__(
+            token,
+            base_url=base_url,
+            cdn_base_url=cdn_base_url,
+            bot_id=bot_id,
+            app_id=app_id,
+            client_version=client_version,
+            bot_agent=bot_agent,
+            route_tag=route_tag,
+            retry=retry,
+            record=record,
+            log_size=log_size,
+            redact=redact,
+        )
         inner = transport or httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
         if self.log is not None:
             inner = self.log.wrap_async(inner)

@@ -7,6 +7,8 @@ import asyncio
 import inspect
 from typing import Any
 
+import pytest
+
 from openclaw_nb.client import AsyncClient, BaseClient, Client
 from openclaw_nb.protocol import constants as C
 
@@ -148,3 +150,31 @@ def test_default_timeouts() -> None:
         assert client.longpolling_timeout_ms == 35_000  # until the server says otherwise
     finally:
         client.close()
+
+
+# --- the constructors: real parameters, and a mistyped keyword names them --------------------------------------
+
+
+def test_constructors_show_their_real_parameters() -> None:
+    """help(), signatures and tab completion show every parameter, with BaseClient's defaults, plus transport."""
+    base = params(BaseClient.__init__)
+    for cls in (Client, AsyncClient):
+        shown = params(cls)
+        assert [p[0] for p in shown] == [p[0] for p in base[1:]] + ["transport"], cls
+        assert shown[:-1] == base[1:], f"{cls.__name__}'s defaults drifted from BaseClient's"
+        assert all(kind is not inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in shown)
+        assert "base_url" in inspect.getdoc(cls.__init__)  # help() says what they are
+        text = str(inspect.signature(cls))
+        assert "cdn_base_url" in text and "**" not in text
+
+
+def test_a_mistyped_keyword_names_the_parameters_that_exist() -> None:
+    for cls in (Client, AsyncClient):
+        with pytest.raises(TypeError) as failed:
+            cls(base_ur="http://127.0.0.1:9")
+        message = str(failed.value)
+        assert f"{cls.__name__}() has no parameter 'base_ur': did you mean 'base_url'?" in message
+        assert "cdn_base_url" in message and "log_size" in message and "transport" in message
+    with pytest.raises(TypeError) as failed:
+        Client(zzz=1)
+    assert "did you mean" not in str(failed.value) and "its parameters are token, base_url" in str(failed.value)

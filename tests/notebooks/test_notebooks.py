@@ -69,12 +69,18 @@ def test_notebook_runs_headless_and_shows_its_results(path: Path, tmp_path: Path
 REAL_SERVER_SETUP = """\
 # Added by the test: "the real server" is a simulator on 127.0.0.1 that confirms every QR code by itself,
 # reached through the client's *default* base URL, so the notebook's USE_REAL_SERVER branch runs unchanged.
+import inspect as _inspect
+
+from openclaw_nb import AsyncClient as _AsyncClient
 from openclaw_nb import Client as _Client
 from openclaw_nb.client import BaseClient as _BaseClient
 from openclaw_nb.sim import Simulator as _Simulator
 
 _real_server = _Simulator(long_poll_timeout=1, auto_confirm=0.2, default_user="me").start()
-_BaseClient.__init__.__kwdefaults__.update(base_url=_real_server.base_url, cdn_base_url=_real_server.cdn_base_url)
+for _cls in (_BaseClient, _Client, _AsyncClient):  # each constructor states its own defaults
+    _inspect.unwrap(_cls.__init__).__kwdefaults__.update(
+        base_url=_real_server.base_url, cdn_base_url=_real_server.cdn_base_url
+    )
 with _Client() as _probe:  # never reach the real server from a test
     assert (_probe.base_url, _probe.cdn_base_url) == (_real_server.base_url, _real_server.cdn_base_url), _probe
 """
