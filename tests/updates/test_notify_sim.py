@@ -68,7 +68,7 @@ def test_notify_false_sends_neither(bot: Bot) -> None:
 
 
 def test_notify_must_be_a_bool(bot: Bot) -> None:
-    with bot.client() as client, pytest.raises(E.UsageError, match="notify is True .* or False, got 'no'"):
+    with bot.client() as client, pytest.raises(E.UsageError, match=r"notify is True .* or False, got 'no'"):
         client.updates(notify="no")  # type: ignore[arg-type]
 
 
