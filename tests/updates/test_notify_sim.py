@@ -75,7 +75,12 @@ def test_notify_must_be_a_bool(bot: Bot) -> None:
 def test_stop_from_another_thread_sends_stop_once(bot: Bot) -> None:
     with bot.client() as client:
         updates = client.updates(policy=FAST)
-        threading.Thread(target=lambda: (held(bot), updates.stop()), daemon=True).start()
+
+        def stop_when_held() -> None:
+            held(bot)
+            updates.stop()
+
+        threading.Thread(target=stop_when_held, daemon=True).start()
         with updates:
             assert list(updates) == []
     assert kinds(bot.sim) == ["start", "stop"]  # the loop's end and __exit__ share one stop
