@@ -492,17 +492,38 @@ class Feed:
 
     # --- live display ---------------------------------------------------------------------------------
 
+    def _plain_text(self) -> str:
+        """The view as plain text, for where no widget or HTML renders (``jupyter console``, text exports,
+        nbconvert to text): the summary line, recent retries, and the last messages one per line."""
+        lines = [repr(self)]
+        notable = [e for e in self.events if e.kind in ("retry", "backoff", "stale", "window", "notify")][-3:]
+        for e in notable:
+            lines.append(f"  {datetime.fromtimestamp(e.time, tz=UTC).strftime('%H:%M:%S')} {e.message}")
+        rows = self._last_rows()
+        if rows:
+            width = max(len(str(r["from"])) for r in rows)
+            for r in rows:
+                text = " ".join(str(r["text"]).split())
+                text = text if len(text) <= 60 else text[:59] + "…"
+                dup = " (probable duplicate)" if r["dup"] else ""
+                lines.append(f"  {r['time']}  {r['from']!s:<{width}}  {r['items'] or r['type']}: {text}{dup}")
+        return "\n".join(lines)
+
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         if not env.has_widgets():
-            display({"text/plain": repr(self), "text/html": self._repr_html_()}, raw=True)
+            display({"text/plain": self._plain_text(), "text/html": self._repr_html_()}, raw=True)
             return
         import ipywidgets as widgets
 
         view = widgets.HTML(value=self._repr_html_())
         self._widgets.add(view)
-        display(view)
+        # The widget for frontends that render it; the view's own text, not the widget's repr
+        # (HTML(value='<div ...')), where none does.
+        bundle = dict(view._repr_mimebundle_() or {})
+        bundle["text/plain"] = self._plain_text()
+        display(bundle, raw=True)
         self._start_refresher()
 
     def _start_refresher(self) -> None:

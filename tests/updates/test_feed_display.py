@@ -56,6 +56,38 @@ def test_display_without_widgets_is_a_static_bundle(bot: Bot, monkeypatch: pytes
     assert set(shown[0]) == {"text/plain", "text/html"}
 
 
+def test_where_widgets_do_not_render_the_feed_shows_clean_text(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jupyter console, text exports and nbconvert to text show the bundle's text/plain: the feed's own text
+    (summary and the last messages, tokens redacted), not the widget's repr (HTML(value='<div ...'))."""
+    pytest.importorskip("ipywidgets")
+    shown: list[Any] = []
+    monkeypatch.setattr(env, "has_widgets", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
+    long_text = "a long message " * 10
+    sent = bot.say("zoe@im.wechat", "hello <b>text</b>\nsecond line")
+    bot.say("amy@im.wechat", long_text)
+    with bot.client() as client:
+        feed = client.stream(policy=FAST)
+        feed.wait_for(2)
+        feed._ipython_display_()
+        feed.stop()
+        feed.wait(5)
+    ((bundle, raw),) = shown
+    assert raw is True and "application/vnd.jupyter.widget-view+json" in bundle
+    text = bundle["text/plain"]
+    assert "HTML(" not in text and "<div" not in text and "<td" not in text
+    lines = text.splitlines()
+    assert lines[0].startswith(f"<Feed {bot.bot_id}: ") and "2 messages" in lines[0]
+    assert "zoe@im.wechat  text: hello <b>text</b> second line" in lines[1]  # one line per message
+    assert lines[2].endswith("…") and len(lines[2]) < 120
+    assert sent["context_token"] not in text
+    # Without widgets at all, the same text.
+    monkeypatch.setattr(env, "has_widgets", lambda: False)
+    shown.clear()
+    feed._ipython_display_()
+    assert shown[0][0]["text/plain"].splitlines()[1:] == lines[1:]
+
+
 def test_live_view_redraws_only_on_change(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ipywidgets")
     shown: list[Any] = []
@@ -64,8 +96,10 @@ def test_live_view_redraws_only_on_change(bot: Bot, monkeypatch: pytest.MonkeyPa
     with bot.client() as client:
         feed = client.stream(policy=FAST, refresh=0.1)
         feed._ipython_display_()
-        (view,) = shown
+        (bundle,) = shown
+        (view,) = list(feed._widgets)
         assert type(view).__name__ == "HTML" and "0 messages" in view.value
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == view.model_id
         fake = FakeView()
         feed._widgets.add(fake)
         version = feed._redraw(-1)
