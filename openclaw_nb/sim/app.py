@@ -18,7 +18,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qs, unquote_plus
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -34,6 +34,7 @@ from .state import (
     CDN_PREFIX,
     CDN_UPLOAD,
     CONTROL_PREFIX,
+    MAX_CONTROL_BODY_BYTES,
     PRIMARY,
     REDIRECT,
     SimError,
@@ -177,6 +178,9 @@ _CLOUDFLARE_524 = (
 )
 _HTML = "text/html; charset=utf-8"
 _CDN_NAMES = frozenset({CDN_UPLOAD, CDN_DOWNLOAD})
+_CDN_UPLOAD_PATH = CDN_PREFIX + CDN_UPLOAD_PATH
+#: Methods whose request body is read (within its route's limit) before anything else looks at it.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]]) -> None:
@@ -206,6 +210,58 @@ async def _reset(receive: Receive, send: Send) -> None:
     transport.abort()
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The request's declared ``Content-Length``, or None (absent, chunked, or not a number)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _read_within(receive: Receive, limit: int) -> tuple[bytes, Message | None] | None:
+    """The whole request body when it is at most ``limit`` bytes (None when longer: reading stops there), and
+    the ``http.disconnect`` that ended it early, if one did."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), message
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), None
+
+
+def _replay(body: bytes, ended: Message | None, receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``body`` in one message, then defers to the server's own (which reports
+    the disconnect a held long poll and a reset wait for)."""
+    pending: list[Message] = [ended or {"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def _too_large(kind: str, limit: int) -> tuple[bytes, str, list[tuple[bytes, bytes]]]:
+    """A 413's body, content type and extra headers: JSON on API and control routes, text plus
+    ``x-error-message`` on the CDN (as its other refusals)."""
+    how = {
+        "api": "raise it with the simulator's max_request_bytes knob",
+        "control": "send big media in several requests",
+        "cdn": "upload exactly the ciphertext size declared to getuploadurl",
+    }[kind]
+    message = f"request body over the simulator's limit of {limit:,} bytes for this route: {how}"
+    if kind == "cdn":
+        return message.encode(), "text/plain; charset=utf-8", [(C.H_ERROR_MESSAGE.encode(), message.encode())]
+    key = "error" if kind == "control" else "errmsg"
+    return _encode({"errcode": 413, key: message} if kind == "api" else {key: message}).encode(), _JSON, []
 
 
 async def _discard(message: Any) -> None:
@@ -253,9 +309,44 @@ class SimApp:
 
         return dated
 
+    def _body_limit(self, scope: Scope) -> tuple[str, int] | None:
+        """Which size rule a request body falls under and its limit in bytes; None when the body is not read
+        here (a control request without the admin token gets its 401 before any of its body is read)."""
+        path = scope["path"]
+        if _is_control(path):
+            if self.admin_token is not None and not admin_allowed(admin_token_of(scope), self.admin_token):
+                return None
+            return "control", max(MAX_CONTROL_BODY_BYTES, self.state.config.max_request_bytes)
+        if path == _CDN_UPLOAD_PATH:
+            query = scope.get("query_string", b"").decode("latin-1")
+            param = parse_qs(query).get("encrypted_query_param", [None])[0]
+            return "cdn", self.state.upload_limit(param)
+        return "api", self.state.config.max_request_bytes
+
+    async def _limit_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Read a request body within its route's limit and return a ``receive`` that replays it, or answer
+        HTTP 413 and return None. A declared ``Content-Length`` over the limit is refused unread; a body
+        without one (chunked) is read up to the limit and no further."""
+        rule = self._body_limit(scope)
+        if rule is None:
+            return receive
+        kind, limit = rule
+        declared = _content_length(scope)
+        read = None if declared is not None and declared > limit else await _read_within(receive, limit)
+        if read is None:
+            body, content_type, extra = _too_large(kind, limit)
+            await _respond(send, 413, body, content_type, [*extra, (b"connection", b"close")])
+            return None
+        return _replay(read[0], read[1], receive)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw_send, send = send, self._dated(send)
+            if scope["method"] in _BODY_METHODS:
+                limited = await self._limit_body(scope, receive, send)
+                if limited is None:
+                    return
+                receive = limited
             if self.state.has_faults and await self._fault(scope, receive, send, raw_send):
                 return
             fast = self.fast.get(scope["path"])
@@ -589,7 +680,7 @@ def create_app(state: SimState, *, redirect_port: int | None = None, admin_token
         unknown = set(body) - allowed
         if unknown:
             raise SimError(f"advance takes {sorted(allowed)}, not {sorted(unknown)}")
-        kwargs = {k: float(v) for k, v in body.items()}
+        kwargs = dict(body)  # the state checks each amount (a finite number >= 0) and names the bad one
         state.advance(kwargs.pop("seconds", 0.0), **kwargs)
         return {"now_ms": state.now_ms()}
 

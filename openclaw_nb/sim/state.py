@@ -125,6 +125,15 @@ def user_id_of(user: str) -> str:
 #: The longest stretch of simulated time a knob or an ``advance`` may name: ten years. A longer one cannot be
 #: represented in milliseconds by everything that reads the clock (and no test needs it).
 MAX_SIM_SECONDS = 10 * 365 * 86400.0
+#: The default ``max_request_bytes``: the largest request body an iLink API route accepts.
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+#: The largest request body a control route (``/_sim/...``) accepts: media sent in as base64 fit.
+MAX_CONTROL_BODY_BYTES = 64 * 1024 * 1024
+#: Slack over an upload's declared ciphertext size before the CDN stops reading (the check of the exact size
+#: comes after, with its own message).
+UPLOAD_SLACK_BYTES = 64 * 1024
+#: The longest delay a fault rule may add to a request: ten minutes.
+MAX_FAULT_DELAY_MS = 600_000
 #: The most requests (or differing requests) the simulator keeps for inspection.
 MAX_KEPT_REQUESTS = 1_000_000
 
@@ -146,6 +155,7 @@ _KNOB_RULES: dict[str, tuple[str, float, float, bool, str]] = {
     "reported_long_poll_ms": ("json", 0, 0, True, "the longpolling_timeout_ms getupdates reports"),
     "seed": ("int", -(2**63), 2**63, True, "the seed of the random choices"),
     "id_floor": ("int", 0, C.UINT64_MAX, False, "the first uint64 id handed out"),
+    "max_request_bytes": ("int", 1024, 2**40, False, "the largest API request body in bytes"),
     "record_requests": ("int", 0, MAX_KEPT_REQUESTS, False, "how many requests to keep (0: off)"),
     "conformance_log": ("int", 0, MAX_KEPT_REQUESTS, False, "how many differing requests to keep (0: off)"),
 }
@@ -154,9 +164,16 @@ _KNOB_RULES: dict[str, tuple[str, float, float, bool, str]] = {
 def _check_knob(name: str, value: Any) -> None:
     """Raise :class:`SimError` naming ``name`` unless ``value`` has the knob's type and range.
 
-    A knob with no rule of its own is a switch (true or false): a new knob is checked from the day it exists.
+    A knob with no rule of its own is a switch (true or false) when its default is one; any other knob needs
+    a rule in ``_KNOB_RULES`` (a test checks that every knob has one).
     """
-    kind, low, high, nullable, meaning = _KNOB_RULES.get(name, ("bool", 0, 0, False, "a switch"))
+    rule = _KNOB_RULES.get(name)
+    if rule is None:
+        default = _KNOB_DEFAULTS.get(name)
+        if not isinstance(default, bool):
+            return
+        rule = ("bool", 0, 0, False, "a switch")
+    kind, low, high, nullable, meaning = rule
     if value is None and nullable:
         return
     none = " or null" if nullable else ""
@@ -174,9 +191,15 @@ def _check_knob(name: str, value: Any) -> None:
     else:
         whole = kind == "int"
         numeric = isinstance(value, int) if whole else isinstance(value, (int, float))
-        if isinstance(value, bool) or not numeric or not math.isfinite(value) or not low <= value <= high:
+        finite = numeric and (isinstance(value, int) or math.isfinite(value))
+        if isinstance(value, bool) or not finite or not low <= value <= high:
             what = "a whole number" if whole else "a finite number"
-            raise SimError(f"{name} is {what} from {low:g} to {high:g}{none} ({meaning}), got {value!r:.80}")
+            span = f"{_plain(low)} to {_plain(high)}{none}"
+            raise SimError(f"{name} is {what} from {span} ({meaning}), got {value!r:.80}")
+
+
+def _plain(number: float) -> str:
+    return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
 
 
 @dataclass
@@ -243,6 +266,11 @@ class SimConfig:
     seed: int | None = None
     #: First uint64 id handed out (message_id, msg_id, svr_id).
     id_floor: int = DEFAULT_ID_FLOOR
+    #: The largest request body an iLink API route accepts, in bytes (HTTP 413 beyond it). The largest real
+    #: request, a ``sendmessage`` of 16 KiB of text, is far below the default of 1 MiB. The control API
+    #: accepts up to ``MAX_CONTROL_BODY_BYTES`` (inbound media travel there in base64); a CDN upload up to
+    #: the ciphertext size its ``getuploadurl`` declared.
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     #: Keep the last N requests (endpoint, headers, body) in ``sim.requests`` for tests of clients (0: off).
     record_requests: int = 0
     #: Keep the last N requests that differ from what the official client sends (``sim.conformance()``);
@@ -275,6 +303,10 @@ class SimConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: Each knob's default, read by :func:`_check_knob` (which switches count as true-or-false knobs).
+_KNOB_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(SimConfig)}
 
 
 @dataclass
@@ -597,16 +629,29 @@ class FaultRule:
                 raise SimError(f"fault {kind} is a probability between 0 and 1, got {value!r}")
             else:
                 knobs[kind] = float(value)
+        delay = knobs.get("delay_ms", 0.0)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_FAULT_DELAY_MS:
+            raise SimError(f"fault delay_ms is milliseconds from 0 to {MAX_FAULT_DELAY_MS:,}, got {delay!r:.80}")
+        retry_after = knobs.get("retry_after", 1)
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or not 0 <= retry_after <= 86400:
+            raise SimError(
+                "fault retry_after is the whole seconds a 429 asks the client to wait, 0 to 86,400, "
+                f"got {retry_after!r:.80}"
+            )
         endpoints = knobs.get("endpoints")
         if endpoints is not None:
             if isinstance(endpoints, str):
                 endpoints = [endpoints]
+            if not isinstance(endpoints, (list, tuple)) or not all(isinstance(e, str) for e in endpoints):
+                raise SimError(
+                    f"fault endpoints is a list of endpoint names such as ['get_updates'], got {endpoints!r:.80}"
+                )
             bad = [e for e in endpoints if e not in FAULT_TARGETS]
             if bad:
                 raise SimError(f"unknown endpoint(s) {bad}; use one of {sorted(FAULT_TARGETS)}")
             knobs["endpoints"] = list(endpoints)
         count = knobs.get("count")
-        if count is not None and (not isinstance(count, int) or count < 1):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
             raise SimError("fault count is a positive integer (the next N matching requests)")
         status = knobs.get("http_4xx_status", 400)
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
@@ -945,10 +990,24 @@ class SimState:
 
         >>> state.advance(hours=25)  # doctest: +SKIP
         """
-        delta = seconds + 60 * minutes + 3600 * hours + 86400 * days
-        if delta < 0:
-            raise SimError("the simulated clock only moves forward")
+        delta = 0.0
+        units = (("seconds", seconds, 1), ("minutes", minutes, 60), ("hours", hours, 3600), ("days", days, 86400))
+        for unit, amount, scale in units:
+            try:
+                value = float(amount) if not isinstance(amount, (bool, str)) else math.nan
+            except (TypeError, ValueError, OverflowError):
+                value = math.nan if not isinstance(amount, int) else math.inf
+            if not math.isfinite(value):
+                raise SimError(f"advance {unit} is a finite number of {unit}, got {amount!r:.80}")
+            if value < 0:
+                raise SimError(f"the simulated clock only moves forward: advance {unit} is >= 0, got {amount!r}")
+            delta += value * scale
         with self._lock:
+            if self._offset + delta > MAX_SIM_SECONDS:
+                raise SimError(
+                    f"advance moves the simulated clock at most {MAX_SIM_SECONDS / 86400:,.0f} days ahead of real "
+                    f"time in all (it is {self._offset / 86400:,.1f} days ahead now); reset the simulator to start over"
+                )
             self._offset += delta
             self._wake_all()
             return self.now()
@@ -2032,6 +2091,17 @@ class SimState:
             )
             self._changed()
             return 200, slot.download_param
+
+    def upload_limit(self, param: str | None) -> int:
+        """The most bytes the CDN reads for an upload to ``param``: the ciphertext size its ``getuploadurl``
+        declared (plus a little slack), or ``max_request_bytes`` when the param is unknown (then the upload is
+        refused anyway)."""
+        with self._lock:
+            slot = self._uploads.get(param or "")
+            size = slot.filesize if slot is not None else None
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+                return size + UPLOAD_SLACK_BYTES
+            return self.config.max_request_bytes
 
     def cdn_download(self, param: str | None) -> bytes | None:
         """The CDN's download: the stored ciphertext, or None when the param is unknown."""
