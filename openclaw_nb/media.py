@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import stat
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,24 @@ else:
     _Base = object
 
 log = logging.getLogger("openclaw_nb")
+
+
+def _keepalive_interval(value: object) -> float:
+    """Seconds between typing keepalives (0: none), checked."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+        raise E.UsageError(
+            f"keepalive is the number of seconds between typing keepalives (default "
+            f"{C.TYPING_KEEPALIVE_SECONDS:g}, as the official client), or None/0 to send status 1 only once; "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+def _keepalive_failed(user: str, exc: Exception) -> None:
+    log.warning("typing keepalive for %s failed (the indicator may go out before the block ends): %s", user, exc)
+
 
 #: What ``upload`` and the ``send_*`` methods accept: a path, bytes in memory, or a finished upload (send only).
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
@@ -431,8 +450,19 @@ class MediaMixin(_MediaFlows):
         return cast("m.SendTypingResp | None", self._run(self._typing_flow(user, cancel, context_token)))
 
     @contextmanager
-    def typing_indicator(self, user: str, *, context_token: str | None = None) -> Iterator[None]:
+    def typing_indicator(
+        self,
+        user: str,
+        *,
+        context_token: str | None = None,
+        keepalive: float | None = C.TYPING_KEEPALIVE_SECONDS,
+    ) -> Iterator[None]:
         """Show "typing..." while the block runs; cancelled on the way out, also when the block raises.
+
+        As the official client does while it produces a reply, status 1 is sent again every ``keepalive``
+        seconds (5 by default; None or 0: only once) from a helper thread, which is stopped and joined before
+        the cancel goes out: nothing is left running after the block. A failed keepalive is logged and the
+        block goes on.
 
         If the indicator cannot be shown (no ticket: the user has not written yet), that error is raised and
         the block does not run. A failed cancel after a failed block is logged, so the block's error shows.
@@ -440,14 +470,31 @@ class MediaMixin(_MediaFlows):
         >>> with client.typing_indicator(user):
         ...     answer = slow_model(question)
         """
-        self.typing(user, context_token=context_token)
+        interval = _keepalive_interval(keepalive)
+        shown = self.typing(user, context_token=context_token)
         failed = False
+        stop = threading.Event()
+        helper = None
+        if interval and shown is not None:
+
+            def keep_showing() -> None:
+                while not stop.wait(interval):
+                    try:
+                        self.typing(user, context_token=context_token)
+                    except Exception as exc:  # the block goes on; the next keepalive may succeed
+                        _keepalive_failed(user, exc)
+
+            helper = threading.Thread(target=keep_showing, name="openclaw-nb-typing", daemon=True)
+            helper.start()
         try:
             yield
         except BaseException:
             failed = True
             raise
         finally:
+            stop.set()
+            if helper is not None:
+                helper.join()
             try:
                 self.typing(user, cancel=True, context_token=context_token)
             except E.OpenClawError as exc:
@@ -582,20 +629,44 @@ class AsyncMediaMixin(_MediaFlows):
         return cast("m.SendTypingResp | None", await self._run(self._typing_flow(user, cancel, context_token)))
 
     @asynccontextmanager
-    async def typing_indicator(self, user: str, *, context_token: str | None = None) -> AsyncIterator[None]:
+    async def typing_indicator(
+        self,
+        user: str,
+        *,
+        context_token: str | None = None,
+        keepalive: float | None = C.TYPING_KEEPALIVE_SECONDS,
+    ) -> AsyncIterator[None]:
         """Show "typing..." while the block runs; cancelled on the way out, also when the block raises.
+        Status 1 goes out again every ``keepalive`` seconds from a task that is cancelled and awaited before
+        the cancel is sent (see :meth:`MediaMixin.typing_indicator`).
 
         >>> async with client.typing_indicator(user):
         ...     answer = await slow_model(question)
         """
-        await self.typing(user, context_token=context_token)
+        interval = _keepalive_interval(keepalive)
+        shown = await self.typing(user, context_token=context_token)
         failed = False
+        helper = None
+        if interval and shown is not None:
+
+            async def keep_showing() -> None:
+                while True:
+                    await asyncio.sleep(interval)
+                    try:
+                        await self.typing(user, context_token=context_token)
+                    except Exception as exc:  # the block goes on; the next keepalive may succeed
+                        _keepalive_failed(user, exc)
+
+            helper = asyncio.create_task(keep_showing(), name="openclaw-nb-typing")
         try:
             yield
         except BaseException:
             failed = True
             raise
         finally:
+            if helper is not None:
+                helper.cancel()
+                await asyncio.gather(helper, return_exceptions=True)
             try:
                 await self.typing(user, cancel=True, context_token=context_token)
             except E.OpenClawError as exc:

@@ -89,6 +89,9 @@ POLL_BACKOFF_DELAY = 30.0
 TYPING_TICKET_REFRESH_WINDOW = 24 * 3600.0
 TYPING_TICKET_RETRY_MIN = 2.0
 TYPING_TICKET_RETRY_MAX = 3600.0
+#: While a typing indicator is on, status 1 is sent again this often (s), as the official client does while it
+#: produces a reply (its keepalive interval); ``typing_indicator(keepalive=...)`` changes it.
+TYPING_KEEPALIVE_SECONDS = 5.0
 
 
 class MessageType(IntEnum):
