@@ -26,7 +26,7 @@ from openclaw_nb.sim import Simulator
 
 from .conftest import FAST
 from .helpers import Phone, faults_after_the_scan, typed
-from .qrdecode import decode
+from .qrscan import decode_modules
 
 BLOCKS = set("█▀▄ ")
 
@@ -72,7 +72,7 @@ def test_terminal_login_with_fed_stdin(sim: Simulator, home: Path, monkeypatch: 
     text = out.getvalue()
     url = phone.events[0].qr.url  # type: ignore[attr-defined]
     assert_same_qr(read_plain_qr(qr_lines(text)), url)
-    assert decode(read_plain_qr(qr_lines(text))) == url  # and a decoder reads the URL back from the blocks
+    assert decode_modules(read_plain_qr(qr_lines(text))) == url  # and a decoder reads it back from the blocks
     lines = text.splitlines()
     assert url in lines  # the URL on a line of its own, below the QR code
     assert lines.index(url) > lines.index(qr_lines(text)[-1])
@@ -109,7 +109,7 @@ def test_colour_qr_reads_the_same() -> None:
             rows[0].append(segment.style.color.get_truecolor().red == 0)  # type: ignore[union-attr]
             rows[1].append(segment.style.bgcolor.get_truecolor().red == 0)  # type: ignore[union-attr]
     assert_same_qr(drawn, url)
-    assert decode(drawn) == url
+    assert decode_modules(drawn) == url
 
 
 def test_end_of_input_cancels(sim: Simulator, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +155,7 @@ def test_terminal_qr_of_a_long_url_fits_80x24_and_decodes() -> None:
     for color in (False, True):
         lines = qr_text(url, color=color).plain.splitlines()
         assert len(lines) <= 24 and max(cell_len(line) for line in lines) <= 80, (len(lines), len(lines[0]))
-    assert decode(read_plain_qr(qr_text(url, color=False).plain.splitlines())) == url
+    assert decode_modules(read_plain_qr(qr_text(url, color=False).plain.splitlines())) == url
 
 
 def test_unanswered_prompt_ends_at_the_deadline(sim: Simulator, home: Path) -> None:
