@@ -8,6 +8,7 @@ typed verify code in and the events out, and the handle (:mod:`openclaw_nb.login
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import io
 from collections.abc import Callable
@@ -94,6 +95,8 @@ class LoginWidget:
         self.submit.on_click(self._on_submit)
         self.cancel_button.on_click(self._on_cancel)
         self._ticker: asyncio.Task[None] | None = None
+        #: The latest QR code as a PNG: the image a saved notebook keeps next to the widget (see the bundle).
+        self.qr_png: bytes | None = None
         self._set_status(session.message, session.state)
         self.unsubscribe = session.subscribe(self.on_event)
         # Catch up with what happened before the widget existed (a late widget still shows the QR code).
@@ -104,7 +107,7 @@ class LoginWidget:
 
     def on_event(self, event: LoginEvent) -> None:
         if isinstance(event, QrIssued):
-            self.image.value = qr_png(event.qr.url)
+            self.image.value = self.qr_png = qr_png(event.qr.url)
             self.image.layout.display = ""
             url = html.escape(event.qr.url, quote=True)
             self.link.value = (
@@ -134,6 +137,7 @@ class LoginWidget:
         self.link.value = ""  # the QR it pointed to is gone too
         self.code_row.layout.display = "none"
         self.cancel_button.disabled = True
+        self.cancel_button.layout.display = "none"  # nothing left to cancel
         self.countdown.value = ""
         if result.ok and result.credentials:
             creds = result.credentials
@@ -244,8 +248,12 @@ class LoginWidget:
         return self.text()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget, its text, and the latest QR code as a static PNG: a frontend with widgets shows the
+        widget; a saved notebook's viewer or an HTML export without widget state shows the image."""
         bundle = dict(self.box._repr_mimebundle_(include=include, exclude=exclude) or {})
         bundle["text/plain"] = self.text()
+        if self.qr_png is not None:
+            bundle["image/png"] = base64.b64encode(self.qr_png).decode("ascii")
         return bundle
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ of the URL, status and countdown texts are read as they change, buttons are clic
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import io
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from openclaw_nb.sim import Simulator
 
 from .conftest import FAST
 from .helpers import CountingTransport, Phone, faults_after_the_scan
-from .qrdecode import decode, modules_from_png
+from .qrscan import decode_png
 
 TIMEOUT = 10.0
 
@@ -90,7 +91,7 @@ def test_png_decodes_to_the_url() -> None:
     # Decoded as a scanner would, without the encoder's help: a simulator URL and a real server's length.
     real = "https://liteapp.weixin.qq.com/q/7GiQu1?qrcode=" + "0123456789abcdef" * 3 + "&bot_type=3"
     for text in (url, "http://127.0.0.1:40123/_sim/scan/" + "0f" * 16, real):
-        assert decode(modules_from_png(qr_png(text))) == text
+        assert decode_png(qr_png(text)) == text
 
 
 def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -> None:
@@ -108,7 +109,7 @@ def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -
             url = await until(lambda: handle.qr_url)
             assert widget.image.layout.display != "none"
             assert png_modules(widget.image.value) == expected_modules(url)
-            assert decode(modules_from_png(widget.image.value)) == url
+            assert decode_png(widget.image.value) == url
             assert f'href="{url}"' in widget.link.value and 'target="_blank"' in widget.link.value
             assert "text-decoration:underline" in widget.link.value  # looks like a link in JupyterLab too
             async with httpx.AsyncClient() as browser:  # the link opens the simulator's scan page
@@ -144,6 +145,7 @@ def test_widget_follows_a_login_with_a_verify_code(sim: Simulator, home: Path) -
             assert html.escape(redact(token)) in widget.outcome.value and token not in values(widget)
             assert token not in widget._repr_mimebundle_()["text/plain"] and token not in repr(handle)
             assert widget.cancel_button.disabled and widget.image.layout.display == "none"
+            assert widget.cancel_button.layout.display == "none"  # the login is over: no Cancel left
             assert widget.countdown.value == "" and widget.link.value == ""  # no link to a QR that is gone
             await until(lambda: widget._ticker is not None and widget._ticker.done())
 
@@ -250,6 +252,8 @@ def test_text_fallback_and_countdown() -> None:
     assert "expires in 3:59" in widget.countdown.value
     bundle = widget._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+    # The QR code as a static PNG next to the widget, for viewers of the saved notebook and HTML exports.
+    assert decode_png(base64.b64decode(bundle["image/png"])) == qr.url
     text = bundle["text/plain"]
     assert "Scan the QR code with WeChat" in text and qr.url in text and "expires in 3:59" in text
     token = "t" * 64
@@ -259,6 +263,7 @@ def test_text_fallback_and_countdown() -> None:
     assert result.qr_codes == 1 and session.state == LoginState.CONFIRMED
     for shown in (repr(widget), widget._repr_mimebundle_()["text/plain"], values(widget)):
         assert token not in shown and "b@im.bot" in shown
+    assert widget._repr_mimebundle_()["image/png"] == bundle["image/png"]  # the record of what was scanned
     widget.close()
 
 
@@ -374,7 +379,7 @@ def test_widget_shows_a_refreshed_qr_code(sim: Simulator, home: Path) -> None:
 
     asyncio.run(main())
     assert any("The QR code expired: refreshed 2/3" in line for line in statuses), statuses
-    assert [decode(modules_from_png(png)).rsplit("/", 1)[-1] for png in images][-1] == sim.latest_qrcode
+    assert [decode_png(png).rsplit("/", 1)[-1] for png in images][-1] == sim.latest_qrcode
 
 
 def test_auto_display_from_the_running_shell(monkeypatch: pytest.MonkeyPatch) -> None:

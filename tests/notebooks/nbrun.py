@@ -15,6 +15,7 @@ The kernel is always the Python running this module (a kernelspec written to a t
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -163,6 +164,16 @@ def check_login(nb: Any) -> None:
         f"the widget's text/plain lacks the scan URL: {fallback!r}",
     )
     _expect("Logged in as bot" in fallback, f"the widget's text/plain was not updated: {fallback!r}")
+    # The QR code is kept as a static image next to the widget: a notebook viewer or an HTML export without
+    # widget state shows it.
+    pngs = [out["data"]["image/png"] for out in widget.get("outputs", []) if "image/png" in out.get("data", {})]
+    _expect(len(pngs) == 1, f"the widget's output keeps no QR image: {sorted(mimes(widget))}")
+    _expect(base64.b64decode("".join(pngs[0])).startswith(b"\x89PNG\r\n\x1a\n"), "the QR image is not a PNG")
+    # The text says what a token's repr shows, and the client's repr shows just that.
+    about = "".join(cell(nb, "login-10").source)
+    _expect("fingerprint" in about and "length" in about, f"the token-repr text: {about!r}")
+    shown = text(cell(nb, "login-11"))
+    _expect(re.search(r"token=<redacted [0-9a-f]{4}…\(\d+\)>", shown) is not None, f"the client's repr: {shown!r}")
     phone = text(cell(nb, "login-phone"))
     _expect("status: confirmed" in phone, f"the login did not end confirmed: {phone!r}")
     _expect("Logged in as bot" in phone, phone)
