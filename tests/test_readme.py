@@ -4,6 +4,7 @@ packaging and ``.ci/run``."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import re
@@ -153,3 +154,18 @@ def test_drift_example_runs(capsys) -> None:
     exec(compile(snippet.group(1), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "msgs[].future_flag" in out and "unknown field" in out and "msgs[].message_id" in out
+
+
+def test_sim_usage_line_names_exactly_the_cli_options() -> None:
+    """``openclaw-nb sim --help`` and the README's usage line agree, option for option."""
+    from openclaw_nb.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = {
+        opt for action in sub.choices["sim"]._actions for opt in action.option_strings if opt.startswith("--")
+    } - {"--help"}
+    found = re.search(r"Or as a process: `openclaw-nb sim (.*?)`", section("The simulator"), re.S)
+    assert found, "the simulator section lost its usage line"
+    documented = set(re.findall(r"\[(--[a-z-]+)", found.group(1)))
+    assert documented == options, f"missing: {sorted(options - documented)}, extra: {sorted(documented - options)}"
