@@ -7,8 +7,11 @@ Layout under ``$OPENCLAW_NB_HOME`` (default ``~/.openclaw_nb``), mirroring the o
     accounts/<bot id>.pending.sync.json     messages received but not yet consumed (the update stream's)
     accounts/<bot id>.context-tokens.json   {"<user id>": {"context_token": ..., ...}}
 
-Every write is atomic (a temporary file in the same folder, fsync, ``os.replace``), files are 0600 and
-folders 0700, so a crash never leaves a half-written file and other local users can't read a token.
+Every write is atomic (a temporary file in the same folder, fsync, ``os.replace``), files are 0600 and the
+folders the project creates 0700 (a folder that already exists keeps its mode), so a crash never leaves a
+half-written file and other local users can't read a token. A crash in the middle of a write can leave its
+temporary file (``.<name>.<random>.tmp``) behind: opening a :class:`Store` removes those older than
+:data:`STALE_TEMP_SECONDS`, and :meth:`Store.forget` removes the account's at once.
 
 A saved login is *superseded* when a newer saved login of the same WeChat user (``ilink_user_id``) has another
 bot id: the official client deletes such accounts after a login; here they stay until
@@ -41,19 +44,74 @@ def home(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
-def _ensure_dir(folder: Path) -> Path:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        os.chmod(folder, 0o700)
-    except OSError:
-        pass
+#: Age in seconds after which a leftover temporary file of an atomic write is taken for the remains of a
+#: crash (a write in progress, by this process or another, is far younger) and removed.
+STALE_TEMP_SECONDS = 60.0
+_TEMP_SUFFIX = ".tmp"
+
+
+def ensure_private_dir(folder: Path) -> Path:
+    """Create ``folder`` and any missing parents with mode 0700 (whatever the umask). A folder that already
+    exists is left as it is: it may be ``/tmp`` or a folder the user keeps other things in."""
+    missing: list[Path] = []
+    here = folder
+    while not here.exists():
+        missing.append(here)
+        if here.parent == here:
+            break
+        here = here.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made by someone else meanwhile: not ours to chmod
+        try:
+            os.chmod(created, 0o700)  # mkdir's mode is filtered by the umask
+        except OSError:
+            pass
     return folder
 
 
+def _temp_prefix(name: str) -> str:
+    return f".{name}."
+
+
+def clean_temp_files(
+    folder: Path, names: Iterable[str] | None = None, *, older_than: float | None = STALE_TEMP_SECONDS
+) -> list[Path]:
+    """Remove the temporary files that interrupted atomic writes left in ``folder``: those of ``names`` (the
+    target file names) or of any file, and only those older than ``older_than`` seconds (None: whatever their
+    age). Returns the files removed."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    prefixes = tuple(_temp_prefix(n) for n in names) if names is not None else (".",)
+    if not prefixes:
+        return []
+    now = time.time()
+    removed = []
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefixes) and name.endswith(_TEMP_SUFFIX)):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if older_than is not None and now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
-    _ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix. Missing folders are
+    created 0700; an existing one keeps its mode."""
+    ensure_private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=_TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -142,11 +200,17 @@ def superseded_ids(accounts: Iterable[Credentials]) -> set[str]:
     return out
 
 
+#: The files of one account, by suffix after its safe name.
+_ACCOUNT_SUFFIXES = (".json", ".sync.json", ".pending.sync.json", ".context-tokens.json")
+
+
 class Store:
     """Files of one data folder. ``Store()`` uses ``$OPENCLAW_NB_HOME`` or ``~/.openclaw_nb``."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.root = home(path)
+        # What crashed writes left behind (they may hold a token); a write in progress is far younger.
+        clean_temp_files(self.accounts_dir)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -163,7 +227,7 @@ class Store:
         ``mkdir(parents=True)`` gives the parents of ``accounts/`` the default mode. An existing one keeps
         its mode: it may be a folder the user chose for other things too."""
         if not self.root.exists():
-            _ensure_dir(self.root)
+            ensure_private_dir(self.root)
         return path
 
     # --- credentials ---
@@ -226,14 +290,17 @@ class Store:
         return removed
 
     def forget(self, bot_id: str) -> bool:
-        """Remove an account and its cursor and context tokens. True if anything was removed."""
+        """Remove an account and its cursor and context tokens (and what interrupted writes of them left
+        behind). True if anything was removed."""
         removed = False
-        for suffix in (".json", ".sync.json", ".pending.sync.json", ".context-tokens.json"):
+        names = []
+        for suffix in _ACCOUNT_SUFFIXES:
             path = self._path(bot_id, suffix)
+            names.append(path.name)
             if path.exists():
                 path.unlink()
                 removed = True
-        return removed
+        return bool(clean_temp_files(self.accounts_dir, names, older_than=None)) or removed
 
     # --- cursor and context tokens ---
 

@@ -12,10 +12,12 @@ import socket
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from ..store import clean_temp_files
 from .app import create_app
 from .state import (
     CDN_PREFIX,
@@ -142,6 +144,10 @@ class Simulator:
         self._want_redirect_port = redirect_port
         self.state_path = os.fspath(state_path) if state_path is not None else None
         self.autosave_interval = autosave_interval
+        if self.state_path:
+            # Temporary files of saves a crash interrupted (they hold the simulated tokens).
+            target = Path(self.state_path)
+            clean_temp_files(target.parent, [target.name])
         if self.state_path and os.path.exists(self.state_path):
             self.state.load(self.state_path)
         self.port = 0
