@@ -22,6 +22,7 @@ import httpx
 
 from . import errors as E
 from ._version import __version__
+from .logfilter import install as install_log_filter
 from .login import AsyncLoginMixin, LoginMixin
 from .media import AsyncMediaMixin, MediaMixin
 from .protocol import constants as C
@@ -156,6 +157,8 @@ class BaseClient:
             raise E.UsageError("token must be a non-empty string (the bot_token from a QR login) or None")
         for name, url in (("base_url", base_url), ("cdn_base_url", cdn_base_url)):
             _check_url(name, url)
+        # httpx and httpcore log URLs and headers at INFO/DEBUG: their lines go out with secrets redacted.
+        install_log_filter()
         self._token = token
         self.base_url = base_url.rstrip("/")
         self.cdn_base_url = cdn_base_url.rstrip("/")
