@@ -13,6 +13,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from rich import box
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -36,8 +37,17 @@ def _demo_image() -> bytes:
 
 
 def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    """The path alone: queries carry secrets (redacted, and long), and the call names what was asked."""
+    return urlsplit(url).path
+
+
+def _table(*headers: str) -> Table:
+    """A table that fits an 80-column terminal: rules under the header only, two spaces between columns."""
+    return Table(*headers, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+
+
+def _short(user_id: str) -> str:
+    return user_id.removesuffix("@im.wechat")
 
 
 def _item_name(item_type: int | None) -> str:
@@ -56,10 +66,10 @@ def _show_frame(console: Console, received: list[Any], sent: list[dict[str, Any]
     from .frames import frame_from_messages, messages_per_user
 
     def who(user_id: str) -> str:
-        return "bot" if user_id == bot_id else user_id
+        return "bot" if user_id == bot_id else _short(user_id)
 
     df = frame_from_messages([*received, *sent]).sort_values("create_time", kind="stable")
-    table = Table("create_time (UTC)", "from → to", "message_type", "items", "text")
+    table = _table("time (UTC)", "from → to", "type", "items", "text")
     for row in df.itertuples():
         text = row.text if isinstance(row.text, str) else ""
         table.add_row(
@@ -70,13 +80,11 @@ def _show_frame(console: Console, received: list[Any], sent: list[dict[str, Any]
             text,
         )
     console.print(table)
-    console.print(
-        f"{len(df)} rows; message_id is {df['message_id'].dtype} (exact above 2^53), "
-        f"create_time is {df['create_time'].dtype}. Inbound messages per user:",
-        markup=False,
-    )
+    console.print(f"{len(df)} rows; message_id is {df['message_id'].dtype} (exact above 2^53),", markup=False)
+    console.print(f"create_time is {df['create_time'].dtype}; the users are …@im.wechat.", markup=False)
+    console.print("Inbound messages per user:")
     console.print(messages_per_user(df)[["messages", "media"]].to_string(), markup=False)
-    console.print("(in a notebook, feed = client.stream() fills such a frame live: see notebooks/03)")
+    console.print("(in a notebook, client.stream() fills such a frame live: see notebooks/03)")
 
 
 def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long_poll: float = 2.0) -> int:
@@ -96,8 +104,7 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
         )
         with Client(base_url=sim.base_url, cdn_base_url=sim.cdn_base_url) as client:
             _step(console, 1, "Log in by QR code (a simulated user scans and confirms it)")
-            result = client.login(display="terminal", console=console, home=home, save=False)
-            console.print(f"logged in as [green]{result.bot_id}[/], token {redact(client.token)}")
+            client.login(display="terminal", console=console, home=home, save=False)
             client.notify_start()
 
             _step(console, 2, "Two simulated WeChat users write to the bot")
@@ -111,11 +118,11 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
             if len(received) < len(USERS):
                 console.print("[red]the messages did not arrive[/]")
                 return 1
-            table = Table("from", "text", "context_token")
-            table.add_column("message_id (uint64)", no_wrap=True)
+            console.print("  received (get_updates), each with the token a reply must echo:")
             for msg in received:
-                table.add_row(msg.from_user_id or "", msg.text, redact(msg.context_token or ""), str(msg.message_id))
-            console.print(table)
+                console.print(f"  {msg.from_user_id}: {msg.text!r}", markup=False, overflow="ellipsis")
+                token = redact(msg.context_token or "")
+                console.print(f"    message_id {msg.message_id} (uint64), context_token {token}", markup=False)
 
             _step(console, 3, "Reply to each, with the typing indicator on while 'thinking'")
             # One run_id per message answered, on every send of its reply, as the official client tags replies.
@@ -126,7 +133,7 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
                     resp = client.send_text(user, f"You said: {msg.text}", run_id=runs[id(msg)])
                 console.print(f"  replied to {user}: message_id {resp.message_id}")
 
-            _step(console, 4, "Send alice an image (AES-128-ECB encrypted, uploaded to the CDN) with a caption")
+            _step(console, 4, "Send alice an image with a caption (AES-128-ECB encrypted, via the CDN)")
             sent = client.send_image(
                 _demo_image(),
                 received[0].from_user_id or "",
@@ -134,16 +141,24 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
                 name="demo.png",
                 run_id=runs[id(received[0])],  # still the reply to alice's message
             )
-            console.print(f"  uploaded and sent: {sent!r}")
+            up = sent.uploaded
+            if up is not None:
+                console.print(
+                    f"  uploaded {up.file_name} ({up.kind}, {up.rawsize:,} bytes, {up.filesize:,} encrypted)",
+                    markup=False,
+                )
+            for caption in sent.caption:
+                console.print(f"  sent the caption first: message_id {caption.message_id}")
+            console.print(f"  then the image: message_id {sent.message_id}")
 
-            _step(console, 5, "What the simulated phones received (the simulator decrypts media to check it)")
-            box = Table("to", "items", "text / media")
+            _step(console, 5, "What the simulated phones received (media decrypted by the simulator)")
+            outbox = _table("to", "items", "text / media")
             for entry in sim.outbox:
                 media = entry.data
                 shown = entry.text or (f"{len(media):,} bytes, decrypted" if media is not None else "")
                 kinds = ",".join(_item_name(t) for t in entry.item_types)
-                box.add_row(entry.msg.get("to_user_id", ""), kinds, shown)
-            console.print(box)
+                outbox.add_row(entry.msg.get("to_user_id", ""), kinds, shown)
+            console.print(outbox)
 
             client.notify_stop()
             _step(console, 6, "The conversation as a pandas DataFrame: one row per message, both directions")
@@ -153,16 +168,18 @@ def run_demo(console: Console | None = None, *, confirm_after: float = 1.0, long
             import pandas as pd
 
             frame = client.log.frame()
-            wire = Table("#", "call", "method", "status", "ret", "ms", "path (query redacted)")
+            wire = _table("#", "call", "request (query left out)", "HTTP", "ret", "ms")
+            wire.columns[2].no_wrap = True  # a path cut short would lose its point: the last column gives way
+            for column in wire.columns[3:]:
+                column.justify = "right"
             for row in frame.itertuples():
                 wire.add_row(
                     str(row.Index),
                     row.call,
-                    row.method,
+                    f"{row.method} {_path(row.url)}",
                     str(row.status),
                     "" if pd.isna(row.ret) else str(row.ret),
                     f"{row.duration_ms:.1f}",
-                    _path(row.url),
                 )
             console.print(wire)
             console.print("per call:")

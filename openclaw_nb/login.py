@@ -199,18 +199,19 @@ class TerminalLoginView:
         if result.ok and result.credentials:
             creds = result.credentials
             self._line("✓ " + result.message, "bold green")
-            self.console.print(f"  bot id:   {creds.ilink_bot_id}", markup=False)
+            rows = [("bot id", creds.ilink_bot_id)]
             if creds.ilink_user_id:
-                self.console.print(f"  scanned by: {creds.ilink_user_id}", markup=False)
-            self.console.print(f"  base url: {creds.baseurl}", markup=False)
-            self.console.print(f"  token:    {redact(creds.bot_token)}", markup=False)
+                rows.append(("scanned by", creds.ilink_user_id))
+            rows += [("base url", creds.baseurl), ("token", redact(creds.bot_token))]
             if result.saved_to:
-                self.console.print(f"  saved to: {result.saved_to}", markup=False)
+                rows.append(("saved to", str(result.saved_to)))
             if result.superseded:
-                older = ", ".join(result.superseded)
-                self.console.print(f"  supersedes: {older} (forget_superseded() removes them)", markup=False)
+                rows.append(("supersedes", f"{', '.join(result.superseded)} (forget_superseded() removes them)"))
             if result.forgotten:
-                self.console.print(f"  removed superseded: {', '.join(result.forgotten)}", markup=False)
+                rows.append(("removed", f"{', '.join(result.forgotten)} (superseded)"))
+            width = max(len(label) for label, _ in rows) + 1  # the values line up after the longest label
+            for label, value in rows:
+                self.console.print(f"  {label + ':':<{width}} {value}", markup=False)
         else:
             self._line("✗ " + (result.reason or "The login did not complete"), "bold red")
             if result.hint:

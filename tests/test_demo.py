@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from openclaw_nb import demo
@@ -62,7 +64,7 @@ def test_demo_runs_and_shows_each_step(tmp_path: Path, monkeypatch) -> None:
         "decrypted",
         # the DataFrame step: both directions, exact uint64 ids
         "6 rows; message_id is UInt64",
-        "bot → alice@im.wechat",
+        "bot → alice",
         "send_typing",
         "cdn_upload",
         "done in",
@@ -74,10 +76,43 @@ def test_demo_runs_and_shows_each_step(tmp_path: Path, monkeypatch) -> None:
     assert list(scratch.iterdir()) == []
 
 
-def test_demo_command_exits_zero(tmp_path: Path) -> None:
-    env = {**os.environ, "OPENCLAW_NB_HOME": str(tmp_path / "home"), "COLUMNS": "120"}
+@pytest.mark.parametrize("columns", [80, 140])
+def test_demo_command_reads_well_in_a_terminal_of(columns: int, tmp_path: Path) -> None:
+    """The demo through a pipe with a fixed COLUMNS (a standard terminal, and a wide one): no line is wider, and
+    nothing is cut or wrapped mid-item: paths, redactions and message texts stay whole, the upload is described
+    in words (no raw repr), and the login summary is shown once with its values lined up."""
+    env = {**os.environ, "OPENCLAW_NB_HOME": str(tmp_path / "home"), "COLUMNS": str(columns)}
     proc = subprocess.run(
         [sys.executable, "-m", "openclaw_nb.cli", "demo"], capture_output=True, text=True, timeout=120, env=env
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "done in" in proc.stdout
+    text = proc.stdout
+    assert "done in" in text
+    lines = text.splitlines()
+    too_wide = [line for line in lines if len(line) > columns]
+    assert too_wide == [], too_wide[:3]
+    # The traffic table: every request's whole path on its row, next to its call.
+    for call, request in (
+        ("get_bot_qrcode", "POST /ilink/bot/get_bot_qrcode"),
+        ("get_qrcode_status", "GET /ilink/bot/get_qrcode_status"),
+        ("notify_start", "POST /ilink/bot/msg/notifystart"),
+        ("cdn_upload", "POST /c2c/upload"),
+    ):
+        assert any(re.match(rf"\d+ +{call} +{re.escape(request)} +200\b", line) for line in lines), request
+    assert "…" not in "".join(line for line in lines if "/ilink/bot/" in line)
+    # Redactions whole: every "<redacted" on a line ends on that line.
+    assert text.count("<redacted") == len(re.findall(r"<redacted [0-9a-f]{4}…\(\d+\)>", text)) >= 3
+    # Message texts whole, on one line each (as received, as sent, in the frame).
+    for message in (
+        "'Hi bot! What can you do?'",
+        "You said: Hi bot! What can you do?",
+        "You said: Hello, is anyone there?",
+    ):
+        assert any(message in line for line in lines), message
+    # The upload in words, not a repr.
+    assert "MediaSendResp(" not in text and re.search(r"uploaded demo\.png \(image, [\d,]+ bytes", text)
+    # The login summary once, its values in one column.
+    summary = [line for line in lines if re.match(r"  (bot id|scanned by|base url|token): ", line)]
+    assert [line.split(":", 1)[0].strip() for line in summary] == ["bot id", "scanned by", "base url", "token"]
+    assert len({len(line) - len(line.split(":", 1)[1].lstrip()) for line in summary}) == 1, summary
+    assert text.count("Logged in as bot") == 1 and "logged in as" not in text

@@ -84,8 +84,10 @@ def test_terminal_login_with_fed_stdin(sim: Simulator, home: Path, monkeypatch: 
         "That verify code was wrong",
         "Verify code accepted: confirm the login on the phone",
         f"✓ Logged in as bot {result.bot_id}, scanned by dora@im.wechat",
-        "token:    <redacted ",
-        f"saved to: {result.saved_to}",
+        "token:      <redacted ",  # the values line up after the longest label, "scanned by:"
+        "  bot id:     ",
+        "  base url:   ",
+        f"saved to:   {result.saved_to}",
     ):
         assert expected in text, expected
     assert token and token not in text
@@ -288,7 +290,7 @@ def test_terminal_login_redirected_then_expired_stays_on_the_redirect_host(sim: 
         "The QR code expired: refreshed 2/3",
         "Scanned: confirm the login on the phone",
         f"✓ Logged in as bot {result.bot_id}",
-        f"base url: {sim.base_url}",
+        f"base url:   {sim.base_url}",
     ):
         assert expected in text, expected
     second = phone.qrcodes[1]
