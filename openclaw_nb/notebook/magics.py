@@ -324,7 +324,11 @@ HELP: tuple[tuple[str, str, str], ...] = (
         "send the cell body, several lines kept as typed",
         "%%wx_send alice@im.wechat\nfirst line of the message\n  and a second one, indented",
     ),
-    ("%wx_typing", "show (or hide, --cancel) the typing indicator", "%wx_typing alice@im.wechat"),
+    (
+        "%wx_typing",
+        "show (or hide, --cancel) the typing indicator; %%wx_typing USER keeps it on while the cell runs",
+        "%wx_typing alice@im.wechat",
+    ),
     ("%wx_upload", "upload a file and send it (progress bar)", '%wx_upload chart.png --to alice --caption "today"'),
     ("%wx_updates", "start / stop / show the live feed, or get its DataFrame", "df = %wx_updates frame"),
     ("%wx_log", "the protocol log: last exchanges, one call, HAR / JSONL", "%wx_log --last 5 --call send_message"),
@@ -562,6 +566,8 @@ class WxMagics(Magics):
         if feed is not None:
             feed.stop()
         if sim is not None:
+            if feed is not None and feed.running:
+                feed._stop_serving()  # its notifystop goes out while the simulator still answers
             sim.stop()  # answers held long polls, so a feed on it ends at once
 
         def finish() -> None:
@@ -779,17 +785,34 @@ class WxMagics(Magics):
     # --- %wx_typing ---
 
     @magic_arguments()
-    @argument("--cancel", action="store_true", help="hide the indicator")
+    @argument("--cancel", action="store_true", help="hide the indicator (line form)")
+    @argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        default=C.TYPING_KEEPALIVE_SECONDS,
+        help=f"cell form: show it again this often (default {C.TYPING_KEEPALIVE_SECONDS:g}; 0: only at the start)",
+    )
     @argument("user", metavar="USER", help="the user id (…@im.wechat); a bare name means name@im.wechat")
-    @line_magic
+    @line_cell_magic
     @_friendly
-    def wx_typing(self, line: str) -> None:
+    def wx_typing(self, line: str, cell: str | None = None) -> None:
         """Show the typing indicator to a user (or hide it with --cancel). The user must have written first.
 
-        Example: %wx_typing alice@im.wechat
+        Cell form: the indicator is on while the cell runs, shown again every 5 s (--every) as the official
+        client does while it produces a reply, and hidden when the cell ends, also when it fails; nothing
+        keeps running after it.
+
+        Examples:
+          %wx_typing alice@im.wechat
+          %%wx_typing alice@im.wechat
+          answer = slow_model(question)
         """
         args = self._parse("wx_typing", line)
         user = _user("wx_typing", args.user)
+        if cell is not None:
+            self._typing_cell(user, args, cell)
+            return
         client = self._need_login("wx_typing")
         shown = client.typing(user, cancel=args.cancel)
         if shown is None:
@@ -798,6 +821,21 @@ class WxMagics(Magics):
             print(f"typing indicator hidden for {user}")
         else:
             print(f"typing… shown to {user} (hide it with %wx_typing {user} --cancel)")
+
+    def _typing_cell(self, user: str, args: argparse.Namespace, cell: str) -> None:
+        if args.cancel:
+            raise UsageError("%%wx_typing: --cancel is for the line form; the cell form hides it when the cell ends")
+        every = args.every
+        if not math.isfinite(every) or every < 0:
+            raise UsageError(f"%%wx_typing: --every is a number of seconds >= 0 (0: show it once), got {every!r}")
+        client = self._need_login("wx_typing")
+        assert self.shell is not None
+        with client.typing_indicator(user, keepalive=every):
+            result = self.shell.run_cell(cell)  # its errors show as in any cell's; the indicator is hidden anyway
+        if not result.success:
+            # The traceback is shown already; this ends the cell as failed too, so "Run all" stops here.
+            raise UsageError(f"%%wx_typing: the cell failed (see above); the typing indicator for {user} is hidden")
+        print(f"typing indicator hidden for {user}")
 
     # --- %wx_upload ---
 
