@@ -4,6 +4,7 @@ difference; each deliberately wrong request, sent with raw httpx over 127.0.0.1,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from simhelpers import IDENTITY, call, sim_config, text_msg
 
-from openclaw_nb import Client
+from openclaw_nb import AsyncClient, Client
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol import crypto
 from openclaw_nb.protocol.conformance import OFFICIAL_REQUESTS, check_request
@@ -130,6 +131,47 @@ def test_a_full_session_of_our_client_shows_no_difference(sim: Simulator) -> Non
     assert sim.state.conformance_checked == sum(counts.values())
     assert [(e.endpoint, e.texts) for e in sim.conformance()] == []
     assert "unlike the official" not in repr(sim)
+
+
+def test_the_lifecycle_requests_of_streams_and_typing_show_no_difference(sim: Simulator) -> None:
+    # notifystart/notifystop as updates() and stream() send them by themselves (both drivers), and the sendtyping
+    # keepalives of typing_indicator: the same keys as the official client's, and its identity values.
+    sim.configure(record_requests=200)
+    login = sim.login_bot("alice")
+
+    def typed(s: SimState) -> int:
+        return sum(e.status == C.TypingStatus.TYPING for e in s.typing_events)
+
+    with Client(login.bot_token, base_url=sim.base_url, bot_id=login.bot_id, record=False) as client:
+        sim.say("bob", "hi bot", bot_id=login.bot_id)
+        for _msg in client.updates(persist=False):
+            break
+        with client.typing_indicator("bob@im.wechat", keepalive=0.02):
+            sim.wait_for(lambda s: typed(s) >= 3)
+        feed = client.stream(persist=False)
+        sim.say("bob", "again", bot_id=login.bot_id)
+        feed.wait_rows(1)
+        feed.stop()
+        feed.wait(10)
+
+    async def async_session() -> None:
+        async with AsyncClient(login.bot_token, base_url=sim.base_url, bot_id=login.bot_id, record=False) as aclient:
+            async for _msg in aclient.updates(persist=False):
+                break
+            async with aclient.typing_indicator("bob@im.wechat", keepalive=0.02):
+                await asyncio.to_thread(sim.wait_for, lambda s: typed(s) >= 6)
+
+    sim.say("bob", "async", bot_id=login.bot_id)
+    asyncio.run(async_session())
+    assert [n.kind for n in sim.notifications] == ["start", "stop"] * 3
+    seen = [r["endpoint"] for r in sim.requests]  # this test's requests only (recorded since configure)
+    assert seen.count("notify_start") == seen.count("notify_stop") == 3 and seen.count("send_typing") >= 8
+    assert [(e.endpoint, e.texts) for e in sim.conformance()] == []
+    lifecycle = [r for r in sim.requests if r["endpoint"] in ("notify_start", "notify_stop", "send_typing")]
+    for r in lifecycle:
+        assert r["headers"][C.H_CLIENT_VERSION.lower()] == "132105"
+        assert r["body"]["base_info"]["channel_version"] == "2.4.9"
+        assert r["body"]["base_info"]["bot_agent"].startswith("openclaw-nb/")
 
 
 # --- deliberately wrong requests, over HTTP --------------------------------------------------------------------
