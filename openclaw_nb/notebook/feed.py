@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from .. import errors as E
 from ..frames import MessageBuffer, html_table, items_frame, save_log
 from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent
-from ..protocol.redact import redact
+from ..protocol.redact import redact, redact_json_text
+from ..store import ensure_private_dir
 from ..updates import _Presence, _Stream, _WriteBehind, budget_rows
 from . import env
 
@@ -74,6 +75,7 @@ class Feed:
         stream: _Stream,
         *,
         log_path: str | os.PathLike[str] | None = None,
+        redact_log: bool = True,
         show: int = 10,
         refresh: float = 0.5,
         notify: bool = True,
@@ -84,6 +86,9 @@ class Feed:
         self._presence = _Presence(stream, notify)
         self._buffer = MessageBuffer()
         self.log_path = Path(log_path) if log_path is not None else None
+        # log_path is the user's file, to keep or share: its lines are redacted as feed.save() redacts, unless
+        # redact_log=False asks for exact ones (the file is 0600 either way).
+        self._redact_rows = bool(redact_log) and self.log_path is not None
         self.show = show
         self.refresh = max(0.1, refresh)
         self.started_at = time.time()
@@ -204,11 +209,17 @@ class Feed:
         except Exception as exc:  # the rows stay in the buffer; reading feed.frame reports the problem
             log.warning("could not bring the feed's frame up to date: %s: %s", type(exc).__name__, exc)
 
+    def _log_line(self, raw: str) -> str:
+        """One message as its line in the rows' log (every line goes through here): in ``log_path``, with its
+        context token, media keys and download parameters redacted unless ``redact_log=False``."""
+        return redact_json_text(raw) if self._redact_rows else raw
+
     def _append_log(self, page: Page) -> None:
         assert self.log_path is not None
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "a", encoding="utf-8") as fh:
-            fh.write("".join(raw.replace("\n", " ") + "\n" for raw in page.raws))
+        ensure_private_dir(self.log_path.parent)  # missing folders 0700; an existing one keeps its mode
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a", encoding="utf-8") as fh:
+            fh.write("".join(self._log_line(raw).replace("\n", " ") + "\n" for raw in page.raws))
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -361,12 +372,18 @@ class Feed:
 
     @property
     def frame(self) -> pd.DataFrame:
-        """Every message so far, one row each (a snapshot; read it again for newer rows)."""
-        return self._buffer.frame()
+        """Every message so far, one row each (a snapshot; read it again for newer rows). Its displays (repr,
+        the HTML table in Jupyter) show ``context_token`` and ``raw`` redacted; the data is exact."""
+        from ..safe_frame import safe_frame
+
+        return safe_frame(self._buffer.frame())
 
     def items_frame(self) -> pd.DataFrame:
-        """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`)."""
-        return items_frame(self.frame)
+        """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`); its displays
+        redact the items' keys and download parameters, as ``feed.frame``'s do."""
+        from ..safe_frame import safe_frame
+
+        return safe_frame(items_frame(self.frame))
 
     @property
     def users(self) -> pd.DataFrame:
