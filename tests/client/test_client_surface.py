@@ -178,3 +178,12 @@ def test_a_mistyped_keyword_names_the_parameters_that_exist() -> None:
     with pytest.raises(TypeError) as failed:
         Client(zzz=1)
     assert "did you mean" not in str(failed.value) and "its parameters are token, base_url" in str(failed.value)
+
+
+def test_tab_completion_offers_the_constructors_keywords() -> None:
+    """IPython completes through jedi: inside ``Client(`` it offers the real keywords."""
+    jedi = pytest.importorskip("jedi")
+    for cls, typed, offered in ((Client, "cdn_", "cdn_base_url="), (AsyncClient, "log_s", "log_size=")):
+        code = f"{cls.__name__}({typed}"
+        names = [c.name for c in jedi.Interpreter(code, [{cls.__name__: cls}]).complete()]
+        assert offered in names, (code, names)
