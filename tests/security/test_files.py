@@ -8,6 +8,9 @@ import stat
 import time
 from pathlib import Path
 
+import pytest
+
+from openclaw_nb.client import Client
 from openclaw_nb.sim import Simulator
 from openclaw_nb.store import STALE_TEMP_SECONDS, Credentials, Store, atomic_write_bytes, clean_temp_files
 
@@ -99,3 +102,27 @@ def test_clean_temp_files_reports_what_it_removed(tmp_path: Path) -> None:
     assert clean_temp_files(tmp_path, ["b.json"]) == []
     assert clean_temp_files(tmp_path) == [a]
     assert clean_temp_files(tmp_path / "missing") == []
+
+
+def test_the_stream_creates_the_data_folder_0700(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "a" / "b" / "home"  # nothing of it exists: the stream writes first
+    monkeypatch.setenv("OPENCLAW_NB_HOME", str(home))
+    login = sim.login_bot("alice")
+    sim.say("alice", "hello")
+    old = os.umask(0o022)
+    try:
+        with Client(login.bot_token, base_url=sim.base_url, bot_id=login.ilink_bot_id, record=False) as client:
+            feed = client.stream(notify=False)
+            feed.wait_for(1)
+            feed.stop()
+            feed.wait(10)
+    finally:
+        os.umask(old)
+    assert (home / "accounts").is_dir()
+    created = [tmp_path / "a", tmp_path / "a" / "b", home, home / "accounts"]
+    assert {str(p.relative_to(tmp_path)): mode(p) for p in created} == {
+        str(p.relative_to(tmp_path)): 0o700 for p in created
+    }
+    assert all(mode(f) == 0o600 for f in (home / "accounts").iterdir() if f.is_file())
