@@ -1027,8 +1027,8 @@ class WxMagics(Magics):
 
           %wx_sim say USER TEXT      a simulated user writes to the bot (TEXT as typed)
           %wx_sim image USER PATH    … sends an image file
-          %wx_sim scan [USER]        a user scans the latest login QR code
-          %wx_sim confirm [USER]     … and confirms the login on the phone
+          %wx_sim scan [USER]        a user scans the login's QR code (waits a few seconds for it)
+          %wx_sim confirm [USER]     … and confirms the login on the phone (waits for the login to end)
           %wx_sim outbox [N]         what the bots sent (the last N), as a DataFrame
 
         Example: %wx_sim say alice hello bot
