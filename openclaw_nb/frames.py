@@ -1102,12 +1102,13 @@ def save_log(
     target = Path(path)
     data = redacted(df) if redact_secrets else df
     if target.suffix.lower() in (".jsonl", ".ndjson"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a", encoding="utf-8") as fh:
-            for raw in data["raw"].dropna():
-                fh.write(raw.replace("\n", " ") + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        from .journal import AppendLog
+
+        out = AppendLog(target)  # starts on a fresh line after a torn one
+        try:
+            out.append(data["raw"].dropna())
+        finally:
+            out.close()  # fsync'd before returning
         return target
     if not _have_arrow():
         raise E.UsageError("saving Parquet needs pyarrow: pip install 'openclaw-nb[parquet]'")
@@ -1142,16 +1143,19 @@ def read_log(
     """Read a log written by :func:`save_log` / ``feed.save`` back into a message frame (same dtypes).
 
     A JSONL file is re-flattened (``probable_duplicate`` recomputed); a Parquet dataset is read as saved,
-    optionally only one ``bot``. Messages saved twice (same ``message_id``) are read once.
+    optionally only one ``bot``. Messages saved twice (same ``message_id``) are read once. A JSONL file whose
+    last line was cut short (a crash mid-append) reads every whole line and warns (``TornLineWarning``).
     """
     pd = _need_pandas()
     source = Path(path)
     if not source.exists():
         raise E.UsageError(f"no log at {source}")
     if source.is_file() and source.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        from .journal import read_lines
+
         # Bytes, not text: a line with invalid UTF-8 is repaired on its own (U+FFFD), not fatal to the file.
-        with open(source, "rb") as fh:
-            lines = [line for line in (raw.strip() for raw in fh) if line]
+        # A torn last line (a crash mid-append) is left out, with a warning.
+        lines, _torn = read_lines(source)
         return frame_from_messages(lines, dedup=dedup, duplicate_window=duplicate_window)
     if not _have_arrow():
         raise E.UsageError("reading Parquet needs pyarrow: pip install 'openclaw-nb[parquet]'")

@@ -7,12 +7,13 @@ failure policy, duplicates) are made once in :mod:`openclaw_nb.protocol.poll`; h
 
 Persistence, per account (``client.bot_id``, or the ``account=`` name you pass) under ``$OPENCLAW_NB_HOME``:
 after every page that changed something, in this order, each file written atomically —
-``<account>.pending.sync.json`` (messages received but not yet handed to your loop, and the ids of the
+``<account>.pending.sync.json`` (messages received but not yet consumed by your loop, and the ids of the
 latest page), ``<account>.context-tokens.json`` (latest token per user), ``<account>.sync.json`` (the
-cursor, last). A restarted kernel therefore resumes with nothing lost: unconsumed messages come first, then
-the stream continues from the cursor; a page the server serves again is dropped by ``message_id``. Only a
-hard kill while your loop is in the middle of a page can hand that page's earlier messages out again.
-Without an account id the stream keeps its cursor in memory only (and says so in the log).
+cursor, last). Each message your loop consumes (it asks for the next one, or calls ``ack()``) appends a
+one-line mark to the pending file. A restarted kernel therefore resumes with nothing lost: unconsumed messages
+come first, then the stream continues from the cursor; a page the server serves again is dropped by
+``message_id``. What a crash can repeat: the one message your loop body held (not yet consumed) when it died
+or raised. Without an account id the stream keeps its cursor in memory only (and says so in the log).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import errors as E
+from .journal import AppendLog, read_lines
 from .protocol import constants as C
 from .protocol import crypto
 from .protocol import models as m
@@ -41,7 +43,7 @@ from .protocol.lenient import Undecodable, as_text
 from .protocol.lenient import loads as lenient_loads
 from .protocol.poll import COL, Page, PollEvent, PollPolicy, PollState, QuoteHistory
 from .protocol.redact import redact
-from .store import Store, atomic_write_json, read_json, safe_name
+from .store import Store, atomic_write_bytes, safe_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
@@ -60,11 +62,12 @@ _EVENT_LEVELS = {
     "window": logging.WARNING,  # the server asked for a long-poll window the client will not follow
     "notify": logging.WARNING,  # a notifystart/notifystop failed (the stream goes on)
 }
-_I_FROM, _I_TYPE, _I_TOKEN, _I_CREATE = (
+_I_FROM, _I_TYPE, _I_TOKEN, _I_CREATE, _I_DUP = (
     COL["from_user_id"],
     COL["message_type"],
     COL["context_token"],
     COL["create_time"],
+    COL["probable_duplicate"],
 )
 
 
@@ -119,8 +122,11 @@ class _Stream:
             )
             persist = False
         self.persist = persist
-        self.pending: deque[str] = deque()
-        self._disk_pending = 0  # how many of ``pending`` (a suffix of what is on disk) the file holds
+        #: Messages received but not yet consumed by the loop: (JSON text, probable duplicate), oldest first.
+        self.pending: deque[tuple[str, bool]] = deque()
+        self._disk_pending = 0  # how many of ``pending`` the file still offers (its list minus its marks)
+        self._marks: AppendLog | None = None  # one line appended to the pending file per message consumed
+        self._marked = 0
         self._saved_cursor: str | None = None
         seen: list[int] = []
         cursor = client.cursor
@@ -158,24 +164,52 @@ class _Stream:
         # Ends in .sync.json so Store.accounts() does not mistake it for credentials.
         return self.store.accounts_dir / f"{safe_name(self.account)}.pending.sync.json"
 
-    def _load_pending(self) -> tuple[list[str], list[int]]:
+    def _load_pending(self) -> tuple[list[tuple[str, bool]], list[int]]:
+        """The pending file: a JSON object on its first line, then one line per message consumed since."""
         path = self.pending_path
         if not path.exists():
             return [], []
-        data = read_json(path)
+        try:
+            lines, _torn = read_lines(path, warn=False)  # a mark cut short by a crash: that message was not taken
+            data = json.loads(lines[0]) if lines else None
+        except (OSError, ValueError) as exc:
+            log.warning("could not read %s (%s); starting without the messages it held", path.name, exc)
+            return [], []
         if not isinstance(data, dict):
             return [], []
-        pending = [p for p in data.get("pending") or [] if isinstance(p, str)]
+        flagged = {i for i in data.get("flagged") or [] if isinstance(i, int)}
+        pending = [(p, i in flagged) for i, p in enumerate(data.get("pending") or []) if isinstance(p, str)]
+        pending = pending[len(lines) - 1 :]  # those the loop had consumed
         seen = [i for i in data.get("seen") or [] if isinstance(i, int) and not isinstance(i, bool)]
         if pending:
-            log.info("resuming with %d message(s) received before the last stop but not yet handed out", len(pending))
+            log.info("resuming with %d message(s) received before the last stop but not yet consumed", len(pending))
         return pending, seen
 
     def _save_pending(self) -> None:
-        atomic_write_json(
-            self.pending_path, {"pending": list(self.pending), "seen": self.state.seen.recent(PERSISTED_IDS)}
-        )
+        if self._marks is not None:
+            self._marks.close()  # the file is replaced: the next mark opens the new one
+            self._marks = None
+        header = {
+            "pending": [raw for raw, _ in self.pending],
+            "flagged": [i for i, (_, flag) in enumerate(self.pending) if flag],
+            "seen": self.state.seen.recent(PERSISTED_IDS),
+        }
+        # One line (the marks follow it), so no indentation; a raw newline in a message is escaped by JSON.
+        atomic_write_bytes(self.pending_path, (json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
         self._disk_pending = len(self.pending)
+        self._marked = 0
+
+    def consume(self) -> None:
+        """The loop is done with the oldest pending message (it asked for the next one, or acked it): a restart
+        must not offer it again. One short line appended to the pending file, no fsync: a killed process loses
+        nothing it wrote, and a power cut can at worst hand the message out once more."""
+        self.pending.popleft()
+        if self.persist and self._disk_pending:
+            if self._marks is None:
+                self._marks = AppendLog(self.pending_path)
+            self._marks.append(["1"])
+            self._disk_pending -= 1
+            self._marked += 1
 
     def _load_peers(self) -> None:
         assert self.account is not None
@@ -259,7 +293,6 @@ class _Stream:
             client.longpolling_timeout_ms = state.longpolling_timeout_ms
             if len(page) and self._remember(page):
                 self._tokens_dirty = True
-            self._delivered_cursor = state.cursor
 
     def commit(
         self, page: Page, *, keep_pending: bool, writer: _WriteBehind | None = None, remembered: bool = False
@@ -272,11 +305,17 @@ class _Stream:
         """
         if not remembered:
             self.remember(page)
+        with self._lock:
+            # Only now, after the caller wrote the page's rows (the feed's log) or kept them pending: a cursor
+            # write never covers rows that are not written yet.
+            self._delivered_cursor = page.get_updates_buf or self._delivered_cursor
         if keep_pending and len(page):
-            self.pending.extend(page.raws)
+            self.pending.extend((raw, flag is True) for raw, flag in zip(page.raws, page.columns[_I_DUP], strict=True))
         if not self.persist:
             if not keep_pending:
                 self.pending.clear()
+            if writer is not None:
+                writer.notify()  # the feed's rows log is fsync'd there
             return
         if len(page) and (keep_pending or self._disk_pending):
             self._save_pending()
@@ -285,15 +324,20 @@ class _Stream:
         else:
             self.persist_latest()
 
-    def persist_latest(self) -> None:
-        """Write the context tokens (if changed) and the cursor of the last delivered page."""
+    def persist_latest(self, before: Callable[[], None] | None = None) -> None:
+        """Write the context tokens (if changed) and the cursor of the last delivered page; ``before`` runs
+        between taking that cursor and writing it (the feed fsyncs the rows it covers there)."""
         if not self.persist:
+            if before is not None:
+                before()
             return
         assert self.account is not None
         with self._lock:
             records = self._peer_records() if self._tokens_dirty else None
             self._tokens_dirty = False
             cursor = self._delivered_cursor
+        if before is not None:
+            before()
         if records is not None:
             self.store.save_context_tokens(self.account, records)
         if cursor and cursor != self._saved_cursor:
@@ -306,21 +350,28 @@ class _Stream:
             self._save_pending()
 
     def close(self) -> None:
-        """Persist whatever is still pending (a loop left mid-page) so the next stream starts with it."""
-        if self.persist and len(self.pending) != self._disk_pending:
+        """Persist whatever is still pending (a loop left mid-page) so the next stream starts with it; a file
+        with consumption marks is written afresh, compact."""
+        if self.persist and (len(self.pending) != self._disk_pending or self._marked):
             self._save_pending()
+        if self._marks is not None:
+            self._marks.close()
+            self._marks = None
 
 
 class _WriteBehind:
-    """Writes a stream's cursor and context tokens from a thread of its own, latest state only.
+    """Writes a stream's cursor and context tokens from a thread of its own, latest state only, each time after
+    an fsync of the feed's rows log (so rows are on disk before the cursor that follows them).
 
     A live feed polls on while the files are written (an fsync'd write can take milliseconds); pages that
     arrive meanwhile are coalesced into the next write. The cursor written is always that of a page already
     delivered, so a crash can only make the server serve the last pages again, never skip one.
     """
 
-    def __init__(self, stream: _Stream) -> None:
+    def __init__(self, stream: _Stream, *, logs: Sequence[AppendLog] = ()) -> None:
         self._stream = stream
+        self._logs = list(logs)  # fsync'd before each write of the cursor: rows are durable before it
+        self._io = threading.Lock()  # one write at a time: the thread's, or flush()'s
         self._wake = threading.Condition()
         self._dirty = False
         self._closing = False
@@ -347,9 +398,21 @@ class _WriteBehind:
                     self._wake.wait(self.DELAY)  # a later page or close() may end the pause early
                 self._dirty = False
             try:
-                self._stream.persist_latest()
+                self._write()
             except Exception as exc:  # a full disk must not kill the feed; it is logged and retried next page
-                log.error("could not save the stream's cursor or context tokens: %s", exc)
+                log.error("could not save the stream's rows, cursor or context tokens: %s", exc)
+
+    def _write(self) -> None:
+        with self._io:
+            self._stream.persist_latest(before=self._sync_logs)
+
+    def _sync_logs(self) -> None:
+        for rows in self._logs:
+            rows.sync()
+
+    def flush(self) -> None:
+        """Write now, from the calling thread: the logs, then the latest cursor and context tokens."""
+        self._write()
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is left and stop the thread."""
@@ -443,9 +506,37 @@ class _Presence:
 
 
 class _UpdatesBase:
-    """What both iterators share: state, status and the stop flag."""
+    """What both iterators share: state, status, the stop flag and consumption.
+
+    A message is consumed when the loop asks for the next one, or on :meth:`ack`; until then it stays pending,
+    so an exception in the loop body (or a crash) hands it out again next time.
+    """
 
     _stream: _Stream
+    #: Whether the oldest pending message was handed to the loop and not yet consumed.
+    _out = False
+
+    def _hand_out(self) -> m.WeixinMessage:
+        stream = self._stream
+        raw, flag = stream.pending[0]
+        msg = message_from_raw(raw, stream.state.history)
+        msg.probable_duplicate = flag
+        self._out = True
+        return msg
+
+    def ack(self) -> None:
+        """Mark the message the loop holds as consumed now (say, before ``break``): a restart will not hand it
+        out again. Asking for the next message does the same; a message never acked nor followed by another
+        (the loop body raised, or the process died) is handed out again by the next stream.
+
+        >>> for msg in updates:                                  # doctest: +SKIP
+        ...     if msg.text == "quit":
+        ...         updates.ack()
+        ...         break
+        """
+        if self._out:
+            self._out = False
+            self._stream.consume()
 
     @property
     def state(self) -> PollState:
@@ -476,8 +567,11 @@ class _UpdatesBase:
 class Updates(_UpdatesBase):
     """``for msg in client.updates(): ...`` — messages from the getupdates long poll, each exactly once.
 
-    ``stop()`` (from the loop body or another thread) ends the iteration after the current poll; leaving the
-    loop with ``break`` is fine too. Messages received but not yet handed out are kept for the next stream.
+    ``stop()`` (from the loop body or another thread) ends the iteration after the current poll. A message
+    counts as consumed once the loop asks for the next one, or on :meth:`ack` (or when a ``with`` block over
+    the updates ends without an exception): if the loop body raises, or the process dies, the next stream hands
+    it out again. So after ``break`` without ``ack()`` that message comes again too. Messages received but not
+    yet consumed are kept for the next stream.
     ``-14`` raises :class:`~openclaw_nb.errors.StaleTokenError` out of the loop. ``notifystart`` goes out
     before the first poll and ``notifystop`` when the loop ends, however it ends (``notify=False``: neither).
     """
@@ -504,6 +598,8 @@ class Updates(_UpdatesBase):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if exc[0] is None:
+            self.ack()  # the block ended cleanly: the message in hand was dealt with
         self._stream.close()
         self._presence.stop(stale=isinstance(exc[1], E.StaleTokenError))
 
@@ -512,9 +608,12 @@ class Updates(_UpdatesBase):
         ended_by: BaseException | None = None
         try:
             self._presence.start()
-            while not self._stop.is_set():
+            while True:
+                self.ack()  # asking for the next message consumes the one handed out before
+                if self._stop.is_set():
+                    break
                 if stream.pending:
-                    yield message_from_raw(stream.pending.popleft(), stream.state.history)
+                    yield self._hand_out()
                     continue
                 stream.page_consumed()
                 page = self._client._poll_page(stream, self._stop)
@@ -563,6 +662,8 @@ class AsyncUpdates(_UpdatesBase):
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop()
+        if exc[0] is None:
+            self.ack()  # the block ended cleanly: the message in hand was dealt with
         self._stream.close()
         await self._presence.astop(stale=isinstance(exc[1], E.StaleTokenError))
 
@@ -573,9 +674,12 @@ class AsyncUpdates(_UpdatesBase):
         ended_by: BaseException | None = None
         try:
             await self._presence.astart()
-            while not self._stopping:
+            while True:
+                self.ack()  # asking for the next message consumes the one handed out before
+                if self._stopping:
+                    break
                 if stream.pending:
-                    yield message_from_raw(stream.pending.popleft(), stream.state.history)
+                    yield self._hand_out()
                     continue
                 stream.page_consumed()
                 self._inflight = asyncio.ensure_future(self._client._apoll_page(stream, self._stop_event))
@@ -836,7 +940,6 @@ class UpdatesMixin(_Shared):
         policy: PollPolicy | None = None,
         store: Store | None = None,
         log_path: str | os.PathLike[str] | None = None,
-        redact_log: bool = True,
         show: int = 10,
         refresh: float = 0.5,
         notify: bool = True,
@@ -844,9 +947,7 @@ class UpdatesMixin(_Shared):
         """Start filling a live DataFrame in a background thread and return at once: ``feed.frame``.
 
         ``log_path`` appends every page's messages to a JSONL file before the cursor moves (so a crash
-        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back), a 0600 file whose context
-        tokens, media keys and download parameters are redacted as ``feed.save()`` does (``redact_log=False``
-        keeps them exact). ``notifystart`` goes out
+        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back). ``notifystart`` goes out
         from the thread before its first poll, ``notifystop`` when the feed ends (``feed.stop()``, an error,
         the interpreter exiting); ``notify=False`` sends neither.
         """
@@ -856,7 +957,6 @@ class UpdatesMixin(_Shared):
             self,
             self._new_stream(account, persist, policy, store),
             log_path=log_path,
-            redact_log=redact_log,
             show=show,
             refresh=refresh,
             notify=notify,
@@ -936,7 +1036,6 @@ class AsyncUpdatesMixin(_Shared):
         policy: PollPolicy | None = None,
         store: Store | None = None,
         log_path: str | os.PathLike[str] | None = None,
-        redact_log: bool = True,
         show: int = 10,
         refresh: float = 0.5,
         notify: bool = True,
@@ -960,7 +1059,6 @@ class AsyncUpdatesMixin(_Shared):
             self,
             self._new_stream(account, persist, policy, store),
             log_path=log_path,
-            redact_log=redact_log,
             show=show,
             refresh=refresh,
             notify=notify,

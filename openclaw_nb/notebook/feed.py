@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors as E
 from ..frames import MessageBuffer, html_table, items_frame, save_log
-from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent
-from ..protocol.redact import redact, redact_json_text
-from ..store import ensure_private_dir
+from ..journal import AppendLog, read_lines
+from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent, decode_messages
+from ..protocol.redact import redact
+from ..store import safe_name
 from ..updates import _Presence, _Stream, _WriteBehind, budget_rows
 from . import env
 
@@ -38,6 +39,12 @@ log = logging.getLogger("openclaw_nb")
 _I_FROM = COL["from_user_id"]
 #: Seconds of history behind the displayed rate.
 RATE_WINDOW = 5.0
+
+
+def feed_log_path(stream: _Stream) -> Path:
+    """Where a persisting feed without ``log_path`` keeps its rows: next to its cursor, ``<account>.feed.jsonl``."""
+    assert stream.account is not None
+    return stream.store.accounts_dir / f"{safe_name(stream.account)}.feed.jsonl"
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -75,7 +82,6 @@ class Feed:
         stream: _Stream,
         *,
         log_path: str | os.PathLike[str] | None = None,
-        redact_log: bool = True,
         show: int = 10,
         refresh: float = 0.5,
         notify: bool = True,
@@ -86,9 +92,6 @@ class Feed:
         self._presence = _Presence(stream, notify)
         self._buffer = MessageBuffer()
         self.log_path = Path(log_path) if log_path is not None else None
-        # log_path is the user's file, to keep or share: its lines are redacted as feed.save() redacts, unless
-        # redact_log=False asks for exact ones (the file is 0600 either way).
-        self._redact_rows = bool(redact_log) and self.log_path is not None
         self.show = show
         self.refresh = max(0.1, refresh)
         self.started_at = time.time()
@@ -111,8 +114,19 @@ class Feed:
         self._widgets: weakref.WeakSet[Any] = weakref.WeakSet()
         self._refresher_running = False
         stream.state.on_event = self._on_event
-        # Files are written behind the loop, so a slow disk does not slow the feed (see _WriteBehind).
-        self._writer = _WriteBehind(stream) if stream.persist else None
+        # The rows' own log: ``log_path``, else (when the stream persists its cursor) a file next to the cursor.
+        # Rows reach it before the cursor that follows them; a restart rebuilds the frame from it.
+        self._take_lock = threading.RLock()  # stop() waits for a page being taken in
+        self._rows_log: AppendLog | None = None
+        rows_path = self.log_path if self.log_path is not None else (feed_log_path(stream) if stream.persist else None)
+        if rows_path is not None:
+            if stream.persist:
+                self._rebuild(rows_path)
+            self._rows_log = AppendLog(rows_path)
+        # Files are written behind the loop, so a slow disk does not slow the feed (see _WriteBehind): the rows'
+        # log is fsync'd there, in batches, before each cursor write.
+        logs = [self._rows_log] if self._rows_log is not None else []
+        self._writer = _WriteBehind(stream, logs=logs) if stream.persist or logs else None
 
     # --- running --------------------------------------------------------------------------------------
 
@@ -173,6 +187,12 @@ class Feed:
         self._presence.stop()
 
     def _take(self, page: Page, *, persist: bool = True) -> None:
+        """Take a page in, under the lock :meth:`stop` waits on (so a page half taken in when it is called is
+        on disk when it returns; a page a thread feed's last poll brings later is written before it ends)."""
+        with self._take_lock:
+            self._take_in(page, persist=persist)
+
+    def _take_in(self, page: Page, *, persist: bool = True) -> None:
         """The client's context tokens, then the rows (visible at once), then the log and the files that let a
         restart resume. Tokens come first so that whoever sees a new row can reply to it straight away."""
         n = len(page)
@@ -191,7 +211,7 @@ class Feed:
                 # Hand the GIL to the reader that was just woken before doing the bookkeeping below,
                 # or it waits for this thread's next blocking call (up to the 5 ms switch interval).
                 time.sleep(0)
-            if self.log_path is not None:
+            if self._rows_log is not None:
                 self._append_log(page)
         if persist:
             self._stream.commit(page, keep_pending=False, writer=self._writer, remembered=True)
@@ -209,19 +229,39 @@ class Feed:
         except Exception as exc:  # the rows stay in the buffer; reading feed.frame reports the problem
             log.warning("could not bring the feed's frame up to date: %s: %s", type(exc).__name__, exc)
 
+    def _rebuild(self, path: Path) -> None:
+        """Fill the frame from the rows' log of an earlier run, through the stream's own duplicate rules: ids
+        in it are remembered, so a page the server serves again after a crash is dropped, not shown twice."""
+        if not path.exists():
+            return
+        try:
+            lines, _torn = read_lines(path)
+        except OSError as exc:
+            log.warning("could not read the feed's log %s (%s): the frame starts empty", path, exc)
+            return
+        if not lines:
+            return
+        state = self._stream.state
+        delivered, dropped, flagged = state.delivered, state.dropped, state.flagged
+        for start in range(0, len(lines), 4096):
+            columns, signatures, _ = decode_messages(lines[start : start + 4096])
+            page = state.accept(columns, signatures, int(time.time() * 1000))
+            state.history.resolve(page.columns)
+            self._buffer.extend(page.columns)
+            self._counts.update(page.columns[_I_FROM])
+        state.delivered, state.dropped, state.flagged = delivered, dropped, flagged
+        self._published = len(self._buffer)
+        log.info("the feed resumes with %d message(s) from %s", self._published, path.name)
+
     def _log_line(self, raw: str) -> str:
-        """One message as its line in the rows' log (every line goes through here): in ``log_path``, with its
-        context token, media keys and download parameters redacted unless ``redact_log=False``."""
-        return redact_json_text(raw) if self._redact_rows else raw
+        """One message as its line in the rows' log (every line goes through here)."""
+        return raw
 
     def _append_log(self, page: Page) -> None:
-        assert self.log_path is not None
-        ensure_private_dir(self.log_path.parent)  # missing folders 0700; an existing one keeps its mode
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with open(fd, "a", encoding="utf-8") as fh:
-            fh.write("".join(self._log_line(raw).replace("\n", " ") + "\n" for raw in page.raws))
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Write the page's rows now (a killed process keeps them); the writer thread fsyncs them in batches
+        before it writes the cursor that follows them."""
+        assert self._rows_log is not None
+        self._rows_log.append([self._log_line(raw) for raw in page.raws])
 
     def _on_event(self, event: PollEvent) -> None:
         from ..updates import _log_event
@@ -253,6 +293,8 @@ class Feed:
     def _finish(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        if self._rows_log is not None:
+            self._rows_log.close()
         self._stream.close()
         self._published = len(self._buffer)  # rows taken in before a failure are announced too
         self.finished_at = time.time()
@@ -260,11 +302,17 @@ class Feed:
         self._notify()
 
     def stop(self) -> None:
-        """Stop the stream. An async feed stops at once (a poll in flight is cancelled, nothing is lost); a
-        thread feed stops when its current long poll returns (use :meth:`wait` to block until then)."""
+        """Stop the stream. Once it returns, every message the feed received is on disk (the rows' log, then
+        the cursor). An async feed stops at once (a poll in flight is cancelled, nothing is lost); a thread
+        feed's thread ends when its current long poll returns (use :meth:`wait` to block until then), after
+        taking in and writing whatever that poll brings."""
         self._stop_flag.set()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        with self._take_lock:  # a page being taken in is finished first
+            pass
+        if self._writer is not None:
+            self._writer.flush()
 
     @property
     def running(self) -> bool:
@@ -372,18 +420,12 @@ class Feed:
 
     @property
     def frame(self) -> pd.DataFrame:
-        """Every message so far, one row each (a snapshot; read it again for newer rows). Its displays (repr,
-        the HTML table in Jupyter) show ``context_token`` and ``raw`` redacted; the data is exact."""
-        from ..safe_frame import safe_frame
-
-        return safe_frame(self._buffer.frame())
+        """Every message so far, one row each (a snapshot; read it again for newer rows)."""
+        return self._buffer.frame()
 
     def items_frame(self) -> pd.DataFrame:
-        """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`); its displays
-        redact the items' keys and download parameters, as ``feed.frame``'s do."""
-        from ..safe_frame import safe_frame
-
-        return safe_frame(items_frame(self.frame))
+        """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`)."""
+        return items_frame(self.frame)
 
     @property
     def users(self) -> pd.DataFrame:

@@ -511,6 +511,9 @@ class WeixinMessage(WireModel):
     #: Such a message keeps its JSON text in ``raw_text`` and whatever id could be found in ``message_id``.
     decode_error: str | None = field(default=None, kw_only=True, compare=False, metadata=LOCAL)
     raw_text: str | None = field(default=None, kw_only=True, compare=False, metadata=LOCAL)
+    #: Set by ``client.updates()``: same sender and content as a message delivered shortly before under another
+    #: ``message_id`` (a probable re-delivery; the feed's rows have the same flag in ``probable_duplicate``).
+    probable_duplicate: bool = field(default=False, kw_only=True, compare=False, metadata=LOCAL)
 
     @property
     def items(self) -> list[MessageItem]:

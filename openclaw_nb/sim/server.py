@@ -176,7 +176,13 @@ class Simulator:
         if not _is_loopback(self.host):
             warnings.warn(
                 f"the simulator listens on {self.host}, beyond this machine's loopback interface: anyone who "
-                "can reach it can log in and read messages",
+                "can reach it can use its iLink API; "
+                + (
+                    "its control API (/_sim/...) asks for the admin token (sim.admin_token, printed by "
+                    "`openclaw-nb sim`)"
+                    if needs_admin_token(self.host, self.require_admin_token, self._admin_token)
+                    else "its control API is open too (require_admin_token=False): anyone can log in and read messages"
+                ),
                 SimulatorWarning,
                 stacklevel=2,
             )

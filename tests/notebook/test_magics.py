@@ -1001,11 +1001,11 @@ def test_updates_start_frame_stop(ip: Any, out: Any, home: Path) -> None:
     # The simulated bot's cursor is kept in the simulator's folder, not in the user's.
     assert not (home / "accounts").exists()
     assert list(Path(magics_of(ip).sim_home or "").glob("accounts/*.sync.json"))
-    # Starting again makes a new feed that carries on from the cursor.
+    # Starting again makes a new feed that carries on from the cursor, its frame rebuilt from the rows' log.
     again = ip.run("%wx_updates start")
     assert again is not feed and again.running
     ip.run("%wx_sim say alice third")
-    assert list(again.wait_for(1)["text"]) == ["third"]
+    assert list(again.wait_for(3)["text"]) == ["first", "second", "third"]
 
 
 def test_updates_shows_the_live_view(ip: Any, out: Any) -> None:

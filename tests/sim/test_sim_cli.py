@@ -155,3 +155,15 @@ def test_sim_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None
         cli.main(["sim", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: 35)" in out and f"(default: {C.QR_LIFETIME:g})" in out
+
+
+def test_sim_process_with_an_admin_token_guards_the_control_api() -> None:
+    token = "admin-" + os.urandom(8).hex()
+    with sim_process("--port", "0", "--admin-token", token) as (proc, url):
+        lines = [read_line(proc) for _ in range(4)]
+        assert any(line.startswith("# admin token:") for line in lines), lines
+        assert token not in "\n".join(lines)  # a token the user chose is not echoed
+        refused = httpx.get(url + "/_sim/state", timeout=10)
+        assert refused.status_code == 401 and "X-Admin-Token" in refused.json()["error"]
+        assert httpx.get(url + "/_sim/state", headers={"X-Admin-Token": token}, timeout=10).status_code == 200
+        assert stop(proc) == 0

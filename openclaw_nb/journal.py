@@ -1,0 +1,123 @@
+"""Append-only JSONL files that survive a crash: :class:`AppendLog` writes each line at once (a killed process
+loses nothing it wrote) and fsyncs in batches (a power cut loses at most the unsynced batch);
+:func:`read_lines` reads every whole line back and reports a torn last line instead of failing on it.
+
+Used by the live feed's row log, the stream's consumption marks, ``save_log`` and the simulator's journal.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+#: Mode of files and folders the project creates for logs that may hold message content.
+FILE_MODE = 0o600
+
+
+class TornLineWarning(UserWarning):
+    """A JSONL file ended in a partial line (a write cut short by a crash); the whole lines were read."""
+
+
+def read_lines(path: str | os.PathLike[str], *, warn: bool = True) -> tuple[list[bytes], str | None]:
+    """The whole lines of a file as bytes (stripped, empty ones skipped) and its torn tail, if any. Bytes, so
+    that a line with invalid UTF-8 is the reader's to repair on its own, not fatal to the file.
+
+    A last line without its newline is what a crash in the middle of an append leaves: it is left out and
+    returned as the second value (with a :class:`TornLineWarning` when ``warn``), never raised about.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    torn: str | None = None
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        torn = data[cut:].decode("utf-8", "replace")
+        data = data[:cut]
+        if warn:
+            warnings.warn(
+                f"{os.fspath(path)} ends in a partial line of {len(torn):,} characters (a write cut short, e.g. "
+                "by a crash); every whole line was read and the next append starts on a fresh line",
+                TornLineWarning,
+                stacklevel=2,
+            )
+    return [line for line in (raw.strip() for raw in data.split(b"\n")) if line], torn
+
+
+def one_line(text: str) -> str:
+    """``text`` as one JSONL line: a raw newline inside would split a record in two (JSON never needs one)."""
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+class AppendLog:
+    """An append-only line file: :meth:`append` writes at once, :meth:`sync` makes it durable.
+
+    Opened lazily; if the file ends in a torn line (a crash mid-append), the next append starts on a new line
+    so the torn part stays one bad line instead of spoiling the next good one. New files and folders are
+    private (0600 / 0700). Thread-safe.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._unsynced = False
+
+    def _open(self) -> int:
+        if self._fd is None:
+            parent = self.path.parent
+            if not parent.exists():
+                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        return self._fd
+
+    @staticmethod
+    def _fresh_line(fd: int) -> bytes:
+        # Checked before every append, not only at open: another writer (or a crash of one) may have left a
+        # partial line since.
+        size = os.fstat(fd).st_size
+        return b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+
+    def append(self, lines: Iterable[str]) -> int:
+        """Write ``lines`` (each made one line) in one write; returns the bytes written."""
+        data = "".join(one_line(line) + "\n" for line in lines).encode("utf-8")
+        if not data:
+            return 0
+        with self._lock:
+            fd = self._open()
+            view = memoryview(self._fresh_line(fd) + data)
+            while view:
+                view = view[os.write(fd, view) :]
+            self._unsynced = True
+        return len(data)
+
+    def sync(self) -> None:
+        """fsync what was appended since the last call (nothing to do if nothing was)."""
+        with self._lock:
+            if self._fd is None or not self._unsynced:
+                return
+            self._unsynced = False
+            fd = self._fd
+        os.fsync(fd)
+
+    def truncate(self) -> None:
+        """Empty the file (durably)."""
+        with self._lock:
+            fd = self._open()
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+            self._unsynced = False
+
+    def close(self) -> None:
+        self.sync()
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __repr__(self) -> str:
+        return f"<AppendLog {self.path}>"
+
+
+__all__ = ["AppendLog", "TornLineWarning", "one_line", "read_lines"]
