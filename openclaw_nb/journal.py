@@ -68,7 +68,10 @@ class AppendLog:
         if self._fd is None:
             parent = self.path.parent
             if not parent.exists():
-                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # Every missing folder 0700 (mkdir(parents=True) would give the parents the default mode).
+                from .store import ensure_private_dir
+
+                ensure_private_dir(parent)
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
         return self._fd
 

@@ -940,6 +940,7 @@ class UpdatesMixin(_Shared):
         policy: PollPolicy | None = None,
         store: Store | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        redact_log: bool = True,
         show: int = 10,
         refresh: float = 0.5,
         notify: bool = True,
@@ -947,7 +948,9 @@ class UpdatesMixin(_Shared):
         """Start filling a live DataFrame in a background thread and return at once: ``feed.frame``.
 
         ``log_path`` appends every page's messages to a JSONL file before the cursor moves (so a crash
-        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back). ``notifystart`` goes out
+        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back), a 0600 file whose context
+        tokens, media keys and download parameters are redacted as ``feed.save()`` does (``redact_log=False``
+        keeps them exact). ``notifystart`` goes out
         from the thread before its first poll, ``notifystop`` when the feed ends (``feed.stop()``, an error,
         the interpreter exiting); ``notify=False`` sends neither.
         """
@@ -957,6 +960,7 @@ class UpdatesMixin(_Shared):
             self,
             self._new_stream(account, persist, policy, store),
             log_path=log_path,
+            redact_log=redact_log,
             show=show,
             refresh=refresh,
             notify=notify,
@@ -1036,6 +1040,7 @@ class AsyncUpdatesMixin(_Shared):
         policy: PollPolicy | None = None,
         store: Store | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        redact_log: bool = True,
         show: int = 10,
         refresh: float = 0.5,
         notify: bool = True,
@@ -1059,6 +1064,7 @@ class AsyncUpdatesMixin(_Shared):
             self,
             self._new_stream(account, persist, policy, store),
             log_path=log_path,
+            redact_log=redact_log,
             show=show,
             refresh=refresh,
             notify=notify,

@@ -26,7 +26,7 @@ from .. import errors as E
 from ..frames import MessageBuffer, html_table, items_frame, save_log
 from ..journal import AppendLog, read_lines
 from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent, decode_messages
-from ..protocol.redact import redact
+from ..protocol.redact import redact, redact_json_text
 from ..store import safe_name
 from ..updates import _Presence, _Stream, _WriteBehind, budget_rows
 from . import env
@@ -82,6 +82,7 @@ class Feed:
         stream: _Stream,
         *,
         log_path: str | os.PathLike[str] | None = None,
+        redact_log: bool = True,
         show: int = 10,
         refresh: float = 0.5,
         notify: bool = True,
@@ -92,6 +93,9 @@ class Feed:
         self._presence = _Presence(stream, notify)
         self._buffer = MessageBuffer()
         self.log_path = Path(log_path) if log_path is not None else None
+        # log_path is the user's file, to keep or share: its lines are redacted as feed.save() redacts, unless
+        # redact_log=False asks for exact ones (the file is 0600 either way).
+        self._redact_rows = bool(redact_log) and self.log_path is not None
         self.show = show
         self.refresh = max(0.1, refresh)
         self.started_at = time.time()
@@ -254,8 +258,9 @@ class Feed:
         log.info("the feed resumes with %d message(s) from %s", self._published, path.name)
 
     def _log_line(self, raw: str) -> str:
-        """One message as its line in the rows' log (every line goes through here)."""
-        return raw
+        """One message as its line in the rows' log (every line goes through here): in ``log_path``, with its
+        context token, media keys and download parameters redacted unless ``redact_log=False``."""
+        return redact_json_text(raw) if self._redact_rows else raw
 
     def _append_log(self, page: Page) -> None:
         """Write the page's rows now (a killed process keeps them); the writer thread fsyncs them in batches
@@ -420,12 +425,18 @@ class Feed:
 
     @property
     def frame(self) -> pd.DataFrame:
-        """Every message so far, one row each (a snapshot; read it again for newer rows)."""
-        return self._buffer.frame()
+        """Every message so far, one row each (a snapshot; read it again for newer rows). Its displays (repr,
+        the HTML table in Jupyter) show ``context_token`` and ``raw`` redacted; the data is exact."""
+        from ..safe_frame import safe_frame
+
+        return safe_frame(self._buffer.frame())
 
     def items_frame(self) -> pd.DataFrame:
-        """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`)."""
-        return items_frame(self.frame)
+        """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`); its displays
+        redact the items' keys and download parameters, as ``feed.frame``'s do."""
+        from ..safe_frame import safe_frame
+
+        return safe_frame(items_frame(self.frame))
 
     @property
     def users(self) -> pd.DataFrame:
