@@ -6,6 +6,7 @@ Layout under ``$OPENCLAW_NB_HOME`` (default ``~/.openclaw_nb``), mirroring the o
     accounts/<bot id>.sync.json             {"get_updates_buf": ...}
     accounts/<bot id>.pending.sync.json     messages received but not yet consumed (the update stream's)
     accounts/<bot id>.context-tokens.json   {"<user id>": {"context_token": ..., ...}}
+    accounts/<bot id>.feed.jsonl            the live feed's rows, one message a line (``client.stream()``'s)
 
 Every write is atomic (a temporary file in the same folder, fsync, ``os.replace``), files are 0600 and the
 folders the project creates 0700 (a folder that already exists keeps its mode), so a crash never leaves a
@@ -201,7 +202,7 @@ def superseded_ids(accounts: Iterable[Credentials]) -> set[str]:
 
 
 #: The files of one account, by suffix after its safe name.
-_ACCOUNT_SUFFIXES = (".json", ".sync.json", ".pending.sync.json", ".context-tokens.json")
+_ACCOUNT_SUFFIXES = (".json", ".sync.json", ".pending.sync.json", ".context-tokens.json", ".feed.jsonl")
 
 
 class Store:

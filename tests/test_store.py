@@ -66,6 +66,7 @@ def test_cursor_and_context_tokens(tmp_path: Path) -> None:
     assert store.load_cursor("a@im.bot") == "c-1"
     assert store.load_context_tokens("a@im.bot") == {"u@im.wechat": {"context_token": "x", "last_inbound_ms": 5}}
     (store.accounts_dir / "a@im.bot.pending.sync.json").write_text("{}")  # the update stream's backlog
+    (store.accounts_dir / "a@im.bot.feed.jsonl").write_text("{}\n")  # the live feed's rows
     assert store.forget("a@im.bot") and not store.forget("a@im.bot")
     assert store.load_cursor("a@im.bot") == ""
     assert not list(store.accounts_dir.glob("a@im.bot*"))
