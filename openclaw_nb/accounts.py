@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .client import AsyncClient
+    from .recorder import LogBudget
+
+#: The byte budget all the loaded clients' protocol logs share by default (``Accounts.load(log_bytes=...)``):
+#: a recorder's own default is 8 MiB, which for 200 accounts would be 1.6 GB.
+DEFAULT_SHARED_LOG_BYTES = 64 * 1024 * 1024
 
 #: Columns of :meth:`Accounts.broadcast`'s table.
 BROADCAST_COLUMNS = ("bot_id", "user", "status", "message_id", "reason")
@@ -88,21 +93,40 @@ class Accounts:
     >>> table[table.status == "failed"]
     """
 
-    def __init__(self, clients: Mapping[str, AsyncClient]) -> None:
+    def __init__(self, clients: Mapping[str, AsyncClient], *, log_budget: LogBudget | None = None) -> None:
         self.clients: dict[str, AsyncClient] = dict(clients)
+        #: The byte budget the clients' protocol logs share (None when they were made elsewhere).
+        self.log_budget = log_budget
         #: The loop the clients run on when driven from synchronous code outside a notebook (see ``_run``).
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def load(
-        cls, bot_ids: Iterable[str] | None = None, *, home: str | os.PathLike[str] | None = None, **client_kw: Any
+        cls,
+        bot_ids: Iterable[str] | None = None,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        log_bytes: int | LogBudget | None = DEFAULT_SHARED_LOG_BYTES,
+        **client_kw: Any,
     ) -> Accounts:
         """AsyncClients for the saved accounts ``bot_ids`` (all saved accounts when None).
 
         ``client_kw`` go to every :class:`~openclaw_nb.client.AsyncClient` (``record=False``, ``retry=``...).
+        ``log_bytes`` is one memory budget for all their protocol logs together (64 MiB; the oldest exchanges
+        of all are dropped first): bytes, a :class:`~openclaw_nb.recorder.LogBudget`, or None for each
+        client's own default budget. The clients share one TLS context.
         """
         from .client import AsyncClient
+        from .recorder import LogBudget
 
+        budget = LogBudget(log_bytes) if isinstance(log_bytes, int) and not isinstance(log_bytes, bool) else log_bytes
+        if budget is not None and not isinstance(budget, LogBudget):
+            raise E.UsageError(
+                f"log_bytes is the bytes all the accounts' protocol logs may hold together (an int), a LogBudget, "
+                f"or None (each client its own default), got {log_bytes!r}"
+            )
+        if budget is not None:
+            client_kw["log_bytes"] = budget
         store = Store(home)
         creds = store.accounts() if bot_ids is None else [store.load_credentials(b) for b in bot_ids]
         clients: dict[str, AsyncClient] = {}
@@ -110,7 +134,7 @@ class Accounts:
             client = AsyncClient(c.bot_token, base_url=c.baseurl, bot_id=c.ilink_bot_id, **client_kw)
             client._store_home = store.root  # type: ignore[attr-defined]
             clients[c.ilink_bot_id] = client
-        return cls(clients)
+        return cls(clients, log_budget=budget)
 
     # --- a read-only mapping of bot id -> client ---
 

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import secrets
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -54,6 +55,8 @@ from .protocol.media import SplitSendResp, split_text
 from .protocol.poll import QuoteHistory, long_poll_window_ms
 from .protocol.redact import redact, redact_url
 from .protocol.text import TEXT_CHUNK_CHARS, apply_markdown
+from .recorder.log import DEFAULT_MAX_BYTES as DEFAULT_LOG_BYTES
+from .recorder.log import LogBudget
 from .updates import AsyncUpdatesMixin, UpdatesMixin
 
 log = logging.getLogger("openclaw_nb")
@@ -70,6 +73,18 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Connection pool bound: httpx's async pool degrades sharply with many concurrent requests on one client.
 DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
 USER_AGENT = {"User-Agent": f"openclaw-nb/{__version__}"}
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """The one TLS context of every client this process makes (unless given its own transport).
+
+    Building one loads the CA bundle and costs ~25 ms: a context per client made ``Accounts.load`` of 200
+    accounts take seconds, even for ``http://`` URLs. A context is safe to share between clients and threads.
+    It is httpx's default (certifi's CAs, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured), made once: set
+    those variables before the first client.
+    """
+    return httpx.create_ssl_context()
 
 
 @dataclass
@@ -152,6 +167,8 @@ class BaseClient:
         record: bool = True,
         log_size: int = 1000,
         redact: bool = True,
+        log_bytes: int | LogBudget | None = DEFAULT_LOG_BYTES,
+        max_response_bytes: int = C.MAX_API_RESPONSE_BYTES,
     ) -> None:
         if token is not None and (not isinstance(token, str) or not token):
             raise E.UsageError("token must be a non-empty string (the bot_token from a QR login) or None")
@@ -167,6 +184,14 @@ class BaseClient:
             app_id=app_id, client_version=client_version, bot_agent=bot_agent, route_tag=route_tag
         )
         self.retry = retry or RetryPolicy()
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
+            raise E.UsageError(
+                f"max_response_bytes is the largest API answer to read, in bytes (an int >= 1024; default "
+                f"{C.MAX_API_RESPONSE_BYTES:,}), got {max_response_bytes!r}"
+            )
+        #: The largest API answer (JSON body) read, in bytes; a larger one fails with a ProtocolError. Media
+        #: downloads have their own cap (``max_bytes`` of the download calls).
+        self.max_response_bytes = max_response_bytes
         #: The getupdates cursor, replaced only by non-empty values the server returns.
         self.cursor = ""
         self._window_ms = C.DEFAULT_LONGPOLLING_TIMEOUT_MS
@@ -186,7 +211,12 @@ class BaseClient:
 
             # stacklevel: Recorder.__init__ <- BaseClient.__init__ <- Client.__init__ <- its keyword check
             # (_named_keywords) <- the user's line; a bare BaseClient is made on the user's line itself.
-            self.log = Recorder(maxlen=log_size, redact=redact, _stacklevel=3 if type(self) is BaseClient else 5)
+            self.log = Recorder(
+                maxlen=log_size,
+                redact=redact,
+                max_bytes=log_bytes,
+                _stacklevel=3 if type(self) is BaseClient else 5,
+            )
             self.log.drift = self.drift_log  # exported with the exchanges (HAR and JSONL)
 
     # --- the server's clock ----------------------------------------------------------------------
@@ -804,14 +834,18 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
         record: bool = True,
         log_size: int = 1000,
         redact: bool = True,
+        log_bytes: int | LogBudget | None = DEFAULT_LOG_BYTES,
+        max_response_bytes: int = C.MAX_API_RESPONSE_BYTES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         """``token``: the bot token of a QR login (or None, then log in with :meth:`login`). ``base_url`` and
         ``cdn_base_url``: the API and CDN hosts. ``bot_id``: the bot's id (from the login). ``app_id``,
         ``client_version``, ``bot_agent``, ``route_tag``: the identity headers (the official client's by
         default). ``retry``: a :class:`RetryPolicy`. ``record``/``log_size``/``redact``: the protocol log in
-        ``client.log`` (the last ``log_size`` exchanges, secrets redacted). ``transport``: an httpx transport
-        (tests, proxies)."""
+        ``client.log`` (the last ``log_size`` exchanges, secrets redacted); ``log_bytes``: its memory budget
+        (bytes, or a ``LogBudget`` shared with other clients; oldest exchanges dropped first).
+        ``max_response_bytes``: the largest API answer read (32 MiB; a larger one is a ``ProtocolError``).
+        ``transport``: an httpx transport (tests, proxies); without one, clients share one TLS context."""
         super().__init__(
             token,
             base_url=base_url,
@@ -825,8 +859,10 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
             record=record,
             log_size=log_size,
             redact=redact,
+            log_bytes=log_bytes,
+            max_response_bytes=max_response_bytes,
         )
-        inner = transport or httpx.HTTPTransport(limits=DEFAULT_LIMITS)
+        inner = transport or httpx.HTTPTransport(limits=DEFAULT_LIMITS, verify=shared_ssl_context())
         if self.log is not None:
             inner = self.log.wrap(inner)
         self._http = httpx.Client(transport=inner, follow_redirects=False, headers=USER_AGENT)
@@ -852,14 +888,13 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BaseClient):
         content = send.content() if callable(send.content) else send.content
         request = self._build_httpx_request(self._http, send, content)
         try:
-            response = self._http.send(request, stream=send.max_bytes is not None)
+            response = self._http.send(request, stream=True)
             self._note_date(response.headers)
             try:
-                if send.max_bytes is None:
-                    return Reply(response.status_code, response.headers, response.content)
-                return Reply(
-                    response.status_code, response.headers, *_read_capped(response.iter_bytes(), send.max_bytes)
-                )
+                cap = self.max_response_bytes if send.max_bytes is None else send.max_bytes
+                if _declared_length(response.headers) > cap:  # refused unread
+                    return Reply(response.status_code, response.headers, b"", True, cap)
+                return Reply(response.status_code, response.headers, *_read_capped(response.iter_bytes(), cap), cap)
             finally:
                 response.close()
         except httpx.TimeoutException as exc:
@@ -999,14 +1034,18 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
         record: bool = True,
         log_size: int = 1000,
         redact: bool = True,
+        log_bytes: int | LogBudget | None = DEFAULT_LOG_BYTES,
+        max_response_bytes: int = C.MAX_API_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """``token``: the bot token of a QR login (or None, then log in with :meth:`login`). ``base_url`` and
         ``cdn_base_url``: the API and CDN hosts. ``bot_id``: the bot's id (from the login). ``app_id``,
         ``client_version``, ``bot_agent``, ``route_tag``: the identity headers (the official client's by
         default). ``retry``: a :class:`RetryPolicy`. ``record``/``log_size``/``redact``: the protocol log in
-        ``client.log`` (the last ``log_size`` exchanges, secrets redacted). ``transport``: an httpx transport
-        (tests, proxies)."""
+        ``client.log`` (the last ``log_size`` exchanges, secrets redacted); ``log_bytes``: its memory budget
+        (bytes, or a ``LogBudget`` shared with other clients; oldest exchanges dropped first).
+        ``max_response_bytes``: the largest API answer read (32 MiB; a larger one is a ``ProtocolError``).
+        ``transport``: an httpx transport (tests, proxies); without one, clients share one TLS context."""
         super().__init__(
             token,
             base_url=base_url,
@@ -1020,8 +1059,10 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
             record=record,
             log_size=log_size,
             redact=redact,
+            log_bytes=log_bytes,
+            max_response_bytes=max_response_bytes,
         )
-        inner = transport or httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
+        inner = transport or httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS, verify=shared_ssl_context())
         if self.log is not None:
             inner = self.log.wrap_async(inner)
         self._http = httpx.AsyncClient(transport=inner, follow_redirects=False, headers=USER_AGENT)
@@ -1049,13 +1090,14 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
             content = _aiter(content())
         request = self._build_httpx_request(self._http, send, content)
         try:
-            response = await self._http.send(request, stream=send.max_bytes is not None)
+            response = await self._http.send(request, stream=True)
             self._note_date(response.headers)
             try:
-                if send.max_bytes is None:
-                    return Reply(response.status_code, response.headers, response.content)
-                body, truncated = await _aread_capped(response.aiter_bytes(), send.max_bytes)
-                return Reply(response.status_code, response.headers, body, truncated)
+                cap = self.max_response_bytes if send.max_bytes is None else send.max_bytes
+                if _declared_length(response.headers) > cap:  # refused unread
+                    return Reply(response.status_code, response.headers, b"", True, cap)
+                body, truncated = await _aread_capped(response.aiter_bytes(), cap)
+                return Reply(response.status_code, response.headers, body, truncated, cap)
             finally:
                 await response.aclose()
         except httpx.TimeoutException as exc:
@@ -1165,22 +1207,33 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, BaseClien
         return cast(bytes, await self._run(self._cdn_download_flow(encrypt_query_param, full_url, max_bytes)))
 
 
+def _declared_length(headers: httpx.Headers) -> int:
+    """The answer's ``Content-Length`` (-1 when absent or unreadable: then only reading tells)."""
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else -1
+
+
 def _read_capped(chunks: Iterable[bytes], cap: int) -> tuple[bytes, bool]:
-    buf = bytearray()
+    # A list of chunks joined once: one copy of the body at the end, none while it grows.
+    kept: list[bytes] = []
+    size = 0
     for chunk in chunks:
-        buf += chunk
-        if len(buf) > cap:
-            return bytes(buf[:cap]), True
-    return bytes(buf), False
+        kept.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return b"".join(kept)[:cap], True
+    return b"".join(kept), False
 
 
 async def _aread_capped(chunks: AsyncIterator[bytes], cap: int) -> tuple[bytes, bool]:
-    buf = bytearray()
+    kept: list[bytes] = []
+    size = 0
     async for chunk in chunks:
-        buf += chunk
-        if len(buf) > cap:
-            return bytes(buf[:cap]), True
-    return bytes(buf), False
+        kept.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return b"".join(kept)[:cap], True
+    return b"".join(kept), False
 
 
 async def _aiter(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -47,6 +47,9 @@ SENDS_PER_CONTEXT_TOKEN = 10
 REPLY_WINDOW_SECONDS = 24 * 3600
 MAX_TEXT_BYTES = 16 * 1024
 MAX_MEDIA_DOWNLOAD_BYTES = 100 * 1024 * 1024
+#: The largest API answer (JSON body) a client reads, in bytes. A full getupdates page of 100 long messages is
+#: well under a megabyte; a larger answer is refused unread rather than held in memory several times over.
+MAX_API_RESPONSE_BYTES = 32 * 1024 * 1024
 
 # Timeouts (seconds) the official plugin uses.
 LONG_POLL_TIMEOUT = 35.0

@@ -43,7 +43,8 @@ class Send:
     timeout: float
     attempt: int = 1
     url: str | None = None
-    #: For downloads: stop reading past this many bytes (the driver reports ``Reply.truncated``).
+    #: For downloads: stop reading past this many bytes (the driver reports ``Reply.truncated``). None: the
+    #: client's cap on API answers (``max_response_bytes``).
     max_bytes: int | None = None
 
     @property
@@ -70,7 +71,10 @@ class Reply:
     status: int
     headers: Mapping[str, str]
     content: bytes
+    #: The body was longer than ``cap`` bytes: ``content`` holds at most ``cap`` of them (or none, when the
+    #: declared ``Content-Length`` was already over it).
     truncated: bool = False
+    cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,8 @@ def api_call(
                 raise _delivery_unknown(endpoint, client_id, attempt, f"HTTP {status}", maybe_delivered, status)
             raise http_status_error(endpoint, status, outcome.content, dict(outcome.headers), attempt)
         try:
+            if outcome.truncated:
+                raise _too_large(endpoint, outcome.cap)
             return parse_response(endpoint, outcome.content)
         except E.ProtocolError as exc:
             if client_id is not None:
@@ -284,6 +290,16 @@ def api_call(
                     "delivered; check before sending it again"
                 )
             raise
+
+
+def _too_large(endpoint: Endpoint, cap: int | None) -> E.ProtocolError:
+    limit = f"{cap:,} bytes" if cap is not None else "its limit"
+    return E.ProtocolError(
+        f"{endpoint.name}: the server's answer is larger than the client reads ({limit}), so it was not read; "
+        "a real answer is far smaller. If this server is right to send that much, raise the limit: "
+        "Client(..., max_response_bytes=...)",
+        endpoint=endpoint.name,
+    )
 
 
 def _delivery_unknown(

@@ -8,7 +8,7 @@
 from .capture import ATTEMPT_KEY, CALL_KEY, call_from_path
 from .compare import VOLATILE_FIELDS, Difference, DiffResult, ReplayResult, diff, replay
 from .exchange import Binary, Exchange, Text
-from .log import ExchangeLog, Recorder, load_log
+from .log import ExchangeLog, LogBudget, Recorder, footprint, load_log
 
 __all__ = [
     "ATTEMPT_KEY",
@@ -19,11 +19,13 @@ __all__ = [
     "Difference",
     "Exchange",
     "ExchangeLog",
+    "LogBudget",
     "Recorder",
     "ReplayResult",
     "Text",
     "call_from_path",
     "diff",
+    "footprint",
     "load_log",
     "replay",
 ]

@@ -700,7 +700,8 @@ def _replay(
     with warnings.catch_warnings():
         # The caller already chose to keep secrets when the original log is unredacted; don't warn again.
         warnings.simplefilter("ignore", UserWarning)
-        recorder = Recorder(maxlen=max(len(items), 1), redact=redacted)
+        # Every replayed exchange is compared with its original: none may fall to a byte budget.
+        recorder = Recorder(maxlen=max(len(items), 1), redact=redacted, max_bytes=None)
     rebind = _Rebinder()
     notes: list[tuple[int, str]] = []
     pairs: list[tuple[Exchange, Exchange]] = []

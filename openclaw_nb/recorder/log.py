@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -24,7 +25,7 @@ import httpx
 
 from ..protocol.redact import redact_text, redact_url
 from .capture import AsyncRecordingTransport, RecordingTransport, _InFlight, wire_log
-from .exchange import FORMAT_VERSION, Binary, Exchange, Text
+from .exchange import _FIELDS, FORMAT_VERSION, Binary, Exchange, JsonText, Text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +33,120 @@ if TYPE_CHECKING:
     from .display import LogTable
 
 DEFAULT_MAXLEN = 1000
+#: A recorder's default byte budget: what its exchanges may hold in memory together (see :func:`footprint`).
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+_NO_BYTE_LIMIT = 2**62
+#: What an exchange holds besides its bodies, URL and header texts (the field tuple, header tuples, numbers,
+#: small strings), measured with tracemalloc on recorded simulator traffic (about 3 KB for an empty poll, 5 KB
+#: for a page with a message; tests/recorder/test_recorder_budget.py checks the estimate stays close).
+_EXCHANGE_OVERHEAD = 1200
+_I_URL, _I_REQ_HEADERS, _I_REQ_BODY, _I_RESP_HEADERS, _I_RESP_BODY, _I_ERROR = (
+    _FIELDS.index(name)
+    for name in ("url", "request_headers", "request_body", "response_headers", "response_body", "error")
+)
+
+
+def _text_size(value: Any) -> int:
+    if isinstance(value, (str, bytes)):
+        return sys.getsizeof(value)
+    if isinstance(value, (JsonText, Text)):
+        return sys.getsizeof(value.text) + 64
+    if value is None or isinstance(value, Binary):
+        return 0
+    return sys.getsizeof(json.dumps(value, default=str))  # a parsed body (an Exchange built by hand)
+
+
+def _headers_size(headers: Any) -> int:
+    items = headers.items() if isinstance(headers, dict) else headers or ()
+    return sum(_text_size(name) + _text_size(value) for name, value in items)
+
+
+def footprint(ex: Exchange) -> int:
+    """About how many bytes of memory ``ex`` holds: what a recorder's byte budget counts."""
+    v = ex._v
+    return (
+        _EXCHANGE_OVERHEAD
+        + _text_size(v[_I_URL])
+        + _text_size(v[_I_REQ_BODY])
+        + _text_size(v[_I_RESP_BODY])
+        + _text_size(v[_I_ERROR])
+        + _headers_size(v[_I_REQ_HEADERS])
+        + _headers_size(v[_I_RESP_HEADERS])
+    )
+
+
+class LogBudget:
+    """A byte budget for the exchanges of one or several recorders: when the exchanges they hold together
+    pass ``max_bytes``, the oldest of them all are dropped first (each recorder counts its own in
+    ``dropped``), though a recorder always keeps its newest one.
+
+    Every recorder has one; give several the same (``Recorder(max_bytes=budget)``, ``Client(log_bytes=budget)``)
+    to bound them together, as :meth:`Accounts.load <openclaw_nb.accounts.Accounts.load>` does.
+
+    >>> budget = LogBudget(64 * 1024 * 1024)
+    >>> a, b = Recorder(max_bytes=budget), Recorder(max_bytes=budget)
+    >>> budget.used <= budget.max_bytes
+    True
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"a log budget is a whole number of bytes >= 1 (say 8 * 1024 * 1024), got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        #: Bytes the recorders on this budget hold now (by :func:`footprint`).
+        self.used = 0
+        # One lock for the budget and every recorder on it: an eviction touches both, in any order. Reentrant,
+        # because a recorder collected mid-operation hands its bytes back from a finalizer on the same thread.
+        self._lock = threading.RLock()
+        # Every kept exchange in the order it was recorded: (its recorder, its id). Entries of exchanges a
+        # recorder dropped by itself (maxlen, clear) stay until they reach the front or a compaction.
+        self._order: deque[tuple[weakref.ref[Recorder], int]] = deque()
+        self._live = 0
+
+    def __repr__(self) -> str:
+        return f"LogBudget(max_bytes={self.max_bytes:,}, used={self.used:,})"
+
+    def _add(self, rec: Recorder, ex_id: int) -> None:
+        """Account for ``rec``'s newest exchange, then drop the oldest until within budget (lock held)."""
+        order = self._order
+        order.append((rec._self_ref, ex_id))
+        self._live += 1
+        while self.used > self.max_bytes and len(order) > 1:
+            ref, oldest = order[0]
+            owner = ref()
+            if owner is None or not owner._ring or owner._ring[0].id != oldest:
+                order.popleft()  # already gone: dropped by its recorder, or the recorder is
+                continue
+            if owner is rec and len(rec._ring) == 1:
+                break  # the newest exchange stays whatever its size
+            order.popleft()
+            owner._drop_oldest()
+        if len(order) > 2 * self._live + 1024:  # many stale entries: keep the order list in step
+            self._compact()
+
+    def _compact(self) -> None:
+        live: dict[int, set[int]] = {}
+        kept: deque[tuple[weakref.ref[Recorder], int]] = deque()
+        for ref, ex_id in self._order:
+            owner = ref()
+            if owner is None:
+                continue
+            ids = live.get(id(owner))
+            if ids is None:
+                ids = live[id(owner)] = {ex.id for ex in owner._ring}
+            if ex_id in ids:
+                kept.append((ref, ex_id))
+        self._order = kept
+
+    def _release(self, size: int, count: int) -> None:
+        self.used -= size
+        self._live -= count
+
+    def _forget(self, usage: list[int]) -> None:
+        """A recorder was collected: its exchanges no longer count."""
+        with self._lock:
+            self._release(usage[0], usage[1])
+
 
 #: Columns of :meth:`frame` and their dtypes (pandas 3 spellings); the empty frame has them too.
 FRAME_DTYPES: dict[str, str] = {
@@ -342,12 +457,34 @@ class Recorder(_LogViews):
     >>> rec[-1], rec.frame(), rec.summary()                               # doctest: +SKIP
     """
 
-    def __init__(self, maxlen: int = DEFAULT_MAXLEN, redact: bool = True, *, _stacklevel: int = 2) -> None:
-        if maxlen < 1:
+    def __init__(
+        self,
+        maxlen: int = DEFAULT_MAXLEN,
+        redact: bool = True,
+        *,
+        max_bytes: int | LogBudget | None = DEFAULT_MAX_BYTES,
+        _stacklevel: int = 2,
+    ) -> None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
+        if max_bytes is None:
+            max_bytes = LogBudget(_NO_BYTE_LIMIT)
+        elif not isinstance(max_bytes, LogBudget):
+            if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+                raise ValueError(
+                    f"max_bytes is the recorder's memory budget in bytes (an int >= 1, or a LogBudget shared with "
+                    f"other recorders, or None for no byte limit), got {max_bytes!r}"
+                )
+            max_bytes = LogBudget(max_bytes)
         self.redacted = bool(redact)
-        self._ring: deque[Exchange] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()  # the ring and the dropped count
+        self._maxlen = maxlen
+        self._ring: deque[Exchange] = deque()
+        self._sizes: deque[int] = deque()  # footprint of each exchange in the ring
+        self._budget = max_bytes
+        self._lock = max_bytes._lock  # the ring, the sizes, the dropped count and the budget
+        self._usage = [0, 0]  # bytes and exchanges held, handed back to the budget if this recorder is collected
+        self._self_ref = weakref.ref(self)
+        weakref.finalize(self, max_bytes._forget, self._usage)
         self._ids = itertools.count(1)
         self._dropped = 0
         _recorders.add(self)
@@ -362,12 +499,27 @@ class Recorder(_LogViews):
     @property
     def maxlen(self) -> int:
         """How many exchanges are kept; older ones are dropped first."""
-        return self._ring.maxlen or 0
+        return self._maxlen
 
     @property
     def dropped(self) -> int:
-        """How many exchanges fell out of the ring buffer so far."""
+        """How many exchanges fell out of the ring buffer so far (past ``maxlen`` or the byte budget)."""
         return self._dropped
+
+    @property
+    def bytes(self) -> int:
+        """About how many bytes of memory the kept exchanges hold (see :func:`footprint`)."""
+        return self._usage[0]
+
+    @property
+    def budget(self) -> LogBudget:
+        """The byte budget this recorder keeps within (shared with other recorders when one was given)."""
+        return self._budget
+
+    @property
+    def max_bytes(self) -> int:
+        """The byte budget's limit (of every recorder on it together, when shared)."""
+        return self._budget.max_bytes
 
     def wrap(self, transport: httpx.BaseTransport) -> httpx.BaseTransport:
         """A sync transport that records every exchange of ``transport`` and passes it through."""
@@ -380,7 +532,10 @@ class Recorder(_LogViews):
     def clear(self) -> None:
         """Forget every recorded exchange (ids keep counting up)."""
         with self._lock:
+            self._budget._release(self._usage[0], self._usage[1])
             self._ring.clear()
+            self._sizes.clear()
+            self._usage[:] = [0, 0]
 
     def snapshot(self) -> ExchangeLog:
         """A frozen copy of the log as it is now."""
@@ -390,6 +545,15 @@ class Recorder(_LogViews):
         with self._lock:
             return list(self._ring)
 
+    def _drop_oldest(self) -> None:
+        """Drop the oldest exchange (the budget's lock held)."""
+        self._ring.popleft()
+        size = self._sizes.popleft()
+        self._usage[0] -= size
+        self._usage[1] -= 1
+        self._budget._release(size, 1)
+        self._dropped += 1
+
     def _begin(self, request: httpx.Request) -> _InFlight:
         return _InFlight(request, next(self._ids), self.redacted, self._finished)
 
@@ -397,10 +561,16 @@ class Recorder(_LogViews):
         """Build a finished exchange and store it. Never raises: a recorder bug must not break the request it
         recorded, so an exchange that can't be built is kept as a stand-in that says so, and logged."""
         ex = flight.built()
+        size = footprint(ex)
         with self._lock:
-            if len(self._ring) == self._ring.maxlen:
-                self._dropped += 1
+            if len(self._ring) >= self._maxlen:
+                self._drop_oldest()
             self._ring.append(ex)
+            self._sizes.append(size)
+            self._usage[0] += size
+            self._usage[1] += 1
+            self._budget.used += size
+            self._budget._add(self, ex.id)
         # Outside the lock: a logging handler may itself send through this recorder's client.
         if wire_log.isEnabledFor(logging.DEBUG):
             _log_line(ex)
@@ -414,7 +584,11 @@ _recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for rec in list(_recorders):
-        rec._lock = threading.Lock()
+        budget = rec._budget
+        if rec._lock is not budget._lock:  # this budget got its fresh lock from another of its recorders
+            rec._lock = budget._lock
+            continue
+        budget._lock = rec._lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
