@@ -66,7 +66,12 @@ def _add_sim(subparsers: Any) -> None:
         metavar="SECONDS",
         help=f"QR code lifetime (default: {C.QR_LIFETIME:g})",
     )
-    p.add_argument("--state", metavar="PATH", help="load the state from this JSON file and keep saving it there")
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        help="load the state from this JSON file and keep it there: every change is journaled (PATH.journal) "
+        "and fsync'd before its answer, and folded into PATH every 30 s and on stop",
+    )
     p.add_argument("--seed", type=int, help="seed for ids, duplicates and faults (reproducible runs)")
     p.add_argument(
         "--admin-token",

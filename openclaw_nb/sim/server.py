@@ -1,6 +1,7 @@
 """Running the simulator: :class:`Simulator` serves the app with uvicorn in a background thread, on two
-ports of one server (the API + CDN, and the second host that ``scaned_but_redirect`` points at), and saves
-the state atomically to a JSON file when asked to. The Python API here only forwards to the state.
+ports of one server (the API + CDN, and the second host that ``scaned_but_redirect`` points at), and keeps
+the state in a JSON file with a write-ahead journal when given one (:mod:`.journal`). The Python API here
+only forwards to the state.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uvicorn
 
 from ..store import clean_temp_files
 from .app import create_app
+from .journal import COMPACT_INTERVAL, StateJournal, durable_app
 from .state import (
     CDN_PREFIX,
     BotLogin,
@@ -108,7 +110,9 @@ class Simulator:
 
     ``config`` (a :class:`SimConfig`) and keyword knobs (``long_poll_timeout=2``...) set the rules;
     ``port=0`` picks a free port (so does ``redirect_port=0`` for the second host); ``state_path`` loads
-    the state from that JSON file if it exists and saves it there (atomically) while running and on stop.
+    the state from that JSON file if it exists (and replays its journal, ``<state_path>.journal``); while the
+    simulator runs every change is journaled and fsync'd before the answer that follows it goes out, and
+    folded into the file every ``compact_interval`` seconds and on stop (see :mod:`openclaw_nb.sim.journal`).
 
     Off loopback the control API needs an admin token (see :func:`needs_admin_token`): ``admin_token`` sets
     it, otherwise a random one is made at start (``sim.admin_token``); ``require_admin_token=True`` asks for
@@ -123,7 +127,8 @@ class Simulator:
         port: int = 0,
         redirect_port: int = 0,
         state_path: str | os.PathLike[str] | None = None,
-        autosave_interval: float = 0.5,
+        compact_interval: float = COMPACT_INTERVAL,
+        autosave_interval: float | None = None,
         state: SimState | None = None,
         admin_token: str | None = None,
         require_admin_token: bool | None = None,
@@ -143,13 +148,15 @@ class Simulator:
         self._want_port = port
         self._want_redirect_port = redirect_port
         self.state_path = os.fspath(state_path) if state_path is not None else None
-        self.autosave_interval = autosave_interval
+        #: Seconds between foldings of the journal into the state file (``autosave_interval`` is its old name).
+        self.compact_interval = autosave_interval if autosave_interval is not None else compact_interval
+        self._journal: StateJournal | None = None
         if self.state_path:
             # Temporary files of saves a crash interrupted (they hold the simulated tokens).
             target = Path(self.state_path)
             clean_temp_files(target.parent, [target.name])
-        if self.state_path and os.path.exists(self.state_path):
-            self.state.load(self.state_path)
+            # The state file, then the journal of what changed after it (see sim/journal.py).
+            StateJournal(self.state, self.state_path).load()
         self.port = 0
         self.redirect_port = 0
         self.base_url = ""
@@ -157,10 +164,6 @@ class Simulator:
         self.redirect_host = ""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._saver: threading.Thread | None = None
-        self._stop_saving = threading.Event()
-        self._saved_mutations = -1
-        self._save_cond = threading.Condition()
         self._error: BaseException | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -206,8 +209,18 @@ class Simulator:
             self.admin_token = self._admin_token or secrets.token_urlsafe(24)
         else:
             self.admin_token = None
+        app = create_app(self.state, redirect_port=self.redirect_port, admin_token=self.admin_token)
+        if self.state_path:
+            # From here every change is journaled, and fsync'd before the answer that follows it goes out.
+            journal = StateJournal(self.state, self.state_path, compact_interval=self.compact_interval)
+            with self.state._lock:
+                journal.snapshot_now()  # what changed before start (the Python API) is in the file
+                self.state.journal = journal
+            journal.start()
+            self._journal = journal
+            app = durable_app(app, journal)
         config = uvicorn.Config(
-            create_app(self.state, redirect_port=self.redirect_port, admin_token=self.admin_token),
+            app,
             loop="auto",
             http="auto",
             ws="none",
@@ -233,12 +246,16 @@ class Simulator:
             self._thread = None
             for sock in sockets:
                 sock.close()
+            self._close_journal()
             raise SimError(f"the simulator did not start: {self._error!r}")
-        if self.state_path:
-            self._stop_saving.clear()
-            self._saver = threading.Thread(target=self._autosave, name="openclaw-nb-sim-save", daemon=True)
-            self._saver.start()
         return self
+
+    def _close_journal(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            with self.state._lock:
+                self.state.journal = None
+            journal.close()  # the last records, folded into the state file
 
     def _serve(self, server: _Server, sockets: list[socket.socket], started: threading.Event) -> None:
         try:
@@ -258,12 +275,7 @@ class Simulator:
         thread.join(timeout=_GRACEFUL_SHUTDOWN + 5)
         self._thread = None
         self._server = None
-        if self._saver is not None:
-            self._stop_saving.set()
-            self._saver.join()
-            self._saver = None
-        if self.state_path:
-            self.save()
+        self._close_journal()
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -278,32 +290,21 @@ class Simulator:
         return f"<Simulator {where}: {len(self.state.bots)} bot(s), {len(self.state.outbox)} sent{differ}>"
 
     def save(self, path: str | os.PathLike[str] | None = None) -> None:
-        """Save the state to ``path`` (default: ``state_path``) atomically."""
+        """Save the state to ``path`` atomically; without one, fold the journal into ``state_path`` now."""
         target = path or self.state_path
         if not target:
             raise SimError("no state path: pass one, or create the Simulator with state_path=...")
-        mutations = self.state.mutations
-        self.state.save(target)
-        if path is None:
-            with self._save_cond:
-                self._saved_mutations = mutations
-                self._save_cond.notify_all()
+        if path is None and self._journal is not None:
+            self._journal.snapshot_now()
+        else:
+            self.state.save(target)
 
     def wait_saved(self, timeout: float = 10.0) -> None:
-        """Block until every change made before this call is in the state file (autosave or stop)."""
-        target = self.state.mutations
-        with self._save_cond:
-            if not self._save_cond.wait_for(lambda: self._saved_mutations >= target, timeout):
-                raise TimeoutError(f"the simulator state was not saved within {timeout} s")
-
-    def _autosave(self) -> None:
-        # Saves at most every autosave_interval seconds, and only when something changed.
-        while not self._stop_saving.wait(self.autosave_interval):
-            if self.state.mutations != self._saved_mutations:
-                try:
-                    self.save()
-                except OSError as exc:
-                    warnings.warn(f"could not save the simulator state: {exc}", SimulatorWarning, stacklevel=1)
+        """Block until every change made before this call is on disk (the journal, or the state file)."""
+        if self._journal is not None:
+            self._journal.wait(timeout)
+        elif not self.state_path:
+            raise SimError("no state path: create the Simulator with state_path=... to keep its state")
 
     @property
     def redirect_base_url(self) -> str:

@@ -541,6 +541,18 @@ class OutboxEntry:
         }
 
 
+def _outbox_json(entry: OutboxEntry) -> dict[str, Any]:
+    """An outbox entry as the state file and the journal keep it (media plaintexts in base64)."""
+    media = {str(i): base64.b64encode(d).decode("ascii") for i, d in entry.media.items()}
+    return {**dataclasses.asdict(entry), "media": media}
+
+
+def _outbox_entry(raw: dict[str, Any]) -> OutboxEntry:
+    fields = dict(raw)
+    media = {int(i): base64.b64decode(d) if d else b"" for i, d in (fields.pop("media", None) or {}).items()}
+    return OutboxEntry(**fields, media=media)
+
+
 @dataclass
 class TypingEvent:
     bot_id: str
@@ -844,6 +856,10 @@ class SimState:
         self.mutations = 0
         #: Requests per endpoint name, counted by the HTTP layer.
         self.request_counts: Counter[str] = Counter()
+        #: The write-ahead journal (a :class:`~openclaw_nb.sim.journal.StateJournal`) when the state is saved
+        #: to a file: every change is recorded in it, under the lock, as it is made.
+        self.journal: Any = None
+        self._recorded = False
         self._clear()
 
     # --- bookkeeping -------------------------------------------------------------------------------
@@ -877,8 +893,18 @@ class SimState:
         self._conformance: deque[ConformanceEntry] = deque(maxlen=max(self.config.conformance_log, 1))
         self._checked = 0
 
+    def _record(self, *record: Any) -> None:
+        """Journal the change being made (JSON values only; :meth:`apply_record` replays it)."""
+        if self.journal is not None:
+            self.journal.record(list(record))
+            self._recorded = True
+
     def _changed(self, *keys: Any) -> None:
-        """Record a mutation and wake whoever waits on ``keys`` (and ``"*"`` listeners)."""
+        """Record a mutation and wake whoever waits on ``keys`` (and ``"*"`` listeners). A change that did not
+        journal a record of its own asks the journal for a full snapshot."""
+        if self.journal is not None and not self._recorded:
+            self.journal.record(["snapshot"])
+        self._recorded = False
         self.mutations += 1
         self._cond.notify_all()
         for key in (*keys, "*"):
@@ -886,6 +912,8 @@ class SimState:
                 callback()
 
     def _wake_all(self) -> None:
+        if self.journal is not None:
+            self.journal.record(["snapshot"])
         self.mutations += 1
         self._cond.notify_all()
         for callbacks in tuple(self._listeners.values()):
@@ -1031,6 +1059,7 @@ class SimState:
         if found is None:
             found = SimUser(user_id, name or user_id.split("@", 1)[0], self.now_ms())
             self._users[user_id] = found
+            self._record("user", dataclasses.asdict(found))
             self._changed()
         return found
 
@@ -1449,6 +1478,7 @@ class SimState:
         self._last_inbound[(bot.bot_id, user.user_id)] = now
         self._by_id[message_id] = msg
         bot.inbox.append(msg)
+        added = [msg]
         rate = self.config.duplicate_rate
         if rate and self._rng.random() < rate:
             if self.config.duplicate_new_id:
@@ -1457,6 +1487,16 @@ class SimState:
             else:
                 dup = msg
             bot.inbox.append(dup)
+            added.append(dup)
+        self._record(
+            "deliver",
+            bot.bot_id,
+            added,
+            dataclasses.asdict(self._contexts[context_token]),
+            user.user_id,
+            now,
+            self._next_id,
+        )
         self._changed(("bot", bot.bot_id))
         return msg
 
@@ -1753,6 +1793,7 @@ class SimState:
                 pos = decoded[1]
                 if pos > bot.acked:
                     bot.acked = pos
+                    self._record("ack", bot.bot_id, pos)
                     self.mutations += 1
                 # The cursor only moves forward: acknowledged messages can't be fetched again (docs/protocol.md).
                 pos = max(pos, bot.acked)
@@ -1874,6 +1915,14 @@ class SimState:
             )
             self._open_media(entry)
             self._outbox.append(entry)
+            if self.journal is not None:
+                self._record(
+                    "send",
+                    _outbox_json(entry),
+                    record.token if record is not None else None,
+                    record.sends if record is not None else None,
+                    self._next_id,
+                )
             self._changed(("outbox", bot_id))
             return {"ret": 0, "message_id": str(message_id) if cfg.ids_as_strings else message_id}
 
@@ -1952,6 +2001,7 @@ class SimState:
             if ticket is None:
                 ticket = base64.b64encode(os.urandom(32)).decode("ascii")
                 self._tickets[(bot_id, user)] = ticket
+                self._record("ticket", bot_id, user, ticket)
                 self._changed()
             return {"ret": 0, "typing_ticket": ticket}
 
@@ -1972,6 +2022,7 @@ class SimState:
                 if ticket is None or body.get("typing_ticket") != ticket:
                     return self._err(C.RET_SEND_REJECTED, "invalid typing_ticket: get one from getconfig for this user")
             self._typing.append(TypingEvent(bot_id, user, int(status), self.now_ms()))
+            self._record("typing", dataclasses.asdict(self._typing[-1]))
             self._changed(("typing", bot_id))
             return {"ret": 0}
 
@@ -1982,6 +2033,7 @@ class SimState:
             if bot_id is None:
                 return self._stale()
             self._notifications.append(Notification(bot_id, kind, self.now_ms()))
+            self._record("notify", dataclasses.asdict(self._notifications[-1]))
             self._changed(("notify", bot_id))
             return {"ret": 0}
 
@@ -2299,10 +2351,7 @@ class SimState:
                 "last_inbound": [[b, u, t] for (b, u), t in self._last_inbound.items()],
                 "tickets": [[b, u, t] for (b, u), t in self._tickets.items()],
                 "sent": [[b, c, m] for (b, c), m in self._sent.items()],
-                "outbox": [
-                    {**dataclasses.asdict(e), "media": {str(i): b64(d) for i, d in e.media.items()}}
-                    for e in self._outbox
-                ],
+                "outbox": [_outbox_json(e) for e in self._outbox],
                 "typing": [dataclasses.asdict(t) for t in self._typing],
                 "notifications": [dataclasses.asdict(n) for n in self._notifications],
                 "cdn": {
@@ -2342,8 +2391,7 @@ class SimState:
                 for msg in bot.inbox:
                     self._by_id[msg["message_id"]] = msg
             for raw in data.get("outbox", []):
-                media = {int(i): unb64(d) or b"" for i, d in raw.pop("media", {}).items()}
-                entry = OutboxEntry(**raw, media=media)
+                entry = _outbox_entry(raw)
                 self._outbox.append(entry)
                 self._by_id[entry.message_id] = entry.msg
             self._typing = [TypingEvent(**t) for t in data.get("typing", [])]
@@ -2353,6 +2401,43 @@ class SimState:
                     unb64(obj["data"]) or b"", unb64(obj.get("key")), obj["rawsize"], obj["md5"], obj.get("filekey", "")
                 )
             self._wake_all()
+
+    def apply_record(self, record: list[Any]) -> None:
+        """Replay one journal record (see :meth:`_record`), as the change it stands for made it. Under the lock."""
+        kind, args = record[0], record[1:]
+        if kind == "deliver":
+            bot_id, added, context, user_id, now, next_id = args
+            bot = self._bots[bot_id]
+            for msg in added:
+                bot.inbox.append(msg)
+                self._by_id[msg["message_id"]] = msg
+            self._contexts[context["token"]] = ContextRecord(**context)
+            self._last_inbound[(bot_id, user_id)] = float(now)
+            self._next_id = max(self._next_id, int(next_id))
+        elif kind == "ack":
+            bot = self._bots[args[0]]
+            bot.acked = max(bot.acked, int(args[1]))
+        elif kind == "user":
+            user = SimUser(**args[0])
+            self._users[user.user_id] = user
+        elif kind == "send":
+            raw, token, sends, next_id = args
+            entry = _outbox_entry(raw)
+            self._outbox.append(entry)
+            self._by_id[entry.message_id] = entry.msg
+            if entry.client_id:
+                self._sent[(entry.bot_id, entry.client_id)] = entry.message_id
+            if token is not None and token in self._contexts:
+                self._contexts[token].sends = int(sends)
+            self._next_id = max(self._next_id, int(next_id))
+        elif kind == "ticket":
+            self._tickets[(args[0], args[1])] = args[2]
+        elif kind == "typing":
+            self._typing.append(TypingEvent(**args[0]))
+        elif kind == "notify":
+            self._notifications.append(Notification(**args[0]))
+        else:
+            raise SimError(f"unknown simulator journal record {kind!r}")
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_json` atomically and readable by its owner only (it holds the simulated tokens)."""

@@ -18,6 +18,8 @@ from openclaw_nb.protocol import crypto
 from openclaw_nb.protocol.endpoints import CDN_UPLOAD_PATH, ENDPOINTS
 from openclaw_nb.sim import Simulator, SimulatorWarning
 from openclaw_nb.sim import server as server_module
+from openclaw_nb.sim.journal import StateJournal
+from openclaw_nb.sim.state import SimState
 
 S = C.QrStatus
 QR_STATUS = ENDPOINTS["get_qrcode_status"].path
@@ -595,10 +597,14 @@ def test_is_loopback(host: str, loopback: bool) -> None:
 
 def test_state_path_autosaves_and_reloads(tmp_path: Any) -> None:
     path = tmp_path / "state.json"
-    with Simulator(sim_config(), state_path=path, autosave_interval=0.05) as sim:
+    with Simulator(sim_config(), state_path=path, compact_interval=3600) as sim:
         login = sim.login_bot("alice")
         sim.say("alice", "persist me")
-        sim.wait_saved(LONG_POLL)  # the autosaver wrote it while the simulator runs
+        sim.wait_saved(LONG_POLL)  # on disk while the simulator runs: the state file plus its journal
+        copy = SimState(sim_config())
+        StateJournal(copy, path).load()
+        assert copy.inbox(login.bot_id)[0]["item_list"][0]["text_item"]["text"] == "persist me"
+        sim.save()  # folds the journal into the state file
         saved = json.loads(path.read_text())
         assert saved["bots"][0]["inbox"][0]["item_list"][0]["text_item"]["text"] == "persist me"
     with Simulator(sim_config(), state_path=path) as again, httpx.Client(base_url=again.base_url) as client:
