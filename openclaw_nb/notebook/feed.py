@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import html
+import json
 import logging
 import os
 import threading
@@ -45,6 +46,14 @@ def feed_log_path(stream: _Stream) -> Path:
     """Where a persisting feed without ``log_path`` keeps its rows: next to its cursor, ``<account>.feed.jsonl``."""
     assert stream.account is not None
     return stream.store.accounts_dir / f"{safe_name(stream.account)}.feed.jsonl"
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -243,6 +252,12 @@ class Feed:
         except OSError as exc:
             log.warning("could not read the feed's log %s (%s): the frame starts empty", path, exc)
             return
+        # A line that is not whole JSON is what an append cut short by a crash left before the next append
+        # started a fresh line: the page it belonged to was served again and is in a later line.
+        whole = [line for line in lines if _is_json(line)]
+        if len(whole) < len(lines):
+            log.warning("%s: %d line(s) cut short by a crash left out of the frame", path.name, len(lines) - len(whole))
+        lines = whole
         if not lines:
             return
         state = self._stream.state

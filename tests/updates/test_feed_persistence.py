@@ -157,6 +157,12 @@ def test_a_torn_last_line_costs_only_itself(bot: Bot, home: Path) -> None:
     rows = again["raw"].tolist()
     assert len(rows) == len(ids) + 1 and rows[10].startswith('{"message_id": 12, "from_user_id": "cut sh')
     assert again["message_id"].tolist()[:10] + again["message_id"].tolist()[11:] == ids
+    # The next feed's frame leaves the cut-short line out (it is not whole JSON): no made-up row.
+    with bot.client() as client:
+        feed3 = client.stream(policy=FAST)
+        assert feed3.frame["message_id"].tolist() == ids
+        feed3.stop()
+        feed3.wait(5)
 
 
 def test_without_an_account_nothing_is_persisted(bot: Bot, home: Path) -> None:
