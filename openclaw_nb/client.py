@@ -1213,6 +1213,19 @@ def _declared_length(headers: httpx.Headers) -> int:
     return int(value) if value.isdigit() else -1
 
 
+#: What a body over its cap keeps of its beginning: enough for an error message, never the whole cap again.
+_TRUNCATED_HEAD = 64 * 1024
+
+
+def _head(kept: list[bytes]) -> bytes:
+    head = bytearray()
+    for chunk in kept:
+        head += chunk[: _TRUNCATED_HEAD - len(head)]
+        if len(head) >= _TRUNCATED_HEAD:
+            break
+    return bytes(head)
+
+
 def _read_capped(chunks: Iterable[bytes], cap: int) -> tuple[bytes, bool]:
     # A list of chunks joined once: one copy of the body at the end, none while it grows.
     kept: list[bytes] = []
@@ -1221,7 +1234,7 @@ def _read_capped(chunks: Iterable[bytes], cap: int) -> tuple[bytes, bool]:
         kept.append(chunk)
         size += len(chunk)
         if size > cap:
-            return b"".join(kept)[:cap], True
+            return _head(kept), True
     return b"".join(kept), False
 
 
@@ -1232,7 +1245,7 @@ async def _aread_capped(chunks: AsyncIterator[bytes], cap: int) -> tuple[bytes, 
         kept.append(chunk)
         size += len(chunk)
         if size > cap:
-            return b"".join(kept)[:cap], True
+            return _head(kept), True
     return b"".join(kept), False
 
 

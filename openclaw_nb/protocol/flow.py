@@ -71,8 +71,8 @@ class Reply:
     status: int
     headers: Mapping[str, str]
     content: bytes
-    #: The body was longer than ``cap`` bytes: ``content`` holds at most ``cap`` of them (or none, when the
-    #: declared ``Content-Length`` was already over it).
+    #: The body was longer than ``cap`` bytes: reading stopped there, and ``content`` holds only its first
+    #: bytes (enough for an error message; none when the declared ``Content-Length`` was already over it).
     truncated: bool = False
     cap: int | None = None
 
