@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.media import split_text
 from openclaw_nb.protocol.text import TEXT_CHUNK_CHARS, filter_markdown
-
-from .conftest import Bot, SimClient
+from openclaw_nb.sim import Simulator
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "## Sending media, long text and typing"
@@ -27,41 +27,45 @@ def media_block() -> str:
     return code.group(1)
 
 
-def test_media_section_example_runs(
-    client: SimClient, bot: Bot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    files = {"chart.png": b"\x89PNG chart", "report.pdf": b"%PDF report", "clip.mp4": b"mp4 clip", "notes.txt": b"hi"}
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-    monkeypatch.chdir(tmp_path)
-    long_text = "A sentence of the long answer. " * 250  # 7,750 characters: two messages
-    namespace = {
-        "client": client,
-        "user": bot.user,
-        "slow_computation": lambda: "42",
-        "very_long_text": long_text,
-    }
+def test_media_section_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The block runs as written (its own simulator, files and client), and the simulated phone gets every
+    file intact, the caption, the long text in 4,000-character parts and the typing indicator on and off."""
+    import openclaw_nb
+
+    sims: list[Simulator] = []
+
+    class Kept(Simulator):  # the block's simulator, kept to read what arrived
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            sims.append(self)
+
+    monkeypatch.setattr(openclaw_nb, "Simulator", Kept)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(media_block(), "README.md", "exec"), namespace)
 
     printed = capsys.readouterr().out
     uploaded = namespace["media"]
     assert printed.startswith("UploadedMedia(kind='file', file_name='data.csv'")
     assert "rawsize=8, filesize=16" in printed and "aeskey=<redacted" in printed
-    assert uploaded.aeskey not in printed and uploaded.encrypt_query_param not in printed  # type: ignore[attr-defined]
-    outbox = bot.sim.outbox
+    assert uploaded.aeskey not in printed and uploaded.encrypt_query_param not in printed
+    (sim,) = sims
+    outbox = sim.outbox
     assert all(entry.problems == [] for entry in outbox)
     media = [(entry.item_types, entry.data) for entry in outbox if entry.item_types != [C.ItemType.TEXT]]
-    assert media == [
-        ([C.ItemType.IMAGE], files["chart.png"]),
-        ([C.ItemType.FILE], files["report.pdf"]),
-        ([C.ItemType.VIDEO], files["clip.mp4"]),
-        ([C.ItemType.FILE], files["notes.txt"]),
-        ([C.ItemType.FILE], b"a,b\n1,2\n"),
+    image, file, video = [C.ItemType.IMAGE], [C.ItemType.FILE], [C.ItemType.VIDEO]
+    assert [kinds for kinds, _ in media] == [image, file, video, file, file]
+    assert media[0][1] is not None and media[0][1].startswith(b"\x89PNG\r\n\x1a\n")  # the chart, decrypted
+    assert [data for _, data in media[1:]] == [
+        b"%PDF-1.4 a stand-in report\n",
+        b"\x00\x00\x00\x18ftypmp42 a stand-in clip",
+        b"notes\n",
+        b"a,b\n1,2\n",
     ]
     texts = [entry.text for entry in outbox if entry.item_types == [C.ItemType.TEXT]]
-    assert texts == ["today's numbers", *split_text(long_text, max_chars=TEXT_CHUNK_CHARS)] and len(texts) == 3
-    assert [e.status for e in bot.sim.typing_events] == [1, 2, 1, 2]
-    assert namespace["answer"] == "42"
+    long_text = namespace["very_long_text"]
+    assert texts == ["today's numbers", *split_text(long_text, max_chars=TEXT_CHUNK_CHARS)] and len(texts) == 4
+    assert [e.status for e in sim.typing_events] == [1, 2, 1, 2]
+    assert namespace["answer"] == sum(i * i for i in range(10**6))
 
 
 def test_markdown_examples_are_what_the_filter_does() -> None:
