@@ -450,6 +450,7 @@ class _Presence:
         self.enabled = enabled
         self._lock = threading.Lock()
         self.serving = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _claim(self, kind: str, *, stale: bool = False) -> Any:
         """The flow to run for ``kind`` (``start``/``stop``), or None when there is nothing to send."""
@@ -489,6 +490,7 @@ class _Presence:
                 self._failed("stop", exc)
 
     async def astart(self) -> None:
+        self._loop = asyncio.get_running_loop()
         flow = self._claim("start")
         if flow is not None:
             try:
@@ -503,6 +505,42 @@ class _Presence:
                 await self._run(flow)
             except Exception as exc:
                 self._failed("stop", exc)
+
+    def astop_soon(self) -> None:
+        """notifystop from a task of its own, for an ``async for`` generator that Python closes where it must not
+        await (an abandoned loop whose event loop has no generator hooks, as under some nested notebook loops):
+        awaiting there would break the HTTP connection the request runs on."""
+        loop = self._loop
+        if not self.enabled or not self.serving or loop is None or loop.is_closed():
+            return
+
+        def spawn() -> None:
+            task = loop.create_task(self.astop(), name="openclaw-nb-notifystop")
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            spawn()
+        else:
+            try:
+                loop.call_soon_threadsafe(spawn)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+
+#: Tasks sending a deferred notifystop (a strong reference, so they are not collected before they finish).
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_own_aclose() -> bool:
+    """Whether an async generator is being closed by an ``aclose()`` that runs as a task of its own (the event
+    loop's finalizer, ``asyncio.run``'s shutdown), where its ``finally`` may await."""
+    task = asyncio.current_task()
+    return task is not None and type(task.get_coro()).__name__ == "async_generator_athrow"
 
 
 class _UpdatesBase:
@@ -699,7 +737,10 @@ class AsyncUpdates(_UpdatesBase):
             raise
         finally:
             stream.close()
-            await self._presence.astop(stale=isinstance(ended_by, E.StaleTokenError))
+            if isinstance(ended_by, GeneratorExit) and not _in_own_aclose():
+                self._presence.astop_soon()  # closed where awaiting is not allowed
+            else:
+                await self._presence.astop(stale=isinstance(ended_by, E.StaleTokenError))
 
 
 # --- reply budget ---------------------------------------------------------------------------------------

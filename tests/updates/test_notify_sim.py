@@ -186,6 +186,30 @@ def test_async_break_without_async_with(bot: Bot) -> None:
     assert kinds(bot.sim) == ["start", "stop"]
 
 
+def test_async_break_where_the_loop_has_no_generator_hooks(bot: Bot) -> None:
+    # Under some nested notebook loops the running loop has no async generator hooks: Python then closes an
+    # abandoned generator at once, where its ``finally`` must not await. The stop goes out from a task of its
+    # own, and the client stays usable.
+    bot.say("alice@im.wechat", "hi")
+
+    async def main() -> None:
+        saved = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+        try:
+            async with bot.aclient() as client:
+                async for _msg in client.updates(policy=FAST):
+                    break
+                await asyncio.to_thread(bot.sim.wait_for, lambda s: "stop" in [n.kind for n in s.notifications], 10)
+                bot.say("alice@im.wechat", "again")
+                page = await client.get_updates()  # the connection the stop used is in order
+                assert [m.text for m in page.messages] == ["again"]
+        finally:
+            sys.set_asyncgen_hooks(*saved)
+
+    asyncio.run(main())
+    assert kinds(bot.sim) == ["start", "stop"]
+
+
 # --- the live feed -------------------------------------------------------------------------------------
 
 
