@@ -195,7 +195,11 @@ class Feed:
 
     def _stop_serving(self) -> None:
         """Stop a thread feed and send its notifystop now, from the calling thread, instead of after the long
-        poll in flight (the interpreter is exiting, or the server is about to go away)."""
+        poll in flight (the interpreter is exiting, or the server is about to go away). An async feed just stops:
+        its task sends notifystop as it ends."""
+        if self._thread is None:
+            self.stop()
+            return
         self._stop_flag.set()
         self._presence.stop()
 
