@@ -7,10 +7,13 @@ dict it returns, so every rule is unit-testable without a server.
 Theory of operation
 -------------------
 * Every public method takes ``self._lock`` (an RLock) and leaves the state consistent when it returns.
-* Every mutation calls ``_changed(keys)``: it bumps ``mutations`` (autosave watches it), wakes Python threads
-  blocked in :meth:`SimState.wait_for`, and calls the listeners registered for those keys. The HTTP layer
-  registers a listener per held long poll (``("bot", bot_id)`` or ``("qr", qrcode)``) that wakes its asyncio
-  task with ``loop.call_soon_threadsafe``; ``"*"`` listeners hear everything (clock moves, resets, close).
+* Every mutation calls ``_changed(keys)``: it bumps ``mutations``, wakes Python threads blocked in
+  :meth:`SimState.wait_for`, and calls the listeners registered for those keys. The HTTP layer registers a
+  listener per held long poll (``("bot", bot_id)`` or ``("qr", qrcode)``) that wakes its asyncio task with
+  ``loop.call_soon_threadsafe``; ``"*"`` listeners hear everything (clock moves, resets, close).
+* With a state file, a mutation first journals what it changed (``_record``: an inbound message, an
+  acknowledgement, a send...; :meth:`SimState.apply_record` replays it); one that records nothing makes
+  ``_changed`` ask the journal (:mod:`.journal`) for a full snapshot instead.
 * Long polls are split in two: a method answers at once when there is something to say, or returns ``None``
   with the key to wait on; with ``final=True`` it always answers (the "nothing happened" answer).
 * Time-based changes (QR expiry, auto-confirm) are applied lazily whenever a QR code is looked at, against
@@ -852,7 +855,7 @@ class SimState:
         self.cdn_base_url = self.base_url + CDN_PREFIX
         self.redirect_host = "127.0.0.1:0"
         self.closed = False
-        #: Bumped on every change; the autosaver compares it with the last saved value.
+        #: Bumped on every change.
         self.mutations = 0
         #: Requests per endpoint name, counted by the HTTP layer.
         self.request_counts: Counter[str] = Counter()
