@@ -258,6 +258,19 @@ def test_a_send_to_a_user_who_never_wrote_says_so_first_in_one_line(ip: Any, out
     assert ip.user_ns["sim"].outbox[-1].text == "hello there"
 
 
+def test_a_send_without_a_token_that_goes_through_prints_the_warning_as_one_note(ip: Any, out: Any) -> None:
+    sim = connect_sim(ip)
+    sim.add_user("dora")
+    sim.configure(require_context_token=False, reply_window_seconds=None)  # takes replies without a token
+    out.read()
+    ip.run("%wx_send dora hello")
+    stdout, stderr = out.read()
+    note, sent = stdout.splitlines()
+    assert note.startswith("note: sending to dora@im.wechat without a context_token") and sent.startswith("sent to")
+    assert "without a context_token" not in stderr
+    assert sim.outbox[-1].text == "hello"
+
+
 def test_with_a_running_feed_the_fix_says_it_brings_the_message(ip: Any, fails: Fails) -> None:
     connect_sim(ip)
     ip.run("%wx_updates start")
