@@ -127,18 +127,19 @@ class Feed:
         self._widgets: weakref.WeakSet[Any] = weakref.WeakSet()
         self._refresher_running = False
         stream.state.on_event = self._on_event
-        # The rows' own log: ``log_path``, else (when the stream persists its cursor) a file next to the cursor.
-        # Rows reach it before the cursor that follows them; a restart rebuilds the frame from it.
+        # When the stream persists its cursor, the rows have a log of their own next to it (exact, in the
+        # private data folder): they reach it before the cursor that follows them, and a restart rebuilds the
+        # frame from it. ``log_path`` is the user's copy (redacted unless redact_log=False), written alike.
         self._take_lock = threading.RLock()  # stop() waits for a page being taken in
         self._rows_log: AppendLog | None = None
-        rows_path = self.log_path if self.log_path is not None else (feed_log_path(stream) if stream.persist else None)
-        if rows_path is not None:
-            if stream.persist:
-                self._rebuild(rows_path)
-            self._rows_log = AppendLog(rows_path)
-        # Files are written behind the loop, so a slow disk does not slow the feed (see _WriteBehind): the rows'
-        # log is fsync'd there, in batches, before each cursor write.
-        logs = [self._rows_log] if self._rows_log is not None else []
+        if stream.persist:
+            own = feed_log_path(stream)
+            self._rebuild(own)
+            self._rows_log = AppendLog(own)
+        self._export_log = AppendLog(self.log_path) if self.log_path is not None else None
+        # Files are written behind the loop, so a slow disk does not slow the feed (see _WriteBehind): the logs
+        # are fsync'd there, in batches, before each cursor write.
+        logs = [f for f in (self._rows_log, self._export_log) if f is not None]
         self._writer = _WriteBehind(stream, logs=logs) if stream.persist or logs else None
 
     # --- running --------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ class Feed:
                 # Hand the GIL to the reader that was just woken before doing the bookkeeping below,
                 # or it waits for this thread's next blocking call (up to the 5 ms switch interval).
                 time.sleep(0)
-            if self._rows_log is not None:
+            if self._rows_log is not None or self._export_log is not None:
                 self._append_log(page)
         if persist:
             self._stream.commit(page, keep_pending=False, writer=self._writer, remembered=True)
@@ -277,15 +278,17 @@ class Feed:
         log.info("the feed resumes with %d message(s) from %s", self._published, path.name)
 
     def _log_line(self, raw: str) -> str:
-        """One message as its line in the rows' log (every line goes through here): in ``log_path``, with its
-        context token, media keys and download parameters redacted unless ``redact_log=False``."""
+        """One message as its line in ``log_path`` (every line of it goes through here): with its context token,
+        media keys and download parameters redacted unless ``redact_log=False``."""
         return redact_json_text(raw) if self._redact_rows else raw
 
     def _append_log(self, page: Page) -> None:
-        """Write the page's rows now (a killed process keeps them); the writer thread fsyncs them in batches
-        before it writes the cursor that follows them."""
-        assert self._rows_log is not None
-        self._rows_log.append([self._log_line(raw) for raw in page.raws])
+        """Write the page's rows now (a killed process keeps them): the feed's own log exact, ``log_path`` through
+        :meth:`_log_line`. The writer thread fsyncs both in batches before it writes the cursor that follows."""
+        if self._rows_log is not None:
+            self._rows_log.append(page.raws)
+        if self._export_log is not None:
+            self._export_log.append([self._log_line(raw) for raw in page.raws])
 
     def _on_event(self, event: PollEvent) -> None:
         from ..updates import _log_event
@@ -317,8 +320,9 @@ class Feed:
     def _finish(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        if self._rows_log is not None:
-            self._rows_log.close()
+        for rows in (self._rows_log, self._export_log):
+            if rows is not None:
+                rows.close()
         self._stream.close()
         self._published = len(self._buffer)  # rows taken in before a failure are announced too
         self.finished_at = time.time()

@@ -41,10 +41,10 @@ def test_stop_returns_with_every_row_on_disk(bot: Bot, home: Path, tmp_path: Pat
         feed = client.stream(policy=FAST, log_path=path if where == "log_path" else None)
         feed.wait_rows(120)
         feed.stop()
-        # No wait: the rows are in the file as stop() returns (the thread may still be in its last poll).
+        # No wait: the rows are in the files as stop() returns (the thread may still be in its last poll).
         assert log_ids(path) == ids
+        assert log_ids(feed_log(home, bot)) == ids  # the feed's own log, with log_path too
         feed.wait(5)
-    assert not (home / "accounts" / f"{bot.bot_id}.feed.jsonl").exists() or where == "own log"
 
 
 def test_async_stop_returns_with_every_row_on_disk(bot: Bot, tmp_path: Path) -> None:
