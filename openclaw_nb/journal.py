@@ -101,8 +101,11 @@ class AppendLog:
             if self._fd is None or not self._unsynced:
                 return
             self._unsynced = False
-            fd = self._fd
-        os.fsync(fd)
+            fd = os.dup(self._fd)  # fsync'd outside the lock (appends go on), safe from a close meanwhile
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def truncate(self) -> None:
         """Empty the file (durably)."""
