@@ -281,7 +281,7 @@ def api_call(
             raise http_status_error(endpoint, status, outcome.content, dict(outcome.headers), attempt)
         try:
             if outcome.truncated:
-                raise _too_large(endpoint, outcome.cap)
+                raise too_large_error(endpoint, outcome.cap)
             return parse_response(endpoint, outcome.content)
         except E.ProtocolError as exc:
             if client_id is not None:
@@ -292,7 +292,8 @@ def api_call(
             raise
 
 
-def _too_large(endpoint: Endpoint, cap: int | None) -> E.ProtocolError:
+def too_large_error(endpoint: Endpoint, cap: int | None) -> E.ProtocolError:
+    """The error of an answer over the client's cap (``Reply.truncated``): names the limit and how to raise it."""
     limit = f"{cap:,} bytes" if cap is not None else "its limit"
     return E.ProtocolError(
         f"{endpoint.name}: the server's answer is larger than the client reads ({limit}), so it was not read; "

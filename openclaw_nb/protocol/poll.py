@@ -32,7 +32,7 @@ from . import drift as D
 from .codec import check_envelope, http_status_error, updates_cursor
 from .drift import Drift
 from .endpoints import ENDPOINTS
-from .flow import Failure, Flow, Reply, Send, Sleep
+from .flow import Failure, Flow, Reply, Send, Sleep, too_large_error
 from .lenient import Entry, as_text, encode_message, find_message_id, read_entry, read_page
 from .models import GetUpdatesResp, MessageItem, WeixinMessage, WireModel, read_uint64, resolve_partial
 
@@ -964,6 +964,8 @@ class PollState:
             raise E.UsageError("a poll outcome is a Reply or a Failure")
         if outcome.status >= 400:
             raise http_status_error(_ENDPOINT, outcome.status, outcome.content, dict(outcome.headers))
+        if outcome.truncated:
+            raise too_large_error(_ENDPOINT, outcome.cap)
         decoded = decode_page(outcome.content, now_ms)
         self.follow_window(decoded.longpolling_timeout_ms)
         changed = bool(decoded.get_updates_buf) and decoded.get_updates_buf != self.cursor

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import logging
 import ssl
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from openclaw_nb import errors as E
 from openclaw_nb.client import AsyncClient, Client, shared_ssl_context
 from openclaw_nb.protocol import constants as C
+from openclaw_nb.protocol.poll import PollPolicy
 from openclaw_nb.sim import Simulator
 
 CAP = 64 * 1024
@@ -50,6 +52,45 @@ def test_the_default_cap_reads_a_full_real_page(sim: Simulator, make_client: Any
     client = make_client(login.bot_token, bot_id=login.bot_id)
     assert client.max_response_bytes == C.MAX_API_RESPONSE_BYTES
     assert len(client.get_updates().messages) == 100
+
+
+def test_the_update_stream_names_the_cap_and_reads_on_once_it_is_raised(sim: Simulator) -> None:
+    login = sim.login_bot("erin")
+    fill_a_page(sim, "erin", CAP)
+    expected = CAP // 4000 + 10
+    named = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "max_response_bytes" in record.getMessage() and f"{CAP:,} bytes" in record.getMessage():
+                named.set()
+
+    watch = Watch()
+    logging.getLogger("openclaw_nb").addHandler(watch)
+    got: list[Any] = []
+    try:
+        with Client(
+            login.bot_token, base_url=sim.base_url, bot_id=login.bot_id, max_response_bytes=CAP, record=False
+        ) as client:
+            updates = client.updates(policy=PollPolicy(retry_delay=0.01, backoff_after=1000), persist=False)
+
+            def consume() -> None:
+                for msg in updates:
+                    got.append(msg)
+                    if len(got) >= expected:
+                        break
+
+            thread = threading.Thread(target=consume, daemon=True)
+            thread.start()
+            assert named.wait(10), "the stream's retry never named the cap"
+            assert got == []
+            client.max_response_bytes = C.MAX_API_RESPONSE_BYTES
+            thread.join(20)
+            if thread.is_alive():
+                updates.stop()
+    finally:
+        logging.getLogger("openclaw_nb").removeHandler(watch)
+    assert len(got) == expected and len({m.message_id for m in got}) == expected
 
 
 @pytest.mark.parametrize("bad", [0, 1023, "32MB", 1.5, True, None])
