@@ -539,7 +539,10 @@ _background: set[asyncio.Task[None]] = set()
 def _in_own_aclose() -> bool:
     """Whether an async generator is being closed by an ``aclose()`` that runs as a task of its own (the event
     loop's finalizer, ``asyncio.run``'s shutdown), where its ``finally`` may await."""
-    task = asyncio.current_task()
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop runs here: Python closes the generator by itself
+        return False
     return task is not None and type(task.get_coro()).__name__ == "async_generator_athrow"
 
 
