@@ -53,13 +53,16 @@ def one_line(text: str) -> str:
 class AppendLog:
     """An append-only line file: :meth:`append` writes at once, :meth:`sync` makes it durable.
 
-    Opened lazily; if the file ends in a torn line (a crash mid-append), the next append starts on a new line
-    so the torn part stays one bad line instead of spoiling the next good one. New files and folders are
-    private (0600 / 0700). Thread-safe.
+    Opened lazily; if the file ends in a torn line (a crash mid-append: a SIGKILL can stop a large write part
+    way), the next append starts on a new line so the torn part stays one bad line instead of spoiling the next
+    good one. ``drop_torn=True`` (for a file only this process writes, whose lost tail is written again) cuts
+    a torn last line off when the file is opened instead. New files and folders are private (0600 / 0700).
+    Thread-safe.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, drop_torn: bool = False) -> None:
         self.path = Path(path)
+        self.drop_torn = drop_torn
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._unsynced = False
@@ -72,7 +75,13 @@ class AppendLog:
                 from .store import ensure_private_dir
 
                 ensure_private_dir(parent)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            size = os.fstat(fd).st_size
+            if self.drop_torn and size and os.pread(fd, 1, size - 1) != b"\n":
+                with open(self.path, "rb") as fh:
+                    keep = fh.read().rfind(b"\n") + 1
+                os.ftruncate(fd, keep)
+            self._fd = fd
         return self._fd
 
     @staticmethod

@@ -135,7 +135,7 @@ class Feed:
         if stream.persist:
             own = feed_log_path(stream)
             self._rebuild(own)
-            self._rows_log = AppendLog(own)
+            self._rows_log = AppendLog(own, drop_torn=True)  # a torn page is served again: written whole then
         self._export_log = AppendLog(self.log_path) if self.log_path is not None else None
         # Files are written behind the loop, so a slow disk does not slow the feed (see _WriteBehind): the logs
         # are fsync'd there, in batches, before each cursor write.

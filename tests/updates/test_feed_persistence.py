@@ -131,38 +131,55 @@ def test_a_restart_rebuilds_the_frame_and_drops_what_the_server_serves_again(bot
     assert log_ids(feed_log(home, bot)) == ids
 
 
-def test_a_torn_last_line_costs_only_itself(bot: Bot, home: Path) -> None:
+def test_a_torn_last_line_costs_only_itself(bot: Bot, home: Path, tmp_path: Path) -> None:
+    """A SIGKILL can stop a large append part way. The feed's own log drops that torn tail when it opens (the
+    page is served again and written whole); the ``log_path`` copy keeps it as a line of its own."""
+    copy = tmp_path / "copy.jsonl"
     ids = say_many(bot, 10)
     with bot.client() as client:
-        feed = client.stream(policy=FAST)
+        feed = client.stream(policy=FAST, log_path=copy)
         feed.wait_rows(10)
         feed.stop()
         feed.wait(5)
     path = feed_log(home, bot)
-    with open(path, "a") as fh:
-        fh.write('{"message_id": 12, "from_user_id": "cut sh')  # a crash in the middle of an append
+    for torn in (path, copy):
+        with open(torn, "a") as fh:
+            fh.write('{"message_id": 12, "from_user_id": "cut sh')  # a crash in the middle of an append
     ids += say_many(bot, 3, start=10)
     with bot.client() as client, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        feed2 = client.stream(policy=FAST)
+        feed2 = client.stream(policy=FAST, log_path=copy)
         feed2.wait_rows(13)
         feed2.stop()
         feed2.wait(5)
     assert any(issubclass(w.category, TornLineWarning) for w in caught)
     assert feed2.frame["message_id"].tolist() == ids
+    assert log_ids(path) == ids  # every line whole: the torn tail was cut off
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        again = read_log(path)
-    # The torn part stays one line of its own (read as leniently as it can be), next to every whole message.
+        again = read_log(copy)
+    # In the copy the torn part stays one line of its own (read as leniently as it can be), next to every whole
+    # message.
     rows = again["raw"].tolist()
     assert len(rows) == len(ids) + 1 and rows[10].startswith('{"message_id": 12, "from_user_id": "cut sh')
     assert again["message_id"].tolist()[:10] + again["message_id"].tolist()[11:] == ids
-    # The next feed's frame leaves the cut-short line out (it is not whole JSON): no made-up row.
+
+
+def test_a_line_that_is_not_whole_json_is_left_out_of_the_frame(bot: Bot, home: Path) -> None:
+    ids = say_many(bot, 4)
     with bot.client() as client:
-        feed3 = client.stream(policy=FAST)
-        assert feed3.frame["message_id"].tolist() == ids
-        feed3.stop()
-        feed3.wait(5)
+        feed = client.stream(policy=FAST)
+        feed.wait_rows(4)
+        feed.stop()
+        feed.wait(5)
+    path = feed_log(home, bot)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], '{"message_id": 12, "from_user_id": "cut sh', *lines[2:]]) + "\n")
+    with bot.client() as client:
+        feed2 = client.stream(policy=FAST)
+        assert feed2.frame["message_id"].tolist() == ids  # no made-up row from the cut-short line
+        feed2.stop()
+        feed2.wait(5)
 
 
 def test_without_an_account_nothing_is_persisted(bot: Bot, home: Path) -> None:

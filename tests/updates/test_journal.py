@@ -64,3 +64,12 @@ def test_read_log_reads_every_whole_line_of_a_torn_file(tmp_path: Path) -> None:
     df = read_log(path)
     assert df["message_id"].tolist()[-2:] == [1060, 1061]
     assert set(range(1000, 1050)) <= set(df["message_id"].tolist())
+
+
+def test_append_log_can_drop_a_torn_tail_instead(tmp_path: Path) -> None:
+    path = tmp_path / "own.jsonl"
+    path.write_text('{"a": 1}\n{"b": ')
+    out = AppendLog(path, drop_torn=True)
+    out.append(['{"c": 3}'])
+    out.close()
+    assert path.read_text() == '{"a": 1}\n{"c": 3}\n'
