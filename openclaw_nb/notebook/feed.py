@@ -266,14 +266,22 @@ class Feed:
         if not lines:
             return
         state = self._stream.state
+        # What the rules find in the log was reported when it was live: no events, no counts this time.
         delivered, dropped, flagged = state.delivered, state.dropped, state.flagged
-        for start in range(0, len(lines), 4096):
-            columns, signatures, _ = decode_messages(lines[start : start + 4096])
-            page = state.accept(columns, signatures, int(time.time() * 1000))
-            state.history.resolve(page.columns)
-            self._buffer.extend(page.columns)
-            self._counts.update(page.columns[_I_FROM])
-        state.delivered, state.dropped, state.flagged = delivered, dropped, flagged
+        events, on_event = list(state.events), state.on_event
+        state.on_event = None
+        try:
+            for start in range(0, len(lines), 4096):
+                columns, signatures, _ = decode_messages(lines[start : start + 4096])
+                page = state.accept(columns, signatures, int(time.time() * 1000))
+                state.history.resolve(page.columns)
+                self._buffer.extend(page.columns)
+                self._counts.update(page.columns[_I_FROM])
+        finally:
+            state.delivered, state.dropped, state.flagged = delivered, dropped, flagged
+            state.events.clear()
+            state.events.extend(events)
+            state.on_event = on_event
         self._published = len(self._buffer)
         log.info("the feed resumes with %d message(s) from %s", self._published, path.name)
 
