@@ -1797,6 +1797,7 @@ class SimState:
                 if pos > bot.acked:
                     bot.acked = pos
                     self._record("ack", bot.bot_id, pos)
+                    self._recorded = False  # no _changed() follows to consume the flag: the next change starts clean
                     self.mutations += 1
                 # The cursor only moves forward: acknowledged messages can't be fetched again (docs/protocol.md).
                 pos = max(pos, bot.acked)

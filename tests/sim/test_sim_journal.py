@@ -119,3 +119,20 @@ def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
 def test_an_unknown_record_is_an_error() -> None:
     with pytest.raises(Exception, match="unknown simulator journal record"):
         SimState(sim_config()).apply_record(["from the future"])
+
+
+def test_a_change_after_an_acknowledgement_is_on_disk_too(tmp_path: Path) -> None:
+    """An acknowledgement journals a record without the usual bookkeeping call after it; the next change, which
+    has no record kind of its own (revoking a token), must still reach the disk before its answer."""
+    path = tmp_path / "state.json"
+    with (
+        Simulator(sim_config(), state_path=path, compact_interval=3600) as sim,
+        httpx.Client(base_url=sim.base_url, timeout=LONG_POLL) as http,
+    ):
+        bot = http.post("/_sim/bots", json={"user_id": "owner"}).json()
+        http.post("/_sim/inbound", json={"from_user_id": "amy", "text": "hi"}).raise_for_status()
+        page = call(http, "get_updates", {"get_updates_buf": ""}, token=bot["bot_token"])
+        call(http, "get_updates", {"get_updates_buf": page["get_updates_buf"]}, token=bot["bot_token"])
+        http.post(f"/_sim/bots/{bot['ilink_bot_id']}/revoke").raise_for_status()
+        on_disk = from_disk(path)
+        assert on_disk.bots[bot["ilink_bot_id"]].token == "" and on_disk.bots[bot["ilink_bot_id"]].acked == 1
