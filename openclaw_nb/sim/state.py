@@ -862,7 +862,7 @@ class SimState:
         #: The write-ahead journal (a :class:`~openclaw_nb.sim.journal.StateJournal`) when the state is saved
         #: to a file: every change is recorded in it, under the lock, as it is made.
         self.journal: Any = None
-        self._recorded = False
+        self._recorded = -1  # the value of ``mutations`` when the change being made journaled a record
         self._clear()
 
     # --- bookkeeping -------------------------------------------------------------------------------
@@ -900,15 +900,14 @@ class SimState:
         """Journal the change being made (JSON values only; :meth:`apply_record` replays it)."""
         if self.journal is not None:
             self.journal.record(list(record))
-            self._recorded = True
+            self._recorded = self.mutations
 
     def _changed(self, *keys: Any) -> None:
         """Record a mutation and wake whoever waits on ``keys`` (and ``"*"`` listeners). A change that did not
         journal a record of its own asks the journal for a full snapshot."""
-        if self.journal is not None and not self._recorded:
+        if self.journal is not None and self._recorded != self.mutations:
             self.journal.record(["snapshot"])
-        self._recorded = False
-        self.mutations += 1
+        self.mutations += 1  # a record made before this change no longer counts for the next one
         self._cond.notify_all()
         for key in (*keys, "*"):
             for callback in tuple(self._listeners.get(key, ())):
@@ -1797,7 +1796,6 @@ class SimState:
                 if pos > bot.acked:
                     bot.acked = pos
                     self._record("ack", bot.bot_id, pos)
-                    self._recorded = False  # no _changed() follows to consume the flag: the next change starts clean
                     self.mutations += 1
                 # The cursor only moves forward: acknowledged messages can't be fetched again (docs/protocol.md).
                 pos = max(pos, bot.acked)
