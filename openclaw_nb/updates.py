@@ -525,11 +525,13 @@ class _Presence:
             here = None
         if here is loop:
             spawn()
-        else:
+        elif loop.is_running():
             try:
                 loop.call_soon_threadsafe(spawn)
             except RuntimeError:  # the loop closed meanwhile
                 pass
+        else:  # collected after its loop stopped: a request started now could not finish
+            log.info("notifystop not sent: the update stream was closed after its event loop had stopped")
 
 
 #: Tasks sending a deferred notifystop (a strong reference, so they are not collected before they finish).
