@@ -53,9 +53,6 @@ class WireTypeError(ValueError):
         super().__init__(f"field {path or '<root>'} should be {expected}, got {self.got_type}")
 
 
-_json_type = D.json_type
-
-
 # A field spec is (name, kind, model class or None). Kinds: int, uint64, str, bool, any, model, list:<kind>.
 _Spec = tuple[str, str, Any]
 _EXPECTED = {"int": "an integer", "uint64": "an integer", "str": "a string", "bool": "a boolean", "model": "an object"}
