@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -303,6 +304,13 @@ class _Stream:
         With a ``writer`` (the live feed) the files are written by its thread, latest state only, while the
         loop polls on: the cursor it writes is always one whose page was already delivered.
         """
+        if self.take(page, keep_pending=keep_pending, writer=writer, remembered=remembered):
+            self.write_page(len(page) > 0, keep_pending=keep_pending, writer=writer)
+
+    def take(
+        self, page: Page, *, keep_pending: bool, writer: _WriteBehind | None = None, remembered: bool = False
+    ) -> bool:
+        """The in-memory half of :meth:`commit`; True if :meth:`write_page` has files to write."""
         if not remembered:
             self.remember(page)
         with self._lock:
@@ -316,13 +324,22 @@ class _Stream:
                 self.pending.clear()
             if writer is not None:
                 writer.notify()  # the feed's rows log is fsync'd there
-            return
-        if len(page) and (keep_pending or self._disk_pending):
+            return False
+        return True
+
+    def write_page(self, rows: bool, *, keep_pending: bool, writer: _WriteBehind | None = None) -> None:
+        """The disk half of :meth:`commit` (pending, tokens, cursor — in that order); an async stream runs it in a
+        worker thread (:func:`_off_loop`) while the loop serves other tasks."""
+        if rows and (keep_pending or self._disk_pending):
             self._save_pending()
         if writer is not None:
             writer.notify()
         else:
             self.persist_latest()
+
+    def needs_page_write(self) -> bool:
+        """Whether :meth:`page_consumed` has a file to write."""
+        return bool(self.persist and self._disk_pending and not self.pending)
 
     def persist_latest(self, before: Callable[[], None] | None = None) -> None:
         """Write the context tokens (if changed) and the cursor of the last delivered page; ``before`` runs
@@ -346,7 +363,7 @@ class _Stream:
 
     def page_consumed(self) -> None:
         """The loop took every pending message: the file must not offer them again after a restart."""
-        if self.persist and self._disk_pending and not self.pending:
+        if self.needs_page_write():
             self._save_pending()
 
     def close(self) -> None:
@@ -420,6 +437,28 @@ class _WriteBehind:
             self._closing = True
             self._wake.notify()
         self._thread.join(timeout)
+
+
+async def _off_loop(work: Callable[[], None]) -> None:
+    """Run a stream's file writes (each fsync'd) in a worker thread, so the event loop serves other tasks
+    meanwhile (200 streams on one loop would otherwise wait for each other's disk). A cancellation while they
+    run is held back until they are done: the files are never left to a thread that a later write (the
+    stream's close) could race, and what the generator does next sees them written."""
+    job = asyncio.ensure_future(asyncio.to_thread(work))
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            if not job.done():
+                cancelled = True
+                continue
+            if not job.cancelled():
+                raise
+            cancelled = True  # the loop is shutting its executor down; nothing more to wait for
+        break
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _cancelling() -> bool:
@@ -724,7 +763,8 @@ class AsyncUpdates(_UpdatesBase):
                 if stream.pending:
                     yield self._hand_out()
                     continue
-                stream.page_consumed()
+                if stream.needs_page_write():
+                    await _off_loop(stream.page_consumed)
                 self._inflight = asyncio.ensure_future(self._client._apoll_page(stream, self._stop_event))
                 try:
                     page = await self._inflight
@@ -736,7 +776,8 @@ class AsyncUpdates(_UpdatesBase):
                     self._inflight = None
                 if page is None:
                     break
-                stream.commit(page, keep_pending=True)
+                if stream.take(page, keep_pending=True):
+                    await _off_loop(partial(stream.write_page, len(page) > 0, keep_pending=True))
         except BaseException as exc:  # a cancelled task, a closed generator, -14: each ends the serving
             ended_by = exc
             raise
