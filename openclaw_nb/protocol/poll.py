@@ -706,19 +706,19 @@ class QuoteHistory:
         if msg.quoted_text is None and msg.ref is not None and msg.quoted is None:
             svr_id = msg.quoted_svr_id
             if svr_id is not None:
-                msg.quoted_text = self._texts.get(svr_id)
+                msg.quoted_text = self._texts.get(svr_id) or None
 
     def resolve(self, columns: list[list[Any]]) -> None:
-        """Remember the rows' texts and, in the same pass (a quote may quote a message of its own page), fill
-        ``quoted`` of the rows that quote by id only."""
-        quoted, svr_ids = columns[COL["quoted"]], columns[COL["quoted_svr_id"]]
+        """Remember the rows' texts, then fill ``quoted`` of the rows that quote by id only (a quote may quote a
+        message of its own page). Both steps run in C but for the rare rows that quote."""
         texts = self._texts
-        for i, (message_id, text) in enumerate(zip(columns[COL["message_id"]], columns[COL["text"]], strict=True)):
-            svr_id = svr_ids[i]
-            if svr_id is not None and quoted[i] is None:
-                quoted[i] = texts.get(svr_id)
-            if message_id is not None and text:
-                texts[message_id] = text
+        texts.update(zip(columns[COL["message_id"]], columns[COL["text"]], strict=True))
+        texts.pop(None, None)  # type: ignore[call-overload]
+        quoted, svr_ids = columns[COL["quoted"]], columns[COL["quoted_svr_id"]]
+        if svr_ids.count(None) != len(svr_ids):
+            for i, svr_id in enumerate(svr_ids):
+                if svr_id is not None and quoted[i] is None:
+                    quoted[i] = texts.get(svr_id) or None
         excess = len(texts) - self.maxlen
         if excess > 0:
             for old in list(itertools.islice(texts, excess)):
