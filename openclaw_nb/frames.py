@@ -867,18 +867,19 @@ def _flag_repeats(pieces: list[Any], content: _ContentKeys, rows: Any, window_ms
 _I_RAW = P.COL["raw"]
 
 
+def _quotes_by_id(df: pd.DataFrame) -> pd.DataFrame:
+    """Give rows that quote by id only (``ref_msg`` with just ``svr_id``) the text of the quoted message when it
+    is in the same input, as the live stream does from its history; one vectorised pass over the whole frame."""
+    wanted = df["quoted"].isna() & df["quoted_svr_id"].notna()
+    if not wanted.any():
+        return df
+    known = df.loc[df["message_id"].notna() & (df["text"] != ""), ["message_id", "text"]]
+    texts = known.drop_duplicates("message_id", keep="last").set_index("message_id")["text"]
+    df.loc[wanted, "quoted"] = df.loc[wanted, "quoted_svr_id"].map(texts)
+    return df
+
+
 def _page_batches(pages: Iterable[Any], raw: bool = True) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
-    history = P.QuoteHistory(BULK_QUOTE_HISTORY)
-    for columns, sigs in _page_columns(pages, raw):
-        history.resolve(columns)
-        yield columns, sigs
-
-
-#: Bulk ingest resolves ID-only quotes against this many of the latest messages before each one.
-BULK_QUOTE_HISTORY = 100_000
-
-
-def _page_columns(pages: Iterable[Any], raw: bool) -> Iterator[tuple[list[list[Any]], list[str | None]]]:
     for page in pages:
         if isinstance(page, (bytes, bytearray, memoryview)):
             decoded = P.decode_page(bytes(page), None, raw_spans=True, raw=raw)
@@ -919,7 +920,8 @@ def frame_from_pages(
 
     >>> df = frame_from_pages(line.encode() for line in open("pages.jsonl"))   # doctest: +SKIP
     """
-    return _ingest(_page_batches(pages, raw), dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
+    df = _ingest(_page_batches(pages, raw), dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
+    return _quotes_by_id(df)
 
 
 def frame_from_messages(
@@ -937,21 +939,18 @@ def frame_from_messages(
     """
 
     def batches() -> Iterator[tuple[list[list[Any]], list[str | None]]]:
-        history = P.QuoteHistory(BULK_QUOTE_HISTORY)
         chunk: list[Any] = []
         for msg in messages:
             chunk.append(msg)
             if len(chunk) >= 4096:
                 columns, sigs, _ = P.decode_messages(chunk)
-                history.resolve(columns)
                 yield columns, sigs
                 chunk = []
         if chunk:
             columns, sigs, _ = P.decode_messages(chunk)
-            history.resolve(columns)
             yield columns, sigs
 
-    return _ingest(batches(), dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size)
+    return _quotes_by_id(_ingest(batches(), dedup=dedup, duplicate_window=duplicate_window, dedup_size=dedup_size))
 
 
 # --- items -------------------------------------------------------------------------------------------
