@@ -1009,6 +1009,14 @@ class _Shared:
     ) -> _Stream:
         return _Stream(self, account=account, persist=persist, policy=policy, store=store)  # type: ignore[arg-type]
 
+    def _new_feed(
+        self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None, **view: Any
+    ) -> Feed:
+        """A live feed over a new stream (not started: each driver starts it its own way)."""
+        from .notebook.feed import Feed
+
+        return Feed(self, self._new_stream(account, persist, policy, store), **view)
+
 
 class UpdatesMixin(_Shared):
     """Update-stream methods of :class:`~openclaw_nb.client.Client`."""
@@ -1058,11 +1066,11 @@ class UpdatesMixin(_Shared):
         from the thread before its first poll, ``notifystop`` when the feed ends (``feed.stop()``, an error,
         the interpreter exiting); ``notify=False`` sends neither.
         """
-        from .notebook.feed import Feed
-
-        feed = Feed(
-            self,
-            self._new_stream(account, persist, policy, store),
+        feed = self._new_feed(
+            account,
+            persist,
+            policy,
+            store,
             log_path=log_path,
             redact_log=redact_log,
             show=show,
@@ -1155,8 +1163,6 @@ class AsyncUpdatesMixin(_Shared):
 
         >>> feed = client.stream()      # then: feed.frame, feed.users, feed.stop()   # doctest: +SKIP
         """
-        from .notebook.feed import Feed
-
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -1164,9 +1170,11 @@ class AsyncUpdatesMixin(_Shared):
                 "AsyncClient.stream() runs as a task on the running event loop: call it in a notebook cell or "
                 "in async code (in a plain script use Client.stream(), which runs in a thread)"
             ) from None
-        feed = Feed(
-            self,
-            self._new_stream(account, persist, policy, store),
+        feed = self._new_feed(
+            account,
+            persist,
+            policy,
+            store,
             log_path=log_path,
             redact_log=redact_log,
             show=show,

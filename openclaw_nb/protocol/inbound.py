@@ -17,6 +17,7 @@ from typing import Any
 from .. import errors as E
 from . import constants as C
 from .crypto import KeyFormatError, parse_hex_key, parse_media_aes_key
+from .models import read_uint64
 
 #: File extension of a voice note by ``encode_type``.
 VOICE_EXTENSIONS: dict[int, str] = {
@@ -145,8 +146,7 @@ def inbound_media(item: Any, *, thumb: bool = False) -> InboundMedia:
                 problems.append(f"media.aes_key: {exc}")
     if key is None and problems:
         raise E.ProtocolError(f"cannot read the AES key of this {kind}: {'; '.join(problems)}", endpoint="cdn_download")
-    size = payload.get("len")
-    plain_size = int(size) if isinstance(size, str) and size.isdigit() else None
+    plain_size = read_uint64(payload.get("len"))  # a string on the wire; a number is read the same
     md5 = payload.get("md5") if kind == "file" else payload.get("video_md5") if kind == "video" and not thumb else None
     msg_id = data.get("msg_id")
     encode_type = payload.get("encode_type")
@@ -154,7 +154,7 @@ def inbound_media(item: Any, *, thumb: bool = False) -> InboundMedia:
     url = media.get("full_url")
     return InboundMedia(
         kind=kind,
-        msg_id=msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None,
+        msg_id=read_uint64(msg_id),
         encrypt_query_param=param if isinstance(param, str) and param else None,
         full_url=url if isinstance(url, str) and url else None,
         key=key,

@@ -50,6 +50,7 @@ from ..protocol import constants as C
 from ..protocol import crypto
 from ..protocol.conformance import CDN_DOWNLOAD, CDN_UPLOAD, Difference, check_request
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
+from ..protocol.models import UINT64_FIELDS
 from ..protocol.redact import redact
 
 #: Where the simulator serves its CDN, below its own base URL (the real CDN's path is ``/c2c`` too).
@@ -88,7 +89,6 @@ _FAULT_KINDS = (
 #: The item type of the extra item that ``unknown_fields`` adds (no protocol version defines it).
 UNKNOWN_ITEM_TYPE = 99
 #: Keys of uint64 ids that ``ids_as_strings`` writes as strings.
-_ID_KEYS = frozenset({"message_id", "msg_id", "svr_id"})
 #: Fields of a ``confirmed`` answer that ``QrScenario.omit`` may leave out.
 _CONFIRMED_FIELDS = ("bot_token", "ilink_bot_id", "baseurl", "ilink_user_id")
 
@@ -746,7 +746,7 @@ def _ids_as_strings(value: Any) -> Any:
     """A copy of a message with every ``message_id``, ``msg_id`` and ``svr_id`` number written as a string."""
     if isinstance(value, dict):
         return {
-            k: str(v) if k in _ID_KEYS and isinstance(v, int) and not isinstance(v, bool) else _ids_as_strings(v)
+            k: str(v) if k in UINT64_FIELDS and isinstance(v, int) and not isinstance(v, bool) else _ids_as_strings(v)
             for k, v in value.items()
         }
     if isinstance(value, list):

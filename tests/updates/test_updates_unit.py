@@ -97,3 +97,13 @@ def test_file_names_and_sniffing() -> None:
     info = inbound_media({"type": 2, "msg_id": 1, "image_item": {"media": {"encrypt_query_param": "p"}}})
     media = Media(b"GIF89a...", info)
     assert media == b"GIF89a..." and media.name == "image-1.gif" and "image/gif" in media._repr_mimebundle_()
+
+
+def test_inbound_media_reads_ids_and_sizes_in_either_json_type() -> None:
+    # The official parser takes msg_id as a number or a string of digits; file_item.len is a string on the wire,
+    # but a number must not lose the size either.
+    as_text = inbound_media({"type": 4, "msg_id": "77", "file_item": {"media": {}, "file_name": "a.txt", "len": "12"}})
+    as_number = inbound_media({"type": 4, "msg_id": 77, "file_item": {"media": {}, "file_name": "a.txt", "len": 12}})
+    assert (as_text.msg_id, as_text.size) == (as_number.msg_id, as_number.size) == (77, 12)
+    odd = inbound_media({"type": 4, "msg_id": [1], "file_item": {"media": {}, "len": "x"}})
+    assert (odd.msg_id, odd.size) == (None, None)
