@@ -113,7 +113,8 @@ def test_every_path_gives_the_same_frame(monkeypatch: pytest.MonkeyPatch) -> Non
     same(F.frame_from_pages([{"msgs": MESSAGES}]), reference)
     monkeypatch.setattr(P, "USE_MSGSPEC", False)
     same(F.frame_from_pages(pages), reference)
-    monkeypatch.setattr(F, "_have_arrow", lambda: False)  # pandas alone (no pyarrow)
+    for room in (F.schema, F.buffer, F.ingest, F.logfiles):  # pandas alone (no pyarrow), wherever it is asked
+        monkeypatch.setattr(room, "_have_arrow", lambda: False)
     same(F.frame_from_pages(pages), reference)
 
 
@@ -134,7 +135,7 @@ def test_bulk_ingest_without_raw() -> None:
 
 
 def test_bulk_ingest_spans_several_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(F, "BATCH_ROWS", 3)
+    monkeypatch.setattr(F.ingest, "BATCH_ROWS", 3)
     many = [msg(i) for i in range(1, 40)]
     df = F.frame_from_pages([page_bytes(many[i : i + 5]) for i in range(0, 39, 5)])
     assert df["seq"].tolist() == list(range(1, 40)) and df["raw"].map(json.loads).tolist() == many
@@ -379,20 +380,20 @@ def test_a_failed_build_loses_no_row(monkeypatch: pytest.MonkeyPatch) -> None:
     buf = F.MessageBuffer()
     first, _, _ = P.decode_messages([msg(1), msg(2)])
     buf.extend(first)
-    real = F._pieces
-    monkeypatch.setattr(F, "_pieces", lambda columns: (_ for _ in ()).throw(MemoryError("no room")))
+    real = F.buffer._pieces
+    monkeypatch.setattr(F.buffer, "_pieces", lambda columns: (_ for _ in ()).throw(MemoryError("no room")))
     with pytest.raises(MemoryError):
         buf.frame()
     later, _, _ = P.decode_messages([msg(3)])
     buf.extend(later)  # arrives while the first rows wait to be built again
-    monkeypatch.setattr(F, "_pieces", real)
+    monkeypatch.setattr(F.buffer, "_pieces", real)
     assert buf.frame()["seq"].tolist() == [1, 2, 3]
 
 
 def test_a_row_appended_during_the_first_read_is_neither_torn_nor_doubled(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first read, before any row, must not build from the lists the feed thread is appending to."""
     buf = F.MessageBuffer()
-    real = F._pieces
+    real = F.buffer._pieces
     row, _, _ = P.decode_messages([msg(1)])
     appended = []
 
@@ -401,7 +402,7 @@ def test_a_row_appended_during_the_first_read_is_neither_torn_nor_doubled(monkey
             appended.append(buf.extend(row))
         return real(columns)
 
-    monkeypatch.setattr(F, "_pieces", pieces_while_a_row_arrives)
+    monkeypatch.setattr(F.buffer, "_pieces", pieces_while_a_row_arrives)
     assert len(buf.frame()) == 0  # built before the row was announced to this reader
     assert appended == [1]
     assert buf.frame()["seq"].tolist() == [1]  # then exactly once
