@@ -347,6 +347,9 @@ class SimApp:
                 if limited is None:
                     return
                 receive = limited
+            latency = self.state.config.latency_ms
+            if latency and scope["path"] in _PATH_NAMES:
+                await asyncio.sleep(latency / 1000)  # the network's round trip: other requests are served meanwhile
             if self.state.has_faults and await self._fault(scope, receive, send, raw_send):
                 return
             fast = self.fast.get(scope["path"])

@@ -139,6 +139,8 @@ UPLOAD_SLACK_BYTES = 64 * 1024
 MAX_FAULT_DELAY_MS = 600_000
 #: The most requests (or differing requests) the simulator keeps for inspection.
 MAX_KEPT_REQUESTS = 1_000_000
+#: The longest network latency the ``latency_ms`` knob may play: one minute.
+MAX_LATENCY_MS = 60_000
 
 # How each knob is checked: (kind, low, high, None allowed, what it means). Kinds: "bool"; "int" (whole
 # numbers, never a bool); "num" (a finite int or float); "str" (non-empty); "json" (any JSON value, no NaN).
@@ -161,6 +163,7 @@ _KNOB_RULES: dict[str, tuple[str, float, float, bool, str]] = {
     "max_request_bytes": ("int", 1024, 2**40, False, "the largest API request body in bytes"),
     "record_requests": ("int", 0, MAX_KEPT_REQUESTS, False, "how many requests to keep (0: off)"),
     "conformance_log": ("int", 0, MAX_KEPT_REQUESTS, False, "how many differing requests to keep (0: off)"),
+    "latency_ms": ("num", 0.0, MAX_LATENCY_MS, False, "milliseconds each API and CDN request waits"),
 }
 
 
@@ -276,6 +279,10 @@ class SimConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     #: Keep the last N requests (endpoint, headers, body) in ``sim.requests`` for tests of clients (0: off).
     record_requests: int = 0
+    #: Milliseconds every iLink API and CDN request waits (without blocking the server) before it is served,
+    #: to play a real network's round trip on loopback; a long poll is held its window on top. The control
+    #: API answers at once.
+    latency_ms: float = 0.0
     #: Keep the last N requests that differ from what the official client sends (``sim.conformance()``);
     #: only the differences are kept, never headers or bodies (0: don't check).
     conformance_log: int = 1000

@@ -108,7 +108,7 @@ def assert_serving(sim: Simulator, http: httpx.Client) -> None:
     valid knob may change an answer, never break it), and a clean state answers a poll, a send and the control
     API as usual."""
     sim.clear_faults()  # a valid fault rule faults routes on purpose
-    sim.state.configure(long_poll_timeout=0.3)  # a valid long window would only make this slow
+    sim.state.configure(long_poll_timeout=0.3, latency_ms=0)  # a valid long window or latency: only slower
     token = sim.login_bot("bob").bot_token
     ctx = sim.say("bob", "a message keeps the poll short")["context_token"]
     poll = call_raw(http, "get_updates", {"get_updates_buf": ""}, token)
