@@ -1,7 +1,8 @@
-"""Upload progress: an ipywidgets bar in Jupyter, a rich bar in a terminal, nothing when disabled or piped.
+"""Progress bars: an ipywidgets bar in Jupyter, a rich bar in a terminal, nothing when disabled or piped.
 
-Only transfers above :data:`THRESHOLD` show a bar by default; small ones finish before a bar would help.
-IPython, ipywidgets and rich are imported only when a bar is actually shown.
+Uploads count bytes (only transfers above :data:`THRESHOLD` show a bar by default; small ones finish before a
+bar would help); a broadcast counts messages (``unit="messages"``). IPython, ipywidgets and rich are imported
+only when a bar is actually shown.
 """
 
 from __future__ import annotations
@@ -41,24 +42,28 @@ class NullProgress:
 
 
 class RichProgress:
-    """A rich bar on stderr with transfer speed and time left."""
+    """A rich bar on stderr with speed and time left (bytes, or messages with ``unit="messages"``)."""
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, unit: str = "bytes") -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
+            MofNCompleteColumn,
             TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
         from rich.progress import Progress as _Bar
 
+        if unit == "bytes":
+            columns: tuple[Any, ...] = (DownloadColumn(), TransferSpeedColumn())
+        else:
+            columns = (MofNCompleteColumn(),)
         self._bar = _Bar(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *columns,
             TimeRemainingColumn(),
             console=Console(stderr=True),
         )
@@ -86,7 +91,7 @@ class RichProgress:
 class WidgetProgress:
     """An ipywidgets bar with a label, displayed in the current cell's output."""
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, unit: str = "bytes") -> None:
         import ipywidgets as widgets
         from IPython.display import display
 
@@ -99,6 +104,7 @@ class WidgetProgress:
         self._step = 1
         self._shown = False
         self._display = display
+        self._unit = unit
 
     def start(self, total: int) -> None:
         if not self._shown:
@@ -114,12 +120,17 @@ class WidgetProgress:
         self._done += nbytes
         if self._done - self._bar.value >= self._step or self._done >= self._total:
             self._bar.value = min(self._done, self._total)
-            self._label.value = _escape(f"{self._description}: {_size(self._done)} of {_size(self._total)}")
+            done, total = self._amount(self._done), self._amount(self._total)
+            self._label.value = _escape(f"{self._description}: {done} of {total}")
 
     def close(self, ok: bool) -> None:
         self._bar.bar_style = "success" if ok else "danger"
         if not ok:
             self._label.value = _escape(f"{self._description}: failed")
+
+
+    def _amount(self, n: int) -> str:
+        return _size(n) if self._unit == "bytes" else f"{n:,} {self._unit}"
 
 
 def _escape(text: str) -> str:
@@ -132,13 +143,14 @@ def _size(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} B"
 
 
-def make_progress(total: int, description: str, enabled: bool | None = None) -> Progress:
+def make_progress(total: int, description: str, enabled: bool | None = None, unit: str = "bytes") -> Progress:
     """The bar for a transfer of ``total`` bytes: ``enabled=None`` shows one above 1 MiB in Jupyter (widget)
-    or on a terminal (rich); ``True`` always shows one; ``False`` never does."""
-    if enabled is False or (enabled is None and total <= THRESHOLD):
+    or on a terminal (rich); ``True`` always shows one; ``False`` never does. Any other ``unit`` (such as
+    ``"messages"``) counts things instead, and ``enabled=None`` shows it whatever the total."""
+    if enabled is False or (enabled is None and unit == "bytes" and total <= THRESHOLD):
         return NullProgress()
     if has_widgets():
-        return WidgetProgress(description)
+        return WidgetProgress(description, unit)
     if enabled or sys.stderr.isatty():
-        return RichProgress(description)
+        return RichProgress(description, unit)
     return NullProgress()

@@ -1,0 +1,717 @@
+"""Broadcast: one text or media message to many users at once, reported per target instead of failing as a whole.
+
+The engine runs a fixed set of worker coroutines over the list of users on an :class:`~.client.AsyncClient`.
+``Client.broadcast`` runs the same engine in a worker thread with its own event loop and a private
+AsyncClient that shares the client's settings, token, recorder and per-user state; the calling thread draws
+the progress bar and waits, so Ctrl-C reaches code that can stop the broadcast cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from . import errors as E
+from .protocol import constants as C
+from .protocol.media import UploadedMedia, UploadPlan, digest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import AsyncClient, BaseClient, Client
+    from .media import _Plaintext
+    from .notebook.progress import Progress
+
+    _Base = BaseClient
+else:
+    _Base = object
+
+log = logging.getLogger("openclaw_nb")
+
+#: Sends under way at once unless told otherwise (the connection pool's size).
+DEFAULT_CONCURRENCY = 16
+
+SENT = "sent"
+REJECTED = "rejected"
+UNKNOWN = "may_have_been_delivered"
+SKIPPED = "skipped"
+NOT_STARTED = "not_started"
+#: Every status a target can end in, in the order the summary counts them.
+STATUSES = (SENT, REJECTED, UNKNOWN, SKIPPED, NOT_STARTED)
+#: Columns of :attr:`BroadcastResult.frame` (an ``account`` column comes first in ``Accounts.broadcast``'s).
+BROADCAST_COLUMNS = ("user", "status", "message_id", "client_id", "code", "reason")
+
+#: The callback of ``broadcast(on_progress=...)``: the finished row, targets done so far, targets in all.
+OnProgress = Callable[["BroadcastRow", int, int], object]
+
+
+@dataclass
+class BroadcastRow:
+    """What happened to one target. ``client_id`` is set for every send that went out (retry a
+    ``may_have_been_delivered`` one with ``send_text(user, text, client_id=row.client_id)``)."""
+
+    user: str
+    status: str = NOT_STARTED
+    message_id: int | None = None
+    client_id: str | None = None
+    #: The server's ``ret``/``errcode``, or the HTTP status, of a rejected send.
+    code: int | None = None
+    reason: str = ""
+    account: str | None = None
+
+
+class BroadcastResult:
+    """The table of a broadcast: one row per target in the order given, and counts per status.
+
+    >>> result = client.broadcast(users, "hello")
+    >>> result.counts
+    {'sent': 61, 'rejected': 1, 'may_have_been_delivered': 0, 'skipped': 2, 'not_started': 0}
+    >>> result.frame[result.frame.status != "sent"]
+    """
+
+    def __init__(self, rows: Sequence[BroadcastRow]) -> None:
+        self.rows: list[BroadcastRow] = list(rows)
+        #: Why the broadcast stopped before every target was tried (None when it ran to the end).
+        self.interrupted: str | None = None
+
+    @classmethod
+    def combine(cls, results: Iterable[BroadcastResult]) -> BroadcastResult:
+        """One table of several broadcasts (rows in order; the first reason to stop, if any)."""
+        parts = list(results)
+        combined = cls([row for part in parts for row in part.rows])
+        combined.interrupted = next((p.interrupted for p in parts if p.interrupted), None)
+        return combined
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many targets ended in each status (every status listed, zeros included)."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self.rows:
+            counts[row.status] += 1
+        return counts
+
+    @property
+    def sent(self) -> int:
+        return self.counts[SENT]
+
+    @property
+    def rejected(self) -> int:
+        return self.counts[REJECTED]
+
+    @property
+    def may_have_been_delivered(self) -> int:
+        return self.counts[UNKNOWN]
+
+    @property
+    def skipped(self) -> int:
+        return self.counts[SKIPPED]
+
+    @property
+    def not_started(self) -> int:
+        return self.counts[NOT_STARTED]
+
+    def users(self, status: str) -> list[str]:
+        """The users whose send ended in ``status`` (e.g. ``"not_started"`` to broadcast to them again)."""
+        if status not in STATUSES:
+            raise E.UsageError(f"status is one of {', '.join(STATUSES)}, got {status!r}")
+        return [row.user for row in self.rows if row.status == status]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The table as a DataFrame: ``user``, ``status``, ``message_id`` (exact UInt64), ``client_id``,
+        ``code`` (Int64) and ``reason``; ``account`` first when the rows carry one."""
+        import pandas as pd
+
+        data: dict[str, Any] = {}
+        if any(row.account is not None for row in self.rows):
+            data["account"] = [row.account for row in self.rows]
+        data.update(
+            {
+                "user": [row.user for row in self.rows],
+                "status": [row.status for row in self.rows],
+                # UInt64: message ids are uint64 above 2**53, which a float column (what one missing value
+                # makes of an int column) would corrupt.
+                "message_id": pd.array([row.message_id for row in self.rows], dtype="UInt64"),
+                "client_id": [row.client_id for row in self.rows],
+                "code": pd.array([row.code for row in self.rows], dtype="Int64"),
+                "reason": [row.reason for row in self.rows],
+            }
+        )
+        return pd.DataFrame(data)
+
+    def summary(self) -> str:
+        """One line: how many targets ended how."""
+        counts = self.counts
+        parts = [f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n]
+        text = f"{self.total} target{'s' if self.total != 1 else ''}: {', '.join(parts) or 'none'}"
+        if self.interrupted:
+            text += f" (stopped: {self.interrupted})"
+        return text
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"<BroadcastResult {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<div><b>broadcast</b>: {html.escape(self.summary())}</div>{self.frame._repr_html_()}"
+
+
+class BroadcastInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a KeyboardInterrupt from ``on_progress``) stopped a broadcast: no new send started, the ones
+    under way finished (or, on a second Ctrl-C, were marked ``may_have_been_delivered``). ``result`` holds
+    the table so far; targets never tried are ``not_started``."""
+
+    def __init__(self, result: BroadcastResult) -> None:
+        super().__init__(f"broadcast interrupted: {result.summary()}; the table is in .result")
+        self.result = result
+
+
+# --- what to send -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Content:
+    """The message of a broadcast, checked once: a text, a finished upload, or plaintext to upload per user."""
+
+    text: str | None = None
+    markdown: str | None = None
+    uploaded: UploadedMedia | None = None
+    plain: _Plaintext | None = None
+    kind: C.UploadMediaType | None = None
+    caption: str | None = None
+    rawsize: int = 0
+    md5: str = ""
+
+    @property
+    def what(self) -> str:
+        if self.text is not None:
+            return "text"
+        assert self.kind is not None
+        return self.kind.name.lower()
+
+
+def _content(message: object, kind: object, caption: object, name: str | None, markdown: str | None) -> _Content:
+    """Check what to send before anything goes out (hashing a file happens in :func:`_hash`)."""
+    from .media import _kind, _plaintext
+
+    if caption is not None and (not isinstance(caption, str) or not caption):
+        raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
+    if isinstance(message, str) and kind is None:
+        if not message:
+            raise E.UsageError("the text is empty; pass the message to send")
+        if caption is not None or name is not None:
+            raise E.UsageError(
+                "caption= and name= go with media; to send a file by its path pass kind='image', 'file' or "
+                "'video' (a str without kind= is sent as text)"
+            )
+        return _Content(text=message, markdown=markdown)
+    if markdown is not None:
+        raise E.UsageError("markdown= filters a text; it does not apply to media")
+    if isinstance(message, UploadedMedia):
+        if kind is not None and _kind(kind, message.file_name) != message.media_type:
+            raise E.UsageError(f"this upload is a {message.kind}; pass kind={message.kind!r} or leave kind out")
+        return _Content(uploaded=message, kind=message.media_type, caption=caption)
+    if isinstance(message, (str, os.PathLike, bytes, bytearray, memoryview)):
+        plain = _plaintext(message, name)
+        return _Content(plain=plain, kind=_kind(kind, plain.name), caption=caption)
+    raise E.UsageError(
+        f"broadcast sends a text (str), a file (a pathlib.Path, or a str path with kind=), bytes with kind=, or "
+        f"an UploadedMedia; got {type(message).__name__}"
+    )
+
+
+def _hash(content: _Content) -> _Content:
+    """Size and MD5 of the plaintext, once for all users (each user still gets an upload of their own)."""
+    if content.plain is not None:
+        content.rawsize, content.md5 = digest(content.plain.chunks())
+    return content
+
+
+def _targets(users: object) -> list[str]:
+    from .client import _require_user
+
+    if isinstance(users, str) or users is None or not isinstance(users, Iterable):
+        raise E.UsageError(
+            f"users is a list of user ids such as ['alice@im.wechat', 'bob@im.wechat'], got {users!r:.80}; "
+            "to send to one user use send_text()"
+        )
+    seen: dict[str, None] = {}
+    for user in users:
+        seen.setdefault(_require_user(user, "each user"), None)
+    return list(seen)
+
+
+def _concurrency(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise E.UsageError(f"concurrency is how many sends may be under way at once (an int >= 1), got {value!r}")
+    return value
+
+
+def _budget_problem(client: BaseClient, user: str) -> str | None:
+    """Why a send to ``user`` is bound to be refused, from what the client has seen: the context token's sends
+    used up, or the 24 h reply window closed. None when a send may go."""
+    peer = client.peers.get(user)
+    if peer is None:
+        return None
+    if peer.context_token and peer.sends_on_token >= C.SENDS_PER_CONTEXT_TOKEN:
+        return (
+            f"context token used up: {peer.sends_on_token} of {C.SENDS_PER_CONTEXT_TOKEN} sends made since the "
+            "user's last message; wait for the user to write again"
+        )
+    if peer.last_inbound_ms is not None:
+        age_ms = client.server_now() * 1000 - peer.last_inbound_ms
+        if age_ms > C.REPLY_WINDOW_SECONDS * 1000:
+            return f"reply window closed: {client._since_last_message(peer.last_inbound_ms)}"
+    return None
+
+
+def _classify(exc: BaseException, row: BroadcastRow) -> None:
+    """Fill ``row`` from the error a send ended with."""
+    row.reason = str(exc)
+    if isinstance(exc, E.UsageError):
+        row.status = SKIPPED  # a long text that does not fit in the sends left: nothing was sent
+    elif isinstance(exc, E.DeliveryUnknownError):
+        row.status, row.code, row.client_id = UNKNOWN, exc.status_code, exc.client_id
+    elif isinstance(exc, E.ApiError):
+        row.status, row.code = REJECTED, exc.code
+    elif isinstance(exc, E.ProtocolError) and exc.endpoint == "send_message":
+        row.status = UNKNOWN  # the server answered something unreadable: it may have stored the message
+    elif isinstance(exc, E.TransportError):
+        row.status, row.code = REJECTED, exc.status_code
+    elif isinstance(exc, E.OpenClawError):
+        row.status = REJECTED
+    else:  # a failure of unknown kind after the send may have gone out
+        row.status, row.reason = UNKNOWN, f"{type(exc).__name__}: {exc}"
+
+
+# --- the engine ---------------------------------------------------------------------------------------
+
+
+class _Engine:
+    """Workers that take the next target, check its reply budget, send, and fill its row.
+
+    Cancelling :meth:`run` once stops new sends and waits for those under way; cancelling it again cancels
+    those too (their rows say ``may_have_been_delivered``). Either way it then raises CancelledError.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        rows: list[BroadcastRow],
+        content: _Content,
+        concurrency: int,
+        report: Callable[[BroadcastRow], object],
+        gate: asyncio.Semaphore | None = None,
+    ) -> None:
+        self.client = client
+        self.rows = rows
+        self.content = content
+        self.concurrency = concurrency
+        self.report = report
+        self.gate = gate
+        self.next = 0
+        self.stopping = False
+        #: What the reporting callback raised (a KeyboardInterrupt from on_progress): the broadcast stops.
+        self.report_error: BaseException | None = None
+        self.stale: str | None = None
+
+    async def run(self) -> None:
+        workers = [asyncio.ensure_future(self._worker()) for _ in range(min(self.concurrency, len(self.rows)))]
+        if not workers:
+            return
+        try:
+            await asyncio.wait(workers)  # unlike gather, a cancelled wait leaves the workers running
+        except asyncio.CancelledError:
+            self.stopping = True
+            try:
+                await asyncio.wait(workers)
+            except asyncio.CancelledError:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.wait(workers)
+            raise
+
+    async def _worker(self) -> None:
+        while not self.stopping and self.next < len(self.rows):
+            row = self.rows[self.next]
+            self.next += 1
+            problem = self.stale or _budget_problem(self.client, row.user)
+            if problem:
+                row.status, row.reason = SKIPPED, problem
+            else:
+                try:
+                    if self.gate is None:
+                        await self._send(row)
+                    else:
+                        async with self.gate:
+                            await self._send(row)
+                except asyncio.CancelledError:
+                    row.status = UNKNOWN
+                    row.reason = "the broadcast was cancelled while this send was under way"
+                    self._done(row)
+                    return
+            self._done(row)
+
+    async def _send(self, row: BroadcastRow) -> None:
+        from .client import new_client_id
+
+        client, content = self.client, self.content
+        row.client_id = new_client_id()
+        try:
+            if content.text is not None:
+                resp: Any = await client.send_text(
+                    row.user, content.text, client_id=row.client_id, markdown=content.markdown
+                )
+            elif content.uploaded is not None:
+                resp = await client._send_media(
+                    content.uploaded, row.user, content.kind, content.caption, None, row.client_id, None, False
+                )
+            else:
+                resp = await self._upload_and_send(row)
+        except Exception as exc:
+            _classify(exc, row)
+            if isinstance(exc, E.StaleTokenError):
+                self.stale = f"not sent: {exc}"
+            return
+        row.status, row.message_id, row.reason = SENT, resp.message_id, ""
+
+    async def _upload_and_send(self, row: BroadcastRow) -> Any:
+        """The file goes to the CDN once per user: ``getuploadurl`` registers an upload for one ``to_user_id``
+        (docs/protocol.md, "Media upload"), as the official client does for every media message."""
+        from .notebook.progress import NullProgress
+
+        client, content = self.client, self.content
+        assert content.plain is not None and content.kind is not None
+        peer, token, parts = client._media_budget(row.user, content.caption, None)
+        plan = UploadPlan(row.user, content.kind, content.rawsize, content.md5, content.plain.name)
+        uploaded = await client._run(client._upload_flow(plan, content.plain, NullProgress()))
+        return await client._run(client._send_media_flow(uploaded, peer, token, parts, row.client_id))
+
+    def _done(self, row: BroadcastRow) -> None:
+        if self.report_error is not None:
+            return
+        try:
+            self.report(row)
+        except BaseException as exc:  # a KeyboardInterrupt from on_progress: stop starting sends
+            self.report_error = exc
+            self.stopping = True
+
+
+def _bar(total: int, enabled: bool | None, what: str) -> Progress:
+    from .notebook.progress import make_progress
+
+    if enabled is not None and not isinstance(enabled, bool):
+        raise E.UsageError(f"progress is True, False or None (a bar in notebooks and terminals), got {enabled!r}")
+    return make_progress(total, f"broadcast ({what})", enabled, unit="messages")
+
+
+def _check_callback(on_progress: object) -> None:
+    if on_progress is not None and not callable(on_progress):
+        raise E.UsageError(f"on_progress is a function (row, done, total) or None, got {on_progress!r}")
+
+
+async def run_async(
+    client: AsyncClient,
+    result: BroadcastResult,
+    content: _Content,
+    concurrency: int,
+    bar: Progress,
+    on_progress: OnProgress | None,
+    gate: asyncio.Semaphore | None = None,
+) -> BroadcastResult:
+    """Run a broadcast on the running loop, updating ``bar`` and calling ``on_progress`` after each target.
+
+    Cancelled: the rows so far are kept, ``result.interrupted`` says so, and CancelledError is raised again
+    with the result as its ``broadcast`` attribute. A KeyboardInterrupt from ``on_progress`` becomes
+    :class:`BroadcastInterrupted`.
+    """
+    rows = result.rows
+    done = 0
+
+    def report(row: BroadcastRow) -> None:
+        nonlocal done
+        done += 1
+        bar.advance(1)
+        if on_progress is not None:
+            on_progress(row, done, len(rows))
+
+    engine = _Engine(client, rows, content, concurrency, report, gate)
+    bar.start(len(rows))
+    ok = False
+    try:
+        await engine.run()
+        ok = engine.report_error is None
+    except asyncio.CancelledError as exc:
+        result.interrupted = "cancelled"
+        exc.broadcast = result  # type: ignore[attr-defined]
+        exc.add_note(f"the broadcast was cancelled: {result.summary()}")
+        raise
+    finally:
+        bar.close(ok)
+    _raise_report_error(engine.report_error, result)
+    return result
+
+
+def _raise_report_error(error: BaseException | None, result: BroadcastResult) -> None:
+    if error is None:
+        return
+    if isinstance(error, KeyboardInterrupt):
+        result.interrupted = "interrupted"
+        raise BroadcastInterrupted(result) from error
+    result.interrupted = f"on_progress raised {type(error).__name__}"
+    error.add_note(f"the broadcast stopped: {result.summary()}")
+    raise error
+
+
+# --- the sync driver: the engine in a worker thread -------------------------------------------------
+
+
+_DONE = object()
+
+
+def private_async_client(sync: Client) -> AsyncClient:
+    """An AsyncClient for a worker thread's loop that acts as ``sync``: the same settings and token, and the
+    same recorder, per-user state (context tokens, reply budget), quote history and drift log."""
+    from .client import AsyncClient
+
+    ident = sync.identity
+    # The engine the sync client was told to use for its async work, when it has that setting.
+    choice: dict[str, Any] = {"engine": sync.engine} if isinstance(getattr(sync, "engine", None), str) else {}
+    engine = AsyncClient(
+        sync.token,
+        base_url=sync.base_url,
+        cdn_base_url=sync.cdn_base_url,
+        bot_id=sync.bot_id,
+        app_id=ident.app_id,
+        client_version=ident.client_version,
+        bot_agent=ident.bot_agent,
+        route_tag=ident.route_tag,
+        retry=sync.retry,
+        record=False,
+        max_response_bytes=sync.max_response_bytes,
+        **choice,
+    )
+    engine.peers = sync.peers
+    engine.history = sync.history
+    engine.drift_log = sync.drift_log
+    engine._clock_offset, engine._last_date = sync._clock_offset, sync._last_date
+    if hasattr(sync, "_sent_listeners"):  # whoever watches the client's sends sees the broadcast's too
+        engine._sent_listeners = sync._sent_listeners
+    if sync.log is not None:
+        # The exchanges go into the sync client's own log, in the order they happen.
+        engine.log = sync.log
+        http = engine._http
+        http._transport = sync.log.wrap_async(http._transport)
+    return engine
+
+
+def run_sync(
+    sync: Client,
+    result: BroadcastResult,
+    content: _Content,
+    concurrency: int,
+    bar: Progress,
+    on_progress: OnProgress | None,
+) -> BroadcastResult:
+    """Run a broadcast for the sync client: the engine on a worker thread's loop, the bar and ``on_progress``
+    here. Ctrl-C here stops new sends and waits for those under way; a second Ctrl-C cancels them."""
+    rows = result.rows
+    finished: queue.SimpleQueue[object] = queue.SimpleQueue()
+    loop = asyncio.new_event_loop()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        engine_client = private_async_client(sync)
+        try:
+            await _Engine(engine_client, rows, content, concurrency, finished.put).run()
+        finally:
+            sync._clock_offset, sync._last_date = engine_client._clock_offset, engine_client._last_date
+            await engine_client.aclose()
+
+    task = loop.create_task(main())
+
+    def drive() -> None:
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # reported in the calling thread
+            failure.append(exc)
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                finished.put(_DONE)
+
+    thread = threading.Thread(target=drive, name="openclaw-nb broadcast", daemon=True)
+    interrupt: BaseException | None = None
+    done = 0
+    ok = False
+    bar.start(len(rows))
+    thread.start()
+    try:
+        while True:
+            try:
+                item = finished.get()
+                if item is _DONE:
+                    break
+                done += 1
+                bar.advance(1)
+                if on_progress is not None and interrupt is None:
+                    on_progress(cast(BroadcastRow, item), done, len(rows))
+            except BaseException as exc:  # Ctrl-C (or on_progress) while waiting: stop, then wait for the rest
+                if interrupt is not None and isinstance(exc, KeyboardInterrupt):
+                    log.warning("broadcast: second interrupt, cancelling the sends under way")
+                elif interrupt is None:
+                    interrupt = exc
+                    result.interrupted = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
+                with contextlib.suppress(RuntimeError):  # the loop already closed: nothing left to stop
+                    loop.call_soon_threadsafe(task.cancel)
+        ok = interrupt is None and not failure
+    finally:
+        bar.close(ok)
+        thread.join()
+    if failure:
+        raise failure[0]
+    _raise_report_error(interrupt, result)
+    return result
+
+
+# --- the public methods -----------------------------------------------------------------------------
+
+
+_DOC = """Send one message to many users at once and report each: sent, rejected, may have been delivered,
+        or skipped.
+
+        ``users``: user ids (a list, a Series...; repeats are sent to once). ``text_or_media``: a text
+        (``str``), or media as ``send_image``/``send_file``/``send_video`` take it: a ``pathlib.Path``,
+        bytes, or a ``str`` path when ``kind`` is given (``"image"``, ``"file"``, ``"video"``; default: by
+        the file name's extension), or an ``UploadedMedia`` (sent as is to everyone). A file is read and
+        hashed once, then uploaded once per user: ``getuploadurl`` registers each upload for one recipient.
+        ``caption``: a text sent before the media. ``markdown``: as in ``send_text``.
+
+        At most ``concurrency`` sends are under way at once. Users whose reply budget is used up (10 sends on
+        their latest context token) or whose 24 h reply window has closed are ``skipped``: reported, not
+        sent. A bar shows progress in notebooks and terminals (``progress=False``: none);
+        ``on_progress(row, done, total)`` is called after each target.
+
+        Returns a :class:`~openclaw_nb.broadcast.BroadcastResult`: ``.frame`` (user, status, message_id,
+        client_id, code, reason), ``.counts`` and ``.users(status)``; ``client.last_broadcast`` holds it too,
+        filled in while it runs. Ctrl-C stops cleanly: no new send starts, the ones under way finish (a
+        second Ctrl-C cancels them: ``may_have_been_delivered``), and :class:`BroadcastInterrupted` carries
+        the table so far (``.result``; targets not tried are ``not_started``).
+"""
+
+
+class _BroadcastBase(_Base):
+    #: The latest broadcast's table (filled in while it runs).
+    last_broadcast: BroadcastResult | None = None
+
+    def _prepare_broadcast(
+        self,
+        users: Iterable[str],
+        message: object,
+        concurrency: object,
+        kind: object,
+        caption: object,
+        name: str | None,
+        markdown: str | None,
+        progress: bool | None,
+        on_progress: object,
+    ) -> tuple[BroadcastResult, _Content, int, Progress]:
+        targets = _targets(users)
+        content = _content(message, kind, caption, name, markdown)
+        count = _concurrency(concurrency)
+        _check_callback(on_progress)
+        result = self.last_broadcast = BroadcastResult([BroadcastRow(user) for user in targets])
+        return result, content, count, _bar(len(targets), progress, content.what)
+
+
+class BroadcastMixin(_BroadcastBase):
+    """``broadcast`` for :class:`~openclaw_nb.client.Client`."""
+
+    def broadcast(
+        self,
+        users: Iterable[str],
+        text_or_media: object,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        kind: str | None = None,
+        caption: str | None = None,
+        name: str | None = None,
+        markdown: str | None = None,
+        progress: bool | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> BroadcastResult:
+        result, content, count, bar = self._prepare_broadcast(
+            users, text_or_media, concurrency, kind, caption, name, markdown, progress, on_progress
+        )
+        _hash(content)
+        return run_sync(cast("Client", self), result, content, count, bar, on_progress)
+
+    broadcast.__doc__ = (
+        _DOC
+        + """
+        >>> result = client.broadcast(users, "the class starts at 9 today")
+        >>> result.frame[result.frame.status != "sent"]
+        """
+    )
+
+
+class AsyncBroadcastMixin(_BroadcastBase):
+    """``broadcast`` for :class:`~openclaw_nb.client.AsyncClient`."""
+
+    async def broadcast(
+        self,
+        users: Iterable[str],
+        text_or_media: object,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        kind: str | None = None,
+        caption: str | None = None,
+        name: str | None = None,
+        markdown: str | None = None,
+        progress: bool | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> BroadcastResult:
+        result, content, count, bar = self._prepare_broadcast(
+            users, text_or_media, concurrency, kind, caption, name, markdown, progress, on_progress
+        )
+        if content.plain is not None:
+            await asyncio.to_thread(_hash, content)
+        return await run_async(cast("AsyncClient", self), result, content, count, bar, on_progress)
+
+    broadcast.__doc__ = (
+        _DOC
+        + """
+        >>> result = await client.broadcast(users, "the class starts at 9 today", concurrency=64)
+        """
+    )
+
+
+__all__ = [
+    "BROADCAST_COLUMNS",
+    "DEFAULT_CONCURRENCY",
+    "STATUSES",
+    "AsyncBroadcastMixin",
+    "BroadcastInterrupted",
+    "BroadcastMixin",
+    "BroadcastResult",
+    "BroadcastRow",
+]
