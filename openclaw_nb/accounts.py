@@ -1,18 +1,38 @@
 """Saved accounts: list them (tokens redacted), forget one or the superseded ones, and run several at once.
 
 :class:`Accounts` loads saved logins into :class:`~openclaw_nb.client.AsyncClient` instances that share one
-event loop, and :meth:`Accounts.broadcast` sends a text to many (bot, user) pairs concurrently, returning a
-table with one row per target instead of failing as a whole.
+event loop, and :meth:`Accounts.broadcast` sends one message from every account to its own users at once
+(:mod:`openclaw_nb.broadcast`), returning one table with a row per target instead of failing as a whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from . import errors as E
+from .broadcast import BROADCAST_COLUMNS as _CLIENT_COLUMNS
+from .broadcast import (
+    DEFAULT_CONCURRENCY,
+    BroadcastResult,
+    BroadcastRow,
+    Job,
+    OnProgress,
+    _bar,
+    _check_callback,
+    _concurrency,
+    _Content,
+    _content,
+    _hash,
+    _run_jobs,
+    _skip_missing,
+    _targets,
+    drive_in_thread,
+    run_async,
+)
+from .client import _require_user
 from .notebook import env
 from .protocol.redact import redact
 from .store import Store, superseded_ids
@@ -21,14 +41,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .client import AsyncClient
+    from .notebook.progress import Progress
     from .recorder import LogBudget
 
 #: The byte budget all the loaded clients' protocol logs share by default (``Accounts.load(log_bytes=...)``):
 #: a recorder's own default is 8 MiB, which for 200 accounts would be 1.6 GB.
 DEFAULT_SHARED_LOG_BYTES = 64 * 1024 * 1024
 
-#: Columns of :meth:`Accounts.broadcast`'s table.
-BROADCAST_COLUMNS = ("bot_id", "user", "status", "message_id", "reason")
+#: Columns of :meth:`Accounts.broadcast`'s table: the account (bot id), then a client broadcast's columns.
+BROADCAST_COLUMNS = ("account", *_CLIENT_COLUMNS)
 
 
 #: Columns of :func:`list_accounts`.
@@ -89,8 +110,8 @@ class Accounts:
     """Several logged-in bots as AsyncClients on one event loop.
 
     >>> accounts = Accounts.load()                           # every saved account
-    >>> table = await accounts.broadcast("hello", to=[(bot_a, "alice@im.wechat"), (bot_b, "bob@im.wechat")])
-    >>> table[table.status == "failed"]
+    >>> result = await accounts.broadcast("hello")           # each account to the users it has heard from
+    >>> result.frame[result.frame.status != "sent"]
     """
 
     def __init__(self, clients: Mapping[str, AsyncClient], *, log_budget: LogBudget | None = None) -> None:
@@ -162,52 +183,126 @@ class Accounts:
 
     # --- sending to many ---
 
-    async def broadcast(self, text: str, to: Iterable[Sequence[str]], *, concurrency: int = 16) -> pd.DataFrame:
-        """Send ``text`` to every ``(bot_id, user)`` in ``to`` concurrently (at most ``concurrency`` at a
-        time). Each send uses the latest ``context_token`` that bot has seen from that user.
+    async def broadcast(
+        self,
+        text_or_media: object,
+        to: Mapping[str, Iterable[str]] | Iterable[Sequence[str]] | None = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        kind: str | None = None,
+        caption: str | None = None,
+        name: str | None = None,
+        markdown: str | None = None,
+        progress: bool | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> BroadcastResult:
+        """Send one text or media message from many accounts at once: each account to its own users.
 
-        Returns a DataFrame, one row per target in the order given: ``bot_id``, ``user``, ``status``
-        (``sent`` / ``failed``), ``message_id`` (exact uint64, ``<NA>`` when failed) and ``reason``.
+        ``to``: None (each account to every user it has received a message from), ``{bot_id: [users]}``, or
+        ``(bot_id, user)`` pairs. At most ``concurrency`` sends are under way at once in all. Everything else
+        is as in :meth:`AsyncClient.broadcast <openclaw_nb.client.AsyncClient.broadcast>`: the reply budget
+        is checked first, a bar shows progress, and Ctrl-C or a cancellation keeps the table so far.
+
+        Returns one :class:`~openclaw_nb.broadcast.BroadcastResult` for all accounts: its ``.frame`` has an
+        ``account`` column first (the bot id), then ``user``, ``status`` (``sent`` / ``rejected`` /
+        ``may_have_been_delivered`` / ``skipped`` / ``not_started``), ``message_id``, ``client_id``, ``code``
+        and ``reason``, one row per target in the order given. A target whose account is not loaded is
+        ``skipped``.
+
+        >>> result = await accounts.broadcast("the class starts at 9 today")
+        >>> result.frame.groupby("account").status.value_counts()
         """
-        if not isinstance(text, str) or not text:
-            raise E.UsageError("text must be a non-empty str")
-        if concurrency < 1:
-            raise E.UsageError("concurrency must be >= 1")
-        targets: list[tuple[str, str]] = []
-        for item in to:
-            if isinstance(item, str) or len(item) != 2:
-                raise E.UsageError(f"each target is a (bot_id, user) pair, got {item!r}")
-            targets.append((str(item[0]), str(item[1])))
-        gate = asyncio.Semaphore(concurrency)
+        result, jobs, content, count, bar = self._plan_broadcast(
+            text_or_media, to, concurrency, kind, caption, name, markdown, progress, on_progress
+        )
+        if content.plain is not None:
+            await asyncio.to_thread(_hash, content)
+        return await run_async(jobs, result, content, count, bar, on_progress)
 
-        async def one(bot_id: str, user: str) -> tuple[str, int | None, str]:
-            client = self.clients.get(bot_id)
-            if client is None:
-                return "failed", None, f"account {bot_id} is not loaded"
-            async with gate:
-                try:
-                    resp = await client.send_text(user, text)
-                except E.OpenClawError as exc:
-                    return "failed", None, str(exc)
-                except Exception as exc:  # one broken target must not sink the others
-                    return "failed", None, f"{type(exc).__name__}: {exc}"
-            return "sent", resp.message_id, ""
-
-        outcomes = await asyncio.gather(*(one(b, u) for b, u in targets))
-        return _broadcast_frame(targets, outcomes)
-
-    def broadcast_sync(self, text: str, to: Iterable[Sequence[str]], *, concurrency: int = 16) -> pd.DataFrame:
-        """:meth:`broadcast` from synchronous code (a script, or a notebook cell without ``await``)."""
-        return self._run(self.broadcast(text, to, concurrency=concurrency))
-
-    def _run(self, coro: Any) -> Any:
+    def broadcast_sync(
+        self,
+        text_or_media: object,
+        to: Mapping[str, Iterable[str]] | Iterable[Sequence[str]] | None = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        kind: str | None = None,
+        caption: str | None = None,
+        name: str | None = None,
+        markdown: str | None = None,
+        progress: bool | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> BroadcastResult:
+        """:meth:`broadcast` from synchronous code (a script, or a notebook cell without ``await``). Ctrl-C
+        raises :class:`~openclaw_nb.broadcast.BroadcastInterrupted` with the table so far."""
+        result, jobs, content, count, bar = self._plan_broadcast(
+            text_or_media, to, concurrency, kind, caption, name, markdown, progress, on_progress
+        )
+        _hash(content)
         if env.running_loop() is not None:
-            return env.run_sync(coro)
+            # A notebook cell: the clients belong to the kernel's loop, which runs the broadcast re-entrantly.
+            return env.run_sync(run_async(jobs, result, content, count, bar, on_progress))
+
+        async def work(report: Callable[[BroadcastRow], object]) -> None:
+            await _run_jobs(jobs, content, count, report)
+
+        # The accounts' own loop (their connections belong to it), run by a worker thread while this one waits,
+        # so that Ctrl-C lands here and stops the broadcast cleanly.
+        return drive_in_thread(self._private_loop(), work, result, bar, on_progress, close_loop=False)
+
+    def _plan_broadcast(
+        self,
+        message: object,
+        to: object,
+        concurrency: object,
+        kind: object,
+        caption: object,
+        name: str | None,
+        markdown: str | None,
+        progress: bool | None,
+        on_progress: object,
+    ) -> tuple[BroadcastResult, list[Job], _Content, int, Progress]:
+        content = _content(message, kind, caption, name, markdown)
+        count = _concurrency(concurrency)
+        _check_callback(on_progress)
+        targets: dict[tuple[str, str], None] = {}
+        if to is None:
+            for bot_id, client in self.clients.items():
+                for user, peer in client.peers.items():
+                    if peer.context_token or peer.last_inbound_ms is not None:
+                        targets.setdefault((bot_id, user), None)
+        elif isinstance(to, Mapping):
+            for bot_id, users in to.items():
+                for user in _targets(users):
+                    targets.setdefault((str(bot_id), user), None)
+        elif isinstance(to, Iterable) and not isinstance(to, str):
+            for item in to:
+                if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 2:
+                    raise E.UsageError(
+                        f"each target is a (bot_id, user) pair, got {item!r}; or pass to={{bot_id: [users]}}, "
+                        "or leave to out to reach every user each account has heard from"
+                    )
+                targets.setdefault((str(item[0]), _require_user(item[1], "each user")), None)
+        else:
+            raise E.UsageError(f"to is None, {{bot_id: [users]}} or a list of (bot_id, user) pairs, got {to!r:.80}")
+        rows = [BroadcastRow(user, account=bot_id) for bot_id, user in targets]
+        by_account: dict[str, list[BroadcastRow]] = {}
+        for row in rows:
+            by_account.setdefault(cast(str, row.account), []).append(row)
+        jobs: list[Job] = []
+        for bot_id, own in by_account.items():
+            loaded = self.clients.get(bot_id)
+            if loaded is None:
+                _skip_missing(own, f"account {bot_id} is not loaded")
+            else:
+                jobs.append((loaded, own))
+        return BroadcastResult(rows), jobs, content, count, _bar(len(rows), progress, content.what)
+
+    def _private_loop(self) -> asyncio.AbstractEventLoop:
         # One private loop for every synchronous call: httpx's async pools belong to the loop that opened
         # their connections, so a fresh loop per call (asyncio.run) would strand them.
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(coro)
+        return self._loop
 
     # --- lifecycle ---
 
@@ -235,24 +330,6 @@ class Accounts:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _broadcast_frame(targets: list[tuple[str, str]], outcomes: Sequence[tuple[str, int | None, str]]) -> pd.DataFrame:
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {
-            "bot_id": [b for b, _ in targets],
-            "user": [u for _, u in targets],
-            "status": [o[0] for o in outcomes],
-            # UInt64: message ids are uint64 above 2**53; a float column (what one missing value makes of an
-            # int column) would corrupt them.
-            "message_id": pd.array([o[1] for o in outcomes], dtype="UInt64"),
-            "reason": [o[2] for o in outcomes],
-        },
-        columns=list(BROADCAST_COLUMNS),
-    )
-    return frame
 
 
 __all__ = ["ACCOUNT_COLUMNS", "BROADCAST_COLUMNS", "Accounts", "forget", "forget_superseded", "list_accounts"]

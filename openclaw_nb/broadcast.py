@@ -14,7 +14,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -302,8 +302,27 @@ def _classify(exc: BaseException, row: BroadcastRow) -> None:
 # --- the engine ---------------------------------------------------------------------------------------
 
 
+class _Run:
+    """What the engines of one broadcast share: the stop flag and the reporting callback."""
+
+    def __init__(self, report: Callable[[BroadcastRow], object]) -> None:
+        self.report = report
+        self.stopping = False
+        #: What the reporting callback raised (a KeyboardInterrupt from on_progress): the broadcast stops.
+        self.report_error: BaseException | None = None
+
+    def done(self, row: BroadcastRow) -> None:
+        if self.report_error is not None:
+            return
+        try:
+            self.report(row)
+        except BaseException as exc:  # a KeyboardInterrupt from on_progress: stop starting sends
+            self.report_error = exc
+            self.stopping = True
+
+
 class _Engine:
-    """Workers that take the next target, check its reply budget, send, and fill its row.
+    """Workers that take one client's next target, check its reply budget, send, and fill its row.
 
     Cancelling :meth:`run` once stops new sends and waits for those under way; cancelling it again cancels
     those too (their rows say ``may_have_been_delivered``). Either way it then raises CancelledError.
@@ -311,43 +330,34 @@ class _Engine:
 
     def __init__(
         self,
+        run: _Run,
         client: AsyncClient,
         rows: list[BroadcastRow],
         content: _Content,
         concurrency: int,
-        report: Callable[[BroadcastRow], object],
         gate: asyncio.Semaphore | None = None,
     ) -> None:
+        self.shared = run
         self.client = client
         self.rows = rows
         self.content = content
         self.concurrency = concurrency
-        self.report = report
         self.gate = gate
         self.next = 0
         self.stopping = False
-        #: What the reporting callback raised (a KeyboardInterrupt from on_progress): the broadcast stops.
-        self.report_error: BaseException | None = None
         self.stale: str | None = None
 
     async def run(self) -> None:
         workers = [asyncio.ensure_future(self._worker()) for _ in range(min(self.concurrency, len(self.rows)))]
-        if not workers:
-            return
-        try:
-            await asyncio.wait(workers)  # unlike gather, a cancelled wait leaves the workers running
-        except asyncio.CancelledError:
-            self.stopping = True
-            try:
-                await asyncio.wait(workers)
-            except asyncio.CancelledError:
-                for worker in workers:
-                    worker.cancel()
-                await asyncio.wait(workers)
-            raise
+        if workers:
+            await _wind_down(workers, self._stop)
+
+    def _stop(self) -> None:
+        self.stopping = True
 
     async def _worker(self) -> None:
-        while not self.stopping and self.next < len(self.rows):
+        shared = self.shared
+        while not self.stopping and not shared.stopping and self.next < len(self.rows):
             row = self.rows[self.next]
             self.next += 1
             problem = self.stale or _budget_problem(self.client, row.user)
@@ -359,13 +369,16 @@ class _Engine:
                         await self._send(row)
                     else:
                         async with self.gate:
+                            if self.stopping or shared.stopping:  # stopped while waiting: not started
+                                return
                             await self._send(row)
                 except asyncio.CancelledError:
-                    row.status = UNKNOWN
-                    row.reason = "the broadcast was cancelled while this send was under way"
-                    self._done(row)
+                    if row.client_id is not None:  # else it was still waiting for the gate: not started
+                        row.status = UNKNOWN
+                        row.reason = "the broadcast was cancelled while this send was under way"
+                        shared.done(row)
                     return
-            self._done(row)
+            shared.done(row)
 
     async def _send(self, row: BroadcastRow) -> None:
         from .client import new_client_id
@@ -402,14 +415,46 @@ class _Engine:
         uploaded = await client._run(client._upload_flow(plan, content.plain, NullProgress()))
         return await client._run(client._send_media_flow(uploaded, peer, token, parts, row.client_id))
 
-    def _done(self, row: BroadcastRow) -> None:
-        if self.report_error is not None:
-            return
+
+async def _wind_down(tasks: Sequence[asyncio.Future[Any]], stop: Callable[[], object]) -> None:
+    """Wait for ``tasks``. Cancelled once: ``stop()`` (no new send starts) and wait for them; cancelled again:
+    cancel them (the sends under way stop). Then raise CancelledError."""
+    try:
+        await asyncio.wait(tasks)  # unlike gather, a cancelled wait leaves the tasks running
+        return
+    except asyncio.CancelledError:
+        stop()
         try:
-            self.report(row)
-        except BaseException as exc:  # a KeyboardInterrupt from on_progress: stop starting sends
-            self.report_error = exc
-            self.stopping = True
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+        raise
+
+
+Job = tuple["AsyncClient", list[BroadcastRow]]
+
+
+async def _run_jobs(
+    jobs: Sequence[Job], content: _Content, concurrency: int, report: Callable[[BroadcastRow], object]
+) -> _Run:
+    """One engine per client, all at once; with several clients at most ``concurrency`` sends in all."""
+    run = _Run(report)
+    gate = asyncio.Semaphore(concurrency) if len(jobs) > 1 else None
+    engines = [_Engine(run, client, rows, content, concurrency, gate) for client, rows in jobs if rows]
+    if len(engines) == 1:
+        await engines[0].run()
+    elif engines:
+        runs = [asyncio.ensure_future(engine.run()) for engine in engines]
+        # Each engine takes its first cancellation as "start no new send": pass one on to each.
+        await _wind_down(runs, lambda: [r.cancel() for r in runs])
+    return run
+
+
+def _skip_missing(rows: Iterable[BroadcastRow], reason: str) -> None:
+    for row in rows:
+        row.status, row.reason = SKIPPED, reason
 
 
 def _bar(total: int, enabled: bool | None, what: str) -> Progress:
@@ -426,13 +471,12 @@ def _check_callback(on_progress: object) -> None:
 
 
 async def run_async(
-    client: AsyncClient,
+    jobs: Sequence[Job],
     result: BroadcastResult,
     content: _Content,
     concurrency: int,
     bar: Progress,
     on_progress: OnProgress | None,
-    gate: asyncio.Semaphore | None = None,
 ) -> BroadcastResult:
     """Run a broadcast on the running loop, updating ``bar`` and calling ``on_progress`` after each target.
 
@@ -440,7 +484,7 @@ async def run_async(
     with the result as its ``broadcast`` attribute. A KeyboardInterrupt from ``on_progress`` becomes
     :class:`BroadcastInterrupted`.
     """
-    rows = result.rows
+    total = len(result.rows)
     done = 0
 
     def report(row: BroadcastRow) -> None:
@@ -448,14 +492,14 @@ async def run_async(
         done += 1
         bar.advance(1)
         if on_progress is not None:
-            on_progress(row, done, len(rows))
+            on_progress(row, done, total)
 
-    engine = _Engine(client, rows, content, concurrency, report, gate)
-    bar.start(len(rows))
+    bar.start(total)
     ok = False
     try:
-        await engine.run()
-        ok = engine.report_error is None
+        _report_settled(result, report)
+        run = await _run_jobs(jobs, content, concurrency, report)
+        ok = run.report_error is None
     except asyncio.CancelledError as exc:
         result.interrupted = "cancelled"
         exc.broadcast = result  # type: ignore[attr-defined]
@@ -463,8 +507,15 @@ async def run_async(
         raise
     finally:
         bar.close(ok)
-    _raise_report_error(engine.report_error, result)
+    _raise_report_error(run.report_error, result)
     return result
+
+
+def _report_settled(result: BroadcastResult, report: Callable[[BroadcastRow], object]) -> None:
+    """Report the rows settled before any send (an account that is not loaded), so progress counts them."""
+    for row in result.rows:
+        if row.status != NOT_STARTED:
+            report(row)
 
 
 def _raise_report_error(error: BaseException | None, result: BroadcastResult) -> None:
@@ -478,7 +529,7 @@ def _raise_report_error(error: BaseException | None, result: BroadcastResult) ->
     raise error
 
 
-# --- the sync driver: the engine in a worker thread -------------------------------------------------
+# --- synchronous callers: the engine in a worker thread ---------------------------------------------
 
 
 _DONE = object()
@@ -520,30 +571,23 @@ def private_async_client(sync: Client) -> AsyncClient:
     return engine
 
 
-def run_sync(
-    sync: Client,
+def drive_in_thread(
+    loop: asyncio.AbstractEventLoop,
+    work: Callable[[Callable[[BroadcastRow], object]], Coroutine[Any, Any, object]],
     result: BroadcastResult,
-    content: _Content,
-    concurrency: int,
     bar: Progress,
     on_progress: OnProgress | None,
+    *,
+    close_loop: bool,
 ) -> BroadcastResult:
-    """Run a broadcast for the sync client: the engine on a worker thread's loop, the bar and ``on_progress``
-    here. Ctrl-C here stops new sends and waits for those under way; a second Ctrl-C cancels them."""
-    rows = result.rows
+    """Run ``work(report)`` on ``loop`` in a worker thread while this thread draws the bar and calls
+    ``on_progress`` for each row reported. Ctrl-C here stops new sends and waits for those under way; a
+    second Ctrl-C cancels them. ``loop`` must not be running elsewhere."""
+    total = len(result.rows)
     finished: queue.SimpleQueue[object] = queue.SimpleQueue()
-    loop = asyncio.new_event_loop()
     failure: list[BaseException] = []
-
-    async def main() -> None:
-        engine_client = private_async_client(sync)
-        try:
-            await _Engine(engine_client, rows, content, concurrency, finished.put).run()
-        finally:
-            sync._clock_offset, sync._last_date = engine_client._clock_offset, engine_client._last_date
-            await engine_client.aclose()
-
-    task = loop.create_task(main())
+    _report_settled(result, finished.put)
+    task = loop.create_task(work(finished.put))
 
     def drive() -> None:
         try:
@@ -554,16 +598,17 @@ def run_sync(
             failure.append(exc)
         finally:
             try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
+                if close_loop:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.close()
             finally:
-                loop.close()
                 finished.put(_DONE)
 
     thread = threading.Thread(target=drive, name="openclaw-nb broadcast", daemon=True)
     interrupt: BaseException | None = None
     done = 0
     ok = False
-    bar.start(len(rows))
+    bar.start(total)
     thread.start()
     try:
         while True:
@@ -574,13 +619,12 @@ def run_sync(
                 done += 1
                 bar.advance(1)
                 if on_progress is not None and interrupt is None:
-                    on_progress(cast(BroadcastRow, item), done, len(rows))
+                    on_progress(cast(BroadcastRow, item), done, total)
             except BaseException as exc:  # Ctrl-C (or on_progress) while waiting: stop, then wait for the rest
                 if interrupt is not None and isinstance(exc, KeyboardInterrupt):
                     log.warning("broadcast: second interrupt, cancelling the sends under way")
                 elif interrupt is None:
                     interrupt = exc
-                    result.interrupted = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
                 with contextlib.suppress(RuntimeError):  # the loop already closed: nothing left to stop
                     loop.call_soon_threadsafe(task.cancel)
         ok = interrupt is None and not failure
@@ -591,6 +635,22 @@ def run_sync(
         raise failure[0]
     _raise_report_error(interrupt, result)
     return result
+
+
+def run_sync(
+    sync: Client, result: BroadcastResult, content: _Content, concurrency: int, bar: Progress, on_progress: Any
+) -> BroadcastResult:
+    """A broadcast for the sync client: a private AsyncClient on a fresh loop in a worker thread."""
+
+    async def work(report: Callable[[BroadcastRow], object]) -> None:
+        engine_client = private_async_client(sync)
+        try:
+            await _run_jobs([(engine_client, result.rows)], content, concurrency, report)
+        finally:
+            sync._clock_offset, sync._last_date = engine_client._clock_offset, engine_client._last_date
+            await engine_client.aclose()
+
+    return drive_in_thread(asyncio.new_event_loop(), work, result, bar, on_progress, close_loop=True)
 
 
 # --- the public methods -----------------------------------------------------------------------------
@@ -695,7 +755,7 @@ class AsyncBroadcastMixin(_BroadcastBase):
         )
         if content.plain is not None:
             await asyncio.to_thread(_hash, content)
-        return await run_async(cast("AsyncClient", self), result, content, count, bar, on_progress)
+        return await run_async([(cast("AsyncClient", self), result.rows)], result, content, count, bar, on_progress)
 
     broadcast.__doc__ = (
         _DOC
