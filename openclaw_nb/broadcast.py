@@ -163,7 +163,10 @@ class BroadcastResult:
         return len(self.rows)
 
     def __repr__(self) -> str:
-        return f"<BroadcastResult {self.summary()}>"
+        head = f"<BroadcastResult {self.summary()}>"
+        if not self.rows:
+            return head
+        return f"{head}\n{self.frame.to_string(max_rows=20, max_colwidth=60)}"
 
     def _repr_html_(self) -> str:
         import html

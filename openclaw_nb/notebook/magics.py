@@ -155,6 +155,22 @@ def _split(magic: str, parser: argparse.ArgumentParser, line: str, rest: str | N
     return argv, ""
 
 
+def _take_all_flag(line: str) -> str | None:
+    """``line`` without its ``--all`` option when one comes before the text (None without one)."""
+    for word in _words(line):
+        if not _is_option(line, word):
+            return None
+        if word.value == "--all":
+            return (line[: word.start] + line[word.end :]).strip()
+    return None
+
+
+def _feed_users(frame: pd.DataFrame) -> list[str]:
+    """The users who wrote in the feed's messages, in the order they first wrote (bots' own messages left out)."""
+    inbound = frame[frame["message_type"] != C.MessageType.BOT]["from_user_id"]
+    return [user for user in dict.fromkeys(inbound.dropna().astype(str)) if user]
+
+
 def _unquote(text: str) -> str:
     """``"hello world"`` → ``hello world`` when one pair of quotes wraps the whole text; anything else as typed."""
     if len(text) >= 2 and text[0] in "'\"" and text.find(text[0], 1) == len(text) - 1:
@@ -319,6 +335,11 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ),
     ("%wx_login", "log `wx` in by QR code (a widget in Jupyter)", "%wx_login"),
     ("%wx_send", "send a text; the cell form sends the cell body as is", "%wx_send alice@im.wechat hello there"),
+    (
+        "%wx_send --all",
+        "send a text to every user seen in the live feed at once, and show who got it (a table)",
+        "%wx_send --all the class starts at 9 today",
+    ),
     (
         "%%wx_send",
         "send the cell body, several lines kept as typed",
@@ -729,6 +750,11 @@ class WxMagics(Magics):
 
     @magic_arguments()
     @argument("--context-token", metavar="T", help="echo this context token (default: the user's latest)")
+    @argument(
+        "--all",
+        action="store_true",
+        help="send to every user seen in the live feed (%%wx_updates) at once instead of one USER; shows the table",
+    )
     @argument("user", metavar="USER", help="the user id (…@im.wechat); a bare name means name@im.wechat")
     # default=[]: without a default, argparse makes a nargs="*" positional required.
     @argument(
@@ -736,12 +762,15 @@ class WxMagics(Magics):
     )
     @line_cell_magic
     @_friendly
-    def wx_send(self, line: str, cell: str | None = None) -> None:
+    def wx_send(self, line: str, cell: str | None = None) -> Any:
         """Send a text message and print its message id.
 
         Line form: the text is the rest of the line, as typed (options go before it; `--` ends them;
         quotes around the whole text are dropped). Cell form: the cell body is the text, every line and
         space kept, nothing expanded. Long texts go out as several messages.
+
+        --all (no USER) sends the text to every user seen in the live feed at once (a broadcast: users whose
+        reply window closed or whose context token is used up are skipped) and returns the result table.
 
         Examples:
           %wx_send alice@im.wechat hello there
@@ -749,7 +778,11 @@ class WxMagics(Magics):
           %%wx_send $user
           first line
             second line
+          %wx_send --all the class starts at 9 today
         """
+        everyone = _take_all_flag(line)
+        if everyone is not None:
+            return self._send_all(everyone, cell)
         if cell is None:
             args = self._parse("wx_send", line, rest="text")
             text = _unquote(args.text)
@@ -766,6 +799,8 @@ class WxMagics(Magics):
             text = cell.rstrip("\r\n")  # IPython ends every cell with a newline the user did not type
             if not text.strip():
                 raise UsageError("%%wx_send: the cell is empty: write the message below the %%wx_send line")
+        if args.all:
+            raise UsageError("%wx_send: --all replaces USER: write %wx_send --all TEXT (options before the text)")
         user = _user("wx_send", args.user)
         client = self._need_login("wx_send")
         resp = self._send(
@@ -781,6 +816,47 @@ class WxMagics(Magics):
             print(f"sent to {user} as {len(parts)} messages: message_ids {ids}")
         else:
             print(f"sent to {user}: message_id {resp.message_id}")
+
+    def _send_all(self, line: str, cell: str | None) -> Any:
+        """``%wx_send --all``: a broadcast to the users the live feed has seen; the result table is returned."""
+        words = list(_words(line))
+        if words and words[0].value == "--":
+            line = line[words[0].end :].strip()
+        elif words and _is_option(line, words[0]):
+            raise UsageError(
+                f"%wx_send --all: {words[0].value} does not go with --all (each user's own context token is used); "
+                "write only the text after --all"
+            )
+        if cell is None:
+            text = _unquote(line.strip())
+            if not text:
+                raise UsageError("%wx_send --all: nothing to send: write the text after --all, or use %%wx_send --all")
+        else:
+            if line.strip():
+                raise UsageError("%%wx_send --all: the cell body is the message; put only --all on its line")
+            text = cell.rstrip("\r\n")
+            if not text.strip():
+                raise UsageError("%%wx_send --all: the cell is empty: write the message below the %%wx_send line")
+        client = self._need_login("wx_send")
+        feed = self.feed
+        if feed is None or feed.client is not client:
+            raise UsageError(
+                "%wx_send --all: it sends to the users seen in the live feed, and there is none for wx: "
+                "run %wx_updates start and let the users write first"
+            )
+        users = _feed_users(feed.frame)
+        if not users:
+            raise UsageError(
+                "%wx_send --all: the live feed has seen no user yet, so there is nobody to send to: "
+                "wait for messages (%wx_updates show)"
+            )
+        from ..broadcast import BroadcastInterrupted
+
+        try:
+            return client.broadcast(users, text)
+        except BroadcastInterrupted as stop:  # Ctrl-C: the sends under way finished; show the table so far
+            print(f"interrupted: no new send started; the table so far (also in {CLIENT_NAME}.last_broadcast):")
+            return stop.result
 
     # --- %wx_typing ---
 

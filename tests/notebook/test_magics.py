@@ -103,7 +103,7 @@ def test_load_ext_registers_every_magic(ip: Any) -> None:
 def test_question_mark_shows_the_usage(ip: Any, out: Any) -> None:
     ip.run("%wx_send?")
     stdout, _ = out.read()
-    assert "%wx_send [--context-token T] USER [TEXT ...]" in stdout
+    assert "%wx_send [--context-token T] [--all] USER [TEXT ...]" in stdout
     ip.run("%wx_upload?")
     stdout, _ = out.read()
     assert "--as {image,file,video}" in stdout and "--to USER" in stdout
