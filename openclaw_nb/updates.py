@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import os
 
     from .client import BaseClient, Peer
+    from .notebook.chat import ChatPanel
     from .notebook.feed import Feed
 
 log = logging.getLogger("openclaw_nb")
@@ -1003,6 +1004,21 @@ class _Shared:
         True
         """
         return reply_budget_of(self.peers.get(user), user, self.server_now())
+
+    def chat(
+        self, user: str | None = None, *, window: int = 50, feed: Feed | None = None, downloads: str = "downloads"
+    ) -> ChatPanel:
+        """A chat panel: the conversations on the left, the selected one as bubbles, a reply box, each
+        bubble's protocol exchange one click away. It reads the client's running feed (``client.stream()``,
+        ``%wx_updates``), or starts one; it shows the last ``window`` bubbles (an "older" button shows more);
+        received files are saved to ``downloads``. Outside a widget front end it shows the last messages of
+        each conversation as text.
+
+        >>> client.chat()                      # in a notebook cell  # doctest: +SKIP
+        """
+        from .notebook.chat import ChatPanel
+
+        return ChatPanel(self, user=user, window=window, feed=feed, downloads=downloads)
 
     def _new_stream(
         self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None

@@ -175,6 +175,13 @@ class MessageBuffer:
             raise
         self._parts, self._arrays, self._frame = parts, arrays, frame
 
+    def snapshot(self) -> tuple[pd.DataFrame | None, list[list[Any]], int]:
+        """A consistent view of every row so far without building anything: ``(frame, lists, count)``, where
+        ``frame`` holds the first rows (None before any read) and ``lists`` the rest, one list per column in
+        :data:`COLUMNS` order with raw values. Later appends only add past ``count``, so the view stays valid."""
+        with self._build, self._lock:
+            return self._frame, list(self._cols), self._count
+
     def tail(self, n: int) -> list[dict[str, Any]]:
         """The last ``n`` rows as dicts of raw values (ms times, wire ints), cheap enough for a live view."""
         if n <= 0:

@@ -66,6 +66,20 @@ def _resolve(future: asyncio.Future[None]) -> None:
 _thread_feeds: weakref.WeakSet[Feed] = weakref.WeakSet()
 
 
+#: The latest started feed of each client, so that a view (the chat panel) joins the feed already running
+#: instead of starting a second poller on the same account.
+_client_feeds: weakref.WeakKeyDictionary[Any, Feed] = weakref.WeakKeyDictionary()
+
+
+def running_feed(client: Any) -> Feed | None:
+    """The client's feed that is still running (started by ``client.stream()`` or ``%wx_updates``), or None."""
+    try:
+        feed = _client_feeds.get(client)
+    except TypeError:  # an unhashable stand-in for a client
+        return None
+    return feed if feed is not None and feed.running else None
+
+
 @atexit.register
 def _stop_thread_feeds() -> None:
     for feed in list(_thread_feeds):
@@ -145,11 +159,13 @@ class Feed:
     # --- running --------------------------------------------------------------------------------------
 
     def _start_thread(self) -> None:
+        _client_feeds[self.client] = self
         self._thread = threading.Thread(target=self._thread_main, name="openclaw-nb-feed", daemon=True)
         _thread_feeds.add(self)
         self._thread.start()
 
     def _start_task(self, loop: asyncio.AbstractEventLoop) -> None:
+        _client_feeds[self.client] = self
         self._loop = loop
         self._task = loop.create_task(self._task_main(), name="openclaw-nb-feed")
 

@@ -352,6 +352,7 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ),
     ("%wx_upload", "upload a file and send it (progress bar)", '%wx_upload chart.png --to alice --caption "today"'),
     ("%wx_updates", "start / stop / show the live feed, or get its DataFrame", "df = %wx_updates frame"),
+    ("%wx_chat", "the chat panel: conversations, bubbles, a reply box, each message's exchange", "%wx_chat alice"),
     ("%wx_log", "the protocol log: last exchanges, one call, HAR / JSONL", "%wx_log --last 5 --call send_message"),
     ("%wx_drift", "what the server sent that the models did not expect", "%wx_drift"),
     ("%wx_sim", "drive the embedded simulator: say, image, scan, confirm, outbox", "%wx_sim say alice hello bot"),
@@ -1005,6 +1006,36 @@ class WxMagics(Magics):
         else:
             print(f"feed stopped: {_count(len(feed), 'message')}")
         return None
+
+    # --- %wx_chat ---
+
+    @magic_arguments()
+    @argument("user", nargs="?", help="the conversation to show first (default: the latest)")
+    @argument("--window", type=int, default=50, help="bubbles shown at once; an 'older' button shows more (50)")
+    @line_magic
+    @_friendly
+    def wx_chat(self, line: str) -> Any:
+        """The chat panel of `wx`: conversations, bubbles, a reply box, each message's exchange on the wire.
+
+        It reads the running feed (%wx_updates) or starts it: there is one poller per client. Outside a
+        widget front end it shows the last messages of each conversation as text.
+
+        Examples:
+          %wx_chat
+          %wx_chat alice --window 20
+        """
+        args = self._parse("wx_chat", line)
+        client = self._need_login("wx_chat")
+        if args.window < 1:
+            raise UsageError(f"%wx_chat: --window is how many bubbles to show, 1 or more; got {args.window}")
+        user = _user("wx_chat", args.user) if args.user else None
+        if self.feed is None or not self.feed.running or self.feed.client is not client:
+            self.feed = client.stream(store=self._store())
+        previous = getattr(self, "chat_panel", None)
+        if previous is not None:
+            previous.close()  # one panel follows the feed at a time; the old widget stops updating
+        self.chat_panel = client.chat(user, window=args.window, feed=self.feed)
+        return self.chat_panel
 
     # --- %wx_log ---
 

@@ -31,6 +31,7 @@ ASYNC_NOT_COROUTINES = {
     "server_now": "the server's clock as its last Date header showed it: no request",
     "use_credentials": "switches local credentials",
     "stream": "starts a background feed and returns at once",
+    "chat": "builds the chat panel widget over the running feed and returns at once",
     "updates": "returns an AsyncUpdates, used with `async for`",
     "typing_indicator": "an async context manager (`async with`)",
     "start_login": "starts a task on the running loop and returns its handle at once",

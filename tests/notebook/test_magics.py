@@ -87,6 +87,7 @@ LINE_MAGICS = {
     "wx_typing",
     "wx_upload",
     "wx_updates",
+    "wx_chat",
     "wx_log",
     "wx_drift",
     "wx_sim",
