@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from . import errors as E
@@ -266,20 +267,20 @@ def _concurrency(value: object) -> int:
 
 
 def _budget_problem(client: BaseClient, user: str) -> str | None:
-    """Why a send to ``user`` is bound to be refused, from what the client has seen: the context token's sends
-    used up, or the 24 h reply window closed. None when a send may go."""
+    """Why a send to ``user`` is bound to be refused, from the client's reply budget (``client.reply_budget``):
+    the 24 h reply window closed, or the context token's sends used up. None when a send may go (a user the
+    client never heard from is sent to: the server decides)."""
+    from .updates import reply_budget_of
+
     peer = client.peers.get(user)
+    budget = reply_budget_of(peer, user, client.server_now())
     if peer is None:
         return None
-    if peer.context_token and peer.sends_on_token >= C.SENDS_PER_CONTEXT_TOKEN:
-        return (
-            f"context token used up: {peer.sends_on_token} of {C.SENDS_PER_CONTEXT_TOKEN} sends made since the "
-            "user's last message; wait for the user to write again"
-        )
-    if peer.last_inbound_ms is not None:
-        age_ms = client.server_now() * 1000 - peer.last_inbound_ms
-        if age_ms > C.REPLY_WINDOW_SECONDS * 1000:
-            return f"reply window closed: {client._since_last_message(peer.last_inbound_ms)}"
+    if budget.window_left is not None and budget.window_left <= timedelta(0):
+        assert peer.last_inbound_ms is not None
+        return f"{budget.reason} ({client._since_last_message(peer.last_inbound_ms)})"
+    if budget.sends_left is not None and budget.sends_left <= 0:
+        return f"{budget.reason} ({peer.sends_on_token} sends made on it)"
     return None
 
 
