@@ -80,6 +80,17 @@ def _add_sim(subparsers: Any) -> None:
         "always asked for (a random one, printed at start, unless you set it here)",
     )
     p.add_argument(
+        "--class-code",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CODE",
+        help="class mode: students open the printed join URL on their phones, type this code (a random "
+        "6-character one when CODE is left out), pick a name and chat with the bot as that WeChat user. Beyond "
+        "loopback (--host 0.0.0.0) the phone pages then ask for the code and the rest of the control API for "
+        "the admin token; each user's page link carries a per-user key",
+    )
+    p.add_argument(
         "--set",
         dest="knobs",
         action="append",
@@ -108,6 +119,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             redirect_port=args.redirect_port,
             state_path=args.state,
             admin_token=args.admin_token,
+            class_code=args.class_code,
         )
     except (SimError, OSError, ValueError) as exc:
         print(f"openclaw-nb sim: {exc}", file=sys.stderr)
@@ -136,6 +148,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
             print("# admin token:    the one given with --admin-token (X-Admin-Token header on /_sim/...)", flush=True)
         if args.state:
             print(f"# state file:     {args.state}", flush=True)
+        if sim.class_code:
+            print(f"# join URL:       {sim.phone_url()}  (students open it on their phones)", flush=True)
+            print(f"# class code:     {sim.class_code}  (what they type there)", flush=True)
+        else:
+            print(f"# phone pages:    {sim.phone_url()}", flush=True)
         print("# Ctrl-C to stop", flush=True)
         stop.wait()
     finally:

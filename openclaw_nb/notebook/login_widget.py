@@ -54,6 +54,16 @@ def qr_png(data: str, *, box_size: int = QR_BOX_SIZE, border: int = QR_BORDER) -
     return buf.getvalue()
 
 
+def _browser_url(url: str) -> str:
+    """A simulator's scan page on the kernel's loopback, as the browser reaches it (through jupyter-server-proxy
+    on JupyterHub/Binder); any other URL as it is. The simulator package is imported only for such a URL."""
+    if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        return url
+    from ..sim.links import browser_url
+
+    return browser_url(url)
+
+
 def _clock(seconds: float) -> str:
     seconds = max(0, int(seconds + 0.999))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -109,7 +119,7 @@ class LoginWidget:
         if isinstance(event, QrIssued):
             self.image.value = self.qr_png = qr_png(event.qr.url)
             self.image.layout.display = ""
-            url = html.escape(event.qr.url, quote=True)
+            url = html.escape(_browser_url(event.qr.url), quote=True)
             self.link.value = (
                 # JupyterLab's widget CSS unstyles links: give this one the usual link look.
                 f'<a href="{url}" target="_blank" rel="noopener noreferrer" '

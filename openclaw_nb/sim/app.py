@@ -14,6 +14,7 @@ import email.utils
 import hmac
 import html
 import json
+import secrets
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..protocol import constants as C
 from ..protocol.endpoints import CDN_DOWNLOAD_PATH, CDN_UPLOAD_PATH, ENDPOINTS
 from ..protocol.redact import redact_headers
+from .phone import (
+    ACCESS_KEY,
+    ADMIN,
+    CLASS,
+    MAX_UPLOAD_BYTES,
+    OPEN,
+    PHONE_PREFIX,
+    PhoneSettings,
+    code_form_response,
+    code_matches,
+    is_page,
+    is_phone_path,
+    phone_routes,
+    presented_code,
+    scan_page,
+)
 from .state import (
     CDN_DOWNLOAD,
     CDN_PREFIX,
@@ -158,6 +175,10 @@ _ADMIN_REFUSED = (
     b'{"error":"the control API (/_sim/...) needs the admin token the simulator printed at start: send it in the '
     b'X-Admin-Token header (or ?admin_token= for the scan page); set your own with --admin-token"}'
 )
+_CLASS_REFUSED = (
+    b'{"error":"the phone pages need the class code the teacher shows: type it on the join page (/_sim/phone/) '
+    b'or add ?code=CODE to the link; the admin token (X-Admin-Token header) works too"}'
+)
 
 
 _PATH_NAMES: dict[str, str] = {ep.path: ep.name for ep in ENDPOINTS.values()}
@@ -256,11 +277,12 @@ def _too_large(kind: str, limit: int) -> tuple[bytes, str, list[tuple[bytes, byt
         "api": "raise it with the simulator's max_request_bytes knob",
         "control": "send big media in several requests",
         "cdn": "upload exactly the ciphertext size declared to getuploadurl",
+        "phone": "a phone page sends photos and files up to that size: pick a smaller one",
     }[kind]
     message = f"request body over the simulator's limit of {limit:,} bytes for this route: {how}"
     if kind == "cdn":
         return message.encode(), "text/plain; charset=utf-8", [(C.H_ERROR_MESSAGE.encode(), message.encode())]
-    key = "error" if kind == "control" else "errmsg"
+    key = "errmsg" if kind == "api" else "error"
     return _encode({"errcode": 413, key: message} if kind == "api" else {key: message}).encode(), _JSON, []
 
 
@@ -277,13 +299,27 @@ class SimApp:
     input. Costs one attribute check per request when no fault rule is set. The control API is never faulted.
 
     With ``admin_token`` set, every control route (``/_sim/...``) answers 401 unless the request presents it
-    (see :func:`admin_token_of`); the iLink and CDN routes are unaffected.
+    (see :func:`admin_token_of`); the iLink and CDN routes are unaffected. With ``require_class_code`` too, the
+    phone pages, the scan page and its scan/confirm calls also let in the class code (``?code=`` or the cookie
+    a right code sets); the rest of the control API stays the admin's. How a request got in is written into its
+    scope (``ACCESS_KEY``) for the phone routes' per-user key check.
     """
 
-    def __init__(self, app: ASGIApp, state: SimState, routes: list[Route], admin_token: str | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: SimState,
+        routes: list[Route],
+        admin_token: str | None = None,
+        *,
+        class_code: str | None = None,
+        require_class_code: bool = False,
+    ) -> None:
         self.app = app
         self.state = state
         self.admin_token = admin_token or None
+        self.class_code = class_code or None
+        self.require_class_code = bool(require_class_code and self.class_code)
         self.fast: dict[str, tuple[frozenset[str], Handler]] = {
             r.path: (frozenset(r.methods or ()), r.endpoint) for r in routes
         }
@@ -309,13 +345,38 @@ class SimApp:
 
         return dated
 
-    def _body_limit(self, scope: Scope) -> tuple[str, int] | None:
-        """Which size rule a request body falls under and its limit in bytes; None when the body is not read
-        here (a control request without the admin token gets its 401 before any of its body is read)."""
+    def _access(self, scope: Scope) -> str | None:
+        """How a control or phone request is let in (``OPEN``, ``ADMIN`` or ``CLASS``), or None: refused. Each
+        secret is compared in constant time, once."""
+        if self.admin_token is None and not self.require_class_code:
+            return OPEN
+        if self.admin_token is not None and admin_allowed(admin_token_of(scope), self.admin_token):
+            return ADMIN
+        if self.require_class_code and self.class_code and is_phone_path(scope["path"]):
+            if scope["path"] == PHONE_PREFIX + "/code":
+                return OPEN  # where the code is typed; it compares the code itself
+            if code_matches(presented_code(scope), self.class_code):
+                return CLASS
+        return None
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP 401: the class-code form for a phone page opened in a browser, else JSON saying what is missing."""
+        path = scope["path"]
+        if self.require_class_code and is_phone_path(path):
+            if is_page(scope["method"], path):
+                await code_form_response()(scope, receive, send)
+            else:
+                await _respond(send, 401, _CLASS_REFUSED, _JSON, [])
+            return
+        await _respond(send, 401, _ADMIN_REFUSED, _JSON, [])
+
+    def _body_limit(self, scope: Scope) -> tuple[str, int]:
+        """Which size rule a request body falls under and its limit in bytes (a control request without the
+        admin token got its 401 before any of its body was read)."""
         path = scope["path"]
         if _is_control(path):
-            if self.admin_token is not None and not admin_allowed(admin_token_of(scope), self.admin_token):
-                return None
+            if is_phone_path(path) and path.startswith(PHONE_PREFIX):
+                return "phone", MAX_UPLOAD_BYTES
             return "control", max(MAX_CONTROL_BODY_BYTES, self.state.config.max_request_bytes)
         if path == _CDN_UPLOAD_PATH:
             query = scope.get("query_string", b"").decode("latin-1")
@@ -327,10 +388,7 @@ class SimApp:
         """Read a request body within its route's limit and return a ``receive`` that replays it, or answer
         HTTP 413 and return None. A declared ``Content-Length`` over the limit is refused unread; a body
         without one (chunked) is read up to the limit and no further."""
-        rule = self._body_limit(scope)
-        if rule is None:
-            return receive
-        kind, limit = rule
+        kind, limit = self._body_limit(scope)
         declared = _content_length(scope)
         read = None if declared is not None and declared > limit else await _read_within(receive, limit)
         if read is None:
@@ -342,6 +400,12 @@ class SimApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw_send, send = send, self._dated(send)
+            if _is_control(scope["path"]):
+                access = self._access(scope)
+                if access is None:
+                    await self._refuse(scope, receive, send)
+                    return
+                scope[ACCESS_KEY] = access
             if scope["method"] in _BODY_METHODS:
                 limited = await self._limit_body(scope, receive, send)
                 if limited is None:
@@ -359,13 +423,6 @@ class SimApp:
                 except ClientDisconnect:
                     return  # the client gave up (a cancelled long poll): nobody to answer, nothing to log
                 await response(scope, receive, send)
-                return
-            if (
-                self.admin_token is not None
-                and _is_control(scope["path"])
-                and not admin_allowed(admin_token_of(scope), self.admin_token)
-            ):
-                await _respond(send, 401, _ADMIN_REFUSED, _JSON, [])
                 return
         await self.app(scope, receive, send)
 
@@ -426,10 +483,23 @@ def _is_control(path: str) -> bool:
     return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
 
 
-def create_app(state: SimState, *, redirect_port: int | None = None, admin_token: str | None = None) -> ASGIApp:
+def create_app(
+    state: SimState,
+    *,
+    redirect_port: int | None = None,
+    admin_token: str | None = None,
+    class_code: str | None = None,
+    require_class_code: bool = False,
+    phone: PhoneSettings | None = None,
+) -> ASGIApp:
     """The simulator's ASGI app over ``state``. Requests arriving on ``redirect_port`` are served as the
     second host that ``scaned_but_redirect`` points at; everything else as the primary host. With
-    ``admin_token``, the control API answers only requests that present it."""
+    ``admin_token``, the control API answers only requests that present it. ``class_code`` turns the phone
+    pages' per-user keys on (``phone`` holds their secret); ``require_class_code`` makes the phone pages ask
+    for the code (or the admin token) as well."""
+    settings = phone or PhoneSettings(class_code)
+    if require_class_code and class_code and admin_token is None:
+        admin_token = secrets.token_urlsafe(24)  # the rest of the control API stays closed: nobody has this one
 
     def role(request: Request) -> str:
         server = request.scope.get("server")
@@ -691,12 +761,12 @@ def create_app(state: SimState, *, redirect_port: int | None = None, admin_token
         # Bearer tokens (and the CDN's parameter header) never leave the simulator whole, admin or not.
         return {"requests": [_redacted_request(entry) for entry in state.requests]}
 
-    async def scan_page(request: Request) -> Response:
+    async def scan(request: Request) -> Response:
         try:
             info = state.qr_json(path_qr(request))
         except SimError as exc:
             return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", status_code=404)
-        return HTMLResponse(_scan_html(info, state.config.default_user))
+        return scan_page(info, state.config.default_user)
 
     api = [
         Route(ENDPOINTS["get_bot_qrcode"].path, get_bot_qrcode, methods=["GET", "POST"]),
@@ -739,9 +809,17 @@ def create_app(state: SimState, *, redirect_port: int | None = None, admin_token
         Route(f"{p}/advance", control(ctl_advance), methods=["POST"]),
         Route(f"{p}/requests", control(ctl_requests), methods=["GET"]),
         Route(f"{p}/conformance", control(ctl_conformance), methods=["GET", "DELETE"]),
-        Route(f"{p}/scan/{{qrcode}}", scan_page, methods=["GET"]),
+        Route(f"{p}/scan/{{qrcode}}", scan, methods=["GET"]),
+        *phone_routes(state, settings),
     ]
-    return SimApp(Starlette(routes=api + controls), state, api, admin_token)
+    return SimApp(
+        Starlette(routes=api + controls),
+        state,
+        api,
+        admin_token,
+        class_code=settings.class_code,
+        require_class_code=require_class_code,
+    )
 
 
 def _redacted_request(entry: dict[str, Any]) -> dict[str, Any]:
@@ -774,47 +852,3 @@ def _thumb(body: dict[str, Any]) -> bytes | bool | None:
     if thumb is not None and not isinstance(thumb, bool):
         raise SimError(f"thumb is true (a generated thumbnail) or false; send bytes as thumb_b64, got {thumb!r}")
     return thumb
-
-
-def _scan_html(info: dict[str, Any], default_user: str) -> str:
-    """The page behind ``qrcode_img_content``: the phone's side of the login, as two buttons."""
-    qrcode = html.escape(info["qrcode"])
-    status = html.escape(info["status"])
-    code = info["scenario"].get("verify_code")
-    scanned = info["status"] not in (C.QrStatus.WAIT, C.QrStatus.EXPIRED)
-    digits = ""
-    if code and scanned:
-        digits = (
-            "<p>The phone shows these digits; type them where your client asks for the verify code:</p>"
-            f'<p style="font-size:2.5em;letter-spacing:.3em;font-family:monospace"><b>{html.escape(code)}</b></p>'
-        )
-    elif code:
-        digits = "<p>This login needs a verify code: the digits appear here after you scan.</p>"
-    user = html.escape(info.get("user_id") or default_user)
-    base = f"{CONTROL_PREFIX}/qrcodes/{qrcode}"
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Simulated WeChat scan</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family:sans-serif;max-width:32em;margin:2em auto">
-<h2>Simulated WeChat login</h2>
-<p>QR code <code>{qrcode}</code> &mdash; status: <b id="status">{status}</b></p>
-{digits}
-<p><label>WeChat user <input id="user" value="{user}" size="28"></label></p>
-<p><button id="scan">Scan</button> <button id="confirm">Confirm login</button>
-<button id="expire">Expire</button></p>
-<p id="msg" style="color:#a00"></p>
-<p style="color:#666;font-size:.9em">The bot token is never shown here: your client receives it from
-get_qrcode_status once you confirm.</p>
-<script>
-async function act(what) {{
-  const admin = new URLSearchParams(location.search).get("admin_token") || "";
-  const r = await fetch("{base}/" + what, {{method: "POST",
-    headers: {{"Content-Type": "application/json", "X-Admin-Token": admin}},
-    body: JSON.stringify({{user_id: document.getElementById("user").value}})}});
-  const j = await r.json();
-  if (!r.ok) {{ document.getElementById("msg").textContent = j.error; return; }}
-  location.reload();
-}}
-for (const what of ["scan", "confirm", "expire"])
-  document.getElementById(what).onclick = () => act(what);
-</script></body></html>"""

@@ -21,6 +21,8 @@ import uvicorn
 from ..store import clean_temp_files
 from .app import create_app
 from .journal import COMPACT_INTERVAL, StateJournal, durable_app
+from .links import public_url
+from .phone import PHONE_PREFIX, PhoneSettings, check_class_code, new_class_code
 from .state import (
     CDN_PREFIX,
     BotLogin,
@@ -117,6 +119,11 @@ class Simulator:
     Off loopback the control API needs an admin token (see :func:`needs_admin_token`): ``admin_token`` sets
     it, otherwise a random one is made at start (``sim.admin_token``); ``require_admin_token=True`` asks for
     it on loopback too, ``False`` never.
+
+    ``class_code`` (a string, or True for a random 6-character one: ``sim.class_code``) lets a class play the
+    users from phone pages (:meth:`phone_url`): each user's page link then carries a per-user key, and off
+    loopback (or with ``require_class_code=True``) the phone pages ask for the code while the rest of the
+    control API asks for the admin token.
     """
 
     def __init__(
@@ -132,6 +139,8 @@ class Simulator:
         state: SimState | None = None,
         admin_token: str | None = None,
         require_admin_token: bool | None = None,
+        class_code: str | bool | None = None,
+        require_class_code: bool | None = None,
         **knobs: Any,
     ) -> None:
         base = config or (state.config if state is not None else SimConfig())
@@ -143,6 +152,14 @@ class Simulator:
             raise SimError("admin_token must be a string of at least 8 characters (or None for a random one)")
         self._admin_token = admin_token
         self.require_admin_token = require_admin_token
+        if class_code is True:
+            class_code = new_class_code()
+        #: The code students type on the phone pages (None: no class mode).
+        self.class_code: str | None = check_class_code(class_code) if class_code else None
+        if require_class_code and not self.class_code:
+            raise SimError("require_class_code needs a class_code (a string, or True for a random one)")
+        self._require_class_code = require_class_code
+        self._phone = PhoneSettings(self.class_code)
         #: The token the control API asks for while running (None: it asks for none).
         self.admin_token: str | None = None
         self._want_port = port
@@ -205,11 +222,18 @@ class Simulator:
         self.redirect_host = f"{url_host}:{self.redirect_port}"
         self.state.set_urls(self.base_url, self.cdn_base_url, self.redirect_host)
         self.state.closed = False
-        if needs_admin_token(self.host, self.require_admin_token, self._admin_token):
+        if needs_admin_token(self.host, self.require_admin_token, self._admin_token) or self.class_code_required:
             self.admin_token = self._admin_token or secrets.token_urlsafe(24)
         else:
             self.admin_token = None
-        app = create_app(self.state, redirect_port=self.redirect_port, admin_token=self.admin_token)
+        app = create_app(
+            self.state,
+            redirect_port=self.redirect_port,
+            admin_token=self.admin_token,
+            class_code=self.class_code,
+            require_class_code=self.class_code_required,
+            phone=self._phone,
+        )
         if self.state_path:
             # From here every change is journaled, and fsync'd before the answer that follows it goes out.
             journal = StateJournal(self.state, self.state_path, compact_interval=self.compact_interval)
@@ -305,6 +329,33 @@ class Simulator:
             self._journal.wait(timeout)
         elif not self.state_path:
             raise SimError("no state path: create the Simulator with state_path=... to keep its state")
+
+    @property
+    def class_code_required(self) -> bool:
+        """Whether the phone pages ask for the class code: ``require_class_code`` when given, else whenever a
+        class code is set and the simulator listens beyond loopback."""
+        if not self.class_code:
+            return False
+        if self._require_class_code is not None:
+            return self._require_class_code
+        return not _is_loopback(self.host)
+
+    def phone_url(self, user: str | None = None) -> str:
+        """The link a person's browser opens to play ``user`` (made known if new; ``"alice"`` or a full id),
+        or, without a user, the picker where they pick or create one (the class's join page). Goes through
+        jupyter-server-proxy on JupyterHub/Binder and uses the LAN address with ``host="0.0.0.0"`` (see
+        :func:`openclaw_nb.sim.links.public_url`). With a class code a user's link carries that user's key
+        (and the code itself where the pages ask for it): hand each person their own.
+
+        >>> sim.phone_url("alice")  # doctest: +SKIP
+        'http://127.0.0.1:8123/_sim/phone/alice'
+        """
+        if user is None:
+            return public_url(self, PHONE_PREFIX + "/")
+        link = self._phone.link(self.state.add_user(user))
+        if self.class_code_required:
+            link += ("&" if "?" in link else "?") + f"code={self.class_code}"
+        return public_url(self, link)
 
     @property
     def redirect_base_url(self) -> str:
