@@ -385,3 +385,18 @@ def test_the_command_line_prints_the_join_url_and_the_class_code() -> None:
             link = http.post(join + "join", json={"name": "nina"}).json()["link"]
             assert link.startswith("nina?k=")
         assert stop(proc) == 0
+
+
+def test_a_stopping_simulator_ends_the_event_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    sim = Simulator(sim_config()).start()
+    try:
+        stream = EventStream(sim.phone_url("alice") + "/events")
+        assert stream.wait(lambda name, _d: name == "hello")["bot"] is None  # no bot yet: the page says so
+        sim.login_bot("teacher")  # the page follows the new login
+        assert stream.wait(lambda name, _d: name == "hello")["bot"] == sim.state.latest_bot_id
+        sim.stop()  # wakes the stream: it says goodbye instead of holding the shutdown
+        assert stream.wait(lambda name, _d: name == "bye") == {"reason": "the simulator stopped"}
+        stream.close()
+    finally:
+        sim.stop()

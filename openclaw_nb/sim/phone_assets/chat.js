@@ -28,15 +28,15 @@ function item(it) {
   }
   if (it.kind === "file") {
     const label = it.name + (typeof it.size === "number" ? " (" + size(it.size) + ")" : "");
-    const a = el(it.src ? "a" : "span", "file", "\u{1F4C4} " + label);
+    const a = el(it.src ? "a" : "span", "file", label);
     if (it.src) { a.href = url(it.src); a.download = it.name; }
     a.dataset.testid = "bubble-file"; return a;
   }
   if (it.kind === "voice") {
-    const v = el("div", "voice", "\u{1F3A4} " + (it.text || "voice message")); v.dataset.testid = "bubble-voice"; return v;
+    const v = el("div", "voice", "Voice: " + (it.text || "(no transcript)")); v.dataset.testid = "bubble-voice"; return v;
   }
   if (it.kind === "video") {
-    const a = el("a", "video", "\u{1F3AC} video"); a.href = url(it.src); a.dataset.testid = "bubble-video"; return a;
+    const a = el("a", "video", "Video"); a.href = url(it.src); a.dataset.testid = "bubble-video"; return a;
   }
   const n = el("div", "note", it.text || "[message]"); n.dataset.testid = "bubble-note"; return n;
 }
