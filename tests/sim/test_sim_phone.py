@@ -134,6 +134,22 @@ def test_a_phone_post_reaches_the_bot_and_the_bot_reaches_the_phone(sim: Simulat
             (msg,) = [m for m in bot.get_updates().messages if m.from_user_id == "alice@im.wechat"]
             ref = msg.item_list[0].ref_msg
             assert ref is not None and str(ref.svr_id) == reply["id"]
+
+            # Nothing the page received or can fetch names a secret of the bot's.
+            pages = [phone.get(url).text, phone.get(sim.phone_url()).text]
+        shown = "\n".join([*stream.raw, *pages])
+        hidden = [sim.bots[bot.bot_id].token]
+        for entry in sim.outbox:
+            hidden.append(entry.context_token or "")
+            for item in entry.items:
+                media = (item.get("image_item") or {}).get("media") or {}
+                hidden += [media.get("aes_key", ""), media.get("encrypt_query_param", "")]
+                hidden.append((item.get("image_item") or {}).get("aeskey", ""))
+        for msg in sim.inbox(bot.bot_id):
+            hidden.append(msg["context_token"])
+        hidden.append(bot.get_config("alice@im.wechat").typing_ticket or "")
+        hidden = [x for x in hidden if x]
+        assert len(hidden) >= 8 and [x for x in hidden if x in shown] == []
     finally:
         stream.close()
 
