@@ -350,6 +350,8 @@ class Simulator:
         >>> sim.phone_url("alice")  # doctest: +SKIP
         'http://127.0.0.1:8123/_sim/phone/alice'
         """
+        if not self.running:
+            raise SimError("phone links need a running simulator: sim.start() (or `with Simulator() as sim:`) first")
         if user is None:
             return public_url(self, PHONE_PREFIX + "/")
         link = self._phone.link(self.state.add_user(user))

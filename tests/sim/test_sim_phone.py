@@ -383,6 +383,8 @@ def test_class_codes_are_unambiguous_and_checked() -> None:
             Simulator(sim_config(), class_code=bad)  # type: ignore[arg-type]
     with pytest.raises(Exception, match="require_class_code needs a class_code"):
         Simulator(sim_config(), require_class_code=True)
+    with pytest.raises(Exception, match="phone links need a running simulator"):
+        Simulator(sim_config()).phone_url("alice")
 
 
 def test_the_command_line_prints_the_join_url_and_the_class_code() -> None:
