@@ -168,9 +168,15 @@ class _Conversation:
     last_ms: int = 0
     unread: int = 0
 
+    last_pos: int = -1  # the latest feed position: orders conversations whose last times are equal
+
     @property
     def count(self) -> int:
         return len(self.rows) + len(self.sent)
+
+
+def _recency(conv: _Conversation) -> tuple[int, int]:
+    return conv.last_ms, conv.last_pos
 
 
 class _FeedView:
@@ -186,7 +192,9 @@ class _FeedView:
         if start < self.framed:
             self._index_frame(start, groups)
         first = max(start, self.framed)
-        if first < self.count:
+        if first >= self.count:
+            pass
+        elif self.count - first < 64:  # a page or two of live traffic: plain Python is quickest
             a, b = first - self.framed, self.count - self.framed
             senders, receivers = self.lists[_I_FROM][a:b], self.lists[_I_TO][a:b]
             types, created = self.lists[_I_TYPE][a:b], self.lists[_I_CREATE][a:b]
@@ -198,7 +206,22 @@ class _FeedView:
                 entry[0].append(first + i)
                 if isinstance(ms, int) and ms > entry[1][0]:
                     entry[1][0] = ms
+        else:
+            self._index_lists(first, groups)
         return [(user, rows, last[0]) for user, (rows, last) in groups.items()]
+
+    def _index_lists(self, first: int, groups: dict[str, tuple[list[int], list[int]]]) -> None:
+        import numpy as np
+
+        a, b = first - self.framed, self.count - self.framed
+        senders, receivers = self.lists[_I_FROM][a:b], self.lists[_I_TO][a:b]
+        types = self.lists[_I_TYPE][a:b]
+        users = np.array(
+            [(r if k == _BOT else s) or UNREADABLE for s, r, k in zip(senders, receivers, types, strict=True)],
+            dtype=object,
+        )
+        ms = np.array([t if type(t) is int else 0 for t in self.lists[_I_CREATE][a:b]], dtype=np.int64)
+        _group(users, ms, first, groups)
 
     def _index_frame(self, start: int, groups: dict[str, tuple[list[int], list[int]]]) -> None:
         import numpy as np
@@ -213,17 +236,7 @@ class _FeedView:
         users[pd.isna(users)] = UNREADABLE
         created = part["create_time"].dt.tz_convert(None).to_numpy(dtype="datetime64[ms]")
         ms = np.where(np.isnat(created), 0, created.astype("int64"))
-        codes, uniques = pd.factorize(users)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))
-        lo = 0
-        for code, user in enumerate(uniques):
-            hi = int(bounds[code])
-            idx = order[lo:hi]
-            rows, last = groups.setdefault(str(user), ([], [0]))
-            rows.extend((idx + start).tolist())
-            last[0] = max(last[0], int(ms[idx].max()))
-            lo = hi
+        _group(users, ms, start, groups)
 
     def rows(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         """The rows at ``positions`` as dicts of plain values (ms times, wire ints, None for missing)."""
@@ -269,6 +282,24 @@ _ROW_FIELDS = tuple(
         "raw",
     )
 )
+
+
+def _group(users: Any, ms: Any, offset: int, groups: dict[str, tuple[list[int], list[int]]]) -> None:
+    """Add rows to ``groups`` by user, vectorised: ``users`` and ``ms`` are arrays of the rows from ``offset``."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(users)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))
+    lo = 0
+    for code, user in enumerate(uniques):
+        hi = int(bounds[code])
+        idx = order[lo:hi]
+        rows, last = groups.setdefault(str(user), ([], [0]))
+        rows.extend((idx + offset).tolist())
+        last[0] = max(last[0], int(ms[idx].max()))
+        lo = hi
 
 
 def _message_of_row(row: dict[str, Any], position: int, user: str) -> ChatMessage:
@@ -498,7 +529,7 @@ class ChatPanel:
         self._seen = self.feed._version  # read before the first look, so no change falls in between
         self._refresh()
         if self._selected is None and self._convs:
-            self._selected = max(self._convs.values(), key=lambda c: c.last_ms).user
+            self._selected = max(self._convs.values(), key=_recency).user
             self._convs[self._selected].unread = 0
         client._sent_listeners.append(self._on_sent)
         self._thread = threading.Thread(target=self._watch, name="openclaw-nb-chat", daemon=True)
@@ -524,7 +555,7 @@ class ChatPanel:
     def conversations(self) -> list[dict[str, Any]]:
         """Each conversation, latest first: user, messages, unread, last message time (ms)."""
         with self._lock:
-            convs = sorted(self._convs.values(), key=lambda c: c.last_ms, reverse=True)
+            convs = sorted(self._convs.values(), key=_recency, reverse=True)
             return [{"user": c.user, "messages": c.count, "unread": c.unread, "last_ms": c.last_ms} for c in convs]
 
     @property
@@ -548,6 +579,7 @@ class ChatPanel:
                 conv = self._conversation(user)
                 conv.rows.extend(rows)
                 conv.last_ms = max(conv.last_ms, last)
+                conv.last_pos = max(conv.last_pos, rows[-1])
                 if user == self._selected:
                     fresh.extend(rows)
                 else:
@@ -610,7 +642,7 @@ class ChatPanel:
                 if msg.user == self._selected:
                     sent.append(msg)
             if self._selected is None and self._convs:
-                self._selected = max(self._convs.values(), key=lambda c: c.last_ms).user
+                self._selected = max(self._convs.values(), key=_recency).user
                 self._convs[self._selected].unread = 0
                 self._show_selected(view)
             elif fresh or sent:
@@ -924,6 +956,12 @@ class ChatPanel:
                 self._ui.update_lines()
             return self._ui.root
 
+    @property
+    def bubble_widgets(self) -> tuple[Any, ...]:
+        """The bubble widgets in the widget tree now, oldest first (empty before :attr:`widget` is built)."""
+        with self._lock:
+            return tuple(self._ui.bubble_box.children) if self._ui is not None else ()
+
     def close(self) -> None:
         """Stop following the feed and the client's sends (the feed itself goes on)."""
         self._closed = True
@@ -937,7 +975,7 @@ class ChatPanel:
 
     def _plain_text(self, per_conversation: int = 3, conversations: int = 10) -> str:
         with self._lock:
-            convs = sorted(self._convs.values(), key=lambda c: c.last_ms, reverse=True)
+            convs = sorted(self._convs.values(), key=_recency, reverse=True)
             total = sum(c.count for c in convs)
             lines = [
                 f"chat: {len(convs)} conversation{'s' if len(convs) != 1 else ''}, {total:,} messages "
@@ -996,6 +1034,19 @@ class _Widgets:
         self.conv_buttons: dict[str, Any] = {}
         self.conv_order: list[str] = []
         self.bubbles: list[tuple[ChatMessage, Any]] = []
+        # Bubbles and conversation items share their Layout and Style models: a widget with its own would
+        # cost two more widgets each, and the first paint is mostly widget construction.
+        self.layouts = {
+            "in": w.Layout(align_self="flex-start", max_width="80%"),
+            "out": w.Layout(align_self="flex-end", max_width="80%"),
+            "auto": w.Layout(width="auto"),
+            "wire": w.Layout(width="5em"),
+            "body": w.Layout(),
+        }
+        # (HTMLStyle and ToggleButtonStyle are not exported by ipywidgets: taken from a first instance.)
+        first_html, first_toggle = w.HTML(), w.ToggleButton()
+        self.html_style, self.toggle_style = first_html.style, first_toggle.style
+        self.button_style = w.ButtonStyle()
         self.conv_box = w.VBox(layout=w.Layout(width="32%", overflow="auto", max_height="560px"))
         self.conv_box.add_class("wxchat-convs")
         self.more = w.Button(description="more conversations", layout=w.Layout(width="auto"))
@@ -1046,12 +1097,12 @@ class _Widgets:
 
     def update_conversations(self) -> None:
         panel = self.panel
-        convs = sorted(panel._convs.values(), key=lambda c: c.last_ms, reverse=True)
+        convs = sorted(panel._convs.values(), key=_recency, reverse=True)
         order = [c.user for c in convs[: self.shown_conversations]]
         for conv in convs[: self.shown_conversations]:
             button = self.conv_buttons.get(conv.user)
             if button is None:
-                button = self.w.Button(layout=self.w.Layout(width="auto"), tooltip=conv.user)
+                button = self.w.Button(layout=self.layouts["auto"], style=self.button_style, tooltip=conv.user)
                 button.add_class("wxchat-conv")
                 button.on_click(lambda _b, user=conv.user: panel.select(user))
                 self.conv_buttons[conv.user] = button
@@ -1097,7 +1148,7 @@ class _Widgets:
 
     def bubble(self, msg: ChatMessage) -> Any:
         w = self.w
-        body = w.HTML(value=_body_html(msg))
+        body = w.HTML(value=_body_html(msg), layout=self.layouts["body"], style=self.html_style)
         children: list[Any] = [body]
         if msg.kind in ("image", "video"):
             image = w.Image(layout=w.Layout(max_width="240px", max_height="240px"))
@@ -1106,18 +1157,17 @@ class _Widgets:
             self._load_image(msg, image)
         if msg.kind in ("file", "video", "image") and not msg.outgoing:
             label = f"save {msg.name}" if msg.name else f"save the {msg.kind}"
-            save = w.Button(description=label, icon="download", layout=w.Layout(width="auto"))
+            save = w.Button(description=label, icon="download", layout=self.layouts["auto"], style=self.button_style)
             save.add_class("wxchat-file-save")
-            saved = w.HTML()
+            saved = w.HTML(layout=self.layouts["body"], style=self.html_style)
             save.on_click(lambda _b: self._save(msg, saved))
             children += [save, saved]
-        wire = w.ToggleButton(description="wire", tooltip="the protocol exchange", layout=w.Layout(width="5em"))
+        wire = w.ToggleButton(
+            description="wire", tooltip="the protocol exchange", layout=self.layouts["wire"], style=self.toggle_style
+        )
         wire.add_class("wxchat-wire-toggle")
         children.append(wire)
-        box = w.VBox(
-            children,
-            layout=w.Layout(align_self="flex-end" if msg.outgoing else "flex-start", max_width="80%"),
-        )
+        box = w.VBox(children, layout=self.layouts["out" if msg.outgoing else "in"])
 
         def toggled(change: dict[str, Any]) -> None:
             if change["new"]:
