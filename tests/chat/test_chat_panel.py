@@ -410,3 +410,20 @@ def test_an_async_client_panel_follows_its_task_feed_and_sends(sim: Simulator) -
                 feed.stop()
 
     asyncio.run(main())
+
+
+def test_an_image_sent_from_the_panel_shows_in_its_bubble(sim: Simulator, client: Client, feed: Feed) -> None:
+    sim.say("alice", "a picture please")
+    panel = client.chat()
+    try:
+        panel.wait_shown(lambda p: len(p.shown) == 1 and client.reply_budget(ALICE).can_reply)
+        panel.send("here", file=PNG, name="dot.png")  # the kind follows the name: an image, after its caption
+        sent = sim.wait_for_outbox(2)
+        assert sent[0].text == "here" and sent[1].data == PNG and sent[1].item_types == [2]
+        panel.wait_shown(lambda p: [m.kind for m in p.shown if m.outgoing] == ["text", "image"])
+        image_box = [b for b in find(panel.widget, "wxchat-bubble") if "wxchat-image" in classes(b)]
+        assert len(image_box) == 1 and "wxchat-out" in classes(image_box[0])
+        assert find(image_box[0], "wxchat-media")[0].value == PNG  # what was sent, shown without a download
+        assert find(image_box[0], "wxchat-file-save") == []
+    finally:
+        panel.close()
