@@ -53,6 +53,7 @@ BLOCK_OUTPUT = {
     "print(client.drift[": ["msgs[].future_flag", "unknown field"],
     "client.send_video(": ["UploadedMedia(kind='file'", "3 messages for the long text; 9 in all"],
     'sim.send_image("bob", png_bytes)': ["http://127.0.0.1:", "/c2c"],
+    "client.broadcast(users": ["5 targets: 4 sent, 1 rejected", "student4@im.wechat  rejected    -2", "'sent': 4"],
 }
 
 
