@@ -43,6 +43,9 @@ _LAZY = {
     "Accounts": "openclaw_nb.accounts",
     "list_accounts": "openclaw_nb.accounts",
     "forget": "openclaw_nb.accounts",
+    # broadcast
+    "BroadcastResult": "openclaw_nb.broadcast",
+    "BroadcastInterrupted": "openclaw_nb.broadcast",
     # analysis
     "frame_from_messages": "openclaw_nb.frames",
     "read_log": "openclaw_nb.frames",
@@ -90,6 +93,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .accounts import Accounts, forget, list_accounts
+    from .broadcast import BroadcastInterrupted, BroadcastResult
     from .client import AsyncClient, Client
     from .errors import (
         ApiError,

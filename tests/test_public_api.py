@@ -33,6 +33,8 @@ PINNED = [
     "Accounts",
     "list_accounts",
     "forget",
+    "BroadcastResult",
+    "BroadcastInterrupted",
     "frame_from_messages",
     "read_log",
     "load_log",
