@@ -1,14 +1,18 @@
-"""Append-only JSONL files that survive a crash: :class:`AppendLog` writes each line at once (a killed process
-loses nothing it wrote) and fsyncs in batches (a power cut loses at most the unsynced batch);
-:func:`read_lines` reads every whole line back and reports a torn last line instead of failing on it.
+"""Files that survive a crash. :class:`AppendLog` writes each JSONL line at once (a killed process loses nothing
+it wrote) and fsyncs in batches (a power cut loses at most the unsynced batch); :func:`read_lines` reads every
+whole line back and reports a torn last line instead of failing on it; :func:`atomic_write_bytes` replaces a
+file so readers see the old one or the new one, never a mix.
 
-Used by the live feed's row log, the stream's consumption marks, ``save_log`` and the simulator's journal.
+Used by the client's store, the live feed's row log, the stream's consumption marks, ``save_log`` and the
+simulator's state file and journal (this module imports nothing else of the package).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,8 +76,6 @@ class AppendLog:
             parent = self.path.parent
             if not parent.exists():
                 # Every missing folder 0700 (mkdir(parents=True) would give the parents the default mode).
-                from .store import ensure_private_dir
-
                 ensure_private_dir(parent)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
             size = os.fstat(fd).st_size
@@ -136,3 +138,86 @@ class AppendLog:
 
 
 __all__ = ["AppendLog", "TornLineWarning", "one_line", "read_lines"]
+
+
+#: Age in seconds after which a leftover temporary file of an atomic write is taken for the remains of a
+#: crash (a write in progress, by this process or another, is far younger) and removed.
+STALE_TEMP_SECONDS = 60.0
+_TEMP_SUFFIX = ".tmp"
+
+
+def ensure_private_dir(folder: Path) -> Path:
+    """Create ``folder`` and any missing parents with mode 0700 (whatever the umask). A folder that already
+    exists is left as it is: it may be ``/tmp`` or a folder the user keeps other things in."""
+    missing: list[Path] = []
+    here = folder
+    while not here.exists():
+        missing.append(here)
+        if here.parent == here:
+            break
+        here = here.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made by someone else meanwhile: not ours to chmod
+        try:
+            os.chmod(created, 0o700)  # mkdir's mode is filtered by the umask
+        except OSError:
+            pass
+    return folder
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}."
+
+
+def clean_temp_files(
+    folder: Path, names: Iterable[str] | None = None, *, older_than: float | None = STALE_TEMP_SECONDS
+) -> list[Path]:
+    """Remove the temporary files that interrupted atomic writes left in ``folder``: those of ``names`` (the
+    target file names) or of any file, and only those older than ``older_than`` seconds (None: whatever their
+    age). Returns the files removed."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    prefixes = tuple(_temp_prefix(n) for n in names) if names is not None else (".",)
+    if not prefixes:
+        return []
+    now = time.time()
+    removed = []
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefixes) and name.endswith(_TEMP_SUFFIX)):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if older_than is not None and now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix. Missing folders are
+    created 0700; an existing one keeps its mode."""
+    ensure_private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=_TEMP_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from . import errors as E
+from .journal import (  # the crash-safe file primitives, shared with the simulator
+    atomic_write_bytes,
+    clean_temp_files,
+    ensure_private_dir,
+)
 from .protocol.redact import redact
 
 ENV_HOME = "OPENCLAW_NB_HOME"
@@ -43,89 +47,6 @@ def home(path: str | os.PathLike[str] | None = None) -> Path:
     """The data folder: ``path`` if given, else ``$OPENCLAW_NB_HOME``, else ``~/.openclaw_nb``."""
     chosen = path if path is not None else os.environ.get(ENV_HOME) or DEFAULT_HOME
     return Path(chosen).expanduser()
-
-
-#: Age in seconds after which a leftover temporary file of an atomic write is taken for the remains of a
-#: crash (a write in progress, by this process or another, is far younger) and removed.
-STALE_TEMP_SECONDS = 60.0
-_TEMP_SUFFIX = ".tmp"
-
-
-def ensure_private_dir(folder: Path) -> Path:
-    """Create ``folder`` and any missing parents with mode 0700 (whatever the umask). A folder that already
-    exists is left as it is: it may be ``/tmp`` or a folder the user keeps other things in."""
-    missing: list[Path] = []
-    here = folder
-    while not here.exists():
-        missing.append(here)
-        if here.parent == here:
-            break
-        here = here.parent
-    for created in reversed(missing):
-        try:
-            created.mkdir(mode=0o700)
-        except FileExistsError:
-            continue  # made by someone else meanwhile: not ours to chmod
-        try:
-            os.chmod(created, 0o700)  # mkdir's mode is filtered by the umask
-        except OSError:
-            pass
-    return folder
-
-
-def _temp_prefix(name: str) -> str:
-    return f".{name}."
-
-
-def clean_temp_files(
-    folder: Path, names: Iterable[str] | None = None, *, older_than: float | None = STALE_TEMP_SECONDS
-) -> list[Path]:
-    """Remove the temporary files that interrupted atomic writes left in ``folder``: those of ``names`` (the
-    target file names) or of any file, and only those older than ``older_than`` seconds (None: whatever their
-    age). Returns the files removed."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    prefixes = tuple(_temp_prefix(n) for n in names) if names is not None else (".",)
-    if not prefixes:
-        return []
-    now = time.time()
-    removed = []
-    for entry in entries:
-        name = entry.name
-        if not (name.startswith(prefixes) and name.endswith(_TEMP_SUFFIX)):
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            if older_than is not None and now - entry.stat(follow_symlinks=False).st_mtime < older_than:
-                continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
-    return removed
-
-
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix. Missing folders are
-    created 0700; an existing one keeps its mode."""
-    ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=_TEMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def atomic_write_json(path: Path, value: Any) -> None:

@@ -205,7 +205,7 @@ class StateJournal:
 
     def _snapshot(self) -> int:
         """Fold everything into the state file and empty the journal; returns the sequence number covered."""
-        from ..store import atomic_write_bytes
+        from ..journal import atomic_write_bytes
 
         with self.state._lock:  # no record can be made meanwhile: the snapshot covers all of them
             data = self.state.to_json()

@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from ..store import clean_temp_files
+from ..journal import clean_temp_files
 from .app import create_app
 from .journal import COMPACT_INTERVAL, StateJournal, durable_app
 from .links import public_url

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from openclaw_nb.client import Client
+from openclaw_nb.journal import STALE_TEMP_SECONDS, atomic_write_bytes, clean_temp_files
 from openclaw_nb.sim import Simulator
-from openclaw_nb.store import STALE_TEMP_SECONDS, Credentials, Store, atomic_write_bytes, clean_temp_files
+from openclaw_nb.store import Credentials, Store
 
 from .conftest import config
 
