@@ -55,7 +55,7 @@ CONNECT_FIX = (
     "or %wx_connect --token T --base-url URL"
 )
 UPDATES_ACTIONS = ("start", "stop", "show", "frame")
-SIM_ACTIONS = ("say", "image", "scan", "confirm", "outbox")
+SIM_ACTIONS = ("say", "image", "scan", "confirm", "outbox", "phone")
 UPLOAD_KINDS = ("image", "file", "video")
 #: Rows of the protocol log ``%wx_log`` shows when ``--last`` is not given.
 LOG_ROWS = 20
@@ -356,6 +356,11 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("%wx_log", "the protocol log: last exchanges, one call, HAR / JSONL", "%wx_log --last 5 --call send_message"),
     ("%wx_drift", "what the server sent that the models did not expect", "%wx_drift"),
     ("%wx_sim", "drive the embedded simulator: say, image, scan, confirm, outbox", "%wx_sim say alice hello bot"),
+    (
+        "%wx_sim phone",
+        "links to the phone pages where a person plays a user in a browser (none: the join page)",
+        "%wx_sim phone alice bob",
+    ),
     ("%wx_help", "this table", "%wx_help"),
 )
 
@@ -392,6 +397,20 @@ class HelpTable:
             "<code>alice@im.wechat</code>. Python variables expand on the magic's line: "
             "<code>%wx_send $user {text}</code>.</div></div>"
         )
+
+
+def _print_phone_links(sim: Simulator, users: list[str]) -> None:
+    """One line per user: the link a person's browser opens to play that user (``sim.phone_url``); without
+    users, the join page where people pick or create one, with the class code when the pages ask for it."""
+    if not users:
+        print(f"phone pages: {sim.phone_url()}  (open it in a browser, pick or create a user)")
+        if sim.class_code_required:
+            print(f"class code:  {sim.class_code}  (what people type there)")
+        return
+    for user in users:
+        print(f"{user}: {sim.phone_url(user)}")
+    if sim.class_code:
+        print("each link carries that user's key: hand it to that person only")
 
 
 def _outbox_frame(sim: Simulator, last: int | None) -> pd.DataFrame:
@@ -1125,7 +1144,7 @@ class WxMagics(Magics):
         nargs="*",
         default=[],
         metavar="ARGS",
-        help="say USER TEXT | image USER PATH | scan [USER] | confirm [USER] | outbox [N]",
+        help="say USER TEXT | image USER PATH | scan [USER] | confirm [USER] | outbox [N] | phone [USER ...]",
     )
     @line_magic
     @_friendly
@@ -1137,6 +1156,7 @@ class WxMagics(Magics):
           %wx_sim scan [USER]        a user scans the login's QR code (waits a few seconds for it)
           %wx_sim confirm [USER]     … and confirms the login on the phone (waits for the login to end)
           %wx_sim outbox [N]         what the bots sent (the last N), as a DataFrame
+          %wx_sim phone [USER ...]   each user's phone page link (none: the page where people pick a user)
 
         Example: %wx_sim say alice hello bot
         """
@@ -1173,6 +1193,9 @@ class WxMagics(Magics):
             if len(rest) > 1 or (rest and not rest[0].isdigit()):
                 raise UsageError("%wx_sim outbox: takes at most a count: %wx_sim outbox 5")
             return _outbox_frame(sim, int(rest[0]) if rest else None)
+        if action == "phone":
+            _print_phone_links(sim, [_user("wx_sim", name) for name in rest])
+            return None
         if len(rest) > 1:
             raise UsageError(f"%wx_sim {action}: takes at most the user who scans: %wx_sim {action} alice")
         who = _user("wx_sim", rest[0]) if rest else None

@@ -114,7 +114,7 @@ def test_question_mark_on_wx_sim_lists_every_action(ip: Any, out: Any) -> None:
     ip.run("%wx_sim?")
     stdout, _ = out.read()
     arguments = stdout.split("positional arguments:", 1)[1]
-    for form in ("say USER TEXT", "image USER PATH", "scan [USER]", "confirm [USER]", "outbox [N]"):
+    for form in ("say USER TEXT", "image USER PATH", "scan [USER]", "confirm [USER]", "outbox [N]", "phone [USER ...]"):
         assert form in " ".join(arguments.split()), form
 
 
