@@ -120,8 +120,7 @@ class WidgetProgress:
         self._done += nbytes
         if self._done - self._bar.value >= self._step or self._done >= self._total:
             self._bar.value = min(self._done, self._total)
-            done, total = self._amount(self._done), self._amount(self._total)
-            self._label.value = _escape(f"{self._description}: {done} of {total}")
+            self._label.value = _escape(f"{self._description}: {self._amount(self._done, self._total)}")
 
     def close(self, ok: bool) -> None:
         self._bar.bar_style = "success" if ok else "danger"
@@ -129,8 +128,10 @@ class WidgetProgress:
             self._label.value = _escape(f"{self._description}: failed")
 
 
-    def _amount(self, n: int) -> str:
-        return _size(n) if self._unit == "bytes" else f"{n:,} {self._unit}"
+    def _amount(self, done: int, total: int) -> str:
+        if self._unit == "bytes":
+            return f"{_size(done)} of {_size(total)}"
+        return f"{done:,} of {total:,} {self._unit}"
 
 
 def _escape(text: str) -> str:

@@ -375,3 +375,17 @@ def test_usage_errors_name_the_fix() -> None:
         BroadcastResult([]).users("failed")
     client.close()
     assert repr(BroadcastResult([])) == "<BroadcastResult 0 targets: none>"
+
+
+def test_the_notebook_bar_counts_messages() -> None:
+    from openclaw_nb.notebook.progress import WidgetProgress
+
+    shown: list[object] = []
+    bar = WidgetProgress("broadcast (text)", unit="messages")
+    bar._display = shown.append  # type: ignore[assignment]
+    bar.start(64)
+    for _ in range(64):
+        bar.advance(1)
+    bar.close(True)
+    assert len(shown) == 1 and bar._bar.value == 64 and bar._bar.bar_style == "success"
+    assert bar._label.value == "broadcast (text): 64 of 64 messages"
