@@ -167,6 +167,9 @@ def test_the_reply_box_sends_text_and_a_file_with_the_typing_indicator(
         (send_as,) = find(panel.widget, "wxchat-send-as")
         (budget,) = find(panel.widget, "wxchat-budget")
         assert "10 of 10 sends left" in budget.value and "h left in the 24 h window" in budget.value
+        (typing_line,) = find(panel.widget, "wxchat-typing")
+        lines: list[str] = []
+        typing_line.observe(lambda change: lines.append(change["new"]), names="value")
 
         text.value = "here they come"
         send.click()
@@ -196,6 +199,9 @@ def test_the_reply_box_sends_text_and_a_file_with_the_typing_indicator(
         # The typing indicator went out around each reply: on (1) then off (2), twice.
         typing = [e.status for e in sim.typing_events if e.user_id == ALICE]
         assert typing == [1, 2, 1, 2]
+        shown_while_sending = [line for line in lines if line]
+        assert shown_while_sending == [f"typing… (shown to {ALICE} while the reply is uploaded and sent)"] * 2
+        assert typing_line.value == ""
         (status,) = find(panel.widget, "wxchat-status")
         assert status.value == f"sent to {ALICE}"
     finally:
@@ -399,6 +405,10 @@ def test_an_async_client_panel_follows_its_task_feed_and_sends(sim: Simulator) -
             try:
                 hello = sim.say("alice", "async hello")
                 await asyncio.to_thread(panel.wait_shown, message_id=hello["message_id"])
+                photo = sim.send_image("alice", PNG)
+                await asyncio.to_thread(panel.wait_shown, message_id=photo["message_id"])
+                (inline,) = find(panel.widget, "wxchat-media")
+                assert await asyncio.to_thread(value_set, inline, "value") == PNG  # downloaded on the client's loop
                 answers = await panel.send("async reply")
                 assert answers[0].client_id
                 entries = await asyncio.to_thread(sim.wait_for_outbox, 1)
