@@ -8,20 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_plus
 
-# The fingerprint is SHA-256 (its first 4 hex digits). CPython's own implementation gives the same digest as
-# hashlib's OpenSSL one, and for a token-sized value it is faster: OpenSSL 3 spends more setting up a hash
-# object than hashing a few dozen bytes. Builds without it (FIPS) use hashlib's.
-try:
-    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]  # CPython 3.12+
-except ImportError:
-    try:
-        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.11
-    except ImportError:
-        _sha256 = hashlib.sha256
+_msgspec: Any
+try:  # msgspec parses and writes JSON several times faster than the json module (optional)
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - the plain install
+    _msgspec = None
 
 #: Field names whose values are secrets wherever they appear in a JSON body.
 SECRET_FIELDS = frozenset(
@@ -69,256 +64,14 @@ def fingerprint(text: str) -> str:
     if text.startswith("<redacted ") and _PLACEHOLDER.fullmatch(text):
         # Already redacted: redacting twice must not change the fingerprint (logs get re-saved, re-loaded).
         return text
-    try:
-        data = text.encode()
-    except UnicodeEncodeError:
-        data = text.encode("utf-8", "surrogatepass")  # a lone surrogate from a JSON escape
-    return f"<redacted {_sha256(data).hexdigest()[:4]}…({len(text)})>"
-
-
-class _NeedsParse(Exception):
-    pass
-
-
-_DECODER = json.JSONDecoder()
-_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
-_WS = " \t\r\n"
-# Every secret name contains exactly one of these stems, so five scans of the text find them all, as member
-# names ("context_token":) or as query parameters (?encrypted_query_param=) inside string values.
-_STEMS = ("token", "key", "ticket", "authorization", "param")
-_NO_STEMS = (-1,) * len(_STEMS)
-assert all(sum(stem in name for stem in _STEMS) == 1 for name in SECRET_FIELDS)
-_QUERY_VALUE = re.compile(r'[^&"\\#\s]*')
-
-
-# An escape that decodes to a character of a secret name: an ASCII letter, "_", "-", or the Kelvin sign that
-# lower() turns into "k". Escaped "&", "<", ">" (Go's encoder writes \u0026 and friends) and non-Latin text
-# don't match, so they keep the fast path.
-_ESCAPED_NAME_CHAR = re.compile(r"\\u(?:00(?:[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|2[dD])|212[aA])")
-
-
-# For each stem, the secret names that contain it and where: (name, offset of the stem in the name).
-_CANDIDATES = {
-    stem: tuple(sorted(((name, name.index(stem)) for name in SECRET_FIELDS if stem in name), key=lambda c: -len(c[0])))
-    for stem in _STEMS
-}
-# The same as member names in quotes, each with how far before the stem its opening quote is: most common first
-# for the scan below (a getupdates page has a context_token, an aes_key, an aeskey and a download parameter
-# per image; the rest is rare).
-_COMMON = ("context_token", "aes_key", "aeskey", "encrypt_query_param", "typing_ticket", "upload_param")
-_MEMBERS = {
-    stem: tuple(
-        (f'"{name}"', offset + 1)
-        for name, offset in sorted(
-            candidates, key=lambda c: (c[0] not in _COMMON, _COMMON.index(c[0]) if c[0] in _COMMON else 0, c[0])
-        )
-    )
-    for stem, candidates in _CANDIDATES.items()
-}
-
-
-# Shortcuts for the secret members that come in numbers, in the order a stem's hits meet them (a media object
-# opens with encrypt_query_param, then aes_key; an image's aeskey follows its media object): (member name,
-# the character before its opening quote). A shortcut is the text from that character to the value's opening
-# quote, in JSON's compact spelling or json.dumps' default one; a match also proves the name is a member name,
-# since a quote right after "," or "{" can't be inside a string, where quotes are escaped. Shortcuts only save
-# steps: every other spelling and name is found by the general path.
-_SHORTCUTS = (
-    ("context_token", ","),
-    ("context_token", "{"),
-    ("aes_key", ","),
-    ("aeskey", ","),
-    ("encrypt_query_param", "{"),
-    ("encrypt_query_param", ","),
-    ("typing_ticket", ","),
-    ("typing_ticket", "{"),
-    ("upload_param", ","),
-    ("thumb_upload_param", ","),
-    ("upload_param", "{"),
-    ("aes_key", "{"),
-    ("aeskey", "{"),
-)
-
-
-def _shortcut(name: str, sep: str, spaced: bool) -> str:
-    """``,"name":"`` (compact) or ``, "name": "`` (json.dumps' default; ``{"name": "`` after a brace)."""
-    if spaced:
-        return f'{sep}{" " if sep == "," else ""}"{name}": "'
-    return f'{sep}"{name}":"'
-
-
-# Per spelling and per stem: (stem, the shortcuts holding it as (text, where the stem is in it, its length), and
-# for the general path (its length, the quoted member names holding it, the bare names holding it)).
-_SCAN = {
-    spaced: tuple(
-        (
-            stem,
-            tuple(
-                (form, form.index(stem), len(form))
-                for form in (_shortcut(name, sep, spaced) for name, sep in _SHORTCUTS if stem in name)
-            ),
-            (len(stem), members, _CANDIDATES[stem]),
-        )
-        for stem, members in _MEMBERS.items()
-    )
-    for spaced in (False, True)
-}
-assert all(tuple(entry[0] for entry in scan) == _STEMS for scan in _SCAN.values())  # the order of firsts below
-
-
-def _json_text_edits(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]], bool]:
-    """Where the secrets in a JSON text are; raises _NeedsParse for shapes it can't vouch for.
-
-    Returns the spans (start, end) of secret string values written without escapes, to be fingerprinted as
-    they stand, (start, end, replacement) edits for every other secret, and whether a secret's name showed
-    anywhere else (in prose inside a string, as a plain value): then the text is not known to be clean, and
-    :func:`redact_body_text` looks again. This runs on every recorded body, so a secret member in the text's
-    usual spelling (``,"name":"value"``) costs one ``startswith`` and one ``find``; anything else goes to
-    :func:`_other_hit`.
-    """
-    plain = "\\" not in text  # then no string value has an escape, and a quote always ends one
-    if not plain and "\\u" in text and _ESCAPED_NAME_CHAR.search(text):
-        raise _NeedsParse  # a name could be spelled with escapes ("\\u0074oken"): only a parse sees through them
-    low = text.lower()
-    find = low.find
-    spans: list[tuple[int, int]] = []
-    edits: list[tuple[int, int, str]] = []
-    firsts = tuple(map(find, _STEMS))  # where each stem first shows: most bodies hold none of them
-    if firsts == _NO_STEMS:
-        return spans, edits, False
-    if len(low) != len(text):
-        raise _NeedsParse  # lower() changed the length (rare Unicode): positions would not line up
-    span = spans.append
-    loose = False
-    startswith = low.startswith
-    tfind = text.find
-    # The spelling of the first member decides which shortcuts are tried first.
-    colon = text.find('":', 0, 256)
-    try:
-        for (stem, forms, general), pos in zip(_SCAN[text[colon + 2 : colon + 3] == " "], firsts, strict=True):
-            while pos >= 0:
-                for form, back, skip in forms:
-                    # No check that pos >= back: with a start before 0, startswith looks at the text's last
-                    # characters (or its whole), too few to hold a form that holds the stem at pos.
-                    if startswith(form, pos - back):
-                        j = pos - back + skip  # the value's first character
-                        break
-                else:
-                    found = len(edits)
-                    pos = find(stem, _other_hit(text, low, pos, general, edits))
-                    loose = loose or len(edits) == found  # a name, but nothing redacted there
-                    continue
-                end = tfind('"', j)
-                if end > j and (plain or tfind("\\", j, end) < 0):
-                    span((j, end))
-                    pos = find(stem, end + 1)
-                elif end == j:
-                    pos = find(stem, end + 1)  # an empty string: nothing to hide
-                elif end < 0:
-                    raise _NeedsParse  # the text ends inside the value
-                else:
-                    pos = find(stem, _value_edit(text, j - 1, edits))
-    except IndexError:
-        raise _NeedsParse from None  # the text ends inside a member: leave it to the general path
-    return spans, edits, loose
-
-
-def _other_hit(
-    text: str,
-    low: str,
-    pos: int,
-    general: tuple[int, tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]],
-    edits: list[tuple[int, int, str]],
-) -> int:
-    """A stem at pos that is not a secret member in the usual spelling: redact whatever it is; where to go on."""
-    slen, members, candidates = general
-    for quoted, back in members:
-        b = pos - back  # where the name's opening quote would be
-        if b > 0 and low.startswith(quoted, b):
-            break
-    else:
-        return _query_edit(text, low, pos, pos + slen, candidates, edits)
-    e = b + len(quoted)
-    # A member name follows "{" or "," (a quote inside a string value is always escaped, so no name can start
-    # right after one).
-    c = text[b - 1]
-    if not (c in "{," or (c == " " and b > 1 and text[b - 2] in "{,") or (c in _WS and _after_open(text, b))):
-        return e
-    # Whitespace before the colon or after it, escapes, a list, a number, null.
-    j = _colon(text, e)
-    return e if j < 0 else _value_edit(text, j, edits)
-
-
-def _after_open(text: str, quote: int) -> bool:
-    """Whether the string opening at text[quote] follows "{" or "," (whitespace between), as a member name does."""
-    i = quote - 1
-    while i >= 0 and text[i] in _WS:
-        i -= 1
-    return i >= 0 and text[i] in "{,"
-
-
-def _colon(text: str, j: int) -> int:
-    """Where the value starts after a member name that ends at text[j - 1], or -1 if no ":" follows it."""
-    n = len(text)
-    while j < n and text[j] in _WS:
-        j += 1
-    if j >= n or text[j] != ":":
-        return -1
-    j += 1
-    while j < n and text[j] in _WS:
-        j += 1
-    return j
-
-
-def _query_edit(
-    text: str, low: str, pos: int, nxt: int, candidates: tuple[tuple[str, int], ...], edits: list[tuple[int, int, str]]
-) -> int:
-    """Redact a secret query parameter (``?upload_param=...``) inside a string value whose name has a stem at pos."""
-    n = len(text)
-    for name, offset in candidates:
-        b = pos - offset
-        e = b + len(name)
-        if b <= 0 or e >= n or text[e] != "=" or not low.startswith(name, b):
-            continue
-        # "&" may be escaped as \u0026 by some encoders.
-        if text[b - 1] in "?&" or low[b - 6 : b] == "\\u0026":
-            m = _QUERY_VALUE.match(text, e + 1)
-            end = m.end() if m else e + 1
-            if end < n and text[end] == "\\" and low[end : end + 6] != "\\u0026":
-                # An escape inside the value (\u00e9, \/): only the decoded string shows where it ends.
-                raise _NeedsParse
-            if end > e + 1 and not text.startswith("<redacted ", e + 1):
-                edits.append((e + 1, end, fingerprint(unquote_plus(text[e + 1 : end]))))
-            return end
-    return nxt
-
-
-def _value_edit(text: str, j: int, edits: list[tuple[int, int, str]]) -> int:
-    """Redact the member value starting at text[j] (a string with escapes, or not a string); returns its end."""
-    if j < len(text) and text[j] == '"':
-        value, end = _scanstring(text, j + 1)
-        if value:
-            edits.append((j, end, '"' + fingerprint(value) + '"'))
-        return end
-    value, end = _DECODER.raw_decode(text, j)
-    if isinstance(value, dict):
-        raise _NeedsParse
-    if isinstance(value, list):
-        if any(isinstance(x, (dict, list)) for x in value):
-            raise _NeedsParse
-        edits.append((j, end, json.dumps([redact(x) for x in value], ensure_ascii=False)))
-    elif value is not None and value != "":
-        edits.append((j, end, '"' + redact(value) + '"'))
-    return end
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()  # surrogatepass: a lone "\\ud800" escape
+    return f"<redacted {digest[:4]}…({len(text)})>"
 
 
 def redact_json_text(text: str) -> str:
-    """A JSON text with every secret redacted as :func:`redact_json` would, without parsing it whole.
+    """A JSON text with every secret redacted as :func:`redact_json` would; text that is not JSON as free text.
 
-    The recorder calls this on every body: finding the few secret members with ``str.find`` and decoding only
-    their values is several times cheaper than parsing and walking a whole ``getupdates`` page (and leaves
-    no parsed objects behind for the garbage collector). Secret query parameters inside any string value are
-    redacted too. Shapes it can't vouch for (an object under a secret key) fall back to a full parse.
+    The text is kept as it was sent when nothing in it is secret; otherwise it is written anew, compactly.
     """
     out, _ = _redact_json_text(text)
     return redact_text(text) if out is None else out
@@ -327,10 +80,11 @@ def redact_json_text(text: str) -> str:
 def redact_body_text(text: str, is_json: bool) -> str | None:
     """A body's text as the recorder may keep it, or ``None`` when no redaction can vouch for it.
 
-    JSON (by its Content-Type, ``is_json=True``, or because it starts like JSON) is redacted member by member.
-    Text that is not JSON, and JSON in which a secret's name also shows somewhere else (``"errmsg": "bad
-    token=…"``), also goes through :func:`redact_text`, and is kept only if :func:`vouched` finds no secret
-    left; otherwise the caller keeps its size and md5 only.
+    JSON (by its Content-Type, ``is_json=True``, or because it starts like JSON) is parsed, walked and
+    written again with its secrets redacted (see :func:`_redact_json_text`). Text that is not JSON, and JSON in
+    which a secret's name also shows somewhere else (``"errmsg": "bad token=…"``), also goes through
+    :func:`redact_text`, and is kept only if :func:`vouched` finds no secret left; otherwise the caller keeps
+    its size and md5 only.
     """
     if is_json or text.lstrip()[:1] in ("{", "["):
         out, loose = _redact_json_text(text)
@@ -342,32 +96,198 @@ def redact_body_text(text: str, is_json: bool) -> str | None:
     return kept if vouched(kept) else None
 
 
+# Every secret name holds exactly one of these stems, once: counting them in a text counts the secret names.
+_STEMS = tuple(stem.encode() for stem in ("token", "key", "ticket", "authorization", "param"))
+assert all(sum(name.count(stem.decode()) for stem in _STEMS) == 1 for name in SECRET_FIELDS)
+_KELVIN = "\u212a".encode()  # the one character outside ASCII that lower() turns into a letter of a name ("k")
+
+
+def _names_in(data: bytes) -> int:
+    """How many times a secret's name (any case) shows in UTF-8 text: one stem per name."""
+    if _KELVIN in data:
+        low = data.decode("utf-8", "surrogatepass").lower().encode("utf-8", "surrogatepass")
+    else:
+        low = data.lower()  # ASCII letters only: many times faster than str.lower() on text that is not ASCII
+    return sum(low.count(stem) for stem in _STEMS)
+
+
 def _redact_json_text(text: str) -> tuple[str | None, bool]:
-    """The redacted JSON text (None: not JSON) and whether a secret's name showed outside the members redacted."""
-    try:
-        spans, edits, loose = _json_text_edits(text)
-    except (_NeedsParse, ValueError):
+    """Parse, walk, write: the redacted JSON text (None: not JSON), and whether free-text rules must look too.
+
+    The parsed value is redacted in place where the protocol puts secrets (:func:`_redact_messages`), then
+    written again (compact, non-ASCII as is, every name spelled out). Every secret's name holds one stem
+    (``token``, ``key``...), so counting stems in the written text proves it: as many as the names the walk
+    met (members named like a secret, secret query parameters) and nothing else can hold a secret; more, and
+    the whole value is walked (:func:`_redact_in_place`). If the names still don't add up, a secret's name
+    shows somewhere else (in prose inside a string, as a value) and the second answer is true:
+    :func:`redact_body_text` then runs the free-text rules over the result. A body with nothing to redact and
+    no escapes is kept as it was sent.
+    """
+    parsed = _loads(text)
+    if parsed is None:
+        return None, True
+    value, by_msgspec = parsed
+    if isinstance(value, str):  # a body that is one JSON string: a URL, say
+        redacted, names = _redact_query_params(value)
+        value, changed, data = redacted, redacted != value, _dumps(redacted, by_msgspec)
+        found = _names_in(data)
+    else:
+        names, changed = _redact_messages(value)
+        data = _dumps(value, by_msgspec)
+        found = _names_in(data)
+        if found != names:
+            names, more = _redact_in_place(value)
+            if more:
+                changed = True
+                data = _dumps(value, by_msgspec)
+                found = _names_in(data)
+    loose = found > names
+    if not (changed or loose) and "\\u" not in text and _names_in(text.encode("utf-8", "surrogatepass")) == found:
+        # Nothing secret, and the text says no more than what was parsed from it (an escape or a repeated
+        # member could hide a name the parse left out): the body as it was sent.
+        return text, False
+    return str(data, "utf-8", "surrogatepass"), loose
+
+
+def _loads(text: str) -> tuple[Any, bool] | None:
+    """The parsed JSON value and whether msgspec parsed it, or None for text that is not JSON."""
+    if _msgspec is not None:
         try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):
-            return None, True
-        # The parse sees members, not prose inside strings: look again at what it gives.
-        return json.dumps(redact_json(parsed), ensure_ascii=False, separators=(",", ":")), True
-    if not spans and not edits:
-        return text, loose
-    for start, end in spans:
-        edits.append((start, end, fingerprint(text[start:end])))
-    edits.sort()
-    out: list[str] = []
-    pos = 0
-    for start, end, replacement in edits:
-        if start < pos:
-            continue  # inside a value already replaced whole (a secret member whose value is a URL)
-        out.append(text[pos:start])
-        out.append(replacement)
-        pos = end
-    out.append(text[pos:])
-    return "".join(out), loose
+            return _msgspec.json.decode(text), True
+        except (_msgspec.DecodeError, RecursionError, UnicodeEncodeError):
+            pass  # a NaN, a lone surrogate, a number out of range: the json module may still read it
+    try:
+        return json.loads(text), False
+    except (ValueError, RecursionError):
+        return None
+
+
+def _dumps(value: Any, by_msgspec: bool) -> bytes:
+    """A parsed value written compactly as UTF-8, by the library that parsed it (each writes what it reads)."""
+    if by_msgspec:
+        return bytes(_msgspec.json.encode(value))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+def _secret_value(item: Any) -> Any:
+    """What a member named like a secret holds once redacted (a list item by item; nothing to hide stays)."""
+    if item is None or item == "":
+        return item
+    if type(item) is str:
+        return fingerprint(item)
+    return [redact(x) for x in item] if type(item) is list else redact(item)
+
+
+_ABSENT = object()
+_MESSAGE_SECRETS = ("context_token",)
+_ITEM_SECRETS = ("aeskey",)
+_MEDIA_SECRETS = ("encrypt_query_param", "aes_key")
+_MEDIA = ("media", "thumb_media")
+
+
+def _redact_members(node: dict[str, Any], secrets: tuple[str, ...]) -> tuple[int, bool]:
+    names = 0
+    changed = False
+    for name in secrets:
+        item = node.get(name, _ABSENT)
+        if item is not _ABSENT:
+            names += 1
+            new = _secret_value(item)
+            if new != item:
+                node[name] = new
+                changed = True
+    return names, changed
+
+
+def _redact_messages(value: Any) -> tuple[int, bool]:
+    """Redact in place where the protocol puts secrets: a page's or a send's messages, their items' media.
+
+    Returns how many secret names it met and whether it changed anything. It looks nowhere else, so a caller
+    must check that no other secret's name shows (see :func:`_redact_json_text`).
+    """
+    names = 0
+    changed = False
+    if type(value) is not dict:
+        return 0, False
+    msgs = value.get("msgs")
+    if type(msgs) is not list:
+        msgs = [value.get("msg")]
+    for msg in msgs:
+        if type(msg) is not dict:
+            continue
+        n, c = _redact_members(msg, _MESSAGE_SECRETS)
+        names, changed = names + n, changed or c
+        items = msg.get("item_list")
+        for item in items if type(items) is list else ():
+            for part in item.values() if type(item) is dict else ():
+                if type(part) is not dict:
+                    continue
+                n, c = _redact_members(part, _ITEM_SECRETS)
+                names, changed = names + n, changed or c
+                for key in _MEDIA:
+                    media = part.get(key)
+                    if type(media) is dict:
+                        n, c = _redact_members(media, _MEDIA_SECRETS)
+                        names, changed = names + n, changed or c
+                        url = media.get("full_url")
+                        if type(url) is str and "?" in url:
+                            new, n = _redact_query_params(url)
+                            names, changed = names + n, changed or new != url
+                            media["full_url"] = new
+    return names, changed
+
+
+#: Whether a member name (as spelled) is a secret's name, for the names met so far (a body's names come from
+#: a small vocabulary; the cache stops growing at its bound).
+_SECRET_NAME: dict[str, bool] = {}
+_MAX_NAMES = 4096
+
+
+def _redact_in_place(root: Any) -> tuple[int, bool]:
+    """Redact a parsed JSON value in place, everywhere, as :func:`redact_json` redacts a copy.
+
+    Returns how many secret names it met (members named like a secret, whatever their values, and secret query
+    parameters in strings) and whether it changed anything. Objects and arrays are entered; a secret member's
+    value is replaced whole, unentered. Already redacted values stay as they are.
+    """
+    names = 0
+    changed = False
+    known = _SECRET_NAME
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            for key, item in node.items():
+                secret = known.get(key)
+                if secret is None:
+                    secret = key.lower() in SECRET_FIELDS
+                    if len(known) < _MAX_NAMES:
+                        known[key] = secret
+                if secret:
+                    names += 1
+                    new = _secret_value(item)
+                elif type(item) is dict or type(item) is list:
+                    stack.append(item)
+                    continue
+                elif type(item) is str and "?" in item:
+                    new, n = _redact_query_params(item)
+                    names += n
+                else:
+                    continue
+                if new != item:
+                    node[key] = new
+                    changed = True
+        elif type(node) is list:
+            for i, item in enumerate(node):
+                if type(item) is dict or type(item) is list:
+                    stack.append(item)
+                elif type(item) is str and "?" in item:
+                    new, n = _redact_query_params(item)
+                    names += n
+                    if new != item:
+                        node[i] = new
+                        changed = True
+    return names, changed
 
 
 def redact_json(value: Any) -> Any:
@@ -382,14 +302,14 @@ def redact_json(value: Any) -> Any:
                     out[key] = redact(item)
             elif isinstance(item, str) and "?" in item:
                 # upload_full_url / full_url embed the upload or download parameter in their query.
-                out[key] = _redact_query_params(item)
+                out[key] = _redact_query_params(item)[0]
             else:
                 out[key] = redact_json(item)
         return out
     if isinstance(value, list):
         return [redact_json(item) for item in value]
     if isinstance(value, str) and "?" in value:
-        return _redact_query_params(value)
+        return _redact_query_params(value)[0]
     return value
 
 
@@ -403,14 +323,25 @@ _QUERY_PARAM = re.compile(
 )
 
 
-def _redact_query_params(text: str) -> str:
+def _redact_query_params(text: str) -> tuple[str, int]:
+    """The text with secret query parameters' values redacted, and how many such parameters it holds.
+
+    A secret's name is one whose ``lower()`` is in :data:`SECRET_FIELDS`, as for members and URLs (the regex
+    alone would also take a dotless "ı" for an "i").
+    """
+    names = 0
+
     def one(m: re.Match[str]) -> str:
-        value = m.group(2)
+        nonlocal names
+        name, value = m.group(1), m.group(2)
+        if name.lower() not in SECRET_FIELDS:
+            return m.group(0)
+        names += 1
         if not value or value.startswith("<redacted "):
             return m.group(0)
-        return f"{m.group(1)}={redact(unquote_plus(value))}"
+        return f"{name}={redact(unquote_plus(value))}"
 
-    return _QUERY_PARAM.sub(one, text)
+    return _QUERY_PARAM.sub(one, text), names
 
 
 _SECRET_IN_TEXT = re.compile(

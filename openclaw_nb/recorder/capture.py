@@ -136,7 +136,8 @@ _standard_reason = functools.lru_cache(maxsize=1024)(httpx.codes.get_reason_phra
 def decode_body(data: bytes, content_type: str, redact: bool) -> Any:
     """A whole body as kept in the log: redacted :class:`JsonText`, redacted :class:`Text`, or :class:`Binary`.
 
-    JSON is redacted as text and parsed only when looked at (see :class:`JsonText` for why). Text that looks
+    JSON is redacted (parsed, walked, written again if it held a secret) and kept as text, parsed again only
+    when looked at (see :class:`JsonText` for why). Text that looks
     like JSON is redacted as JSON whatever its Content-Type says; other text as free text, and if that can't
     vouch for every secret in it (:func:`~openclaw_nb.protocol.redact.vouched`), only its size and md5 are kept.
     """

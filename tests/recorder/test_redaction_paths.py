@@ -1,8 +1,10 @@
-"""The recorder's fast redaction paths give exactly what the slow, obviously right ones give.
+"""The recorder's redaction paths give exactly what the slow, obviously right ones give.
 
-``redact_json_text`` (a scan of the text) must agree with ``redact_json`` (a walk of the parsed value) on every
-body; ``fingerprint`` with ``redact``; the ``Bearer`` shortcut in ``redact_header`` with its regex; and the
-header classification cache in the capture code with a fresh decode.
+``redact_json_text`` (parse, walk where the protocol puts secrets, count the names left, write) must agree with
+``redact_json`` (a walk of the whole parsed value, into a copy) on every body; ``fingerprint`` with ``redact``;
+the ``Bearer`` shortcut in ``redact_header`` with its regex; and the header classification cache in the capture
+code with a fresh decode. A property test against a reference written from the rules alone is in
+test_redaction_property.py.
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ def _scalar_secrets(value: Any) -> bool:
 
 
 def test_text_redaction_keeps_the_spelling_byte_for_byte() -> None:
-    # Unescaped output in the two spellings the scan has shortcuts for (and an indented one it has none for):
-    # the redacted text is exactly what dumping the redacted value in the same spelling gives, so nothing
-    # outside the secret values moved, whichever path each value took.
+    # In the wire's own spelling (compact, non-ASCII as is) the redacted text is exactly what dumping the
+    # redacted value gives, so nothing outside the secret values moved. A redacted body in another spelling
+    # is written compactly; one with nothing to redact and no secret's name anywhere is kept as it came.
     rng = random.Random(20261129)
     checked = 0
     while checked < 400:
@@ -99,16 +101,32 @@ def test_text_redaction_keeps_the_spelling_byte_for_byte() -> None:
             continue
         checked += 1
         expected = redact_json(body)
-        for options in ({}, {"separators": (",", ":")}, {"indent": 1}):
+        compact = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        assert redact_json_text(compact) == json.dumps(expected, ensure_ascii=False, separators=(",", ":")), compact
+        for options in ({}, {"indent": 1}):
             text = json.dumps(body, ensure_ascii=False, **options)  # type: ignore[arg-type]
-            assert redact_json_text(text) == json.dumps(expected, ensure_ascii=False, **options), text  # type: ignore[arg-type]
+            out = redact_json_text(text)
+            assert json.loads(out) == expected, text
+            if out != text:
+                assert out == json.dumps(expected, ensure_ascii=False, separators=(",", ":")), text
+    for text in ('{"ret": 0, "msgs": []}', '{\n  "errmsg": "ok",\n  "n": 1\n}', '{"t": "你好"}'):
+        assert redact_json_text(text) == text
+    # Escapes are written out (one could spell a name the parse must see), and so is a repeated member (the
+    # parse keeps the last; the first may hold a secret).
+    assert redact_json_text('{"t": "\\u4f60\\u597d"}') == '{"t":"你好"}'
+    assert redact_json_text('{"a": {"\\u0074oken": "abc"}, "a": 1}') == '{"a":1}'
+    assert redact_json_text('{"context_token": "abc", "context_token": ""}') == '{"context_token":""}'
 
 
-def test_the_builtin_sha256_is_hashlibs() -> None:
-    import hashlib
-
-    for data in (b"", b"abc", "日本語".encode(), bytes(range(256)) * 3):
-        assert redact_module._sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+def test_the_fingerprint_is_hashlibs_sha256() -> None:
+    for value in ("", "abc", "日本語", "\ud800 lone", "x" * 1000):
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        assert redact(value) == f"<redacted {digest[:4]}…({len(value)})>"
+    # Nothing of the hand-written scanner or of CPython's private hash modules is left in the module.
+    with open(redact_module.__file__, encoding="utf-8") as fh:
+        source = fh.read()
+    assert "from _sha" not in source and "import _sha" not in source
+    assert not {"_SCAN", "_SHORTCUTS", "_MEMBERS", "_json_text_edits"} & set(vars(redact_module))
 
 
 @pytest.mark.parametrize(
@@ -160,15 +178,19 @@ def test_an_escaped_secret_name_is_seen_through() -> None:
     # texts are parsed whole.
     for text in ('{"\\u0074oken": "abc"}', '{"Toke\\u006e": "abc"}', '{"to\\u212aen": "abc"}'):
         assert "abc" not in redact_json_text(text)
-    # Escaped "&" (Go's encoder) and non-Latin text keep the scan, and its byte-for-byte output.
+    # Escaped "&" (Go's encoder) and non-Latin text: the secret query parameter is found behind the escape.
     text = '{"u": "a?x=1\\u0026token=abc", "t": "\\u4f60\\u597d", "n": 1}'
-    assert redact_json_text(text) == text.replace("abc", redact("abc"))
+    assert json.loads(redact_json_text(text)) == {"u": f"a?x=1&token={redact('abc')}", "t": "你好", "n": 1}
 
 
-def test_the_scan_keeps_everything_else_byte_for_byte() -> None:
+def test_redaction_keeps_everything_else() -> None:
     text = '{"ret": 0,\n "msgs": [{"context_token":"ctx", "text": "token key param", "aeskey": "k"}]}'
     expected = text.replace('"ctx"', f'"{redact("ctx")}"').replace('"k"', f'"{redact("k")}"')
-    assert redact_json_text(text) == expected
+    assert json.loads(redact_json_text(text)) == json.loads(expected)
+    # In the wire's spelling, byte for byte.
+    compact = json.dumps(json.loads(text), separators=(",", ":"))
+    redacted = compact.replace('"ctx"', f'"{redact("ctx")}"').replace('"k"', f'"{redact("k")}"')
+    assert redact_json_text(compact) == redacted
 
 
 @pytest.mark.parametrize(
