@@ -517,6 +517,7 @@ class ChatPanel:
         self._limit = window  # bubbles of the selected conversation shown now
         self._shown: list[ChatMessage] = []
         self._sent: deque[ChatMessage] = deque()
+        self._previews: deque[ChatMessage] = deque()  # sent messages that keep their picture (the last few)
         self._media: OrderedDict[str, bytes] = OrderedDict()
         self._workers: ThreadPoolExecutor | None = None
         self._ui: _Widgets | None = None
@@ -527,10 +528,7 @@ class ChatPanel:
         self._drawn = threading.Condition()
         self.version = 0  # counts redraws; wait_shown() waits on it
         self._seen = self.feed._version  # read before the first look, so no change falls in between
-        self._refresh()
-        if self._selected is None and self._convs:
-            self._selected = max(self._convs.values(), key=_recency).user
-            self._convs[self._selected].unread = 0
+        self._refresh()  # the first look; with no user given, it selects the latest conversation
         client._sent_listeners.append(self._on_sent)
         self._thread = threading.Thread(target=self._watch, name="openclaw-nb-chat", daemon=True)
         self._thread.start()
@@ -639,6 +637,10 @@ class ChatPanel:
                 conv = self._conversation(msg.user)
                 conv.sent.append(msg)
                 conv.last_ms = max(conv.last_ms, msg.time_ms or 0)
+                if msg.preview is not None:
+                    self._previews.append(msg)
+                    if len(self._previews) > MEDIA_CACHE:
+                        self._previews.popleft().preview = None  # an old bubble redrawn shows "[image]"
                 if msg.user == self._selected:
                     sent.append(msg)
             if self._selected is None and self._convs:

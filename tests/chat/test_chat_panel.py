@@ -437,3 +437,20 @@ def test_an_image_sent_from_the_panel_shows_in_its_bubble(sim: Simulator, client
         assert find(image_box[0], "wxchat-file-save") == []
     finally:
         panel.close()
+
+
+def test_a_refused_reply_says_why_under_the_reply_box(sim: Simulator, client: Client, feed: Feed) -> None:
+    sim.add_user("zed")
+    panel = client.chat(user="zed@im.wechat")  # zed never wrote: no context token, the server refuses
+    try:
+        (budget,) = find(panel.widget, "wxchat-budget")
+        assert budget.value.startswith("zed@im.wechat: no reply possible now — the user has not written")
+        find(panel.widget, "wxchat-reply-text")[0].value = "hello?"
+        find(panel.widget, "wxchat-send")[0].click()
+        (status,) = find(panel.widget, "wxchat-status")
+        said = value_set(status, "value", lambda v: v.startswith("not sent:"))
+        assert "no context_token was sent" in said and client.token not in said
+        assert find(panel.widget, "wxchat-reply-text")[0].value == "hello?"  # kept, to try again
+        assert sim.outbox == [] and find(panel.widget, "wxchat-typing")[0].value == ""
+    finally:
+        panel.close()
