@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errors as E
 from ..protocol import constants as C
 from ..protocol.poll import COL, COLUMNS
-from ..protocol.redact import redact_body_text, redact_json
+from ..protocol.redact import redact_body_text, redact_header, redact_json
 from . import env
 from .feed import running_feed
 
@@ -932,7 +932,10 @@ class ChatPanel:
             if len(msgs) > len(mine):
                 note = f" (this message only; the page held {len(msgs)})"
             answer = {**answer, "msgs": mine}
-        headers = ex.request_headers if ex.redacted else redact_json(ex.request_headers)
+        # A recorder made with redact=False kept the secrets: the panel still shows them redacted.
+        headers = ex.request_headers
+        if not ex.redacted:
+            headers = {name: redact_header(name, value) for name, value in headers.items()}
         request = ex.request_body if ex.redacted else redact_json(ex.request_body)
         if not ex.redacted:
             answer = redact_json(answer)

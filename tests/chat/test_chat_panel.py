@@ -454,3 +454,28 @@ def test_a_refused_reply_says_why_under_the_reply_box(sim: Simulator, client: Cl
         assert sim.outbox == [] and find(panel.widget, "wxchat-typing")[0].value == ""
     finally:
         panel.close()
+
+
+def test_an_unredacted_protocol_log_is_still_shown_redacted(sim: Simulator) -> None:
+    login = sim.login_bot("owner")
+    with pytest.warns(UserWarning, match="redact=False"):
+        client = Client(
+            login.bot_token, base_url=sim.base_url, cdn_base_url=sim.cdn_base_url, bot_id=login.bot_id, redact=False
+        )
+    with client:
+        hello = sim.say("alice", "keep my secrets")
+        feed = client.stream(persist=False)
+        panel = client.chat()
+        try:
+            panel.wait_shown(message_id=hello["message_id"])
+            resp = panel.send("kept")[0]
+            panel.wait_shown(lambda p: any(m.client_id == resp.client_id for m in p.shown))
+            assert client.log[-1].request_headers["Authorization"] == f"Bearer {login.bot_token}"  # kept in the log
+            for msg in panel.shown:
+                page = panel.exchange_html(msg)
+                assert "Bearer &lt;redacted" in page
+                assert login.bot_token not in page and hello["context_token"] not in page
+        finally:
+            panel.close()
+            feed.stop()
+            feed.wait(10)
