@@ -1014,6 +1014,10 @@ class ChatPanel:
                 f"{self._selected or 'nothing yet'}>"
             )
 
+    def __str__(self) -> str:
+        """``print(panel)``: the last messages of each conversation, as text."""
+        return self._plain_text()
+
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self._plain_text())
 

@@ -356,7 +356,7 @@ def test_the_text_fallback_lists_the_last_messages_per_conversation(sim: Simulat
         assert "9 of 10 sends left on the current context token" in text
         assert repr(panel) == f"<ChatPanel: 2 conversations, 3 messages, showing {ALICE}>"
         pretty = __import__("IPython.lib.pretty", fromlist=["pretty"]).pretty(panel)
-        assert pretty == text
+        assert pretty == text and str(panel) == text
     finally:
         panel.close()
 
