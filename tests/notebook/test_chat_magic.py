@@ -51,3 +51,16 @@ def test_wx_chat_says_what_is_missing(ip: Any, fails: Any) -> None:
     ip.run("%wx_connect --sim --long-poll 0.5")
     assert "--window is how many bubbles to show, 1 or more; got 0" in fails("%wx_chat --window 0")
     assert "unrecognized arguments: extra" in fails("%wx_chat alice extra")
+
+
+def test_wx_chat_joins_a_feed_started_from_python(ip: Any) -> None:
+    ip.run("%wx_connect --sim --long-poll 0.5")
+    ip.run("mine = wx.stream()")
+    ip.run("panel = %wx_chat")
+    mine: Any = ip.user_ns["mine"]
+    panel: Any = ip.user_ns["panel"]
+    assert panel.feed is mine and magics_of(ip).feed is mine
+    ip.run("%wx_sim say alice one poller")
+    panel.wait_shown(lambda p: [m.text for m in p.shown] == ["one poller"])
+    ip.run("%wx_updates stop")  # the magics stop the feed they share with the panel
+    assert mine.status.startswith("stopp")  # stopping (its long poll ends first) or stopped
