@@ -257,6 +257,17 @@ def check_teaching(nb: Any) -> None:
     _expect("image/png" in mimes(cell(nb, "teach-chart")), "the decrypted chart is not shown")
     _expect("sent to alice@im.wechat: message_id" in text(cell(nb, "teach-announce")), "%%wx_send")
     _expect("HAR 1.2" in text(cell(nb, "teach-har")), "%wx_log --har")
+    # The class on phones: a working-looking link per user, the chat panel as a widget (with its text view), the
+    # stand-in students' three messages in the panel, and a reply sent from a cell.
+    links = re.findall(r"^(alice|bob)@im\.wechat: https?://\S+/_sim/phone/\1$", text(cell(nb, "teach-phones")), re.M)
+    _expect(links == ["alice", "bob"], f"%wx_sim phone alice bob: {text(cell(nb, 'teach-phones'))!r}")
+    chat = cell(nb, "teach-chat")
+    _expect(WIDGET_MIME in mimes(chat), "the chat panel displayed no widget")
+    _expect("▶ alice@im.wechat" in plain(chat), f"the panel's text view: {plain(chat)[:300]!r}")
+    shown = text(cell(nb, "teach-stand-in"))
+    for needle in ("chat: 4 conversations, 8 messages", "← Which one should I try first?", "← [image]"):
+        _expect(needle in shown, f"the panel after the stand-in students wrote lacks {needle!r}: {shown!r}")
+    _expect("sent to bob@im.wechat: message_id" in text(cell(nb, "teach-reply")), "%wx_send bob from a cell")
 
 
 CHECKS: dict[str, Callable[[Any], None]] = {
