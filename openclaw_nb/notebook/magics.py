@@ -1049,7 +1049,10 @@ class WxMagics(Magics):
             raise UsageError(f"%wx_chat: --window is how many bubbles to show, 1 or more; got {args.window}")
         user = _user("wx_chat", args.user) if args.user else None
         if self.feed is None or not self.feed.running or self.feed.client is not client:
-            self.feed = client.stream(store=self._store())
+            from .feed import running_feed
+
+            running = running_feed(client)  # one the user started with wx.stream(): no second poller
+            self.feed = running if running is not None else client.stream(store=self._store())
         previous = getattr(self, "chat_panel", None)
         if previous is not None:
             previous.close()  # one panel follows the feed at a time; the old widget stops updating

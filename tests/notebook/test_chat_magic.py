@@ -63,4 +63,4 @@ def test_wx_chat_joins_a_feed_started_from_python(ip: Any) -> None:
     ip.run("%wx_sim say alice one poller")
     panel.wait_shown(lambda p: [m.text for m in p.shown] == ["one poller"])
     ip.run("%wx_updates stop")  # the magics stop the feed they share with the panel
-    assert mine.status.startswith("stopp")  # stopping (its long poll ends first) or stopped
+    assert ip.user_ns["mine"].status.startswith("stopp")  # stopping (its long poll ends first) or stopped
