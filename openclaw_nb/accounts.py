@@ -297,6 +297,12 @@ class Accounts:
                 jobs.append((loaded, own))
         return BroadcastResult(rows), jobs, content, count, _bar(len(rows), progress, content.what)
 
+    def _run(self, coro: Any) -> Any:
+        """Run a coroutine on the accounts' loop from synchronous code (the kernel's, re-entrantly, in a cell)."""
+        if env.running_loop() is not None:
+            return env.run_sync(coro)
+        return self._private_loop().run_until_complete(coro)
+
     def _private_loop(self) -> asyncio.AbstractEventLoop:
         # One private loop for every synchronous call: httpx's async pools belong to the loop that opened
         # their connections, so a fresh loop per call (asyncio.run) would strand them.
