@@ -150,8 +150,10 @@ def make_progress(total: int, description: str, enabled: bool | None = None, uni
     ``"messages"``) counts things instead, and ``enabled=None`` shows it whatever the total."""
     if enabled is False or (enabled is None and unit == "bytes" and total <= THRESHOLD):
         return NullProgress()
+    # A byte bar is made with the description alone, as before units existed (callers may subclass them).
+    extra = () if unit == "bytes" else (unit,)
     if has_widgets():
-        return WidgetProgress(description, unit)
+        return WidgetProgress(description, *extra)
     if enabled or sys.stderr.isatty():
-        return RichProgress(description, unit)
+        return RichProgress(description, *extra)
     return NullProgress()
