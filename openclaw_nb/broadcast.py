@@ -670,9 +670,10 @@ _DOC = """Send one message to many users at once and report each: sent, rejected
         or skipped.
 
         ``users``: user ids (a list, a Series...; repeats are sent to once). ``text_or_media``: a text
-        (``str``), or media as ``send_image``/``send_file``/``send_video`` take it: a ``pathlib.Path``,
-        bytes, or a ``str`` path when ``kind`` is given (``"image"``, ``"file"``, ``"video"``; default: by
-        the file name's extension), or an ``UploadedMedia`` (sent as is to everyone). A file is read and
+        (``str``), or media as ``send_image``/``send_file``/``send_video`` take it: a ``pathlib.Path`` or
+        bytes (``kind`` ``"image"``, ``"file"`` or ``"video"``; without it the name's extension decides), a
+        ``str`` path with ``kind`` given (a ``str`` alone is a text), or an ``UploadedMedia`` (sent as is
+        to everyone). ``name``: the file name bytes go under. A file is read and
         hashed once, then uploaded once per user: ``getuploadurl`` registers each upload for one recipient.
         ``caption``: a text sent before the media. ``markdown``: as in ``send_text``.
 
@@ -685,7 +686,8 @@ _DOC = """Send one message to many users at once and report each: sent, rejected
         client_id, code, reason), ``.counts`` and ``.users(status)``; ``client.last_broadcast`` holds it too,
         filled in while it runs. Ctrl-C stops cleanly: no new send starts, the ones under way finish (a
         second Ctrl-C cancels them: ``may_have_been_delivered``), and :class:`BroadcastInterrupted` carries
-        the table so far (``.result``; targets not tried are ``not_started``).
+        the table so far (``.result``; targets not tried are ``not_started``). A cancelled task does the
+        same and raises CancelledError, with the table as its ``broadcast`` attribute.
 """
 
 

@@ -310,6 +310,37 @@ def test_a_sync_broadcast_inside_a_running_event_loop(sim: Simulator) -> None:
     assert result.sent == 8 and sorted(e.to_user_id for e in sim.outbox) == sorted(users)
 
 
+def test_real_ctrl_c_in_an_asyncio_run_script(sim: Simulator) -> None:
+    # asyncio.run turns Ctrl-C into a cancellation of the main task: the broadcast winds down, asyncio.run
+    # raises KeyboardInterrupt, and the table so far stays in client.last_broadcast.
+    sim.configure(require_context_token=False, reply_window_seconds=None)
+    bot = sim.login_bot()
+    users = [sim.add_user(f"u{i:02d}") for i in range(64)]
+    sim.add_fault(delay_ms=50, endpoints=["send_message"])
+    client = _client(sim, "async", bot.bot_token)
+
+    def interrupt_after_8() -> None:
+        sim.wait_for(lambda state: len(state.outbox) >= 8, timeout=10)
+        _thread.interrupt_main()
+
+    async def script() -> None:
+        try:
+            await client.broadcast(users, TEXT, concurrency=4)
+        finally:
+            await client.aclose()
+
+    helper = threading.Thread(target=interrupt_after_8)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(script())
+    helper.join()
+    result = client.last_broadcast
+    assert result is not None and result.interrupted == "cancelled"
+    assert 8 <= result.sent < 64 and result.sent + result.not_started == 64 and result.counts[UNKNOWN] == 0
+    delivered = [e for e in sim.outbox if e.text == TEXT]
+    assert Counter(e.to_user_id for e in delivered) == Counter(result.users(SENT))
+
+
 def test_media_is_uploaded_once_per_user(sim: Simulator, driver: str) -> None:
     bot = sim.login_bot()
     users = [sim.add_user(f"u{i}") for i in range(5)]
