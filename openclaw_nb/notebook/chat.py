@@ -517,6 +517,7 @@ class ChatPanel:
         self._workers: ThreadPoolExecutor | None = None
         self._ui: _Widgets | None = None
         self._sending = 0
+        self._sending_to = ""
         self._status = ""
         self._poked = False
         self._closed = False
@@ -793,6 +794,8 @@ class ChatPanel:
     def _sending_state(self, user: str, on: bool, status: str | None = None) -> None:
         with self._lock:
             self._sending += 1 if on else -1
+            if on:
+                self._sending_to = user
             if status is not None:
                 self._status = status
             if self._ui is not None:
@@ -1041,8 +1044,10 @@ class _Widgets:
         # Bubbles and conversation items share their Layout and Style models: a widget with its own would
         # cost two more widgets each, and the first paint is mostly widget construction.
         self.layouts = {
-            "in": w.Layout(align_self="flex-start", max_width="80%"),
-            "out": w.Layout(align_self="flex-end", max_width="80%"),
+            # flex 0 0 auto: a bubble keeps its height and the box scrolls, instead of every bubble being
+            # squeezed (its "wire" button to a sliver) once the conversation is taller than the box.
+            "in": w.Layout(align_self="flex-start", max_width="80%", flex="0 0 auto"),
+            "out": w.Layout(align_self="flex-end", max_width="80%", flex="0 0 auto"),
             "auto": w.Layout(width="auto"),
             "wire": w.Layout(width="5em"),
             "body": w.Layout(),
@@ -1253,10 +1258,13 @@ class _Widgets:
 
     def update_lines(self) -> None:
         panel = self.panel
-        self.status.value = html.escape(panel._status)
-        user = panel._selected
+        status = panel._status
+        if not panel.feed.running:
+            stopped = f"the feed has stopped ({panel.feed.status}): new messages do not show until one runs again"
+            status = f"{status} · {stopped}" if status else stopped
+        self.status.value = html.escape(status)
         self.typing.value = (
-            f"typing… (shown to {html.escape(user or '')} while the reply is uploaded and sent)"
+            f"typing… (shown to {html.escape(panel._sending_to)} while the reply is uploaded and sent)"
             if panel._sending
             else ""
         )

@@ -479,3 +479,17 @@ def test_an_unredacted_protocol_log_is_still_shown_redacted(sim: Simulator) -> N
             panel.close()
             feed.stop()
             feed.wait(10)
+
+
+def test_the_status_line_says_when_the_feed_has_stopped(sim: Simulator, client: Client) -> None:
+    feed = client.stream(persist=False)
+    panel = client.chat()
+    try:
+        (status,) = find(panel.widget, "wxchat-status")
+        assert status.value == ""
+        feed.stop()
+        said = value_set(status, "value", lambda v: "the feed has stopped" in v)
+        assert "new messages do not show until one runs again" in said
+    finally:
+        panel.close()
+        feed.wait(10)
