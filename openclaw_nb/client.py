@@ -24,6 +24,7 @@ import httpx
 from . import errors as E
 from ._version import __version__
 from .broadcast import AsyncBroadcastMixin, BroadcastMixin
+from .engine import async_transport, resolve_engine
 from .logfilter import install as install_log_filter
 from .login import AsyncLoginMixin, LoginMixin
 from .media import AsyncMediaMixin, MediaMixin
@@ -847,6 +848,7 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BroadcastMixin, BaseClient):
         log_bytes: int | LogBudget | None = DEFAULT_LOG_BYTES,
         max_response_bytes: int = C.MAX_API_RESPONSE_BYTES,
         transport: httpx.BaseTransport | None = None,
+        engine: str | None = None,
     ) -> None:
         """``token``: the bot token of a QR login (or None, then log in with :meth:`login`). ``base_url`` and
         ``cdn_base_url``: the API and CDN hosts. ``bot_id``: the bot's id (from the login). ``app_id``,
@@ -855,7 +857,10 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BroadcastMixin, BaseClient):
         ``client.log`` (the last ``log_size`` exchanges, secrets redacted); ``log_bytes``: its memory budget
         (bytes, or a ``LogBudget`` shared with other clients; oldest exchanges dropped first).
         ``max_response_bytes``: the largest API answer read (32 MiB; a larger one is a ``ProtocolError``).
-        ``transport``: an httpx transport (tests, proxies); without one, clients share one TLS context."""
+        ``transport``: an httpx transport (tests, proxies); without one, clients share one TLS context.
+        ``engine``: the HTTP engine of the async work this client does for you (the QR login's poll): as
+        :class:`AsyncClient`'s; its own calls go through ``httpx.Client``."""
+        self.engine = resolve_engine(engine)
         super().__init__(
             token,
             base_url=base_url,
@@ -1047,6 +1052,7 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, AsyncBroa
         log_bytes: int | LogBudget | None = DEFAULT_LOG_BYTES,
         max_response_bytes: int = C.MAX_API_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
+        engine: str | None = None,
     ) -> None:
         """``token``: the bot token of a QR login (or None, then log in with :meth:`login`). ``base_url`` and
         ``cdn_base_url``: the API and CDN hosts. ``bot_id``: the bot's id (from the login). ``app_id``,
@@ -1055,7 +1061,17 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, AsyncBroa
         ``client.log`` (the last ``log_size`` exchanges, secrets redacted); ``log_bytes``: its memory budget
         (bytes, or a ``LogBudget`` shared with other clients; oldest exchanges dropped first).
         ``max_response_bytes``: the largest API answer read (32 MiB; a larger one is a ``ProtocolError``).
-        ``transport``: an httpx transport (tests, proxies); without one, clients share one TLS context."""
+        ``transport``: an httpx transport (tests, proxies); without one, clients share one TLS context.
+        ``engine``: ``"aiohttp"`` (aiohttp's connection pool, through httpx-aiohttp: much faster with many
+        requests in flight), ``"httpcore"`` (httpx's own) or ``"auto"`` (aiohttp when httpx-aiohttp is
+        installed); None reads ``$OPENCLAW_NB_ASYNC_ENGINE``, else ``"auto"``. Both behave the same (errors,
+        timeouts, retries, the recorder); ``client.engine`` says which one runs (``"transport"`` when
+        ``transport=`` was given)."""
+        if transport is not None and engine is not None:
+            raise E.UsageError(
+                f"AsyncClient(engine={engine!r}) and transport= both choose the HTTP engine: give one of them"
+            )
+        self.engine = "transport" if transport is not None else resolve_engine(engine)
         super().__init__(
             token,
             base_url=base_url,
@@ -1072,7 +1088,7 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, AsyncBroa
             log_bytes=log_bytes,
             max_response_bytes=max_response_bytes,
         )
-        inner = transport or httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS, verify=shared_ssl_context())
+        inner = transport or async_transport(self.engine, DEFAULT_LIMITS, shared_ssl_context())
         if self.log is not None:
             inner = self.log.wrap_async(inner)
         self._http = httpx.AsyncClient(transport=inner, follow_redirects=False, headers=USER_AGENT)
@@ -1114,6 +1130,9 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, AsyncBroa
             return Failure(exc, timeout=True, not_sent=isinstance(exc, _NOT_SENT))
         except httpx.RequestError as exc:  # refused, reset, broken encoding: no usable answer
             return Failure(exc, not_sent=isinstance(exc, _NOT_SENT))
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, engine={self.engine!r})"
 
     async def aclose(self) -> None:
         await self._http.aclose()

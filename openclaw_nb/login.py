@@ -713,11 +713,10 @@ def _display(widget: Any, session: LoginSession) -> None:
 
 def _async_twin(client: Client) -> AsyncClient:
     """An AsyncClient with the sync client's configuration, recording into the same log."""
-    import httpx
+    from .client import DEFAULT_LIMITS, AsyncClient, shared_ssl_context
+    from .engine import async_transport
 
-    from .client import DEFAULT_LIMITS, AsyncClient
-
-    transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
+    transport = async_transport(getattr(client, "engine", "httpcore"), DEFAULT_LIMITS, shared_ssl_context())
     if client.log is not None and hasattr(client.log, "wrap_async"):
         transport = client.log.wrap_async(transport)
     ident = client.identity

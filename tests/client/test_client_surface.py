@@ -157,12 +157,13 @@ def test_default_timeouts() -> None:
 
 
 def test_constructors_show_their_real_parameters() -> None:
-    """help(), signatures and tab completion show every parameter, with BaseClient's defaults, plus transport."""
+    """help(), signatures and tab completion show every parameter, with BaseClient's defaults, plus transport
+    and engine."""
     base = params(BaseClient.__init__)
     for cls in (Client, AsyncClient):
         shown = params(cls)
-        assert [p[0] for p in shown] == [p[0] for p in base[1:]] + ["transport"], cls
-        assert shown[:-1] == base[1:], f"{cls.__name__}'s defaults drifted from BaseClient's"
+        assert [p[0] for p in shown] == [p[0] for p in base[1:]] + ["transport", "engine"], cls
+        assert shown[:-2] == base[1:], f"{cls.__name__}'s defaults drifted from BaseClient's"
         assert all(kind is not inspect.Parameter.VAR_KEYWORD for _, kind, _, _ in shown)
         assert "base_url" in inspect.getdoc(cls.__init__)  # help() says what they are
         text = str(inspect.signature(cls))

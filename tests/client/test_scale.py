@@ -17,6 +17,7 @@ import pytest
 
 from openclaw_nb import errors as E
 from openclaw_nb.client import AsyncClient, Client, shared_ssl_context
+from openclaw_nb.engine import AiohttpEngine
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.poll import PollPolicy
 from openclaw_nb.sim import Simulator
@@ -178,8 +179,9 @@ def test_clients_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
         clients: list[Any] = [Client("t", base_url="http://127.0.0.1:9", record=False) for _ in range(10)]
         clients += [AsyncClient("t", base_url="https://127.0.0.1:9", record=False) for _ in range(10)]
         assert len(made) == 1  # one for all twenty (each used to build its own)
-        pools = [c._http._transport._pool for c in clients]
-        assert all(pool._ssl_context is made[0] for pool in pools)
+        transports = [c._http._transport for c in clients]
+        contexts = [t.ssl_context if isinstance(t, AiohttpEngine) else t._pool._ssl_context for t in transports]
+        assert all(ctx is made[0] for ctx in contexts)
         for c in clients[:10]:
             c.close()
         for c in clients[10:]:
