@@ -203,11 +203,11 @@ class BaseClient:
         self.drift_log = DriftLog()
         #: Texts of recent messages by id, to show what an ID-only quote quotes (shared with the streams).
         self.history = QuoteHistory()
-        # How far the server's clock is ahead of this computer's (s), from the Date of its answers: the 24 h
         #: Called with each message this client sent successfully (its wire dict, secrets included, and the
         #: answer), on the thread or loop that sent it: how a chat panel shows sends made anywhere (a magic, a
         #: cell). A listener must be quick and must not raise (a failure is logged and the send still counts).
         self._sent_listeners: list[Callable[[dict[str, Any], m.SendMessageResp], None]] = []
+        # How far the server's clock is ahead of this computer's (s), from the Date of its answers: the 24 h
         # reply window counts from message times the server stamped. 0 while the two agree within 2 s.
         self._clock_offset = 0.0
         self._last_date: str | None = None
@@ -460,12 +460,12 @@ class BaseClient:
         if resp.message_id is not None:
             # The bot's own messages can be quoted by id too (the official client keeps its sends for that).
             self.history.add(resp.message_id, m.WeixinMessage.from_wire(wire).text)
-        return resp
         for listener in list(self._sent_listeners):
             try:
                 listener(wire, resp)
             except Exception as exc:  # a view's bug must not turn a delivered message into an error
                 log.warning("a send listener failed: %s: %s", type(exc).__name__, exc)
+        return resp
 
     def _send_text_flow(
         self,
