@@ -168,7 +168,7 @@ def test_python_version_is_the_same_in_pyproject_readme_and_binder() -> None:
 def test_ci_run_installs_the_system_packages_the_readme_names() -> None:
     """``python3 -m venv`` needs ensurepip (Debian's python3-venv); the browser test needs /usr/bin/chromium."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    browser_test = (ROOT / "tests" / "browser" / "test_login_in_browser.py").read_text(encoding="utf-8")
+    browser_test = (ROOT / "tests" / "browser" / "jupyterlab.py").read_text(encoding="utf-8")  # the browser tests
     chromium = re.search(r'^CHROMIUM = "([^"]+)"', browser_test, re.M)
     assert chromium and f"[ ! -x {chromium.group(1)} ]" in ci, "check for the exact path the browser test drives"
     assert 'python3 -c "import ensurepip"' in ci and "apt_install python3-venv" in ci
