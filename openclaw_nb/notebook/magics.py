@@ -637,6 +637,19 @@ class WxMagics(Magics):
     @argument(
         "--long-poll", type=float, metavar="SECONDS", help="with --sim: how long the simulator holds getupdates (> 0)"
     )
+    @argument(
+        "--host",
+        metavar="HOST",
+        help="with --sim: the interface the simulator listens on (default 127.0.0.1; 0.0.0.0: phones on the network)",
+    )
+    @argument(
+        "--class-code",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CODE",
+        help="with --sim: class mode, people join from phone pages with this code (a random one when left out)",
+    )
     @argument("--base-url", metavar="URL", help=f"API base URL (default: {C.DEFAULT_BASE_URL})")
     @argument("--token", metavar="TOKEN", help="a bot token (better from a variable: --token $token)")
     @argument("--account", metavar="BOT_ID", help="a saved login (see openclaw_nb.accounts.list_accounts())")
@@ -649,8 +662,10 @@ class WxMagics(Magics):
         --account BOT_ID: that saved login. --token TOKEN: a client with that token. --base-url URL alone: a
         logged-out client for that server. --sim: a local simulator on 127.0.0.1 (bound to `sim`) and a
         client already logged in as a simulated bot, ready to receive and send; with --qr it starts logged
-        out, so %wx_login, %wx_sim scan and %wx_sim confirm show the QR login. Connecting again replaces the
-        client (and stops the previous simulator and feed).
+        out, so %wx_login, %wx_sim scan and %wx_sim confirm show the QR login; --class-code [CODE] turns on
+        class mode (people join from phone pages with that code; %wx_sim phone prints the links) and --host
+        0.0.0.0 lets phones on the same network in. Connecting again replaces the client (and stops the
+        previous simulator and feed).
 
         Example: %wx_connect --sim
         """
@@ -664,8 +679,8 @@ class WxMagics(Magics):
             raise UsageError("%wx_connect: pass --token or --account, not both")
         if args.sim and (args.token or args.account or args.base_url):
             raise UsageError("%wx_connect: --sim runs its own server and bot; leave out --base-url/--token/--account")
-        if not args.sim and (args.qr or args.long_poll is not None):
-            raise UsageError("%wx_connect: --qr and --long-poll go with --sim")
+        if not args.sim and (args.qr or args.long_poll is not None or args.host or args.class_code):
+            raise UsageError("%wx_connect: --qr, --long-poll, --host and --class-code go with --sim")
         if args.long_poll is not None and not (math.isfinite(args.long_poll) and args.long_poll > 0):
             raise UsageError(
                 f"%wx_connect: --long-poll takes a number of seconds above 0, not {args.long_poll:g}: "
@@ -679,7 +694,7 @@ class WxMagics(Magics):
             knobs = {} if args.long_poll is None else {"long_poll_timeout": args.long_poll}
             sim_home = tempfile.mkdtemp(prefix="openclaw-nb-sim-")
             try:
-                sim = Simulator(**knobs).start()
+                sim = Simulator(**knobs, host=args.host or "127.0.0.1", class_code=args.class_code).start()
                 client = Client(base_url=sim.base_url, cdn_base_url=sim.cdn_base_url)
                 if args.qr:
                     status = "not logged in: run %wx_login, then %wx_sim scan and %wx_sim confirm"
@@ -693,6 +708,8 @@ class WxMagics(Magics):
                 shutil.rmtree(sim_home, ignore_errors=True)
                 raise
             message = f"{CLIENT_NAME}: the embedded simulator at {sim.base_url} (bound to `{SIM_NAME}`), {status}"
+            if sim.class_code:
+                message += f"\nclass mode: people join at {sim.phone_url()} with the class code {sim.class_code}"
         elif args.account:
             kw = {"base_url": args.base_url} if args.base_url else {}
             try:

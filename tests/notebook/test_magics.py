@@ -351,7 +351,8 @@ def test_a_token_without_its_option_says_where_it_goes(ip: Any, fails: Fails) ->
     message = fails("%wx_connect $token")
     assert message.startswith(f"%wx_connect: unrecognized arguments: {redact(token)}; a token goes after --token")
     assert message.endswith(
-        "Usage: %wx_connect [--sim] [--qr] [--long-poll SECONDS] [--base-url URL] [--token TOKEN] [--account BOT_ID]"
+        "Usage: %wx_connect [--sim] [--qr] [--long-poll SECONDS] [--host HOST] [--class-code [CODE]] [--base-url URL] "
+        "[--token TOKEN] [--account BOT_ID]"
     )
     message = fails("%wx_connect --tokn $token")
     assert f"unrecognized arguments: --tokn {redact(token)}" in message
@@ -509,8 +510,8 @@ def test_connect_a_saved_account_at_another_base_url(ip: Any, out: Any, home: Pa
     [
         ("--token abc --account x@im.bot", "pass --token or --account, not both"),
         ("--sim --token abc", "--sim runs its own server and bot"),
-        ("--qr", "--qr and --long-poll go with --sim"),
-        ("--long-poll 3", "--qr and --long-poll go with --sim"),
+        ("--qr", "--qr, --long-poll, --host and --class-code go with --sim"),
+        ("--long-poll 3", "--qr, --long-poll, --host and --class-code go with --sim"),
         ("--account nobody@im.bot", "no saved account 'nobody@im.bot'"),
         ("--base-url ftp://example.com", "base_url must be an http:// or https:// URL"),
         ("--sim --long-poll soon", "invalid float value: 'soon'"),

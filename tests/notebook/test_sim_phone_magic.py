@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from openclaw_nb.sim import Simulator
+from openclaw_nb.sim.server import SimulatorWarning
 
 LINK = re.compile(r"^(\S+@im\.wechat): (http://127\.0\.0\.1:\d+/_sim/phone/\S+)$", re.M)
 
@@ -51,22 +54,40 @@ def test_wx_sim_phone_needs_the_simulator(ip: Any, fails: Any) -> None:
     assert "%wx_connect --sim" in fails("%wx_sim phone alice")
 
 
-def test_wx_sim_phone_in_class_mode_gives_keyed_links_and_the_code(ip: Any, out: Any) -> None:
-    from openclaw_nb.notebook.magics import WxMagics
+def test_class_mode_from_wx_connect_gives_keyed_links(ip: Any, out: Any) -> None:
+    ip.run("%wx_connect --sim --long-poll 0.5 --class-code k7q-mxr")
+    stdout, _ = out.read()
+    sim = ip.user_ns["sim"]
+    assert isinstance(sim, Simulator) and sim.class_code == "K7QMXR"
+    assert f"class mode: people join at {sim.phone_url()} with the class code K7QMXR" in stdout, stdout
+    ip.run("%wx_sim phone alice")
+    stdout, _ = out.read()
+    links = dict(LINK.findall(stdout))
+    assert "?k=" in links["alice@im.wechat"] and "hand it to that person only" in stdout, stdout
+    assert httpx.get(links["alice@im.wechat"], timeout=10).status_code == 200
+    bare = links["alice@im.wechat"].split("?", 1)[0]
+    # On loopback nobody types the class code, but without its key a user's page stays shut.
+    assert httpx.get(bare, timeout=10).status_code == 403
 
-    magics = ip.magics_manager.registry["WxMagics"]
-    assert isinstance(magics, WxMagics)
-    with Simulator(long_poll_timeout=0.5, class_code="k7q-mxr", require_class_code=True) as classroom:
-        magics.sim = classroom  # what %wx_connect --sim would bind, with class mode on
-        out.read()
-        ip.run("%wx_sim phone")
-        stdout, _ = out.read()
-        assert "class code:  K7QMXR" in stdout, stdout
-        ip.run("%wx_sim phone alice")
-        stdout, _ = out.read()
-        links = dict(LINK.findall(stdout))
-        assert "?k=" in links["alice@im.wechat"] and "hand it to that person only" in stdout, stdout
-        assert httpx.get(links["alice@im.wechat"], timeout=10).status_code == 200
-        bare = links["alice@im.wechat"].split("?", 1)[0]
-        assert httpx.get(bare, timeout=10).status_code == 401, "without its key the page must stay shut"
-        magics.sim = None
+
+def test_class_mode_for_the_room_listens_beyond_loopback_and_asks_for_the_code(ip: Any, out: Any) -> None:
+    with pytest.warns(SimulatorWarning, match="beyond this machine's loopback interface"):
+        ip.run("%wx_connect --sim --long-poll 0.5 --host 0.0.0.0 --class-code")
+    sim = ip.user_ns["sim"]
+    assert isinstance(sim, Simulator) and sim.host == "0.0.0.0" and sim.class_code_required
+    code = sim.class_code
+    assert code is not None and f"with the class code {code}" in out.read()[0]
+    ip.run("%wx_sim phone")
+    assert f"class code:  {code}" in out.read()[0]
+    # Only loopback traffic here: the link is opened on 127.0.0.1, with and without the code it carries.
+    link = urlsplit(sim.phone_url("alice"))
+    local = f"http://127.0.0.1:{link.port}{link.path}"
+    assert httpx.get(f"{local}?{link.query}", timeout=10).status_code == 200
+    without_code = "&".join(part for part in link.query.split("&") if not part.startswith("code="))
+    assert httpx.get(f"{local}?{without_code}", timeout=10).status_code == 401
+
+
+def test_wx_connect_class_options_need_sim_and_a_valid_code(ip: Any, fails: Any) -> None:
+    assert "--host and --class-code go with --sim" in fails("%wx_connect --class-code K7QMXR")
+    assert "--host and --class-code go with --sim" in fails("%wx_connect --host 0.0.0.0")
+    assert "class_code is 4 to 32 letters or digits" in fails("%wx_connect --sim --class-code ab")
