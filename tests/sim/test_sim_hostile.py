@@ -62,7 +62,7 @@ def assert_still_serving(sim: Simulator, http: httpx.Client) -> None:
 def test_every_knob_has_a_rule_or_is_a_switch() -> None:
     for f in dataclasses.fields(SimConfig):
         assert f.name in S._KNOB_RULES or isinstance(f.default, bool), (
-            f"SimConfig.{f.name} has no rule in sim/state.py _KNOB_RULES: add one so a bad value is refused"
+            f"SimConfig.{f.name} has no rule in sim/config.py _KNOB_RULES: add one so a bad value is refused"
         )
     SimConfig()  # the defaults pass their own rules
 

@@ -16,7 +16,7 @@ from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol import crypto
 from openclaw_nb.protocol.redact import SECRET_FIELDS, is_redacted
 from openclaw_nb.sim import SimState
-from openclaw_nb.sim import state as state_module
+from openclaw_nb.sim import records as records_module
 
 PLACEHOLDER = "<redacted "
 
@@ -146,15 +146,15 @@ def test_redacted_fields_use_the_standard_placeholder(state: SimState) -> None:
 
 def test_every_dataclass_with_a_secret_field_has_its_own_repr() -> None:
     # A new state class with a secret-looking field in its repr must redact it (a __repr__ written in
-    # state.py, not the generated one) or leave the field out of the repr (field(repr=False)).
+    # sim/records.py, not the generated one) or leave the field out of the repr (field(repr=False)).
     secretish = SECRET_FIELDS | {"key", "param", "download_param", "local_tokens", "inbox", "msg"}
     checked = []
-    for name, cls in vars(state_module).items():
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)) or cls.__module__ != state_module.__name__:
+    for name, cls in vars(records_module).items():
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)) or cls.__module__ != records_module.__name__:
             continue
         fields = [f.name for f in dataclasses.fields(cls) if f.repr and f.name in secretish]
         if fields:
-            written_here = cls.__repr__.__code__.co_filename == state_module.__file__
+            written_here = cls.__repr__.__code__.co_filename == records_module.__file__
             assert written_here, f"{name} shows {fields} through the generated dataclass repr"
             checked.append(name)
     assert {"SimBot", "QrCode", "ContextRecord", "UploadSlot", "CdnObject", "BotLogin"} <= set(checked)
