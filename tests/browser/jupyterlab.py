@@ -177,8 +177,12 @@ def wait_for_connected_kernel(lab: Lab) -> None:
     deadline = time.monotonic() + UI
     headers = {"Authorization": f"token {lab.token}"}
     while True:
-        kernels = httpx.get(f"{lab.url}/api/kernels", headers=headers, timeout=5).json()
-        if any(k.get("connections", 0) >= 1 and k.get("execution_state") == "idle" for k in kernels):
+        answer = httpx.get(f"{lab.url}/api/kernels", headers=headers, timeout=5)
+        # A busy server may answer an error object instead of the list for a moment: ask again.
+        kernels = answer.json() if answer.status_code == 200 else answer.text
+        if isinstance(kernels, list) and any(
+            k.get("connections", 0) >= 1 and k.get("execution_state") == "idle" for k in kernels
+        ):
             return
         if time.monotonic() > deadline:
             raise AssertionError(
