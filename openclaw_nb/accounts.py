@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from . import env
 from . import errors as E
 from .broadcast import BROADCAST_COLUMNS as _CLIENT_COLUMNS
 from .broadcast import (
@@ -33,7 +34,6 @@ from .broadcast import (
     run_async,
 )
 from .client import _require_user
-from .notebook import env
 from .protocol.redact import redact
 from .store import Store, superseded_ids
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .client import AsyncClient
-    from .notebook.progress import Progress
+    from .progress import Progress
     from .recorder import LogBudget
 
 #: The byte budget all the loaded clients' protocol logs share by default (``Accounts.load(log_bytes=...)``):

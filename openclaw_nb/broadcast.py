@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from .client import AsyncClient, BaseClient, Client
     from .media import _Plaintext
-    from .notebook.progress import Progress
+    from .progress import Progress
 
     _Base = BaseClient
 else:
@@ -416,7 +416,7 @@ class _Engine:
     async def _upload_and_send(self, row: BroadcastRow) -> Any:
         """The file goes to the CDN once per user: ``getuploadurl`` registers an upload for one ``to_user_id``
         (docs/protocol.md, "Media upload"), as the official client does for every media message."""
-        from .notebook.progress import NullProgress
+        from .progress import NullProgress
 
         client, content = self.client, self.content
         assert content.plain is not None and content.kind is not None
@@ -468,7 +468,7 @@ def _skip_missing(rows: Iterable[BroadcastRow], reason: str) -> None:
 
 
 def _bar(total: int, enabled: bool | None, what: str) -> Progress:
-    from .notebook.progress import make_progress
+    from .progress import make_progress
 
     if enabled is not None and not isinstance(enabled, bool):
         raise E.UsageError(f"progress is True, False or None (a bar in notebooks and terminals), got {enabled!r}")

@@ -1,12 +1,18 @@
-"""Where are we running? A Jupyter kernel with a frontend, plain IPython, or a script — and the one helper
-that drives a coroutine to completion from synchronous code while the kernel's loop is already running.
+"""Where are we running? A Jupyter kernel with a frontend, plain IPython, or a script — the one helper that
+drives a coroutine to completion from synchronous code while the kernel's loop is already running — and the
+views the notebook layer lends the drivers.
+
+The drivers never import widget code. Where they show their work (the login widget, a progress bar, the live
+feed, the chat panel) they ask :func:`view` for it by name; the notebook layer registers its views when it is
+imported (``openclaw_nb/notebook/__init__.py``), which :func:`view` does by name on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -63,3 +69,22 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if not getattr(loop, "_nest_patched", False):
         nest_asyncio.apply(loop)
     return loop.run_until_complete(coro)
+
+
+# --- views lent by the notebook layer ---------------------------------------------------------------
+
+#: The package that registers the views (loaded by name, so no driver module imports it).
+VIEWS_PACKAGE = "openclaw_nb.notebook"
+_VIEWS: dict[str, Callable[..., Any]] = {}
+
+
+def register_view(name: str, make: Callable[..., Any]) -> None:
+    """Offer the drivers a view: ``make(...)`` builds it (called with what the driver passes to it)."""
+    _VIEWS[name] = make
+
+
+def view(name: str) -> Callable[..., Any]:
+    """The notebook layer's view called ``name`` ("login", "progress", "feed", "chat")."""
+    if name not in _VIEWS:
+        importlib.import_module(VIEWS_PACKAGE)
+    return _VIEWS[name]

@@ -29,8 +29,8 @@ from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from . import env
 from . import errors as E
-from .notebook import env
 from .protocol.flow import RetryPolicy
 from .protocol.login import (
     Finished,
@@ -459,7 +459,7 @@ class LoginHandle:
     def wait(self, timeout: float | None = None) -> LoginResult:
         """Block until the login is over and return the result (raises :class:`LoginError` when it failed).
 
-        In a notebook this drives the kernel's loop re-entrantly (see :func:`~openclaw_nb.notebook.env.run_sync`);
+        In a notebook this drives the kernel's loop re-entrantly (see :func:`~openclaw_nb.env.run_sync`);
         the widget keeps updating, but its buttons answer only after the cell ends.
         """
         if self.task.done():
@@ -650,9 +650,7 @@ def _start(session: LoginSession, coro: Coroutine[Any, Any, LoginResult], show: 
         )
     widget = None
     if show:
-        from .notebook.login_widget import LoginWidget
-
-        widget = LoginWidget(session)
+        widget = env.view("login")(session)
     task = loop.create_task(coro)
 
     def finish_if_never_ran(task: asyncio.Task[LoginResult]) -> None:

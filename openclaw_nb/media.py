@@ -36,7 +36,7 @@ from .protocol.text import TEXT_CHUNK_CHARS
 
 if TYPE_CHECKING:
     from .client import BaseClient, Peer
-    from .notebook.progress import Progress
+    from .progress import Progress
 
     _Base = BaseClient
 else:
@@ -292,7 +292,7 @@ def _media_kind(expected: C.UploadMediaType, source: object) -> C.UploadMediaTyp
 def _progress(plan: UploadPlan, enabled: bool | None) -> Progress:
     """The upload's progress bar. By default only files above ``THRESHOLD`` (1 MiB) of plaintext get one, so
     the documented "files above 1 MiB" holds exactly (the ciphertext of a 1 MiB file is 16 bytes more)."""
-    from .notebook.progress import THRESHOLD, NullProgress, make_progress
+    from .progress import THRESHOLD, NullProgress, make_progress
 
     if enabled is False or (enabled is None and plan.rawsize <= THRESHOLD):
         return NullProgress()

@@ -1,4 +1,5 @@
-"""Progress bars: an ipywidgets bar in Jupyter, a rich bar in a terminal, nothing when disabled or piped.
+"""Progress bars: an ipywidgets bar in Jupyter (the notebook layer's ``progress`` view), a rich bar in a
+terminal, nothing when disabled or piped.
 
 Uploads count bytes (only transfers above :data:`THRESHOLD` show a bar by default; small ones finish before a
 bar would help); a broadcast counts messages (``unit="messages"``). IPython, ipywidgets and rich are imported
@@ -8,14 +9,12 @@ only when a bar is actually shown.
 from __future__ import annotations
 
 import sys
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from .env import has_widgets
+from . import env
 
 #: Transfers above this many bytes show a progress bar unless told otherwise.
 THRESHOLD = 1 << 20
-#: A widget bar is redrawn at most this many times per transfer: every update is a comm message to the browser.
-_WIDGET_STEPS = 200
 
 
 class Progress(Protocol):
@@ -88,59 +87,7 @@ class RichProgress:
             self._bar.stop()
 
 
-class WidgetProgress:
-    """An ipywidgets bar with a label, displayed in the current cell's output."""
-
-    def __init__(self, description: str, unit: str = "bytes") -> None:
-        import ipywidgets as widgets
-        from IPython.display import display
-
-        self._bar = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="50%"))
-        self._label = widgets.HTML(value=_escape(description))
-        self._description = description
-        self._box = widgets.HBox([self._bar, self._label])
-        self._done = 0
-        self._total = 0
-        self._step = 1
-        self._shown = False
-        self._display = display
-        self._unit = unit
-
-    def start(self, total: int) -> None:
-        if not self._shown:
-            self._display(self._box)
-            self._shown = True
-        self._total = max(total, 1)
-        self._step = max(1, self._total // _WIDGET_STEPS)
-        self._done = 0
-        self._bar.max = self._total
-        self._bar.value = 0
-
-    def advance(self, nbytes: int) -> None:
-        self._done += nbytes
-        if self._done - self._bar.value >= self._step or self._done >= self._total:
-            self._bar.value = min(self._done, self._total)
-            self._label.value = _escape(f"{self._description}: {self._amount(self._done, self._total)}")
-
-    def close(self, ok: bool) -> None:
-        self._bar.bar_style = "success" if ok else "danger"
-        if not ok:
-            self._label.value = _escape(f"{self._description}: failed")
-
-
-    def _amount(self, done: int, total: int) -> str:
-        if self._unit == "bytes":
-            return f"{_size(done)} of {_size(total)}"
-        return f"{done:,} of {total:,} {self._unit}"
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
-
-
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} B"
 
 
@@ -152,8 +99,8 @@ def make_progress(total: int, description: str, enabled: bool | None = None, uni
         return NullProgress()
     # A byte bar is made with the description alone, as before units existed (callers may subclass them).
     extra = () if unit == "bytes" else (unit,)
-    if has_widgets():
-        return WidgetProgress(description, *extra)
+    if env.has_widgets():
+        return cast(Progress, env.view("progress")(description, *extra))
     if enabled or sys.stderr.isatty():
         return RichProgress(description, *extra)
     return NullProgress()

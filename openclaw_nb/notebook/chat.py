@@ -58,11 +58,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import env
 from .. import errors as E
 from ..protocol import constants as C
 from ..protocol.poll import COL, COLUMNS
 from ..protocol.redact import redact_body_text, redact_header, redact_json
-from . import env
 from .feed import running_feed
 
 if TYPE_CHECKING:  # pragma: no cover

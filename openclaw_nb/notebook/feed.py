@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import env
 from .. import errors as E
 from ..frames import MessageBuffer, html_table, items_frame, save_log
 from ..journal import AppendLog, read_lines
@@ -30,7 +31,6 @@ from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent, decode_mes
 from ..protocol.redact import redact, redact_json_text
 from ..store import safe_name
 from ..updates import _Presence, _Stream, _WriteBehind, budget_rows
-from . import env
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -1249,7 +1249,7 @@ class WxMagics(Magics):
         can go on. Without a running loop there is nothing to wait for: no task could move."""
         import asyncio
 
-        from . import env
+        from .. import env
 
         async def wait() -> None:
             deadline = time.monotonic() + SIM_LOGIN_WAIT

@@ -19,8 +19,9 @@ import pytest
 
 from openclaw_nb import errors as E
 from openclaw_nb import media as media_module
+from openclaw_nb import progress as progress_module
 from openclaw_nb.client import Client
-from openclaw_nb.notebook import progress as progress_module
+from openclaw_nb.notebook.progress import WidgetProgress
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.crypto import decrypt, key_to_hex
 from openclaw_nb.protocol.media import (
@@ -416,7 +417,7 @@ def _on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """stderr is a terminal and this is no Jupyter kernel: the rich bar is the automatic choice. (Called in
     the test itself: pytest's capture puts its own sys.stderr back between a fixture's setup and the test.)"""
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    monkeypatch.setattr(progress_module, "has_widgets", lambda: False)
+    monkeypatch.setattr(progress_module.env, "has_widgets", lambda: False)
 
 
 def test_progress_picks_the_rich_bar_on_a_terminal_above_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -451,7 +452,7 @@ def test_upload_shows_a_bar_for_files_above_1_mib(server: FakeServer, monkeypatc
 
 def test_widget_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ipywidgets")
-    bar = progress_module.WidgetProgress("uploading a.bin")
+    bar = WidgetProgress("uploading a.bin")
     shown: list[object] = []
     monkeypatch.setattr(bar, "_display", shown.append)
     bar.start(1000)

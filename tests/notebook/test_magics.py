@@ -637,8 +637,8 @@ def test_login_in_a_kernel_returns_at_once_and_follows_the_simulator(
     ip: Any, out: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As in Jupyter: widgets available and the cell run while an event loop runs; the login is a task."""
+    from openclaw_nb import env
     from openclaw_nb.login import LoginHandle
-    from openclaw_nb.notebook import env
 
     monkeypatch.setattr(env, "has_widgets", lambda: True)
     sim = connect_sim(ip, "--qr")
@@ -662,7 +662,7 @@ def test_login_in_a_kernel_returns_at_once_and_follows_the_simulator(
 
 def test_sim_scan_and_confirm_as_a_given_user(ip: Any, out: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """``%wx_sim scan bob`` / ``confirm bob``: bob logs the bot in, so the new bot is bob's."""
-    from openclaw_nb.notebook import env
+    from openclaw_nb import env
 
     monkeypatch.setattr(env, "has_widgets", lambda: True)
     sim = connect_sim(ip, "--qr")
@@ -688,7 +688,7 @@ def test_sim_scan_and_confirm_as_a_given_user(ip: Any, out: Any, monkeypatch: py
 def test_the_qr_login_cells_run_back_to_back(ip: Any, out: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's three cells under "Run All": %wx_sim scan runs before the QR fetch has answered and waits
     for it; %wx_sim confirm waits for the login to end, so the next cell finds wx logged in."""
-    from openclaw_nb.notebook import env
+    from openclaw_nb import env
 
     monkeypatch.setattr(env, "has_widgets", lambda: True)
     sim = connect_sim(ip, "--qr")
@@ -710,8 +710,8 @@ def test_the_qr_login_cells_run_back_to_back(ip: Any, out: Any, monkeypatch: pyt
 
 
 def test_a_second_login_cancels_the_first(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openclaw_nb import env
     from openclaw_nb.login import LoginError
-    from openclaw_nb.notebook import env
 
     monkeypatch.setattr(env, "has_widgets", lambda: True)
     connect_sim(ip, "--qr")
@@ -955,6 +955,7 @@ def test_a_simulator_that_cannot_start_leaves_nothing_behind(
 
 
 def test_upload_shows_a_progress_bar_for_a_large_file(ip: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openclaw_nb import env
     from openclaw_nb.notebook import progress
 
     bars: list[Any] = []
@@ -964,11 +965,11 @@ def test_upload_shows_a_progress_bar_for_a_large_file(ip: Any, tmp_path: Path, m
             super().__init__(description)
             bars.append(self)
 
-    monkeypatch.setattr(progress, "has_widgets", lambda: True)
+    monkeypatch.setattr(env, "has_widgets", lambda: True)
     monkeypatch.setattr(progress, "WidgetProgress", Recorded)
     sim = connect_sim(ip)
     greet(ip)
-    data = os.urandom(progress.THRESHOLD + 12_345)
+    data = os.urandom((1 << 20) + 12_345)  # above the progress bar's threshold
     path = tmp_path / "big.bin"
     path.write_bytes(data)
     ip.run(f"%wx_upload {path} --to alice")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from openclaw_nb import env
 from openclaw_nb.frames import read_log
-from openclaw_nb.notebook import env
 from openclaw_nb.notebook import feed as feed_module
 from openclaw_nb.protocol.redact import redact
 
