@@ -9,31 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import env
 from . import errors as E
 from .broadcast import BROADCAST_COLUMNS as _CLIENT_COLUMNS
-from .broadcast import (
-    DEFAULT_CONCURRENCY,
-    BroadcastResult,
-    BroadcastRow,
-    Job,
-    OnProgress,
-    _bar,
-    _check_callback,
-    _concurrency,
-    _Content,
-    _content,
-    _hash,
-    _run_jobs,
-    _skip_missing,
-    _targets,
-    drive_in_thread,
-    run_async,
-)
-from .client import _require_user
+from .broadcast import DEFAULT_CONCURRENCY, BroadcastResult, OnProgress, plan_accounts
 from .protocol.redact import redact
 from .store import Store, superseded_ids
 
@@ -41,7 +23,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .client import AsyncClient
-    from .progress import Progress
     from .recorder import LogBudget
 
 #: The byte budget all the loaded clients' protocol logs share by default (``Accounts.load(log_bytes=...)``):
@@ -212,12 +193,19 @@ class Accounts:
         >>> result = await accounts.broadcast("the class starts at 9 today")
         >>> result.frame.groupby("account").status.value_counts()
         """
-        result, jobs, content, count, bar = self._plan_broadcast(
-            text_or_media, to, concurrency, kind, caption, name, markdown, progress, on_progress
+        job = plan_accounts(
+            self.clients,
+            text_or_media,
+            to,
+            concurrency=concurrency,
+            kind=kind,
+            caption=caption,
+            name=name,
+            markdown=markdown,
+            progress=progress,
+            on_progress=on_progress,
         )
-        if content.plain is not None:
-            await asyncio.to_thread(_hash, content)
-        return await run_async(jobs, result, content, count, bar, on_progress)
+        return await job.run()
 
     def broadcast_sync(
         self,
@@ -234,68 +222,24 @@ class Accounts:
     ) -> BroadcastResult:
         """:meth:`broadcast` from synchronous code (a script, or a notebook cell without ``await``). Ctrl-C
         raises :class:`~openclaw_nb.broadcast.BroadcastInterrupted` with the table so far."""
-        result, jobs, content, count, bar = self._plan_broadcast(
-            text_or_media, to, concurrency, kind, caption, name, markdown, progress, on_progress
+        job = plan_accounts(
+            self.clients,
+            text_or_media,
+            to,
+            concurrency=concurrency,
+            kind=kind,
+            caption=caption,
+            name=name,
+            markdown=markdown,
+            progress=progress,
+            on_progress=on_progress,
         )
-        _hash(content)
         if env.running_loop() is not None:
             # A notebook cell: the clients belong to the kernel's loop, which runs the broadcast re-entrantly.
-            return env.run_sync(run_async(jobs, result, content, count, bar, on_progress))
-
-        async def work(report: Callable[[BroadcastRow], object]) -> None:
-            await _run_jobs(jobs, content, count, report)
-
+            return env.run_sync(job.run())
         # The accounts' own loop (their connections belong to it), run by a worker thread while this one waits,
         # so that Ctrl-C lands here and stops the broadcast cleanly.
-        return drive_in_thread(self._private_loop(), work, result, bar, on_progress, close_loop=False)
-
-    def _plan_broadcast(
-        self,
-        message: object,
-        to: object,
-        concurrency: object,
-        kind: object,
-        caption: object,
-        name: str | None,
-        markdown: str | None,
-        progress: bool | None,
-        on_progress: object,
-    ) -> tuple[BroadcastResult, list[Job], _Content, int, Progress]:
-        content = _content(message, kind, caption, name, markdown)
-        count = _concurrency(concurrency)
-        _check_callback(on_progress)
-        targets: dict[tuple[str, str], None] = {}
-        if to is None:
-            for bot_id, client in self.clients.items():
-                for user, peer in client.peers.items():
-                    if peer.context_token or peer.last_inbound_ms is not None:
-                        targets.setdefault((bot_id, user), None)
-        elif isinstance(to, Mapping):
-            for bot_id, users in to.items():
-                for user in _targets(users):
-                    targets.setdefault((str(bot_id), user), None)
-        elif isinstance(to, Iterable) and not isinstance(to, str):
-            for item in to:
-                if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 2:
-                    raise E.UsageError(
-                        f"each target is a (bot_id, user) pair, got {item!r}; or pass to={{bot_id: [users]}}, "
-                        "or leave to out to reach every user each account has heard from"
-                    )
-                targets.setdefault((str(item[0]), _require_user(item[1], "each user")), None)
-        else:
-            raise E.UsageError(f"to is None, {{bot_id: [users]}} or a list of (bot_id, user) pairs, got {to!r:.80}")
-        rows = [BroadcastRow(user, account=bot_id) for bot_id, user in targets]
-        by_account: dict[str, list[BroadcastRow]] = {}
-        for row in rows:
-            by_account.setdefault(cast(str, row.account), []).append(row)
-        jobs: list[Job] = []
-        for bot_id, own in by_account.items():
-            loaded = self.clients.get(bot_id)
-            if loaded is None:
-                _skip_missing(own, f"account {bot_id} is not loaded")
-            else:
-                jobs.append((loaded, own))
-        return BroadcastResult(rows), jobs, content, count, _bar(len(rows), progress, content.what)
+        return job.run_in_thread(self._private_loop(), close_loop=False)
 
     def _run(self, coro: Any) -> Any:
         """Run a coroutine on the accounts' loop from synchronous code (the kernel's, re-entrantly, in a cell)."""

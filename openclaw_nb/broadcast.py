@@ -14,14 +14,14 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from . import errors as E
 from .protocol import constants as C
-from .protocol.media import UploadedMedia, UploadPlan, digest
+from .protocol.media import UploadedMedia, UploadPlan, digest, parse_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -211,7 +211,7 @@ class _Content:
 
 def _content(message: object, kind: object, caption: object, name: str | None, markdown: str | None) -> _Content:
     """Check what to send before anything goes out (hashing a file happens in :func:`_hash`)."""
-    from .media import _kind, _plaintext
+    from .media import _plaintext
 
     if caption is not None and (not isinstance(caption, str) or not caption):
         raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
@@ -239,6 +239,22 @@ def _content(message: object, kind: object, caption: object, name: str | None, m
     )
 
 
+def _kind(kind: object, name: str | None) -> C.UploadMediaType:
+    try:
+        return parse_kind(kind, name)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise E.UsageError(str(exc)) from None
+
+
+def _user_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise E.UsageError(
+            f"each user must be a non-empty user id string such as 'abc@im.wechat', got {value!r}; "
+            "user ids come from message.from_user_id"
+        )
+    return value
+
+
 def _hash(content: _Content) -> _Content:
     """Size and MD5 of the plaintext, once for all users (each user still gets an upload of their own)."""
     if content.plain is not None:
@@ -247,8 +263,6 @@ def _hash(content: _Content) -> _Content:
 
 
 def _targets(users: object) -> list[str]:
-    from .client import _require_user
-
     if isinstance(users, str) or users is None or not isinstance(users, Iterable):
         raise E.UsageError(
             f"users is a list of user ids such as ['alice@im.wechat', 'bob@im.wechat'], got {users!r:.80}; "
@@ -256,7 +270,7 @@ def _targets(users: object) -> list[str]:
         )
     seen: dict[str, None] = {}
     for user in users:
-        seen.setdefault(_require_user(user, "each user"), None)
+        seen.setdefault(_user_id(user), None)
     return list(seen)
 
 
@@ -647,20 +661,130 @@ def drive_in_thread(
     return result
 
 
-def run_sync(
-    sync: Client, result: BroadcastResult, content: _Content, concurrency: int, bar: Progress, on_progress: Any
-) -> BroadcastResult:
+@dataclass
+class Plan:
+    """A checked broadcast, ready to run: its table (every row ``not_started``), one job per client, what to
+    send, and how. Nothing has been sent yet."""
+
+    result: BroadcastResult
+    jobs: list[Job]
+    message: _Content
+    concurrency: int
+    bar: Progress
+    on_progress: OnProgress | None
+
+    async def run(self) -> BroadcastResult:
+        """Run on the running event loop (a file is hashed in a worker thread first)."""
+        if self.message.plain is not None:
+            await asyncio.to_thread(_hash, self.message)
+        return await run_async(self.jobs, self.result, self.message, self.concurrency, self.bar, self.on_progress)
+
+    def run_in_thread(self, loop: asyncio.AbstractEventLoop, *, close_loop: bool) -> BroadcastResult:
+        """Run on ``loop`` in a worker thread while this thread shows progress and takes Ctrl-C."""
+        _hash(self.message)
+
+        async def work(report: Callable[[BroadcastRow], object]) -> None:
+            await _run_jobs(self.jobs, self.message, self.concurrency, report)
+
+        return drive_in_thread(loop, work, self.result, self.bar, self.on_progress, close_loop=close_loop)
+
+
+def plan(
+    rows: list[BroadcastRow],
+    clients: Mapping[str | None, AsyncClient],
+    message: object,
+    *,
+    concurrency: object,
+    kind: object,
+    caption: object,
+    name: str | None,
+    markdown: str | None,
+    progress: bool | None,
+    on_progress: object,
+) -> Plan:
+    """Check a broadcast's arguments (nothing is sent) and group its ``rows`` by ``row.account`` into jobs of
+    ``clients``; a row whose account has no client is ``skipped`` at once."""
+    content = _content(message, kind, caption, name, markdown)
+    count = _concurrency(concurrency)
+    _check_callback(on_progress)
+    by_account: dict[str | None, list[BroadcastRow]] = {}
+    for row in rows:
+        by_account.setdefault(row.account, []).append(row)
+    jobs: list[Job] = []
+    for account, own in by_account.items():
+        client = clients.get(account)
+        if client is None:
+            _skip_missing(own, f"account {account} is not loaded")
+        else:
+            jobs.append((client, own))
+    bar = _bar(len(rows), progress, content.what)
+    return Plan(BroadcastResult(rows), jobs, content, count, bar, cast("OnProgress | None", on_progress))
+
+
+def plan_accounts(
+    clients: Mapping[str, AsyncClient],
+    message: object,
+    to: object,
+    *,
+    concurrency: object = DEFAULT_CONCURRENCY,
+    kind: object = None,
+    caption: object = None,
+    name: str | None = None,
+    markdown: str | None = None,
+    progress: bool | None = None,
+    on_progress: object = None,
+) -> Plan:
+    """The plan of :meth:`Accounts.broadcast <openclaw_nb.accounts.Accounts.broadcast>`: ``to`` is None (each
+    client to every user it has received a message from), ``{bot_id: [users]}`` or ``(bot_id, user)`` pairs."""
+    targets: dict[tuple[str, str], None] = {}
+    if to is None:
+        for bot_id, client in clients.items():
+            for user, peer in client.peers.items():
+                if peer.context_token or peer.last_inbound_ms is not None:
+                    targets.setdefault((bot_id, user), None)
+    elif isinstance(to, Mapping):
+        for bot_id, users in to.items():
+            for user in _targets(users):
+                targets.setdefault((str(bot_id), user), None)
+    elif isinstance(to, Iterable) and not isinstance(to, str):
+        for item in to:
+            if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 2:
+                raise E.UsageError(
+                    f"each target is a (bot_id, user) pair, got {item!r}; or pass to={{bot_id: [users]}}, "
+                    "or leave to out to reach every user each account has heard from"
+                )
+            targets.setdefault((str(item[0]), _user_id(item[1])), None)
+    else:
+        raise E.UsageError(f"to is None, {{bot_id: [users]}} or a list of (bot_id, user) pairs, got {to!r:.80}")
+    rows = [BroadcastRow(user, account=bot_id) for bot_id, user in targets]
+    return plan(
+        rows,
+        cast("Mapping[str | None, AsyncClient]", clients),
+        message,
+        concurrency=concurrency,
+        kind=kind,
+        caption=caption,
+        name=name,
+        markdown=markdown,
+        progress=progress,
+        on_progress=on_progress,
+    )
+
+
+def run_sync(sync: Client, job: Plan) -> BroadcastResult:
     """A broadcast for the sync client: a private AsyncClient on a fresh loop in a worker thread."""
+    _hash(job.message)
+    rows = job.result.rows
 
     async def work(report: Callable[[BroadcastRow], object]) -> None:
         engine_client = private_async_client(sync)
         try:
-            await _run_jobs([(engine_client, result.rows)], content, concurrency, report)
+            await _run_jobs([(engine_client, rows)], job.message, job.concurrency, report)
         finally:
             sync._clock_offset, sync._last_date = engine_client._clock_offset, engine_client._last_date
             await engine_client.aclose()
 
-    return drive_in_thread(asyncio.new_event_loop(), work, result, bar, on_progress, close_loop=True)
+    return drive_in_thread(asyncio.new_event_loop(), work, job.result, job.bar, job.on_progress, close_loop=True)
 
 
 # --- the public methods -----------------------------------------------------------------------------
@@ -695,7 +819,7 @@ class _BroadcastBase(_Base):
     #: The latest broadcast's table (filled in while it runs).
     last_broadcast: BroadcastResult | None = None
 
-    def _prepare_broadcast(
+    def _plan_broadcast(
         self,
         users: Iterable[str],
         message: object,
@@ -706,13 +830,22 @@ class _BroadcastBase(_Base):
         markdown: str | None,
         progress: bool | None,
         on_progress: object,
-    ) -> tuple[BroadcastResult, _Content, int, Progress]:
-        targets = _targets(users)
-        content = _content(message, kind, caption, name, markdown)
-        count = _concurrency(concurrency)
-        _check_callback(on_progress)
-        result = self.last_broadcast = BroadcastResult([BroadcastRow(user) for user in targets])
-        return result, content, count, _bar(len(targets), progress, content.what)
+    ) -> Plan:
+        rows = [BroadcastRow(user) for user in _targets(users)]
+        job = plan(
+            rows,
+            {None: cast("AsyncClient", self)},  # the sync driver swaps in its private AsyncClient
+            message,
+            concurrency=concurrency,
+            kind=kind,
+            caption=caption,
+            name=name,
+            markdown=markdown,
+            progress=progress,
+            on_progress=on_progress,
+        )
+        self.last_broadcast = job.result
+        return job
 
 
 class BroadcastMixin(_BroadcastBase):
@@ -731,11 +864,10 @@ class BroadcastMixin(_BroadcastBase):
         progress: bool | None = None,
         on_progress: OnProgress | None = None,
     ) -> BroadcastResult:
-        result, content, count, bar = self._prepare_broadcast(
+        job = self._plan_broadcast(
             users, text_or_media, concurrency, kind, caption, name, markdown, progress, on_progress
         )
-        _hash(content)
-        return run_sync(cast("Client", self), result, content, count, bar, on_progress)
+        return run_sync(cast("Client", self), job)
 
     broadcast.__doc__ = (
         _DOC
@@ -762,12 +894,10 @@ class AsyncBroadcastMixin(_BroadcastBase):
         progress: bool | None = None,
         on_progress: OnProgress | None = None,
     ) -> BroadcastResult:
-        result, content, count, bar = self._prepare_broadcast(
+        job = self._plan_broadcast(
             users, text_or_media, concurrency, kind, caption, name, markdown, progress, on_progress
         )
-        if content.plain is not None:
-            await asyncio.to_thread(_hash, content)
-        return await run_async([(cast("AsyncClient", self), result.rows)], result, content, count, bar, on_progress)
+        return await job.run()
 
     broadcast.__doc__ = (
         _DOC
@@ -786,4 +916,7 @@ __all__ = [
     "BroadcastMixin",
     "BroadcastResult",
     "BroadcastRow",
+    "Plan",
+    "plan",
+    "plan_accounts",
 ]
