@@ -25,6 +25,7 @@ from . import errors as E
 from ._version import __version__
 from .broadcast import AsyncBroadcastMixin, BroadcastMixin
 from .engine import async_transport, resolve_engine
+from .live import AsyncLiveMixin, LiveMixin
 from .logfilter import install as install_log_filter
 from .login import AsyncLoginMixin, LoginMixin
 from .media import AsyncMediaMixin, MediaMixin
@@ -821,7 +822,7 @@ def _log_sleep(action: Sleep) -> None:
     log.info("retrying in %.2f s (%s)", action.seconds, action.reason)
 
 
-class Client(LoginMixin, UpdatesMixin, MediaMixin, BroadcastMixin, BaseClient):
+class Client(LoginMixin, UpdatesMixin, LiveMixin, MediaMixin, BroadcastMixin, BaseClient):
     """Synchronous iLink client over one pooled ``httpx.Client``.
 
     >>> with Client(token, base_url=sim.base_url, cdn_base_url=sim.cdn_base_url) as client:
@@ -1026,7 +1027,7 @@ class Client(LoginMixin, UpdatesMixin, MediaMixin, BroadcastMixin, BaseClient):
         return cast(bytes, self._run(self._cdn_download_flow(encrypt_query_param, full_url, max_bytes)))
 
 
-class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncMediaMixin, AsyncBroadcastMixin, BaseClient):
+class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncLiveMixin, AsyncMediaMixin, AsyncBroadcastMixin, BaseClient):
     """Asynchronous twin of :class:`Client`: same constructor and methods, awaited.
 
     >>> async with AsyncClient(token, base_url=sim.base_url) as client:

@@ -1,10 +1,11 @@
-"""The live feed: a getupdates stream that fills a DataFrame while the notebook stays usable.
+"""The live feed: a getupdates stream that fills a DataFrame while the notebook stays usable, and the
+``stream()`` and ``chat()`` methods of both drivers (:class:`LiveMixin`, :class:`AsyncLiveMixin`).
 
 ``feed = client.stream()`` returns at once. With ``AsyncClient`` the loop is a task on the running event loop
 (the kernel's); with ``Client`` it is a daemon thread. Rows are buffered as column lists and become a
 DataFrame only when ``feed.frame`` is read (no per-message concat). Displayed in a notebook, a feed is a
 live view — state, count, rate, retries and the last messages — redrawn a few times a second at most and
-only when something changed; elsewhere it shows a static snapshot.
+only when something changed (the notebook layer's ``feed`` view); elsewhere it shows a static snapshot.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import env
-from .. import errors as E
-from ..frames import MessageBuffer, html_table, items_frame, save_log
-from ..journal import AppendLog, read_lines
-from ..protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent, decode_messages
-from ..protocol.redact import redact, redact_json_text
-from ..store import safe_name
-from ..updates import _Presence, _Stream, _WriteBehind, budget_rows
+from . import env
+from . import errors as E
+from .frames import MessageBuffer, html_table, items_frame, save_log
+from .journal import AppendLog, read_lines
+from .protocol.poll import COL, MESSAGE_TYPE_NAMES, Page, PollEvent, PollPolicy, decode_messages
+from .protocol.redact import redact, redact_json_text
+from .store import Store, safe_name
+from .updates import Presence, StreamState, WriteBehind, budget_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -42,7 +43,7 @@ _I_FROM = COL["from_user_id"]
 RATE_WINDOW = 5.0
 
 
-def feed_log_path(stream: _Stream) -> Path:
+def feed_log_path(stream: StreamState) -> Path:
     """Where a persisting feed without ``log_path`` keeps its rows: next to its cursor, ``<account>.feed.jsonl``."""
     assert stream.account is not None
     return stream.store.accounts_dir / f"{safe_name(stream.account)}.feed.jsonl"
@@ -102,7 +103,7 @@ class Feed:
     def __init__(
         self,
         client: Any,
-        stream: _Stream,
+        stream: StreamState,
         *,
         log_path: str | os.PathLike[str] | None = None,
         redact_log: bool = True,
@@ -112,8 +113,8 @@ class Feed:
     ) -> None:
         self.client = client
         self._stream = stream
-        # notifystart before the first poll, notifystop once at the end (see updates._Presence).
-        self._presence = _Presence(stream, notify)
+        # notifystart before the first poll, notifystop once at the end (see updates.Presence).
+        self._presence = Presence(stream, notify)
         self._buffer = MessageBuffer()
         self.log_path = Path(log_path) if log_path is not None else None
         # log_path is the user's file, to keep or share: its lines are redacted as feed.save() redacts, unless
@@ -138,8 +139,6 @@ class Feed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._saved: dict[str, int] = {}
-        self._widgets: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._refresher_running = False
         stream.state.on_event = self._on_event
         # When the stream persists its cursor, the rows have a log of their own next to it (exact, in the
         # private data folder): they reach it before the cursor that follows them, and a restart rebuilds the
@@ -151,10 +150,10 @@ class Feed:
             self._rebuild(own)
             self._rows_log = AppendLog(own, drop_torn=True)  # a torn page is served again: written whole then
         self._export_log = AppendLog(self.log_path) if self.log_path is not None else None
-        # Files are written behind the loop, so a slow disk does not slow the feed (see _WriteBehind): the logs
+        # Files are written behind the loop, so a slow disk does not slow the feed (see WriteBehind): the logs
         # are fsync'd there, in batches, before each cursor write.
         logs = [f for f in (self._rows_log, self._export_log) if f is not None]
-        self._writer = _WriteBehind(stream, logs=logs) if stream.persist or logs else None
+        self._writer = WriteBehind(stream, logs=logs) if stream.persist or logs else None
 
     # --- running --------------------------------------------------------------------------------------
 
@@ -315,9 +314,9 @@ class Feed:
             self._export_log.append([self._log_line(raw) for raw in page.raws])
 
     def _on_event(self, event: PollEvent) -> None:
-        from ..updates import _log_event
+        from .updates import log_event
 
-        _log_event(event)
+        log_event(event)
         self._notify()
 
     def _notify(self) -> None:
@@ -474,14 +473,14 @@ class Feed:
     def frame(self) -> pd.DataFrame:
         """Every message so far, one row each (a snapshot; read it again for newer rows). Its displays (repr,
         the HTML table in Jupyter) show ``context_token`` and ``raw`` redacted; the data is exact."""
-        from ..safe_frame import safe_frame
+        from .safe_frame import safe_frame
 
         return safe_frame(self._buffer.frame())
 
     def items_frame(self) -> pd.DataFrame:
         """One row per item of every message so far (see :func:`openclaw_nb.frames.items_frame`); its displays
         redact the items' keys and download parameters, as ``feed.frame``'s do."""
-        from ..safe_frame import safe_frame
+        from .safe_frame import safe_frame
 
         return safe_frame(items_frame(self.frame))
 
@@ -609,7 +608,7 @@ class Feed:
 
     # --- live display ---------------------------------------------------------------------------------
 
-    def _plain_text(self) -> str:
+    def as_text(self) -> str:
         """The view as plain text, for where no widget or HTML renders (``jupyter console``, text exports,
         nbconvert to text): the summary line, recent retries, and the last messages one per line."""
         lines = [repr(self)]
@@ -627,56 +626,132 @@ class Feed:
         return "\n".join(lines)
 
     def _ipython_display_(self) -> None:
+        if env.has_widgets():
+            env.view("feed")(self)  # the notebook layer's widget, redrawn as rows arrive
+            return
         from IPython.display import display
 
-        if not env.has_widgets():
-            display({"text/plain": self._plain_text(), "text/html": self._repr_html_()}, raw=True)
-            return
-        import ipywidgets as widgets
+        display({"text/plain": self.as_text(), "text/html": self._repr_html_()}, raw=True)
 
-        view = widgets.HTML(value=self._repr_html_())
-        self._widgets.add(view)
-        # The widget for frontends that render it; the view's own text, not the widget's repr
-        # (HTML(value='<div ...')), where none does.
-        bundle = dict(view._repr_mimebundle_() or {})
-        bundle["text/plain"] = self._plain_text()
-        display(bundle, raw=True)
-        self._start_refresher()
+    @property
+    def version(self) -> int:
+        """A number that changes whenever rows arrive or the status changes (what a live view redraws on)."""
+        return self._version
 
-    def _start_refresher(self) -> None:
-        if self._refresher_running:
-            return
-        self._refresher_running = True
-        loop = env.running_loop()
-        if loop is not None:
-            loop.create_task(self._refresh_task())
-        else:
-            threading.Thread(target=self._refresh_thread, name="openclaw-nb-feed-view", daemon=True).start()
+    def ended(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the feed to end; True once it has (a live view's clock)."""
+        return self._done.wait(timeout)
 
-    def _redraw(self, shown: int) -> int:
-        # Redraw only when something changed, so an idle feed costs nothing.
-        version = self._version
-        if version != shown:
-            value = self._repr_html_()
-            for view in list(self._widgets):
-                view.value = value
-        return version
 
-    async def _refresh_task(self) -> None:
-        shown = -1
+# --- the drivers' methods ---------------------------------------------------------------------------
+
+
+class _LiveShared:
+    if TYPE_CHECKING:
+
+        def _new_stream(
+            self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None
+        ) -> StreamState: ...
+
+    def _new_feed(
+        self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None, **view: Any
+    ) -> Feed:
+        """A live feed over a new stream (not started: each driver starts it its own way)."""
+        return Feed(self, self._new_stream(account, persist, policy, store), **view)
+
+    def chat(
+        self, user: str | None = None, *, window: int = 50, feed: Feed | None = None, downloads: str = "downloads"
+    ) -> Any:
+        """A chat panel: the conversations on the left, the selected one as bubbles, a reply box, each
+        bubble's protocol exchange one click away. It reads the client's running feed (``client.stream()``,
+        ``%wx_updates``), or starts one; it shows the last ``window`` bubbles (an "older" button shows more);
+        received files are saved to ``downloads``. Outside a widget front end it shows the last messages of
+        each conversation as text.
+
+        >>> client.chat()                      # in a notebook cell  # doctest: +SKIP
+        """
+        return env.view("chat")(self, user=user, window=window, feed=feed, downloads=downloads)
+
+
+class LiveMixin(_LiveShared):
+    """``stream()`` and ``chat()`` of :class:`~openclaw_nb.client.Client`: the feed polls in a thread."""
+
+    def stream(
+        self,
+        *,
+        account: str | None = None,
+        persist: bool = True,
+        policy: PollPolicy | None = None,
+        store: Store | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        redact_log: bool = True,
+        show: int = 10,
+        refresh: float = 0.5,
+        notify: bool = True,
+    ) -> Feed:
+        """Start filling a live DataFrame in a background thread and return at once: ``feed.frame``.
+
+        ``log_path`` appends every page's messages to a JSONL file before the cursor moves (so a crash
+        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back), a 0600 file whose context
+        tokens, media keys and download parameters are redacted as ``feed.save()`` does (``redact_log=False``
+        keeps them exact). ``notifystart`` goes out
+        from the thread before its first poll, ``notifystop`` when the feed ends (``feed.stop()``, an error,
+        the interpreter exiting); ``notify=False`` sends neither.
+        """
+        feed = self._new_feed(
+            account,
+            persist,
+            policy,
+            store,
+            log_path=log_path,
+            redact_log=redact_log,
+            show=show,
+            refresh=refresh,
+            notify=notify,
+        )
+        feed._start_thread()
+        return feed
+
+
+class AsyncLiveMixin(_LiveShared):
+    """``stream()`` and ``chat()`` of :class:`~openclaw_nb.client.AsyncClient`: the feed is a task on the loop."""
+
+    def stream(
+        self,
+        *,
+        account: str | None = None,
+        persist: bool = True,
+        policy: PollPolicy | None = None,
+        store: Store | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        redact_log: bool = True,
+        show: int = 10,
+        refresh: float = 0.5,
+        notify: bool = True,
+    ) -> Feed:
+        """Start filling a live DataFrame as a task on the running event loop (the kernel's, in Jupyter) and
+        return at once. Call it from a notebook cell or from async code. ``notifystart``/``notifystop`` around
+        the task unless ``notify=False`` (also when the task is cancelled).
+
+        >>> feed = client.stream()      # then: feed.frame, feed.users, feed.stop()   # doctest: +SKIP
+        """
         try:
-            while self.running:
-                shown = self._redraw(shown)
-                await asyncio.sleep(self.refresh)
-            self._redraw(-1)
-        finally:
-            self._refresher_running = False
-
-    def _refresh_thread(self) -> None:
-        shown = -1
-        try:
-            while not self._done.wait(self.refresh):
-                shown = self._redraw(shown)
-            self._redraw(-1)
-        finally:
-            self._refresher_running = False
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise E.UsageError(
+                "AsyncClient.stream() runs as a task on the running event loop: call it in a notebook cell or "
+                "in async code (in a plain script use Client.stream(), which runs in a thread)"
+            ) from None
+        feed = self._new_feed(
+            account,
+            persist,
+            policy,
+            store,
+            log_path=log_path,
+            redact_log=redact_log,
+            show=show,
+            refresh=refresh,
+            notify=notify,
+        )
+        feed._start_task(loop)
+        return feed

@@ -1,7 +1,7 @@
 """The getupdates stream for both drivers: ``UpdatesMixin`` (``Client``) and ``AsyncUpdatesMixin`` (``AsyncClient``).
 
-``client.updates()`` yields messages (``for`` / ``async for``; ``stop()`` ends it), ``client.stream()`` fills a
-live DataFrame (:class:`~openclaw_nb.notebook.feed.Feed`), ``client.reply_budget(user)`` says whether a reply
+``client.updates()`` yields messages (``for`` / ``async for``; ``stop()`` ends it; ``client.stream()``, the live
+DataFrame built on the same stream, is in :mod:`openclaw_nb.live`), ``client.reply_budget(user)`` says whether a reply
 can still succeed, ``client.download_media(item)`` fetches and decrypts inbound media. The decisions (cursor,
 failure policy, duplicates) are made once in :mod:`openclaw_nb.protocol.poll`; here they are only driven.
 
@@ -51,8 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import os
 
     from .client import BaseClient, Peer
-    from .notebook.chat import ChatPanel
-    from .notebook.feed import Feed
 
 log = logging.getLogger("openclaw_nb")
 
@@ -74,7 +72,7 @@ _I_FROM, _I_TYPE, _I_TOKEN, _I_CREATE, _I_DUP = (
 )
 
 
-def _log_event(event: PollEvent) -> None:
+def log_event(event: PollEvent) -> None:
     log.log(_EVENT_LEVELS.get(event.kind, logging.INFO), event.message)
 
 
@@ -103,7 +101,7 @@ def message_from_raw(raw: str | bytes, history: QuoteHistory | None = None) -> m
 # --- one stream's state and persistence (no HTTP) --------------------------------------------------------
 
 
-class _Stream:
+class StreamState:
     """A poll state plus what persists it: loading at start, writing after pages, pending messages."""
 
     def __init__(
@@ -148,7 +146,7 @@ class _Stream:
             seen=seen,
             history=client.history,
         )
-        self.state.on_event = _log_event
+        self.state.on_event = log_event
         self._lock = threading.Lock()  # the loop's thread updates what a write-behind thread reads
         self._tokens_dirty = False
         self._delivered_cursor = cursor
@@ -298,7 +296,7 @@ class _Stream:
                 self._tokens_dirty = True
 
     def commit(
-        self, page: Page, *, keep_pending: bool, writer: _WriteBehind | None = None, remembered: bool = False
+        self, page: Page, *, keep_pending: bool, writer: WriteBehind | None = None, remembered: bool = False
     ) -> None:
         """After a page was delivered: update the client (unless ``remembered`` already), then persist
         (pending, tokens, cursor — in that order).
@@ -310,7 +308,7 @@ class _Stream:
             self.write_page(len(page) > 0, keep_pending=keep_pending, writer=writer)
 
     def take(
-        self, page: Page, *, keep_pending: bool, writer: _WriteBehind | None = None, remembered: bool = False
+        self, page: Page, *, keep_pending: bool, writer: WriteBehind | None = None, remembered: bool = False
     ) -> bool:
         """The in-memory half of :meth:`commit`; True if :meth:`write_page` has files to write."""
         if not remembered:
@@ -329,7 +327,7 @@ class _Stream:
             return False
         return True
 
-    def write_page(self, rows: bool, *, keep_pending: bool, writer: _WriteBehind | None = None) -> None:
+    def write_page(self, rows: bool, *, keep_pending: bool, writer: WriteBehind | None = None) -> None:
         """The disk half of :meth:`commit` (pending, tokens, cursor — in that order); an async stream runs it in a
         worker thread (:func:`_off_loop`) while the loop serves other tasks."""
         if rows and (keep_pending or self._disk_pending):
@@ -378,7 +376,7 @@ class _Stream:
             self._marks = None
 
 
-class _WriteBehind:
+class WriteBehind:
     """Writes a stream's cursor and context tokens from a thread of its own, latest state only, each time after
     an fsync of the feed's rows log (so rows are on disk before the cursor that follows them).
 
@@ -387,7 +385,7 @@ class _WriteBehind:
     delivered, so a crash can only make the server serve the last pages again, never skip one.
     """
 
-    def __init__(self, stream: _Stream, *, logs: Sequence[AppendLog] = ()) -> None:
+    def __init__(self, stream: StreamState, *, logs: Sequence[AppendLog] = ()) -> None:
         self._stream = stream
         self._logs = list(logs)  # fsync'd before each write of the cursor: rows are durable before it
         self._io = threading.Lock()  # one write at a time: the thread's, or flush()'s
@@ -485,7 +483,7 @@ def _cancelling() -> bool:
     return bool(cancelling()) if cancelling is not None else False
 
 
-class _Presence:
+class Presence:
     """``notifystart`` before a stream's first poll and ``notifystop`` once when it ends, as the official client
     brackets its getupdates loop (see "Session start and stop" in docs/protocol.md).
 
@@ -496,7 +494,7 @@ class _Presence:
     token no longer works. ``enabled=False`` (``notify=False``) sends neither.
     """
 
-    def __init__(self, stream: _Stream, enabled: bool) -> None:
+    def __init__(self, stream: StreamState, enabled: bool) -> None:
         if not isinstance(enabled, bool):
             raise E.UsageError(
                 f"notify is True (send notifystart/notifystop around the stream) or False, got {enabled!r}"
@@ -612,7 +610,7 @@ class _UpdatesBase:
     so an exception in the loop body (or a crash) hands it out again next time.
     """
 
-    _stream: _Stream
+    _stream: StreamState
     #: Whether the oldest pending message was handed to the loop and not yet consumed.
     _out = False
 
@@ -676,11 +674,11 @@ class Updates(_UpdatesBase):
     before the first poll and ``notifystop`` when the loop ends, however it ends (``notify=False``: neither).
     """
 
-    def __init__(self, client: UpdatesMixin, stream: _Stream, *, notify: bool = True) -> None:
+    def __init__(self, client: UpdatesMixin, stream: StreamState, *, notify: bool = True) -> None:
         self._client = client
         self._stream = stream
         self._stop = threading.Event()
-        self._presence = _Presence(stream, notify)
+        self._presence = Presence(stream, notify)
 
     def stop(self) -> None:
         """End the iteration: at once if waiting between retries, else when the current long poll returns."""
@@ -734,10 +732,10 @@ class AsyncUpdates(_UpdatesBase):
     :class:`Updates`; after ``break`` without ``async with``, notifystop goes out when the event loop closes the
     generator (``async with client.updates() as u`` sends it on the way out of the block)."""
 
-    def __init__(self, client: AsyncUpdatesMixin, stream: _Stream, *, notify: bool = True) -> None:
+    def __init__(self, client: AsyncUpdatesMixin, stream: StreamState, *, notify: bool = True) -> None:
         self._client = client
         self._stream = stream
-        self._presence = _Presence(stream, notify)
+        self._presence = Presence(stream, notify)
         self._stopping = False
         self._stop_event: asyncio.Event | None = None
         self._inflight: asyncio.Future[Page | None] | None = None
@@ -1005,34 +1003,10 @@ class _Shared:
         """
         return reply_budget_of(self.peers.get(user), user, self.server_now())
 
-    def chat(
-        self, user: str | None = None, *, window: int = 50, feed: Feed | None = None, downloads: str = "downloads"
-    ) -> ChatPanel:
-        """A chat panel: the conversations on the left, the selected one as bubbles, a reply box, each
-        bubble's protocol exchange one click away. It reads the client's running feed (``client.stream()``,
-        ``%wx_updates``), or starts one; it shows the last ``window`` bubbles (an "older" button shows more);
-        received files are saved to ``downloads``. Outside a widget front end it shows the last messages of
-        each conversation as text.
-
-        >>> client.chat()                      # in a notebook cell  # doctest: +SKIP
-        """
-        from .notebook.chat import ChatPanel
-
-        return ChatPanel(self, user=user, window=window, feed=feed, downloads=downloads)
-
     def _new_stream(
         self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None
-    ) -> _Stream:
-        return _Stream(self, account=account, persist=persist, policy=policy, store=store)  # type: ignore[arg-type]
-
-    def _new_feed(
-        self, account: str | None, persist: bool, policy: PollPolicy | None, store: Store | None, **view: Any
-    ) -> Feed:
-        """A live feed over a new stream (not started: each driver starts it its own way)."""
-        from .notebook.feed import Feed
-
-        return Feed(self, self._new_stream(account, persist, policy, store), **view)
-
+    ) -> StreamState:
+        return StreamState(self, account=account, persist=persist, policy=policy, store=store)  # type: ignore[arg-type]
 
 class UpdatesMixin(_Shared):
     """Update-stream methods of :class:`~openclaw_nb.client.Client`."""
@@ -1060,48 +1034,12 @@ class UpdatesMixin(_Shared):
         """
         return Updates(self, self._new_stream(account, persist, policy, store), notify=notify)
 
-    def stream(
-        self,
-        *,
-        account: str | None = None,
-        persist: bool = True,
-        policy: PollPolicy | None = None,
-        store: Store | None = None,
-        log_path: str | os.PathLike[str] | None = None,
-        redact_log: bool = True,
-        show: int = 10,
-        refresh: float = 0.5,
-        notify: bool = True,
-    ) -> Feed:
-        """Start filling a live DataFrame in a background thread and return at once: ``feed.frame``.
-
-        ``log_path`` appends every page's messages to a JSONL file before the cursor moves (so a crash
-        loses nothing that :func:`~openclaw_nb.frames.read_log` can't read back), a 0600 file whose context
-        tokens, media keys and download parameters are redacted as ``feed.save()`` does (``redact_log=False``
-        keeps them exact). ``notifystart`` goes out
-        from the thread before its first poll, ``notifystop`` when the feed ends (``feed.stop()``, an error,
-        the interpreter exiting); ``notify=False`` sends neither.
-        """
-        feed = self._new_feed(
-            account,
-            persist,
-            policy,
-            store,
-            log_path=log_path,
-            redact_log=redact_log,
-            show=show,
-            refresh=refresh,
-            notify=notify,
-        )
-        feed._start_thread()
-        return feed
-
-    def _poll_page(self, stream: _Stream, stop: threading.Event) -> Page | None:
+    def _poll_page(self, stream: StreamState, stop: threading.Event) -> Page | None:
         """Run one page flow: HTTP with this driver, sleeps that ``stop`` interrupts (then None)."""
         with collecting(stream.client.drift_log, "get_updates"):
             return self._poll_page_flow(stream, stop)
 
-    def _poll_page_flow(self, stream: _Stream, stop: threading.Event) -> Page | None:
+    def _poll_page_flow(self, stream: StreamState, stop: threading.Event) -> Page | None:
         flow = stream.state.page_flow(stream.make_send)
         try:
             action = next(flow)
@@ -1160,52 +1098,12 @@ class AsyncUpdatesMixin(_Shared):
         ``notifystart``/``notifystop`` around the loop unless ``notify=False`` (see :meth:`UpdatesMixin.updates`)."""
         return AsyncUpdates(self, self._new_stream(account, persist, policy, store), notify=notify)
 
-    def stream(
-        self,
-        *,
-        account: str | None = None,
-        persist: bool = True,
-        policy: PollPolicy | None = None,
-        store: Store | None = None,
-        log_path: str | os.PathLike[str] | None = None,
-        redact_log: bool = True,
-        show: int = 10,
-        refresh: float = 0.5,
-        notify: bool = True,
-    ) -> Feed:
-        """Start filling a live DataFrame as a task on the running event loop (the kernel's, in Jupyter) and
-        return at once. Call it from a notebook cell or from async code. ``notifystart``/``notifystop`` around
-        the task unless ``notify=False`` (also when the task is cancelled).
-
-        >>> feed = client.stream()      # then: feed.frame, feed.users, feed.stop()   # doctest: +SKIP
-        """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise E.UsageError(
-                "AsyncClient.stream() runs as a task on the running event loop: call it in a notebook cell or "
-                "in async code (in a plain script use Client.stream(), which runs in a thread)"
-            ) from None
-        feed = self._new_feed(
-            account,
-            persist,
-            policy,
-            store,
-            log_path=log_path,
-            redact_log=redact_log,
-            show=show,
-            refresh=refresh,
-            notify=notify,
-        )
-        feed._start_task(loop)
-        return feed
-
-    async def _apoll_page(self, stream: _Stream, stop: asyncio.Event | None) -> Page | None:
+    async def _apoll_page(self, stream: StreamState, stop: asyncio.Event | None) -> Page | None:
         """Run one page flow: HTTP awaited, sleeps that ``stop`` interrupts (then None)."""
         with collecting(stream.client.drift_log, "get_updates"):
             return await self._apoll_page_flow(stream, stop)
 
-    async def _apoll_page_flow(self, stream: _Stream, stop: asyncio.Event | None) -> Page | None:
+    async def _apoll_page_flow(self, stream: StreamState, stop: asyncio.Event | None) -> Page | None:
         flow = stream.state.page_flow(stream.make_send)
         try:
             action = next(flow)

@@ -23,5 +23,19 @@ def _progress(description: str, *unit: str) -> Any:
     return progress.WidgetProgress(description, *unit)
 
 
+def _feed(feed: Any) -> Any:
+    from .feed import show_feed
+
+    return show_feed(feed)
+
+
+def _chat(client: Any, **options: Any) -> Any:
+    from .chat import ChatPanel
+
+    return ChatPanel(client, **options)
+
+
 env.register_view("login", _login)
 env.register_view("progress", _progress)
+env.register_view("feed", _feed)
+env.register_view("chat", _chat)

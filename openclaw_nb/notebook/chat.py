@@ -60,13 +60,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import env
 from .. import errors as E
+from ..live import running_feed
 from ..protocol import constants as C
 from ..protocol.poll import COL, COLUMNS
 from ..protocol.redact import redact_body_text, redact_header, redact_json
-from .feed import running_feed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .feed import Feed
+    from ..live import Feed
 
 log = logging.getLogger("openclaw_nb")
 

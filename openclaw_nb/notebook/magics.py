@@ -40,9 +40,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from ..client import Client
+    from ..live import Feed
     from ..login import LoginHandle
     from ..sim import Simulator
-    from .feed import Feed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -1066,7 +1066,7 @@ class WxMagics(Magics):
             raise UsageError(f"%wx_chat: --window is how many bubbles to show, 1 or more; got {args.window}")
         user = _user("wx_chat", args.user) if args.user else None
         if self.feed is None or not self.feed.running or self.feed.client is not client:
-            from .feed import running_feed
+            from ..live import running_feed
 
             running = running_feed(client)  # one the user started with wx.stream(): no second poller
             self.feed = running if running is not None else client.stream(store=self._store())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from openclaw_nb.client import Client
-from openclaw_nb.notebook.feed import Feed
+from openclaw_nb.live import Feed
 from openclaw_nb.sim import SimConfig, Simulator
 
 KNOBS = {"long_poll_timeout": 0.25, "seed": 5}

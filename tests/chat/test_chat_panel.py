@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from openclaw_nb.client import AsyncClient, Client
+from openclaw_nb.live import Feed, running_feed
 from openclaw_nb.notebook.chat import ChatPanel
-from openclaw_nb.notebook.feed import Feed, running_feed
 from openclaw_nb.protocol.flow import Reply
 from openclaw_nb.sim import Simulator
 from openclaw_nb.sim.state import _png

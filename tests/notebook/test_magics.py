@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from openclaw_nb.client import Client
+from openclaw_nb.live import Feed
 from openclaw_nb.notebook import magics as M
-from openclaw_nb.notebook.feed import Feed
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.protocol.redact import redact
 from openclaw_nb.recorder import load_log

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from openclaw_nb.live import Feed
 from openclaw_nb.notebook import magics as M
-from openclaw_nb.notebook.feed import Feed
 from openclaw_nb.protocol import constants as C
 from openclaw_nb.sim import Simulator
 

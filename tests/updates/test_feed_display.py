@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from openclaw_nb import env
+from openclaw_nb import live as feed_module
 from openclaw_nb.frames import read_log
-from openclaw_nb.notebook import feed as feed_module
+from openclaw_nb.notebook import feed as feed_view
 from openclaw_nb.protocol.redact import redact
 
 from .conftest import FAST, Bot
@@ -98,13 +99,14 @@ def test_live_view_redraws_only_on_change(bot: Bot, monkeypatch: pytest.MonkeyPa
         feed = client.stream(policy=FAST, refresh=0.1)
         feed._ipython_display_()
         (bundle,) = shown
-        (view,) = list(feed._widgets)
+        live = feed_view.view_of(feed)
+        (view,) = list(live.widgets)
         assert type(view).__name__ == "HTML" and "0 messages" in view.value
         assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == view.model_id
         fake = FakeView()
-        feed._widgets.add(fake)
-        version = feed._redraw(-1)
-        assert fake.sets == 1 and feed._redraw(version) == version and fake.sets == 1  # nothing changed
+        live.widgets.add(fake)
+        version = live.redraw(-1)
+        assert fake.sets == 1 and live.redraw(version) == version and fake.sets == 1  # nothing changed
         bot.say("zoe@im.wechat", "hello view")
         feed.wait_for(1)
         # the refresher thread picks the change up within a few refresh periods

@@ -255,7 +255,7 @@ def test_timeline_plot_or_clear_error() -> None:
 def test_importing_the_package_does_not_import_pandas() -> None:
     code = (
         "import sys, openclaw_nb, openclaw_nb.client, openclaw_nb.updates, openclaw_nb.frames, "
-        "openclaw_nb.notebook.feed, openclaw_nb.protocol.poll; "
+        "openclaw_nb.live, openclaw_nb.protocol.poll; "
         "print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
     )
     root = Path(__file__).resolve().parents[2]
