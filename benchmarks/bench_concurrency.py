@@ -5,6 +5,8 @@ For 1, 8, 16, 64 and 256 sends in flight (that many tasks sending one after anot
 ``httpx_aiohttp`` posting the same request bytes as references; each figure is the median of 3 rounds that
 alternate between the configurations. The simulator runs in its own process; its CPU time over each run's
 wall time is printed as its share of one core (near 100 %: the simulator is the limit, not the client).
+A second part repeats 16, 64 and 256 in flight with the simulator's ``latency_ms`` knob at 20 ms, where the
+pool's size bounds the rate (at most connections / latency requests/s).
 ``DEFAULT_LIMITS`` in ``openclaw_nb/client.py`` is chosen from these figures. The client runs with
 ``record=False``: the recorder's cost is measured in bench_client and bench_recorder.
 """
@@ -29,6 +31,9 @@ from .bench_client import SIM_KNOBS, SimProcess
 
 IN_FLIGHT = (1, 8, 16, 64, 256)
 POOLS = (16, 64, 256)
+#: The second part: each API request waits this long in the simulator (its latency_ms knob), as on a network.
+LATENCY_MS = 20
+LATENCY_IN_FLIGHT = (16, 64, 256)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -61,7 +66,6 @@ async def _rate(one: Callable[[], Awaitable[Any]], in_flight: int, total: int, s
 def measure(quick: bool) -> dict[str, Any]:
     total = 300 if quick else 1000
     rounds = 1 if quick else 3
-    in_flight = IN_FLIGHT
     pools = (16, 64) if quick else POOLS
     engines = ["httpcore", "aiohttp"] if aiohttp_available() else ["httpcore"]
     figures: dict[str, Any] = {}
@@ -95,7 +99,7 @@ def measure(quick: bool) -> dict[str, Any]:
         url = sim.base_url + spec.path
         pid = sim.proc.pid
 
-        async def measure_all() -> dict[str, list[tuple[float, float]]]:
+        async def measure_all(in_flight: tuple[int, ...], tag: str) -> dict[str, list[tuple[float, float]]]:
             """Every configuration at each number in flight, ``rounds`` times, alternating: a change in the
             load of a shared machine hits all of them alike."""
             from contextlib import AsyncExitStack
@@ -130,10 +134,15 @@ def measure(quick: bool) -> dict[str, Any]:
                 for k in in_flight:
                     for _ in range(rounds):
                         for label, one in calls.items():
-                            runs.setdefault(f"{label}, {k} in flight", []).append(await _rate(one, k, total, pid))
+                            rate = await _rate(one, k, total, pid)
+                            runs.setdefault(f"{label}, {k} in flight{tag}", []).append(rate)
             return runs
 
-        for name, results in asyncio.run(measure_all()).items():
+        runs = asyncio.run(measure_all(IN_FLIGHT, ""))
+        # A real network's round trip: now the pool's size bounds the rate (connections / latency).
+        sim.control.post("/_sim/config", json={"latency_ms": LATENCY_MS}).raise_for_status()
+        runs.update(asyncio.run(measure_all(LATENCY_IN_FLIGHT, f", {LATENCY_MS} ms latency")))
+        for name, results in runs.items():
             figures[name] = {
                 "value": statistics.median(r for r, _ in results),
                 "unit": "req/s",

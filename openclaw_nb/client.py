@@ -73,8 +73,16 @@ EXT_ATTEMPT = "openclaw_nb.attempt"
 #: Errors raised before a connection to the server existed, so the server cannot have seen the request: refused,
 #: DNS failure and TLS handshake failure (ConnectError), connect timeout, no pooled connection in time.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-#: Connection pool bound: httpx's async pool degrades sharply with many concurrent requests on one client.
+#: Connection pool bounds, chosen by benchmarks/bench_concurrency.py (figures in the README's benchmark table).
+#: httpcore's async pool (and the sync client's) keeps 16: more connections make httpcore slower, not faster
+#: (64 sends in flight over 20 ms of simulated latency: 188, 122, 145 req/s with 16, 64, 256 connections).
 DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+#: aiohttp's pool gains from more connections once the network has latency (the same: 472, 752, 767 req/s;
+#: on loopback, where a round trip costs nothing, the size hardly matters); 64, since 256 adds nothing below 256
+#: sends in flight and would open four times the connections to the server.
+AIOHTTP_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+#: The pool bounds of each async engine.
+ENGINE_LIMITS = {"httpcore": DEFAULT_LIMITS, "aiohttp": AIOHTTP_LIMITS}
 USER_AGENT = {"User-Agent": f"openclaw-nb/{__version__}"}
 
 
@@ -1089,7 +1097,7 @@ class AsyncClient(AsyncLoginMixin, AsyncUpdatesMixin, AsyncLiveMixin, AsyncMedia
             log_bytes=log_bytes,
             max_response_bytes=max_response_bytes,
         )
-        inner = transport or async_transport(self.engine, DEFAULT_LIMITS, shared_ssl_context())
+        inner = transport or async_transport(self.engine, ENGINE_LIMITS[self.engine], shared_ssl_context())
         if self.log is not None:
             inner = self.log.wrap_async(inner)
         self._http = httpx.AsyncClient(transport=inner, follow_redirects=False, headers=USER_AGENT)

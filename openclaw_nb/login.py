@@ -711,10 +711,11 @@ def _display(widget: Any, session: LoginSession) -> None:
 
 def _async_twin(client: Client) -> AsyncClient:
     """An AsyncClient with the sync client's configuration, recording into the same log."""
-    from .client import DEFAULT_LIMITS, AsyncClient, shared_ssl_context
+    from .client import ENGINE_LIMITS, AsyncClient, shared_ssl_context
     from .engine import async_transport
 
-    transport = async_transport(getattr(client, "engine", "httpcore"), DEFAULT_LIMITS, shared_ssl_context())
+    engine = getattr(client, "engine", "httpcore")
+    transport = async_transport(engine, ENGINE_LIMITS[engine], shared_ssl_context())
     if client.log is not None and hasattr(client.log, "wrap_async"):
         transport = client.log.wrap_async(transport)
     ident = client.identity

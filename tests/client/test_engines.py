@@ -71,7 +71,11 @@ def test_the_engine_is_chosen_by_argument_or_environment_and_shown(monkeypatch: 
     for name in ENGINES:
         client = AsyncClient("t", engine=name, record=False)
         assert client.engine == name and f"engine={name!r}" in repr(client)
-        assert ("AiohttpEngine" in repr(client._http._transport)) == (name == "aiohttp")
+        transport = client._http._transport
+        assert ("AiohttpEngine" in repr(transport)) == (name == "aiohttp")
+        # the pool sizes chosen by benchmarks/bench_concurrency.py
+        size = transport.limits.max_connections if name == "aiohttp" else transport._pool._max_connections
+        assert size == (64 if name == "aiohttp" else 16)
         asyncio.run(client.aclose())
     monkeypatch.setenv(engine_mod.ENGINE_ENV, "httpcore")
     assert AsyncClient("t").engine == "httpcore"
