@@ -23,6 +23,7 @@ many requests in flight where httpcore's async pool slows down (see ``benchmarks
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import os
 from collections.abc import AsyncIterator
@@ -37,8 +38,9 @@ ENGINES = ("auto", "aiohttp", "httpcore")
 ENGINE_ENV = "OPENCLAW_NB_ASYNC_ENGINE"
 
 
+@functools.cache
 def aiohttp_available() -> bool:
-    """Whether the aiohttp engine can be used (the ``httpx-aiohttp`` package is installed)."""
+    """Whether the aiohttp engine can be used (the ``httpx-aiohttp`` package is installed; looked up once)."""
     return importlib.util.find_spec("httpx_aiohttp") is not None
 
 

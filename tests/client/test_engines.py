@@ -301,3 +301,39 @@ def test_large_and_streamed_bodies_get_a_write_timeout(deaf_server: int) -> None
         return type(await _post(engine, deaf_server, body)), engine._httpcore
 
     assert asyncio.run(small()) == (httpx.ReadTimeout, None)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"", "Server disconnected without sending a response."),  # closed after reading the request
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", None),  # the body ends early
+        (b"HELLO\r\n\r\n", None),  # not HTTP
+    ],
+    ids=["closed", "short-body", "not-http"],
+)
+def test_broken_answers_raise_the_same_error_types(answer: bytes, message: str | None) -> None:
+    """A server that closes early or does not speak HTTP: the same httpx error on both engines (for a short
+    body and a bad status line, the texts are each library's own)."""
+
+    async def scenario(engine: str) -> tuple[type[BaseException], str]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, httpx.AsyncClient(transport=async_transport(engine, DEFAULT_LIMITS, True)) as http:
+            try:
+                response = await http.get(f"http://127.0.0.1:{port}/", timeout=5)
+                await response.aread()
+            except httpx.TransportError as exc:
+                return type(exc), str(exc)
+        return type(None), "answered"
+
+    seen = on_both(scenario)
+    assert seen["httpcore"][0] is seen["aiohttp"][0] is httpx.RemoteProtocolError, seen
+    if message is not None:
+        assert seen["httpcore"][1] == seen["aiohttp"][1] == message
