@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, cast
 from . import errors as E
 from .protocol import constants as C
 from .protocol.media import UploadedMedia, UploadPlan, digest, parse_kind
+from .protocol.models import new_client_id
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .client import AsyncClient, BaseClient, Client
-    from .media import _Plaintext
+    from .media import Plaintext
     from .progress import Progress
 
     _Base = BaseClient
@@ -195,7 +196,7 @@ class _Content:
     text: str | None = None
     markdown: str | None = None
     uploaded: UploadedMedia | None = None
-    plain: _Plaintext | None = None
+    plain: Plaintext | None = None
     kind: C.UploadMediaType | None = None
     caption: str | None = None
     rawsize: int = 0
@@ -211,7 +212,7 @@ class _Content:
 
 def _content(message: object, kind: object, caption: object, name: str | None, markdown: str | None) -> _Content:
     """Check what to send before anything goes out (hashing a file happens in :func:`_hash`)."""
-    from .media import _plaintext
+    from .media import plaintext_of
 
     if caption is not None and (not isinstance(caption, str) or not caption):
         raise E.UsageError(f"caption must be a non-empty str or None, got {caption!r}")
@@ -231,7 +232,7 @@ def _content(message: object, kind: object, caption: object, name: str | None, m
             raise E.UsageError(f"this upload is a {message.kind}; pass kind={message.kind!r} or leave kind out")
         return _Content(uploaded=message, kind=message.media_type, caption=caption)
     if isinstance(message, (str, os.PathLike, bytes, bytearray, memoryview)):
-        plain = _plaintext(message, name)
+        plain = plaintext_of(message, name)
         return _Content(plain=plain, kind=_kind(kind, plain.name), caption=caption)
     raise E.UsageError(
         f"broadcast sends a text (str), a file (a pathlib.Path, or a str path with kind=), bytes with kind=, or "
@@ -405,8 +406,6 @@ class _Engine:
             shared.done(row)
 
     async def _send(self, row: BroadcastRow) -> None:
-        from .client import new_client_id
-
         client, content = self.client, self.content
         row.client_id = new_client_id()
         try:
@@ -557,42 +556,6 @@ def _raise_report_error(error: BaseException | None, result: BroadcastResult) ->
 
 
 _DONE = object()
-
-
-def private_async_client(sync: Client) -> AsyncClient:
-    """An AsyncClient for a worker thread's loop that acts as ``sync``: the same settings and token, and the
-    same recorder, per-user state (context tokens, reply budget), quote history and drift log."""
-    from .client import AsyncClient
-
-    ident = sync.identity
-    # The engine the sync client was told to use for its async work, when it has that setting.
-    choice: dict[str, Any] = {"engine": sync.engine} if isinstance(getattr(sync, "engine", None), str) else {}
-    engine = AsyncClient(
-        sync.token,
-        base_url=sync.base_url,
-        cdn_base_url=sync.cdn_base_url,
-        bot_id=sync.bot_id,
-        app_id=ident.app_id,
-        client_version=ident.client_version,
-        bot_agent=ident.bot_agent,
-        route_tag=ident.route_tag,
-        retry=sync.retry,
-        record=False,
-        max_response_bytes=sync.max_response_bytes,
-        **choice,
-    )
-    engine.peers = sync.peers
-    engine.history = sync.history
-    engine.drift_log = sync.drift_log
-    engine._clock_offset, engine._last_date = sync._clock_offset, sync._last_date
-    if hasattr(sync, "_sent_listeners"):  # whoever watches the client's sends sees the broadcast's too
-        engine._sent_listeners = sync._sent_listeners
-    if sync.log is not None:
-        # The exchanges go into the sync client's own log, in the order they happen.
-        engine.log = sync.log
-        http = engine._http
-        http._transport = sync.log.wrap_async(http._transport)
-    return engine
 
 
 def drive_in_thread(
@@ -777,7 +740,7 @@ def run_sync(sync: Client, job: Plan) -> BroadcastResult:
     rows = job.result.rows
 
     async def work(report: Callable[[BroadcastRow], object]) -> None:
-        engine_client = private_async_client(sync)
+        engine_client = sync.async_twin()
         try:
             await _run_jobs([(engine_client, rows)], job.message, job.concurrency, report)
         finally:

@@ -168,10 +168,62 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def _add_login(subparsers: Any) -> None:
-    # Arguments and command live next to the login code (openclaw_nb.login.add_login_command / cmd_login).
-    from .login import add_login_command
+    """Register ``openclaw-nb login [--base-url URL] [--home PATH] [--no-save] [--forget-superseded]
+    [--deadline SECONDS]``."""
+    from .protocol import constants as C
 
-    add_login_command(subparsers)
+    p = subparsers.add_parser(
+        "login",
+        help="log a bot in by QR code in the terminal and save its credentials",
+        description="Draw a login QR code in the terminal, follow its status, ask for the verify code when the "
+        "phone shows one, and save the credentials (0600) for Client.from_saved().",
+    )
+    p.add_argument("--base-url", default=C.DEFAULT_BASE_URL, help=f"API base URL (default: {C.DEFAULT_BASE_URL})")
+    p.add_argument("--home", metavar="PATH", help="data folder (default: $OPENCLAW_NB_HOME or ~/.openclaw_nb)")
+    p.add_argument("--no-save", action="store_true", help="do not save the credentials")
+    p.add_argument(
+        "--forget-superseded",
+        action="store_true",
+        help="remove older saved logins of the same WeChat user, as the official client does",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=C.LOGIN_DEADLINE_SECONDS,
+        metavar="SECONDS",
+        help=f"give up after this long (default: {C.LOGIN_DEADLINE_SECONDS})",
+    )
+    p.set_defaults(func=cmd_login)
+
+
+def cmd_login(args: Any) -> int:
+    """``openclaw-nb login``: 0 when logged in, 1 when the login failed, 2 on bad arguments, 130 on Ctrl-C."""
+    from . import errors as E
+    from .client import Client
+    from .login import LoginConfig, LoginError
+
+    try:
+        client = Client(base_url=args.base_url, record=False)
+        options = LoginConfig(deadline=args.deadline)
+    except E.UsageError as exc:
+        print(f"openclaw-nb login: {exc}", file=sys.stderr)
+        return 2
+    with client:
+        try:
+            result = client.login(
+                display="terminal",
+                home=args.home,
+                save=not args.no_save,
+                forget_superseded=args.forget_superseded,
+                config=options,
+            )
+        except LoginError:
+            return 1  # the view has printed why and what to do
+        except KeyboardInterrupt:
+            return 130
+    if result.saved_to:
+        print(f"Use it from Python: Client.from_saved({result.bot_id!r})")
+    return 0
 
 
 # --- demo --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import secrets
 import ssl
 import time
 import uuid
@@ -55,6 +54,7 @@ from .protocol.flow import (
 )
 from .protocol.headers import DEFAULT_BOT_AGENT, ClientIdentity
 from .protocol.media import SplitSendResp, split_text
+from .protocol.models import new_client_id
 from .protocol.poll import QuoteHistory, long_poll_window_ms
 from .protocol.redact import redact, redact_url
 from .protocol.text import TEXT_CHUNK_CHARS, apply_markdown
@@ -140,15 +140,6 @@ def _named_keywords(init: F) -> F:
         init(self, *args, **kwargs)
 
     return cast(F, checked)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def new_client_id(prefix: str = "openclaw-nb") -> str:
-    """``<prefix>:<ms timestamp>-<8 hex chars>``, the official client's format."""
-    return f"{prefix}:{_now_ms()}-{secrets.token_hex(4)}"
 
 
 def _require_user(value: object, what: str = "to") -> str:
@@ -893,6 +884,38 @@ class Client(LoginMixin, UpdatesMixin, LiveMixin, MediaMixin, BroadcastMixin, Ba
         self._sleep = time.sleep
 
     # --- driver ---
+
+    def async_twin(self) -> AsyncClient:
+        """An :class:`AsyncClient` that acts as this client on another event loop: the same settings, token
+        and HTTP engine, recording into this client's log, sharing its per-user state (context tokens, reply
+        budget), quote history, drift log and send listeners. The QR login in a kernel and the broadcasts of
+        a sync client run on one; close it with ``await twin.aclose()`` (this client's log stays open)."""
+        transport = async_transport(self.engine, ENGINE_LIMITS[self.engine], shared_ssl_context())
+        if self.log is not None:
+            transport = self.log.wrap_async(transport)
+        ident = self.identity
+        twin = AsyncClient(
+            self.token,
+            base_url=self.base_url,
+            cdn_base_url=self.cdn_base_url,
+            bot_id=self.bot_id,
+            app_id=ident.app_id,
+            client_version=ident.client_version,
+            bot_agent=ident.bot_agent,
+            route_tag=ident.route_tag,
+            retry=self.retry,
+            record=False,
+            transport=transport,
+            max_response_bytes=self.max_response_bytes,
+        )
+        twin.engine = self.engine
+        twin.log = self.log
+        twin.peers = self.peers
+        twin.history = self.history
+        twin.drift_log = self.drift_log
+        twin._sent_listeners = self._sent_listeners
+        twin._clock_offset, twin._last_date = self._clock_offset, self._last_date
+        return twin
 
     def _run(self, flow: Flow) -> Any:
         with collecting(self.drift_log):

@@ -532,7 +532,7 @@ def _answer_with(
     session.subscribe(on_event)
 
 
-def _choose_display(display: str) -> str:
+def choose_display(display: str) -> str:
     if display not in DISPLAYS:
         raise E.UsageError(f"display must be one of {', '.join(DISPLAYS)}, got {display!r}")
     if display != "auto":
@@ -709,33 +709,6 @@ def _display(widget: Any, session: LoginSession) -> None:
     session.subscribe(on_event)
 
 
-def _async_twin(client: Client) -> AsyncClient:
-    """An AsyncClient with the sync client's configuration, recording into the same log."""
-    from .client import ENGINE_LIMITS, AsyncClient, shared_ssl_context
-    from .engine import async_transport
-
-    engine = getattr(client, "engine", "httpcore")
-    transport = async_transport(engine, ENGINE_LIMITS[engine], shared_ssl_context())
-    if client.log is not None and hasattr(client.log, "wrap_async"):
-        transport = client.log.wrap_async(transport)
-    ident = client.identity
-    twin = AsyncClient(
-        client.token,
-        base_url=client.base_url,
-        cdn_base_url=client.cdn_base_url,
-        bot_id=client.bot_id,
-        app_id=ident.app_id,
-        client_version=ident.client_version,
-        bot_agent=ident.bot_agent,
-        route_tag=ident.route_tag,
-        retry=client.retry,
-        record=False,
-        transport=transport,
-    )
-    twin.log = client.log
-    return twin
-
-
 # --- the mixins -----------------------------------------------------------------------------------------
 
 
@@ -793,12 +766,12 @@ class LoginMixin(_SavedMixin):
         client = cast("Client", self)
         session = _new_session(config, options, on_event)
         store = _store(client, home)
-        mode = _choose_display(display)
+        mode = choose_display(display)
         if mode == "widget":
             # The sync client's _run blocks, and a blocked kernel loop freezes the widget. So in a kernel the
             # flow runs on an AsyncClient twin (same configuration, same protocol log) as a task on the
             # kernel's loop, and the credentials are applied to this client when it succeeds.
-            twin = _async_twin(client)
+            twin = client.async_twin()
 
             async def run() -> LoginResult:
                 try:
@@ -844,7 +817,7 @@ class AsyncLoginMixin(_SavedMixin):
         client = cast("AsyncClient", self)
         session = _new_session(config, options, on_event)
         store = _store(client, home)
-        mode = _choose_display(display)
+        mode = choose_display(display)
         if mode == "widget":
             run = _drive_async(client, session, store, save, target=client, forget=forget_superseded)
             return _start(session, run, show=True)
@@ -878,68 +851,6 @@ class AsyncLoginMixin(_SavedMixin):
         store = _store(client, home)
         run = _drive_async(client, session, store, save, target=client, forget=forget_superseded)
         return _start(session, run, show=False)
-
-
-# --- the `openclaw-nb login` subcommand (registered by openclaw_nb.cli) ----------------------------------
-
-
-def add_login_command(subparsers: Any) -> None:
-    """Register ``openclaw-nb login [--base-url URL] [--home PATH] [--no-save] [--forget-superseded]
-    [--deadline SECONDS]``."""
-    from .protocol import constants as C
-
-    p = subparsers.add_parser(
-        "login",
-        help="log a bot in by QR code in the terminal and save its credentials",
-        description="Draw a login QR code in the terminal, follow its status, ask for the verify code when the "
-        "phone shows one, and save the credentials (0600) for Client.from_saved().",
-    )
-    p.add_argument("--base-url", default=C.DEFAULT_BASE_URL, help=f"API base URL (default: {C.DEFAULT_BASE_URL})")
-    p.add_argument("--home", metavar="PATH", help="data folder (default: $OPENCLAW_NB_HOME or ~/.openclaw_nb)")
-    p.add_argument("--no-save", action="store_true", help="do not save the credentials")
-    p.add_argument(
-        "--forget-superseded",
-        action="store_true",
-        help="remove older saved logins of the same WeChat user, as the official client does",
-    )
-    p.add_argument(
-        "--deadline",
-        type=float,
-        default=C.LOGIN_DEADLINE_SECONDS,
-        metavar="SECONDS",
-        help=f"give up after this long (default: {C.LOGIN_DEADLINE_SECONDS})",
-    )
-    p.set_defaults(func=cmd_login)
-
-
-def cmd_login(args: Any) -> int:
-    """``openclaw-nb login``: 0 when logged in, 1 when the login failed, 2 on bad arguments, 130 on Ctrl-C."""
-    import sys
-
-    from .client import Client
-
-    try:
-        client = Client(base_url=args.base_url, record=False)
-        options = LoginConfig(deadline=args.deadline)
-    except E.UsageError as exc:
-        print(f"openclaw-nb login: {exc}", file=sys.stderr)
-        return 2
-    with client:
-        try:
-            result = client.login(
-                display="terminal",
-                home=args.home,
-                save=not args.no_save,
-                forget_superseded=args.forget_superseded,
-                config=options,
-            )
-        except LoginError:
-            return 1  # the view has printed why and what to do
-        except KeyboardInterrupt:
-            return 130
-    if result.saved_to:
-        print(f"Use it from Python: Client.from_saved({result.bot_id!r})")
-    return 0
 
 
 __all__ = [

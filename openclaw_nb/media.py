@@ -72,7 +72,7 @@ DEFAULT_NAME = "file.bin"
 
 
 @dataclass(frozen=True)
-class _Plaintext:
+class Plaintext:
     name: str
     path: str | None = None
     data: memoryview | None = None
@@ -103,7 +103,7 @@ class _Plaintext:
             )
 
 
-def _plaintext(source: object, name: str | None) -> _Plaintext:
+def plaintext_of(source: object, name: str | None) -> Plaintext:
     """Check the source before any request: a readable regular file, or bytes."""
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise E.UsageError(f"name must be a non-empty file name such as 'report.pdf', got {name!r}")
@@ -111,7 +111,7 @@ def _plaintext(source: object, name: str | None) -> _Plaintext:
         view = memoryview(source)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
-        return _Plaintext(name or DEFAULT_NAME, data=view)
+        return Plaintext(name or DEFAULT_NAME, data=view)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not isinstance(path, str) or not path:
@@ -130,7 +130,7 @@ def _plaintext(source: object, name: str | None) -> _Plaintext:
             open(path, "rb").close()
         except OSError as exc:
             raise E.UsageError(f"cannot read {path!r}: {exc.strerror or exc}") from None
-        return _Plaintext(name or os.path.basename(path), path=path)
+        return Plaintext(name or os.path.basename(path), path=path)
     raise E.UsageError(f"pass a file path (str or pathlib.Path) or bytes, got {type(source).__name__}")
 
 
@@ -150,10 +150,10 @@ def _kind(kind: object, name: str | None) -> C.UploadMediaType:
         raise E.UsageError(str(exc)) from None
 
 
-def _prepare(source: object, to: object, kind: object, name: str | None) -> tuple[UploadPlan, _Plaintext]:
+def _prepare(source: object, to: object, kind: object, name: str | None) -> tuple[UploadPlan, Plaintext]:
     """Everything before the first request: checks, then size and MD5 in one pass over the plaintext."""
     user = _require_to(to)
-    plain = _plaintext(source, name)
+    plain = plaintext_of(source, name)
     media_type = _kind(kind, plain.name)
     rawsize, md5 = digest(plain.chunks())
     return UploadPlan(user, media_type, rawsize, md5, plain.name), plain
@@ -173,7 +173,7 @@ class _MediaFlows(_Base):
             cache = self.__dict__["_typing_tickets"] = TypingTicketCache()
         return cast(TypingTicketCache, cache)
 
-    def _upload_flow(self, plan: UploadPlan, plain: _Plaintext, progress: Progress) -> Flow:
+    def _upload_flow(self, plan: UploadPlan, plain: Plaintext, progress: Progress) -> Flow:
         resp = cast(m.GetUploadUrlResp, (yield from self._get_upload_url_flow(plan.request(), {})))
         if not resp.upload_full_url and not resp.upload_param:
             raise E.ProtocolError(

@@ -766,7 +766,7 @@ class WxMagics(Magics):
 
         Example: %wx_login
         """
-        from ..login import LoginHandle, _choose_display
+        from ..login import LoginHandle, choose_display
 
         self._parse("wx_login", line)
         client = self._need_client("wx_login")
@@ -774,7 +774,7 @@ class WxMagics(Magics):
             self.login_handle.cancel()  # one QR at a time: a second would race the first for the credentials
         on_sim = self.sim is not None and client.base_url == self.sim.base_url
         kw: dict[str, Any] = {"home": self.sim_home} if on_sim else {}
-        if on_sim and _choose_display("auto") == "terminal":
+        if on_sim and choose_display("auto") == "terminal":
             assert self.sim is not None
             # Nothing else can run while the login blocks this cell, so no %wx_sim confirm could answer it.
             self.sim.set_qr_scenario(auto_confirm=SIM_AUTO_CONFIRM, count=1)

@@ -14,6 +14,8 @@ redacted in ``repr``.
 from __future__ import annotations
 
 import dataclasses
+import secrets
+import time
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +26,11 @@ from .constants import ITEM_PAYLOAD_FIELD, ItemType, MessageState, MessageType, 
 from .redact import SECRET_FIELDS, redact
 
 M = TypeVar("M", bound="WireModel")
+
+
+def new_client_id(prefix: str = "openclaw-nb") -> str:
+    """A message's ``client_id``: ``<prefix>:<ms timestamp>-<8 hex chars>``, the official client's format."""
+    return f"{prefix}:{int(time.time() * 1000)}-{secrets.token_hex(4)}"
 
 #: Field metadata marking a dataclass field that is ours, not the wire's (``extra``, ``raw``, ``timed_out``...).
 LOCAL = {"wire": False}

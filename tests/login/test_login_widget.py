@@ -282,16 +282,16 @@ def test_late_widget_catches_up_and_failure_says_what_to_do() -> None:
 
 def test_auto_display_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(login_mod.env, "has_widgets", lambda: True)
-    assert login_mod._choose_display("auto") == "terminal"  # no running loop: a script
+    assert login_mod.choose_display("auto") == "terminal"  # no running loop: a script
 
     async def inside() -> str:
-        return login_mod._choose_display("auto")
+        return login_mod.choose_display("auto")
 
     assert asyncio.run(inside()) == "widget"
     monkeypatch.setattr(login_mod.env, "has_widgets", lambda: False)
     assert asyncio.run(inside()) == "terminal"
     with pytest.raises(Exception, match="display must be one of"):
-        login_mod._choose_display("html")
+        login_mod.choose_display("html")
 
 
 class FakeDisplay:
@@ -389,7 +389,7 @@ def test_auto_display_from_the_running_shell(monkeypatch: pytest.MonkeyPatch) ->
         return type(name, (), {})()
 
     async def choice() -> str:
-        return login_mod._choose_display("auto")
+        return login_mod.choose_display("auto")
 
     for shell_type, expected in (
         ("ZMQInteractiveShell", "widget"),

@@ -912,7 +912,7 @@ def test_an_unreadable_file_is_one_line_naming_it(
     def denied(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(media._Plaintext, "chunks", denied)
+    monkeypatch.setattr(media.Plaintext, "chunks", denied)
     message = fails('%wx_upload "{path}" --to alice')
     assert message == (
         f"%wx_upload: cannot read {str(path)!r}: Permission denied; check that you may read it (its "
