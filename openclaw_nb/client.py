@@ -14,6 +14,7 @@ import logging
 import ssl
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -76,6 +77,8 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Connection pool bounds, chosen by benchmarks/bench_concurrency.py (figures in the README's benchmark table).
 #: httpcore's async pool (and the sync client's) keeps 16: more connections make httpcore slower, not faster
 #: (64 sends in flight over 20 ms of simulated latency: 188, 122, 145 req/s with 16, 64, 256 connections).
+#: How many of its latest sends a client keeps for views opened later (the chat panel's bot side).
+SENT_KEPT = 10_000
 DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
 #: aiohttp's pool gains from more connections once the network has latency (the same: 472, 752, 767 req/s;
 #: on loopback, where a round trip costs nothing, the size hardly matters); 64, since 256 adds nothing below 256
@@ -207,6 +210,10 @@ class BaseClient:
         #: answer), on the thread or loop that sent it: how a chat panel shows sends made anywhere (a magic, a
         #: cell). A listener must be quick and must not raise (a failure is logged and the send still counts).
         self._sent_listeners: list[Callable[[dict[str, Any], m.SendMessageResp], None]] = []
+        #: The last ``SENT_KEPT`` messages this client sent successfully, oldest first: (server time in s, wire
+        #: dict, answer), each once (a retried send once), from every path that sends (send_text, send_media,
+        #: broadcast's twin). How a chat panel opened after some replies shows them. Secrets inside: keep private.
+        self._sent_recent: deque[tuple[float, dict[str, Any], m.SendMessageResp]] = deque(maxlen=SENT_KEPT)
         # How far the server's clock is ahead of this computer's (s), from the Date of its answers: the 24 h
         # reply window counts from message times the server stamped. 0 while the two agree within 2 s.
         self._clock_offset = 0.0
@@ -460,6 +467,7 @@ class BaseClient:
         if resp.message_id is not None:
             # The bot's own messages can be quoted by id too (the official client keeps its sends for that).
             self.history.add(resp.message_id, m.WeixinMessage.from_wire(wire).text)
+        self._sent_recent.append((self.server_now(), wire, resp))
         for listener in list(self._sent_listeners):
             try:
                 listener(wire, resp)
@@ -914,6 +922,7 @@ class Client(LoginMixin, UpdatesMixin, LiveMixin, MediaMixin, BroadcastMixin, Ba
         twin.history = self.history
         twin.drift_log = self.drift_log
         twin._sent_listeners = self._sent_listeners
+        twin._sent_recent = self._sent_recent
         twin._clock_offset, twin._last_date = self._clock_offset, self._last_date
         return twin
 

@@ -10,8 +10,10 @@ reply budget. Every bubble opens into its protocol exchange from ``client.log``,
 How it finds its data: the panel reads the client's running feed (``client.stream()``, ``%wx_updates``) and
 starts one only when none runs, so there is never a second poller. A helper thread waits on the feed's change
 signal and indexes new rows straight from the feed's buffer (no DataFrame is built for it); the bot's own
-messages come from the client's send listeners, so sends made anywhere (``%wx_send``, a cell) show too. Only
-the last ``window`` bubbles of the selected conversation are widgets ("older" shows more), so a feed of
+messages come from the client's send listeners, so sends made anywhere (``%wx_send``, a cell, ``broadcast()``)
+show too, and those made before the panel opened from the client's record of its last sends (each once, at the
+server time it was sent, between the inbound messages where it belongs; the client keeps its last 10,000).
+Only the last ``window`` bubbles of the selected conversation are widgets ("older" shows more), so a feed of
 100,000 messages paints as fast as one of 100. Outside a widget front end it shows as text.
 
 Stable CSS classes, for styling and browser tests (``widget.add_class``):
@@ -339,7 +341,7 @@ def _message_of_row(row: dict[str, Any], position: int, user: str) -> ChatMessag
     )
 
 
-def _message_of_send(wire: dict[str, Any], resp: Any, when_ms: int) -> ChatMessage | None:
+def _message_of_send(wire: dict[str, Any], resp: Any, when_ms: int, *, preview: bool = True) -> ChatMessage | None:
     user = _str(wire.get("to_user_id"))
     if not user:
         return None
@@ -352,10 +354,10 @@ def _message_of_send(wire: dict[str, Any], resp: Any, when_ms: int) -> ChatMessa
         payload = i.get("file_item")
         if isinstance(payload, dict):
             name = _str(payload.get("file_name"))
-    preview = None
-    held = _preview.get()
+    picture = None
+    held = _preview.get() if preview else None
     if kind == "image" and held is not None and held[0] == user:
-        preview = held[1]
+        picture = held[1]
     return ChatMessage(
         outgoing=True,
         user=user,
@@ -366,7 +368,7 @@ def _message_of_send(wire: dict[str, Any], resp: Any, when_ms: int) -> ChatMessa
         client_id=_str(wire.get("client_id")),
         item_types=",".join(kinds),
         name=name,
-        preview=preview,
+        preview=picture,
     )
 
 
@@ -512,6 +514,7 @@ class ChatPanel:
         self._limit = window  # bubbles of the selected conversation shown now
         self._shown: list[ChatMessage] = []
         self._sent: deque[ChatMessage] = deque()
+        self._sent_ids: set[str] = set()  # client ids of the sends taken in: each shows once
         self._previews: deque[ChatMessage] = deque()  # sent messages that keep their picture (the last few)
         self._media: OrderedDict[str, bytes] = OrderedDict()
         self._workers: ThreadPoolExecutor | None = None
@@ -524,8 +527,10 @@ class ChatPanel:
         self._drawn = threading.Condition()
         self.version = 0  # counts redraws; wait_shown() waits on it
         self._seen = self.feed._version  # read before the first look, so no change falls in between
-        self._refresh()  # the first look; with no user given, it selects the latest conversation
+        # Listen first, then read the sends made before: a send in between is in both, and shows once.
         client._sent_listeners.append(self._on_sent)
+        self._seed_sent()
+        self._refresh()  # the first look; with no user given, it selects the latest conversation
         self._thread = threading.Thread(target=self._watch, name="openclaw-nb-chat", daemon=True)
         self._thread.start()
 
@@ -590,6 +595,18 @@ class ChatPanel:
         merged.sort(key=lambda msg: msg.time_ms or 0)
         return merged[-limit:]
 
+    def _seed_sent(self) -> None:
+        """Queue the sends the client made before the panel opened (its record of its last sends)."""
+        recent = getattr(self.client, "_sent_recent", None)
+        if recent is None:
+            return
+        earlier = []
+        for when, wire, resp in recent.copy():  # (a copy is taken at once; sends go on meanwhile)
+            msg = _message_of_send(wire, resp, int(when * 1000), preview=False)
+            if msg is not None:
+                earlier.append(msg)
+        self._sent.extendleft(reversed(earlier))  # before any send the listener queued meanwhile
+
     def _on_sent(self, wire: dict[str, Any], resp: Any) -> None:
         msg = _message_of_send(wire, resp, int(self.client.server_now() * 1000))
         if msg is None:
@@ -630,6 +647,10 @@ class ChatPanel:
             sent = []
             while self._sent:
                 msg = self._sent.popleft()
+                if msg.client_id is not None:
+                    if msg.client_id in self._sent_ids:
+                        continue  # seen twice: sent while the panel opened
+                    self._sent_ids.add(msg.client_id)
                 conv = self._conversation(msg.user)
                 conv.sent.append(msg)
                 conv.last_ms = max(conv.last_ms, msg.time_ms or 0)

@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -493,3 +494,101 @@ def test_the_status_line_says_when_the_feed_has_stopped(sim: Simulator, client: 
     finally:
         panel.close()
         feed.wait(10)
+
+
+def _next_ms() -> None:
+    """Let the millisecond clock move on, so two events stamped one after the other never share a time."""
+    start = time.time_ns() // 1_000_000
+    deadline = time.monotonic() + 1.0
+    while time.time_ns() // 1_000_000 <= start and time.monotonic() < deadline:
+        pass
+
+
+def _ids(panel: ChatPanel) -> list[Any]:
+    return [m.client_id if m.outgoing else m.message_id for m in panel.shown]
+
+
+def test_replies_sent_before_the_panel_opened_show_in_time_order(sim: Simulator, client: Client, feed: Feed) -> None:
+    q1 = sim.say("alice", "question one")
+    feed.wait_rows(1)
+    _next_ms()
+    a1 = client.send_text(ALICE, "answer one")
+    _next_ms()
+    q2 = sim.say("alice", "question two")
+    feed.wait_rows(2)
+    _next_ms()
+    (row,) = client.broadcast([ALICE], "answer two", progress=False).rows  # an AsyncClient twin sends it
+    assert row.client_id
+    _next_ms()
+    q3 = sim.say("alice", "question three")
+    sim.say("bob", "someone else")
+    feed.wait_rows(4)
+    panel = client.chat(user=ALICE)
+    try:
+        panel.wait_shown(lambda p: len(p.shown) == 5)
+        expected = [q1["message_id"], a1.client_id, q2["message_id"], row.client_id, q3["message_id"]]
+        assert _ids(panel) == expected
+        boxes = find(panel.widget, "wxchat-bubble")
+        assert [("wxchat-out" in classes(b)) for b in boxes] == [False, True, False, True, False]
+        assert "answer one" in body_of(boxes[1]) and "answer two" in body_of(boxes[3])
+        assert list(bubbles(panel)) == [str(i) for i in expected]  # the widgets in the same order
+        # A send after the panel opened comes through the listener, once.
+        a3 = client.send_text(ALICE, "answer three")
+        panel.wait_shown(lambda p: a3.client_id in _ids(p))
+        assert _ids(panel) == [*expected, a3.client_id]
+        panel.select(BOB)
+        assert [m.outgoing for m in panel.shown] == [False]
+    finally:
+        panel.close()
+
+
+def test_a_send_made_while_the_panel_opens_shows_once(sim: Simulator, client: Client, feed: Feed) -> None:
+    sim.say("alice", "hi")
+    feed.wait_rows(1)
+    earlier = client.send_text(ALICE, "before")
+    # Both roads bring the same send: the client's record of its sends and the live listener. The panel's own
+    # listener is called first by hand here, the way it fires when a send lands between the two steps of opening.
+    real = ChatPanel._seed_sent
+    caught: list[ChatPanel] = []
+
+    def seed_after_a_send(panel: ChatPanel) -> None:
+        caught.append(panel)
+        wire, resp = client._sent_recent[-1][1:]
+        panel._on_sent(wire, resp)
+        real(panel)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ChatPanel, "_seed_sent", seed_after_a_send)
+        panel = client.chat()
+    try:
+        assert caught == [panel]
+        panel.wait_shown(lambda p: len(p.shown) == 2)
+        assert [m.client_id for m in panel.shown if m.outgoing] == [earlier.client_id]
+        assert panel.conversations[0]["messages"] == 2
+    finally:
+        panel.close()
+
+
+def test_an_async_client_panel_shows_replies_sent_before_it_opened(sim: Simulator) -> None:
+    login = sim.login_bot("owner")
+
+    async def main() -> None:
+        async with AsyncClient(
+            login.bot_token, base_url=sim.base_url, cdn_base_url=sim.cdn_base_url, bot_id=login.bot_id
+        ) as client:
+            feed = client.stream(persist=False)
+            try:
+                hello = sim.say("alice", "async question")
+                await feed.until(1)
+                _next_ms()
+                sent = await client.send_text(ALICE, "async answer")
+                panel = client.chat()
+                try:
+                    await asyncio.to_thread(panel.wait_shown, lambda p: len(p.shown) == 2)
+                    assert _ids(panel) == [hello["message_id"], sent.client_id]
+                finally:
+                    panel.close()
+            finally:
+                feed.stop()
+
+    asyncio.run(main())
