@@ -76,11 +76,11 @@ EXT_ATTEMPT = "openclaw_nb.attempt"
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Connection pool bounds, chosen by benchmarks/bench_concurrency.py (figures in the README's benchmark table).
 #: httpcore's async pool (and the sync client's) keeps 16: more connections make httpcore slower, not faster
-#: (64 sends in flight over 20 ms of simulated latency: 188, 122, 145 req/s with 16, 64, 256 connections).
+#: (64 sends in flight over 20 ms of simulated latency: 317, 207, 194 req/s with 16, 64, 256 connections).
 #: How many of its latest sends a client keeps for views opened later (the chat panel's bot side).
 SENT_KEPT = 10_000
 DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
-#: aiohttp's pool gains from more connections once the network has latency (the same: 472, 752, 767 req/s;
+#: aiohttp's pool gains from more connections once the network has latency (the same: 578, 1,523, 1,354 req/s;
 #: on loopback, where a round trip costs nothing, the size hardly matters); 64, since 256 adds nothing below 256
 #: sends in flight and would open four times the connections to the server.
 AIOHTTP_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64)
