@@ -337,3 +337,32 @@ def test_broken_answers_raise_the_same_error_types(answer: bytes, message: str |
     assert seen["httpcore"][0] is seen["aiohttp"][0] is httpx.RemoteProtocolError, seen
     if message is not None:
         assert seen["httpcore"][1] == seen["aiohttp"][1] == message
+
+
+def test_neither_engine_reads_proxy_settings_from_the_environment(
+    sim: Simulator, deaf_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client gives httpx a transport of its own, so HTTP_PROXY is not read, on either engine (a plain
+    httpx client would send through the proxy: a deaf one here, so it times out)."""
+    proxy = f"http://127.0.0.1:{deaf_server}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def plain() -> Any:
+        async with httpx.AsyncClient(timeout=0.5) as http:
+            try:
+                await http.post(f"{sim.base_url}/ilink/bot/msg/notifystart", json={})
+            except httpx.TimeoutException as exc:
+                return type(exc)
+        return None
+
+    assert asyncio.run(plain()) is httpx.ReadTimeout  # the environment's proxy would be used
+
+    async def scenario(engine: str) -> int:
+        login = sim.login_bot()
+        async with AsyncClient(login.bot_token, base_url=sim.base_url, engine=engine, retry=FAST_RETRY) as client:
+            return (await client.notify_start()).ret
+
+    assert on_both(scenario) == {"httpcore": 0, "aiohttp": 0}
