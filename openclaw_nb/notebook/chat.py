@@ -16,6 +16,12 @@ server time it was sent, between the inbound messages where it belongs; the clie
 Only the last ``window`` bubbles of the selected conversation are widgets ("older" shows more), so a feed of
 100,000 messages paints as fast as one of 100. Outside a widget front end it shows as text.
 
+Following the conversation, with no script of its own: the bubble box scrolls from its bottom (a CSS
+``column-reverse`` box around the list). Selecting a conversation opens it on its newest bubble; a message that
+arrives while the view is at the bottom shows; scrolled up to read older bubbles, the view stays where it is (the
+browser's scroll anchoring, in Chromium and Firefox; checked in Chromium by tests/browser) and the new bubble
+waits below. "older" sits above the box, outside what scrolls.
+
 Stable CSS classes, for styling and browser tests (``widget.add_class``):
 
 ==========================  ===================================================================
@@ -25,7 +31,9 @@ Stable CSS classes, for styling and browser tests (``widget.add_class``):
                             with unread messages, ``wxchat-conv-more`` the "more conversations" button
 ``wxchat-thread``           the right-hand side; ``wxchat-header`` its title line
 ``wxchat-older``            the button that shows older bubbles
-``wxchat-bubbles``          the box of bubbles
+``wxchat-bubbles``          the scrolling box of bubbles (it scrolls from its bottom: ``scrollTop`` is 0
+                            at the newest bubble, negative above); ``wxchat-bubble-list`` the list
+                            in it, oldest bubble first
 ``wxchat-bubble``           one message, with ``wxchat-in`` (from the user) or ``wxchat-out`` (the
                             bot's), its kind ``wxchat-text`` / ``-image`` / ``-file`` / ``-voice`` /
                             ``-video`` / ``-other``, ``wxchat-dup`` (probable duplicate), ``wxchat-raw``
@@ -663,7 +671,7 @@ class ChatPanel:
             if self._selected is None and self._convs:
                 self._selected = max(self._convs.values(), key=_recency).user
                 self._convs[self._selected].unread = 0
-                self._show_selected(view)
+                self._show_selected(view, newest=True)
             elif fresh or sent:
                 rows = view.rows(fresh)
                 new = [_message_of_row(row, p, self._selected or "") for row, p in zip(rows, fresh, strict=True)]
@@ -681,11 +689,11 @@ class ChatPanel:
             self.version += 1
             self._drawn.notify_all()
 
-    def _show_selected(self, view: _FeedView | None = None) -> None:
+    def _show_selected(self, view: _FeedView | None = None, *, newest: bool = False) -> None:
         conv = self._convs.get(self._selected or "")
         self._shown = self._messages(conv, self._limit, view) if conv is not None else []
         if self._ui is not None:
-            self._ui.show(self._shown)
+            self._ui.show(self._shown, newest)
 
     # --- actions ------------------------------------------------------------------------------------
 
@@ -697,7 +705,7 @@ class ChatPanel:
             self._selected = user
             self._limit = self.window
             self._conversation(user).unread = 0
-            self._show_selected()
+            self._show_selected(newest=True)
             if self._ui is not None:
                 self._ui.update_conversations()
                 self._ui.update_lines()
@@ -1087,8 +1095,10 @@ class _Widgets:
         self.older = w.Button(description="older", layout=w.Layout(width="auto"))
         self.older.add_class("wxchat-older")
         self.older.on_click(lambda _b: panel.older())
-        self.bubble_box = w.VBox(layout=w.Layout(overflow="auto", max_height="420px"))
-        self.bubble_box.add_class("wxchat-bubbles")
+        # The bubbles, oldest first, in a box that scrolls from its bottom (see _scroller).
+        self.bubble_box = w.VBox(layout=w.Layout(flex="0 0 auto"))
+        self.bubble_box.add_class("wxchat-bubble-list")
+        self.scroller = self._scroller()
         self.text = w.Textarea(placeholder="reply…", layout=w.Layout(width="100%", height="4em"))
         self.text.add_class("wxchat-reply-text")
         self.upload = w.FileUpload(description="attach", multiple=False)
@@ -1112,8 +1122,9 @@ class _Widgets:
             [self.text, w.HBox([self.upload, self.send_as, self.send_button]), self.status, self.typing, self.budget]
         )
         reply.add_class("wxchat-reply")
-        thread = w.VBox([self.header, self.older, self.bubble_box, reply], layout=w.Layout(width="68%"))
+        thread = w.VBox([self.header, self.older, self.scroller, reply], layout=w.Layout(width="68%"))
         thread.add_class("wxchat-thread")
+        self.thread = thread
         self.shown_conversations = panel.max_conversations
         self.root = w.HBox([w.HTML(_STYLE), self.conv_box, thread])
         self.root.add_class("wxchat-panel")
@@ -1157,8 +1168,28 @@ class _Widgets:
 
     # -- bubbles --
 
-    def show(self, messages: list[ChatMessage]) -> None:
+    def _scroller(self) -> Any:
+        """The scrolling box around the bubble list. Its flex direction is ``column-reverse``: a browser puts
+        the scroll origin of such a box at its bottom, so a new box opens on the newest bubble, and a bubble
+        added while the view is at the bottom is shown (the list grows upwards from there). No script needed."""
+        box = self.w.Box(
+            [self.bubble_box],
+            layout=self.w.Layout(display="flex", flex_flow="column-reverse", overflow="auto", max_height="420px"),
+        )
+        box.add_class("wxchat-bubbles")
+        return box
+
+    def to_newest(self) -> None:
+        """Show the newest bubble: a new scrolling box starts at its bottom wherever the old one was scrolled."""
+        old, self.scroller = self.scroller, self._scroller()
+        self.thread.children = tuple(self.scroller if c is old else c for c in self.thread.children)
+        old.children = ()
+        old.close()
+
+    def show(self, messages: list[ChatMessage], newest: bool = False) -> None:
         panel = self.panel
+        if newest:
+            self.to_newest()
         conv = panel._convs.get(panel._selected or "")
         title = html.escape(panel._selected or "no conversation yet")
         count = f" · {conv.count:,} messages" if conv is not None else ""

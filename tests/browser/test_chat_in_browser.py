@@ -12,8 +12,12 @@ What a class would do, checked where a person looks:
 - the teacher replies to alice in the panel's reply box (typed, Send clicked): alice's phone shows the reply,
   and its typing indicator came on while the panel sent (a MutationObserver on the page's ``typing`` element
   counts each time it was shown: the indicator may be on for a few milliseconds only); bob's phone saw neither;
+- the panel follows the conversation: its bubble box (taller content than the box) opens on the newest bubble,
+  selecting a conversation shows its newest, a bubble added at the bottom shows; scrolled up, a new message
+  from alice does not move the view, and scrolling back down shows it (bounding boxes of the last bubble
+  against the box's);
 - the notebook's ``%wx_send bob ...`` cell replies to bob: bob's phone shows it, alice's does not, and the
-  panel shows it in bob's conversation;
+  panel shows it in bob's conversation, in view;
 - the rest of the notebook runs to its end with nothing on stderr.
 
 The notebook's stand-in cell (the simulator playing the students, for a run without a class) is skipped:
@@ -40,6 +44,7 @@ PHOTO_SIZE = (150, 100)
 
 ALICE_TEXT = "Is question 2 about the reply window?"
 BOB_TEXT = "Which one should I try first?"
+ALICE_MORE = "And question 3?"
 PANEL_REPLY = "Yes: question 2 is about the 24 h reply window. Nice photo!"
 CELL_REPLY = "Start with /time, then /stats"  # the start of what the notebook's %wx_send cell sends to bob
 HELP_TEXT = "I am the course helper"  # the start of the bot's answer to bob's /help, which bob quotes
@@ -81,6 +86,29 @@ def _open_phone(browser: Any, link: str, user: str) -> Any:
     expect(page.locator("[data-testid=me]")).to_have_text(user)
     expect(page.locator("[data-testid=status]")).to_have_text("connected")
     return page
+
+
+#: Where the newest bubble is in the panel's scrolling box: [box top, box bottom, bubble top, bubble bottom, the
+#: box's scrollHeight, its clientHeight, its scrollTop].
+NEWEST = """box => {
+  const bubbles = box.querySelectorAll('.wxchat-bubble');
+  const last = bubbles[bubbles.length - 1].getBoundingClientRect();
+  const own = box.getBoundingClientRect();
+  return [own.top, own.bottom, last.top, last.bottom, box.scrollHeight, box.clientHeight, box.scrollTop];
+}"""
+
+
+def _newest_in_view(panel: Any, text: str | None = None) -> list[float]:
+    """Check that the newest bubble of the panel (holding ``text``) is wholly inside the visible part of the box."""
+    from playwright.sync_api import expect
+
+    if text is not None:
+        expect(panel.locator(".wxchat-bubbles .wxchat-bubble").last).to_contain_text(text)
+    box = panel.locator(".wxchat-bubbles")
+    where: list[float] = box.evaluate(NEWEST)
+    top, bottom, bubble_top, bubble_bottom = where[:4]
+    assert top - 1 <= bubble_top and bubble_bottom <= bottom + 1, f"the newest bubble is out of view: {where}"
+    return where
 
 
 def _send(phone: Any, text: str) -> None:
@@ -150,10 +178,14 @@ def test_phones_and_the_chat_panel_in_chromium(lab: Lab) -> None:
             expect(photo).to_be_visible(timeout=KERNEL * 1000)
             natural = photo.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
             assert tuple(natural) == PHOTO_SIZE, f"the panel's image is not alice's photo: {natural}"
+            # The bubbles overflow the box here, and the box opens on the newest (the photo), not the oldest.
+            scroll_height, client_height = _newest_in_view(panel, "[image]")[4:6]
+            assert scroll_height > client_height, "alice's conversation should be taller than the box"
             panel.locator("button.wxchat-conv", has_text="bob@im.wechat").click()
             expect(panel.locator(".wxchat-header")).to_contain_text("bob@im.wechat")
             quoted = incoming.filter(has_text=BOB_TEXT)
             expect(quoted.locator(".wxchat-quote")).to_contain_text(HELP_TEXT)
+            _newest_in_view(panel, BOB_TEXT)  # a conversation selected shows its newest bubble
 
             # The teacher answers alice in the panel's reply box; her phone shows "typing…" and the reply.
             panel.locator("button.wxchat-conv", has_text="alice@im.wechat").click()
@@ -170,9 +202,23 @@ def test_phones_and_the_chat_panel_in_chromium(lab: Lab) -> None:
             assert bob.evaluate("() => window.typingShown") == 0, "bob's phone showed typing for alice's reply"
             expect(bob.locator("[data-testid=bubble-in]", has_text=PANEL_REPLY)).to_have_count(0)
             alice.screenshot(path=str(ARTIFACTS / "browser-04-phone-alice.png"))
+            _newest_in_view(panel, PANEL_REPLY)  # a bubble added while at the bottom shows
             panel.scroll_into_view_if_needed()
-            panel.locator(".wxchat-bubbles").evaluate("box => { box.scrollTop = box.scrollHeight; }")  # the latest
             panel.screenshot(path=str(ARTIFACTS / "browser-04-chat-panel.png"))
+
+            # Scrolled up to read older bubbles, the teacher is not pulled down when alice writes again.
+            box = panel.locator(".wxchat-bubbles")
+            box.evaluate("box => { box.scrollTop = -box.scrollHeight; }")  # (the box scrolls from its bottom)
+            first = panel.locator(".wxchat-bubbles .wxchat-bubble").first
+            before = first.bounding_box()
+            _send(alice, ALICE_MORE)
+            expect(panel.locator(".wxchat-bubbles .wxchat-bubble").last).to_contain_text(ALICE_MORE)
+            after = first.bounding_box()
+            assert before and after and abs(after["y"] - before["y"]) <= 1, f"the view moved: {before} -> {after}"
+            bottom, newest_top = box.evaluate(NEWEST)[1:3]
+            assert newest_top >= bottom - 1, "scrolled up, the new bubble should wait below the visible part"
+            box.evaluate("box => { box.scrollTop = 0; }")  # back to the bottom: it is there
+            _newest_in_view(panel, ALICE_MORE)
 
             # The notebook's %wx_send cell (the stand-in cell before it is skipped: the browser played the phones).
             cell("teach-reply").locator(".jp-InputPrompt").click()
@@ -185,6 +231,7 @@ def test_phones_and_the_chat_panel_in_chromium(lab: Lab) -> None:
             expect(alice.locator("[data-testid=bubble-in]", has_text=CELL_REPLY)).to_have_count(0)
             panel.locator("button.wxchat-conv", has_text="bob@im.wechat").click()
             expect(panel.locator(".wxchat-bubble.wxchat-out", has_text=CELL_REPLY)).to_be_visible()
+            _newest_in_view(panel, CELL_REPLY)
             bob.screenshot(path=str(ARTIFACTS / "browser-04-phone-bob.png"))
 
             # The rest of the notebook (stop the feed, unload: the simulator stops) runs to the end, no errors.

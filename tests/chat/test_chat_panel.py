@@ -592,3 +592,35 @@ def test_an_async_client_panel_shows_replies_sent_before_it_opened(sim: Simulato
                 feed.stop()
 
     asyncio.run(main())
+
+
+def test_the_bubble_box_opens_on_the_newest_bubble_and_keeps_its_place_after(
+    sim: Simulator, client: Client, feed: Feed
+) -> None:
+    sim.say("alice", "a1")
+    sim.say("bob", "b1")
+    feed.wait_rows(2)
+    panel = client.chat(user=ALICE)
+    try:
+        panel.wait_shown(lambda p: len(p.shown) == 1)
+        (box,) = find(panel.widget, "wxchat-bubbles")
+        # Scrolls from its bottom (the browser keeps a column-reverse box's view on its end), oldest bubble first
+        # in the tree all the same; the "older" button sits above it, outside what scrolls.
+        assert (box.layout.flex_flow, box.layout.overflow) == ("column-reverse", "auto")
+        (bubble_list,) = box.children
+        assert "wxchat-bubble-list" in classes(bubble_list)
+        assert find(box, "wxchat-older") == [] and len(find(panel.widget, "wxchat-older")) == 1
+        # A new message and "older" keep the box (and so where the reader scrolled to) ...
+        later = sim.say("alice", "a2")
+        panel.wait_shown(message_id=later["message_id"])
+        panel.older()
+        assert find(panel.widget, "wxchat-bubbles") == [box]
+        assert [body_of(b).count("a2") for b in find(box, "wxchat-bubble")] == [0, 1]
+        # ... selecting a conversation opens a new one, which starts on the newest bubble.
+        panel.select(BOB)
+        (fresh,) = find(panel.widget, "wxchat-bubbles")
+        assert fresh is not box and box.children == ()
+        assert ["b1" in body_of(b) for b in find(fresh, "wxchat-bubble")] == [True]
+        assert panel.bubble_widgets == tuple(find(fresh, "wxchat-bubble"))
+    finally:
+        panel.close()
