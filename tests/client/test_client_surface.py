@@ -15,6 +15,8 @@ from openclaw_nb.protocol import constants as C
 #: Public names only one driver has, each on purpose.
 ONLY_SYNC = {
     "close": "httpx's naming: the async twin is aclose()",
+    "async_twin": "an AsyncClient acting as this client on another loop (the QR login in a kernel, broadcasts); "
+    "an AsyncClient is its own",
 }
 ONLY_ASYNC = {
     "aclose": "httpx's naming: the sync twin is close()",
