@@ -3,8 +3,9 @@
 Owns the contract with the client: ``Recorder.wrap`` / ``wrap_async`` return transports that pass every
 request through unchanged and record it; the call name and retry attempt come from the request extensions
 ``openclaw_nb.call`` / ``openclaw_nb.attempt``. While an exchange is on the wire only references are taken;
-:meth:`_InFlight.build` redacts it when it is over. Streamed bodies are counted and hashed chunk by chunk,
-never buffered.
+when it is over it is stored with its raw parts, and :meth:`_InFlight.build` redacts them the first time the
+exchange is looked at (nothing on the request path redacts). Streamed bodies are counted and hashed chunk by
+chunk, never buffered.
 """
 
 from __future__ import annotations
@@ -280,11 +281,12 @@ class _CountingStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 
 class _InFlight:
-    """One exchange from its request to the end of its response body.
+    """One exchange from its request to the end of its response body, then its raw parts until looked at.
 
     While the exchange is on the wire only what costs next to nothing is taken (references to the raw
-    headers, body bytes and chunks, timings). When it is over, :meth:`build` turns that into the redacted
-    :class:`Exchange` and drops every raw reference.
+    headers, body bytes and chunks, timings). When it is over, the recorder stores an :class:`Exchange` with
+    what holds no secret (:meth:`known`) and this object as its pending raw parts; the first look at anything
+    else calls :meth:`values`, which builds the redacted fields with :meth:`build` and drops every raw reference.
     """
 
     __slots__ = (
@@ -317,6 +319,8 @@ class _InFlight:
         "t_headers",
         "url",
     )
+
+    _sink: Callable[[_InFlight], None] | None
 
     def __init__(self, request: httpx.Request, ident: int, redact: bool, sink: Callable[[_InFlight], None]) -> None:
         self.t0 = perf_counter()
@@ -411,8 +415,10 @@ class _InFlight:
             except Exception as exc:
                 self.req_body = Binary(stream.size, "", False)
                 self._report("hash the request body of", exc)
+        sink, self._sink = self._sink, None  # the stored exchange keeps this object: not the recorder too
         try:
-            self._sink(self)
+            if sink is not None:
+                sink(self)
         except Exception as exc:
             self._report("store", exc)
 
@@ -430,6 +436,15 @@ class _InFlight:
             at,
             kept,
         )
+
+    def known(self) -> tuple[Any, ...]:
+        """The fields of a finished exchange that hold no secret, in ``_FIELDS`` order; None for the others
+        (URL, headers, bodies, error), which :meth:`values` makes when the exchange is first looked at."""
+        return self._fields(None, None, None, None, None, None)
+
+    def values(self) -> tuple[Any, ...]:
+        """Every field of the finished exchange, redacted if the recorder redacts (see :meth:`built`)."""
+        return self.built()._v
 
     def built(self) -> Exchange:
         """:meth:`build`, or if that fails (a recorder bug) a stand-in that says so; the failure is logged."""
@@ -489,28 +504,31 @@ class _InFlight:
     def _exchange(
         self, url: str, req_headers: Any, req_body: Any, resp_headers: Any, resp_body: Any, error: str | None
     ) -> Exchange:
-        return _exchange(
-            (
-                self.id,
-                self.started,
-                self.call,
-                self.method,
-                url,
-                req_headers,
-                req_body,
-                self.status,
-                resp_headers,
-                resp_body,
-                (self.t_end - self.t0) * 1000.0,
-                error,
-                self.attempt,
-                None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
-                self.http_version,
-                self.reason,
-                self.req_size,
-                self.resp_size if self.status is not None else None,
-                self.redact,
-            )
+        return _exchange(self._fields(url, req_headers, req_body, resp_headers, resp_body, error))
+
+    def _fields(
+        self, url: Any, req_headers: Any, req_body: Any, resp_headers: Any, resp_body: Any, error: Any
+    ) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.started,
+            self.call,
+            self.method,
+            url,
+            req_headers,
+            req_body,
+            self.status,
+            resp_headers,
+            resp_body,
+            (self.t_end - self.t0) * 1000.0,
+            error,
+            self.attempt,
+            None if self.t_headers is None else (self.t_headers - self.t0) * 1000.0,
+            self.http_version,
+            self.reason,
+            self.req_size,
+            self.resp_size if self.status is not None else None,
+            self.redact,
         )
 
 

@@ -1,16 +1,20 @@
 """One recorded HTTP exchange (:class:`Exchange`) and the two stand-ins for bodies that are not kept whole.
 
 Owns the exchange's fields, how it prints (text, rich, HTML) and how it is written to and read back from
-JSON (the JSONL log format). Everything in an Exchange is already redacted when the recorder redacts.
+JSON (the JSONL log format). A recorder keeps each exchange's raw parts privately and redacts them the first time
+anything that can hold a secret is looked at (a body, a header, the URL, the error, a print, an export, a pickle
+or a copy); what every public attribute gives is redacted when the recorder redacts.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 #: JSONL schema version written in every file's header line.
@@ -125,6 +129,31 @@ _FIELDS = (
 )
 
 
+class Pending(Protocol):
+    """What a recorded exchange keeps until it is first looked at: its raw parts, and how to redact them."""
+
+    def values(self) -> tuple[Any, ...]:
+        """Every field in ``_FIELDS`` order, redacted if the recorder redacts; drops the raw parts."""
+        ...
+
+
+# Settling an exchange (redacting its raw parts) happens once: two threads looking at it at the same time wait
+# for one result. One lock for all exchanges costs nothing while nobody looks and no memory per exchange;
+# reentrant because redaction may log, and a logging handler may look at another exchange.
+_settle_lock = threading.RLock()
+
+
+def _fresh_lock_in_child() -> None:
+    global _settle_lock
+    _settle_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+#: The fields that can hold a secret: read from the raw parts, redacted, the first time any of them is asked for.
+_SECRET_FIELDS = frozenset({"url", "request_headers", "request_body", "response_headers", "response_body", "error"})
+
+
 class Exchange:
     """One request and its response (or the error that replaced it), as it crossed the wire. Read-only.
 
@@ -142,10 +171,15 @@ class Exchange:
     # All fields live in one tuple, in _FIELDS order, read through the properties made below the class: the
     # recorder builds an Exchange per request, and one tuple costs a tenth of nineteen slots set one by one
     # past the read-only __setattr__. The recorder also leaves some work to the first look: ``started`` may be
-    # kept as a POSIX timestamp and the headers as their raw list (secret values already redacted).
-    __slots__ = ("_v",)
+    # kept as a POSIX timestamp and the headers as their raw list. An exchange fresh from a recorder has a
+    # ``_raw`` (a Pending) and None in _v for the fields that can hold a secret; reading any of those, or
+    # anything made of them, settles it first (see _settle): _v gets every field, redacted, and _raw goes.
+    # ``_fp`` is the footprint the recorder counted for it (see log.footprint), None when not recorded.
+    __slots__ = ("_fp", "_raw", "_v")
 
     _v: tuple[Any, ...]
+    _raw: Pending | None
+    _fp: int | None
     id: int
     call: str
     method: str
@@ -213,16 +247,43 @@ class Exchange:
                 redacted,
             ),
         )
+        object.__setattr__(self, "_raw", None)
+        object.__setattr__(self, "_fp", None)
 
     @classmethod
     def _of(cls, values: tuple[Any, ...]) -> Exchange:
-        """An Exchange from all its fields in ``_FIELDS`` order, bodies as kept (the recorder's path)."""
+        """An Exchange from all its fields in ``_FIELDS`` order, bodies as kept."""
         ex = object.__new__(cls)
-        object.__setattr__(ex, "_v", values)
+        _set_v(ex, values)
+        _set_raw(ex, None)
+        _set_fp(ex, None)
         return ex
 
+    @classmethod
+    def _pending(cls, values: tuple[Any, ...], raw: Pending, footprint: int) -> Exchange:
+        """An Exchange redacted when first looked at (the recorder's path): ``values`` in ``_FIELDS`` order with
+        None for the fields that can hold a secret, ``raw`` to make them from, ``footprint`` what it holds."""
+        ex = object.__new__(cls)
+        _set_v(ex, values)
+        _set_raw(ex, raw)
+        _set_fp(ex, footprint)
+        return ex
+
+    def _settle(self) -> tuple[Any, ...]:
+        """Every field, redacted from the raw parts on the first call (once, whichever thread asks)."""
+        with _settle_lock:
+            raw = self._raw
+            if raw is not None:
+                _set_v(self, raw.values())
+                _set_raw(self, None)  # after _v: a reader that sees no _raw sees the settled fields
+            return self._v
+
+    def _values(self) -> tuple[Any, ...]:
+        return self._v if self._raw is None else self._settle()
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Exchange._of, (self._v,))
+        # Redacted first: a pickle or a copy never carries the raw parts.
+        return (Exchange._of, (self._values(),))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Exchange is read-only (cannot set {name!r})")
@@ -237,19 +298,19 @@ class Exchange:
 
     @property
     def request_headers(self) -> dict[str, str]:
-        return header_dict(self._v[5])
+        return header_dict(self._values()[5])
 
     @property
     def response_headers(self) -> dict[str, str]:
-        return header_dict(self._v[8])
+        return header_dict(self._values()[8])
 
     @property
     def request_body(self) -> Any:
-        return _resolve(self._v[6])
+        return _resolve(self._values()[6])
 
     @property
     def response_body(self) -> Any:
-        return _resolve(self._v[9])
+        return _resolve(self._values()[9])
 
     def _key(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _FIELDS)
@@ -445,13 +506,27 @@ def _field(index: int) -> property:
     return property(get)
 
 
+def _secret_field(index: int) -> property:
+    def get(self: Exchange) -> Any:
+        return self._values()[index]
+
+    return property(get)
+
+
 for _index, _name in enumerate(_FIELDS):
     if _name in ("started", "request_headers", "response_headers"):
         continue  # properties of their own, in the class
     if _name in ("request_body", "response_body"):
         _name = "_" + _name
-    setattr(Exchange, _name, _field(_index))
+    setattr(Exchange, _name, (_secret_field if _name.lstrip("_") in _SECRET_FIELDS else _field)(_index))
 del _index, _name
+
+# The slots' own setters: past the read-only __setattr__ without object.__setattr__'s lookup on every exchange.
+_slot = Exchange.__dict__
+_set_v = _slot["_v"].__set__
+_set_raw = _slot["_raw"].__set__
+_set_fp = _slot["_fp"].__set__
+del _slot
 
 
 # -- helpers shared with the log views ------------------------------------------------------------------

@@ -67,9 +67,41 @@ def _headers_size(headers: Any) -> int:
     return total + 66 * count
 
 
+#: What an exchange not looked at yet holds besides: its raw parts' object (about 30 references, the floats of
+#: its timings), measured like _EXCHANGE_OVERHEAD.
+_PENDING_OVERHEAD = 600
+
+
+def _pending_footprint(flight: _InFlight) -> int:
+    """About how many bytes a finished exchange holds while it keeps its raw parts (see :func:`footprint`)."""
+    chunks = flight.resp_chunks
+    body = 0
+    if chunks:
+        for chunk in chunks:
+            body += len(chunk)
+        body += 33 * len(chunks)
+    content = flight.req_content
+    return (
+        _EXCHANGE_OVERHEAD
+        + _PENDING_OVERHEAD
+        + body
+        + (len(content) + 33 if content is not None else 0)
+        + _text_size(flight.url)
+        + _text_size(flight.error)
+        + _headers_size(flight.req_headers)
+        + _headers_size(flight.resp_headers)
+    )
+
+
 def footprint(ex: Exchange) -> int:
-    """About how many bytes of memory ``ex`` holds: what a recorder's byte budget counts."""
-    v = ex._v
+    """About how many bytes of memory ``ex`` holds: what a recorder's byte budget counts.
+
+    For an exchange a recorder stored, what it counted when it stored it (its raw parts, which are about the
+    size of the redacted ones they become when looked at), so that a recorder's ``bytes`` stays the sum.
+    """
+    if ex._fp is not None:
+        return ex._fp
+    v = ex._values()
     return (
         _EXCHANGE_OVERHEAD
         + _text_size(v[_I_URL])
@@ -214,7 +246,12 @@ class _LogViews(Sequence[Exchange]):
         return len(self._exchanges())
 
     def __iter__(self) -> Iterator[Exchange]:
-        return iter(self._exchanges())
+        # Each exchange is redacted (if not yet) as the iteration reaches it: in the order they were recorded,
+        # as the recorder once did when it stored them, and only as far as the loop goes.
+        for ex in self._exchanges():
+            if ex._raw is not None:
+                ex._settle()
+            yield ex
 
     @overload
     def __getitem__(self, index: int) -> Exchange: ...
@@ -446,7 +483,7 @@ class ExchangeLog(_LogViews):
 
 
 class Recorder(_LogViews):
-    """Records every HTTP exchange of a client in a bounded ring buffer, redacted as it is recorded.
+    """Records every HTTP exchange of a client in a bounded ring buffer, redacted when first looked at.
 
     The client wires it in with ``transport=recorder.wrap(httpx.HTTPTransport(...))`` and shows it as
     ``client.log``. ``redact=False`` keeps secrets (tokens, keys, upload parameters) in memory and in every
@@ -454,9 +491,10 @@ class Recorder(_LogViews):
 
     Ids count up in the order requests start; the log is in the order exchanges finish (a response is
     finished when its body has been read or the stream closed), so concurrent async requests may appear
-    out of id order, and a streamed download appears only once its stream is closed. An exchange is built,
-    redacted and stored the moment it finishes, on the thread that finished it: ``client.log[-1]`` right
-    after a call is that call.
+    out of id order, and a streamed download appears only once its stream is closed. An exchange is stored
+    the moment it finishes, on the thread that finished it: ``client.log[-1]`` right after a call is that
+    call. It keeps its raw parts privately until something that can hold a secret is first looked at (a body,
+    a header, the URL, the error, a print, an export, a pickle); they are redacted then, once, and dropped.
 
     >>> rec = Recorder(maxlen=200)
     >>> http = httpx.Client(transport=rec.wrap(httpx.HTTPTransport()))     # doctest: +SKIP
@@ -564,10 +602,11 @@ class Recorder(_LogViews):
         return _InFlight(request, next(self._ids), self.redacted, self._finished)
 
     def _finished(self, flight: _InFlight) -> None:
-        """Build a finished exchange and store it. Never raises: a recorder bug must not break the request it
-        recorded, so an exchange that can't be built is kept as a stand-in that says so, and logged."""
-        ex = flight.built()
-        size = footprint(ex)
+        """Store a finished exchange with its raw parts, redacted when first looked at. Never raises: a recorder
+        bug must not break the request it recorded, so an exchange that can't be built is kept as a stand-in that
+        says so, and logged (when it is looked at)."""
+        size = _pending_footprint(flight)
+        ex = Exchange._pending(flight.known(), flight, size)
         with self._lock:
             if len(self._ring) >= self._maxlen:
                 self._drop_oldest()
