@@ -1,4 +1,4 @@
-"""The protocol recorder: every HTTP exchange a client makes, redacted at record time, in a bounded log.
+"""The protocol recorder: every HTTP exchange a client makes, in a bounded log, redacted when first looked at.
 
 ``client.log`` is a :class:`Recorder`. Views: ``log[-1]``, ``log.frame()``, ``log.show()``, ``log.filter()``,
 ``log.summary()``; exports: ``log.to_har()``, ``log.to_jsonl()`` / :func:`load_log`; comparisons:

@@ -145,6 +145,6 @@ def build_har(exchanges: Iterable[Exchange]) -> dict[str, Any]:
             "creator": {"name": "openclaw-nb", "version": __version__},
             "pages": [],
             "entries": [entry(ex) for ex in items],
-            "comment": "secrets redacted at record time" if redacted else "NOT REDACTED: contains secrets",
+            "comment": "secrets redacted by the recorder" if redacted else "NOT REDACTED: contains secrets",
         }
     }
