@@ -385,7 +385,11 @@ class _InFlight:
             self.md5.update(chunk)
 
     def fail(self, exc: BaseException) -> None:
-        """The exchange ended with ``exc`` (an error, a cancellation, an interrupt). Never raises (see finish)."""
+        """The exchange ended with ``exc`` (an error, a cancellation, an interrupt). Never raises (see finish).
+
+        Once finished the exchange is stored as it was: a later failure changes nothing recorded."""
+        if self.done:
+            return
         if self.error is None:
             try:
                 error = f"{type(exc).__name__}: {exc}"

@@ -235,3 +235,13 @@ def test_the_budget_bounds_memory_while_nothing_is_looked_at(sim: Simulator) -> 
             tracemalloc.stop()
         assert counted <= budget
         assert 0.6 * held <= counted <= 1.5 * held, (counted, held)
+
+
+def test_a_failure_reported_after_the_end_changes_nothing_recorded(sim: Simulator) -> None:
+    client, _ = _session(sim, "lazy-late")
+    with client:
+        ex = client.log[-1]
+        flight = ex._raw
+        assert isinstance(flight, capture._InFlight) and flight.done
+        flight.fail(RuntimeError("a late error"))  # the raw parts wait for the first look: they must not change
+        assert ex.error is None and ex.status == 200 and not ex.failed
