@@ -16,8 +16,15 @@ many requests in flight where httpcore's async pool slows down (see ``benchmarks
 - header names go out spelled as the request has them (httpx-aiohttp would send them lower-cased);
 - env settings (``HTTP_PROXY``...) are ignored, as on httpcore with a transport of the client's own.
 
-``engine=`` on the client, or ``$OPENCLAW_NB_ASYNC_ENGINE``, chooses: ``"auto"`` (aiohttp when installed),
-``"aiohttp"`` or ``"httpcore"``.
+``engine=`` on the client, or ``$OPENCLAW_NB_ASYNC_ENGINE``, chooses: ``"auto"`` (aiohttp when installed,
+except in a Jupyter kernel), ``"aiohttp"`` or ``"httpcore"``.
+
+In a kernel, ``"auto"`` is httpcore: blocking calls there (the magics, ``handle.wait()``) re-enter the kernel's
+running loop through ``nest_asyncio`` (see :func:`openclaw_nb.env.run_sync`), and a request on aiohttp's engine
+that is in flight when that happens can leave the loop's queue of ready callbacks out of step with the
+iteration that was running, which kills the kernel (``IndexError: pop from an empty deque`` in
+``asyncio``; ``tests/notebooks/test_magics_run_all.py`` shows it). httpcore survives the re-entry. Asked for by
+name (``engine="aiohttp"``), aiohttp's engine is used in a kernel too: ``await`` rather than block there.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from . import env
 from .errors import UsageError
 
 ENGINES = ("auto", "aiohttp", "httpcore")
@@ -54,7 +62,7 @@ def resolve_engine(engine: str | None) -> str:
     if engine not in ENGINES:
         raise UsageError(f"{where}{engine!r} is not an HTTP engine: use one of {', '.join(map(repr, ENGINES))}")
     if engine == "auto":
-        return "aiohttp" if aiohttp_available() else "httpcore"
+        return "aiohttp" if aiohttp_available() and not env.in_kernel() else "httpcore"
     if engine == "aiohttp" and not aiohttp_available():
         raise UsageError(
             f"{where}'aiohttp' needs the httpx-aiohttp package: pip install 'openclaw-nb[fast]' "

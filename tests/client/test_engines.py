@@ -65,6 +65,20 @@ async def ready_client(sim: Simulator, **kw: Any) -> tuple[AsyncClient, str]:
 # --- choosing ----------------------------------------------------------------------------------------------
 
 
+def test_in_a_kernel_auto_is_httpcore_and_aiohttp_only_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocking calls in a kernel re-enter its loop (nest_asyncio), which aiohttp's engine does not survive: there
+    "auto" picks httpcore (tests/notebooks/test_magics_run_all.py runs the magics in a real kernel)."""
+    from openclaw_nb import env
+
+    monkeypatch.delenv(engine_mod.ENGINE_ENV, raising=False)
+    monkeypatch.setattr(env, "in_kernel", lambda: True)
+    assert resolve_engine(None) == resolve_engine("auto") == "httpcore"
+    assert resolve_engine("aiohttp") == "aiohttp"
+    assert Client("t", record=False).engine == "httpcore"
+    monkeypatch.setattr(env, "in_kernel", lambda: False)
+    assert resolve_engine("auto") == "aiohttp"
+
+
 def test_the_engine_is_chosen_by_argument_or_environment_and_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(engine_mod.ENGINE_ENV, raising=False)
     assert resolve_engine(None) == "aiohttp"  # auto, with httpx-aiohttp installed
