@@ -265,7 +265,7 @@ def check_teaching(nb: Any) -> None:
     _expect(WIDGET_MIME in mimes(chat), "the chat panel displayed no widget")
     _expect("▶ alice@im.wechat" in plain(chat), f"the panel's text view: {plain(chat)[:300]!r}")
     shown = text(cell(nb, "teach-stand-in"))
-    for needle in ("chat: 4 conversations, 8 messages", "← Which one should I try first?", "← [image]"):
+    for needle in ("chat: 4 conversations, 15 messages", "← Which one should I try first?", "← [image]"):
         _expect(needle in shown, f"the panel after the stand-in students wrote lacks {needle!r}: {shown!r}")
     _expect("sent to bob@im.wechat: message_id" in text(cell(nb, "teach-reply")), "%wx_send bob from a cell")
 
