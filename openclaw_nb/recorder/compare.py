@@ -11,7 +11,6 @@ import base64
 import html
 import json
 import secrets
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -622,6 +621,7 @@ def replay(
     transport: httpx.BaseTransport | None = None,
     ignore: Iterable[str] = (),
     volatile: Iterable[str] = VOLATILE_FIELDS,
+    redact: bool = True,
 ) -> ReplayResult:
     """Send the recorded requests again, in order, to a server and compare its answers with the recorded ones.
 
@@ -642,9 +642,15 @@ def replay(
     - binary bodies (only size and md5 were kept): zero bytes of the recorded size;
     - any other placeholder (say a context token the replay server never handed out) is sent as is.
 
+    The replay's own log is redacted like any recorder's, whatever the input log says (a shared log marked
+    unredacted must not make replay keep the caller's ``token=`` in clear); ``redact=False`` keeps the
+    secrets and warns, as ``Recorder(redact=False)`` does.
+
     >>> result = replay(client.log)                       # against a fresh simulator
     >>> result.same, result.frame(), result.log.show()    # doctest: +SKIP
     """
+    if not isinstance(redact, bool):
+        raise TypeError(f"replay(redact=...) takes True (the default) or False, got {redact!r}")
     items = list(log)
     if base_url is None and simulator is None:
         try:
@@ -667,6 +673,7 @@ def replay(
                 transport,
                 ignore,
                 volatile,
+                redact,
             )
     if simulator is not None:
         stage = _SimStage(simulator, items)
@@ -680,9 +687,10 @@ def replay(
             transport,
             ignore,
             volatile,
+            redact,
         )
     assert base_url is not None
-    return _replay(items, base_url, cdn_base_url or base_url, token, None, timeout, transport, ignore, volatile)
+    return _replay(items, base_url, cdn_base_url or base_url, token, None, timeout, transport, ignore, volatile, redact)
 
 
 def _replay(
@@ -695,13 +703,11 @@ def _replay(
     transport: httpx.BaseTransport | None,
     ignore: Iterable[str],
     volatile: Iterable[str],
+    redacting: bool,
 ) -> ReplayResult:
-    redacted = all(ex.redacted for ex in items)
-    with warnings.catch_warnings():
-        # The caller already chose to keep secrets when the original log is unredacted; don't warn again.
-        warnings.simplefilter("ignore", UserWarning)
-        # Every replayed exchange is compared with its original: none may fall to a byte budget.
-        recorder = Recorder(maxlen=max(len(items), 1), redact=redacted, max_bytes=None)
+    # Every replayed exchange is compared with its original: none may fall to a byte budget. Redaction is the
+    # caller's choice only (never read from the input log); redact=False warns at the caller's replay() line.
+    recorder = Recorder(maxlen=max(len(items), 1), redact=redacting, max_bytes=None, _stacklevel=4)
     rebind = _Rebinder()
     notes: list[tuple[int, str]] = []
     pairs: list[tuple[Exchange, Exchange]] = []

@@ -157,10 +157,34 @@ def test_replay_without_the_login_needs_a_token(server_factory: ServerFactory) -
 def test_replay_of_an_unredacted_log(server_factory: ServerFactory) -> None:
     original = _record(server_factory(), redact=False)
     fresh = server_factory()
-    result = replay(original, fresh.base_url, cdn_base_url=fresh.cdn_base_url)
+    # Keeping secrets is the caller's explicit choice, and it warns at the caller's line like the recorder.
+    with pytest.warns(UserWarning, match=r"redact=False") as caught:
+        result = replay(original, fresh.base_url, cdn_base_url=fresh.cdn_base_url, redact=False)
+    assert any(w.filename == __file__ for w in caught)
     assert result.same, repr(result)
     assert not result.log.redacted
     assert result.log[2].request_headers["Authorization"] == f"Bearer {fresh.state.bot_token}"
+
+
+def test_replay_redacts_even_when_the_input_log_is_unredacted(server_factory: ServerFactory, tmp_path: Path) -> None:
+    # A log someone shared, marked unredacted: replaying it with one's own token must not record that token.
+    original = _record(server_factory(), redact=False)
+    path = tmp_path / "shared.jsonl"
+    original[2:4].to_jsonl(path)  # get_updates, get_config: starts after login, so token= is what gets sent
+    shared = load_log(path)
+    assert not shared.redacted
+    fresh = server_factory()
+    mine = fresh.state.bot_token
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no warning: nothing is kept in clear
+        result = replay(shared, fresh.base_url, token=mine)
+    assert result.same, repr(result)
+    assert result.log.redacted and all(ex.redacted for ex in result.log)
+    assert result.log[0].request_headers["Authorization"].startswith("Bearer <redacted ")
+    assert mine not in repr(result.log[0])
+    assert mine not in result.log.to_jsonl(tmp_path / "replayed.jsonl").read_text()
+    with pytest.raises(TypeError, match=r"redact=.*True.*False"):
+        replay(shared, fresh.base_url, token=mine, redact="no")  # type: ignore[arg-type]
 
 
 def test_replay_records_transport_errors(closed_port: int) -> None:
