@@ -43,6 +43,7 @@ import hmac
 import html
 import json
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -158,19 +159,33 @@ def is_page(method: str, path: str) -> bool:
 
 @dataclass
 class PhoneSettings:
-    """What the phone routes need to know about access: the class code (None: open) and the key secret."""
+    """What the phone routes need to know about access: the class code (None: open), the key secret, and a
+    random nonce per user record, so a user made again after a reset gets a new key (the old link stops)."""
 
     class_code: str | None = None
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    _nonces: dict[str, tuple[object, str]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def key(self, user_id: str) -> str:
-        return user_key(self.secret, user_id)
+    def key(self, user_id: str, record: object) -> str:
+        """The key of ``user_id`` as the user record ``record`` (the state's ``SimUser``): a record that
+        replaced an earlier one under the same id (a reset, then the same name) gets a fresh nonce."""
+        with self._lock:
+            known = self._nonces.get(user_id)
+            if known is None or known[0] is not record:
+                known = self._nonces[user_id] = (record, secrets.token_urlsafe(16))
+        return user_key(self.secret, f"{user_id}\n{known[1]}")
 
-    def link(self, user_id: str) -> str:
-        """The chat page's path for ``user_id``, with its key when a class code is set."""
+    def forget(self) -> None:
+        """Drop every user's nonce (the simulator was reset): no earlier link opens a page again."""
+        with self._lock:
+            self._nonces.clear()
+
+    def link(self, user_id: str, record: object) -> str:
+        """The chat page's path for ``user_id`` (user record ``record``), with its key when a class code is set."""
         name = user_id.split("@", 1)[0] if user_id.endswith("@im.wechat") else user_id
         path = f"{PHONE_PREFIX}/{url_quote(name, safe='')}"
-        return f"{path}?k={self.key(user_id)}" if self.class_code else path
+        return f"{path}?k={self.key(user_id, record)}" if self.class_code else path
 
 
 # --- page data: messages as the phone shows them, never a secret ---------------------------------------------
@@ -288,11 +303,14 @@ class _Cursor:
     seen: set[Any] = field(default_factory=set)
 
 
-def _catch_up(state: SimState, user_id: str, cur: _Cursor) -> list[str]:
+def _catch_up(state: SimState, user_id: str, cur: _Cursor, record: object = None) -> list[str] | None:
     """The events a stream owes its page since ``cur``: a ``hello`` (then the history) when the bot changed or
-    the state was reset, new messages in either direction, and the typing indicator."""
+    the state was reset, new messages in either direction, and the typing indicator. None when ``record`` is
+    no longer the user's record (a reset): the stream ends rather than show a new user's messages."""
     out: list[str] = []
     with state._lock:
+        if record is not None and state._users.get(user_id) is not record:
+            return None
         bot_id = state._latest_bot
         bot = state._bots.get(bot_id) if bot_id is not None else None
         fresh = cur.bot is not bot or cur.outbox is not state._outbox or cur.typing is not state._typing
@@ -379,22 +397,34 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
     def access(request: Request) -> str:
         return str(request.scope.get(ACCESS_KEY, OPEN))
 
-    def known_user(request: Request) -> str:
-        """The user of a ``{user}`` route, after its key check; SimError 404/403 as ``_Refused``."""
+    def user_of(request: Request, create: bool = False) -> tuple[str, object | None]:
+        """The user of a ``{user}`` route and its record, after the key check (``_Refused`` 404/403). In class
+        mode a user must exist and the key must be its current one; otherwise ``create`` makes the user."""
         raw = str(request.path_params["user"])
         try:
             user_id = user_id_of(raw)
         except SimError as exc:
             raise _Refused(404, str(exc)) from None
-        if settings.class_code and access(request) != ADMIN:
+        keyed = bool(settings.class_code) and access(request) != ADMIN
+        with state._lock:
+            record = state._users.get(user_id)
+            if record is None and create and not keyed:
+                state.add_user(user_id)
+                record = state._users.get(user_id)
+        if keyed:
             presented = request.query_params.get("k") or request.headers.get("x-phone-key") or ""
-            if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), settings.key(user_id).encode()):
+            # A user that does not exist has no key: compare with a random one, so the answer takes as long.
+            expected = settings.key(user_id, record) if record is not None else secrets.token_urlsafe(16)
+            if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode()) or not record:
                 raise _Refused(
                     403,
-                    "this link is not the one for this user: open the link you got when you joined "
-                    "(it ends in ?k=...), or join again under a new name",
+                    "this link is not (or no longer) the one for this user: open the link you got when you joined "
+                    "(it ends in ?k=...; a reset of the simulator ends every link), or join again under a new name",
                 )
-        return user_id
+        return user_id, record
+
+    def known_user(request: Request) -> str:
+        return user_of(request)[0]
 
     def guarded(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def handler(request: Request) -> Response:
@@ -415,7 +445,7 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
     async def picker(request: Request) -> Response:
         with state._lock:
             users = [] if settings.class_code else [(u.user_id, u.name) for u in state._users.values()]
-        links = [(name, settings.link(user_id)[len(PHONE_PREFIX) + 1 :]) for user_id, name in users]
+        links = [(name, settings.link(user_id, None)[len(PHONE_PREFIX) + 1 :]) for user_id, name in users]
         nonce = secrets.token_urlsafe(12)
         return HTMLResponse(_picker_page(links, bool(settings.class_code), nonce), headers=_page_headers(nonce))
 
@@ -439,16 +469,15 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
             if taken and settings.class_code and access(request) != ADMIN:
                 raise SimError(f"{name!r} is taken: pick another name (or open the link you got for it)")
             state.add_user(name, name)
-        return _ok({"user_id": user_id, "link": settings.link(user_id)[len(PHONE_PREFIX) + 1 :]})
+            record = state._users.get(user_id)
+        return _ok({"user_id": user_id, "link": settings.link(user_id, record)[len(PHONE_PREFIX) + 1 :]})
 
     async def page(request: Request) -> Response:
-        user_id = known_user(request)
+        user_id, record = user_of(request, create=True)
+        if record is None:
+            raise _Refused(404, "no such user here: join from the picker page")
         with state._lock:
-            if user_id not in state._users:
-                if settings.class_code and access(request) != ADMIN:
-                    raise _Refused(404, "no such user here: join from the picker page")
-                state.add_user(user_id)
-            name = state._users[user_id].name
+            name = getattr(record, "name", user_id)
         nonce = secrets.token_urlsafe(12)
         return HTMLResponse(_chat_page(user_id, name, nonce), headers=_page_headers(nonce))
 
@@ -509,7 +538,7 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
         return Response(data, media_type=kind or "application/octet-stream", headers=headers)
 
     async def events(request: Request) -> Response:
-        user_id = known_user(request)
+        user_id, record = user_of(request, create=True)
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
 
@@ -526,7 +555,11 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
                 yield ": openclaw-nb phone stream\n\n"
                 while True:
                     wake.clear()
-                    for chunk in _catch_up(state, user_id, cursor):
+                    chunks = _catch_up(state, user_id, cursor, record)
+                    if chunks is None:  # a reset: the page connects again and is checked anew
+                        yield _sse("bye", {"reason": "the simulator was reset", "again": True})
+                        return
+                    for chunk in chunks:
                         yield chunk
                     if state.closed:
                         yield _sse("bye", {"reason": "the simulator stopped"})

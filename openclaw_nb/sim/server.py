@@ -354,7 +354,9 @@ class Simulator:
             raise SimError("phone links need a running simulator: sim.start() (or `with Simulator() as sim:`) first")
         if user is None:
             return public_url(self, PHONE_PREFIX + "/")
-        link = self._phone.link(self.state.add_user(user))
+        user_id = self.state.add_user(user)
+        with self.state._lock:
+            link = self._phone.link(user_id, self.state._users.get(user_id))
         if self.class_code_required:
             link += ("&" if "?" in link else "?") + f"code={self.class_code}"
         return public_url(self, link)
@@ -378,6 +380,7 @@ class Simulator:
         """Forget everything and start over: with ``config``, or the config the simulator started with, then
         ``knobs`` on top (``sim.reset(long_poll_timeout=1)``). Knobs changed by ``configure`` are undone."""
         self.state.reset(config)
+        self._phone.forget()
         if knobs:
             self.state.configure(**knobs)
 

@@ -343,6 +343,34 @@ def test_one_student_cannot_post_as_another(classroom: Simulator) -> None:
             assert classroom.phone_url("alice") == f"{classroom.base_url}{PHONE_PREFIX}/alice?k={key}&code={CODE}"
 
 
+def test_a_reset_ends_every_class_link_and_stream(classroom: Simulator) -> None:
+    classroom.login_bot("teacher")
+    with httpx.Client(base_url=classroom.base_url + PHONE_PREFIX + "/", timeout=DEADLINE) as http:
+        assert http.post("code", json={"code": CODE}).status_code == 200
+        old = http.post("join", json={"name": "alice"}).json()["link"].split("?k=", 1)[1]
+        stream = EventStream(f"{classroom.base_url}{PHONE_PREFIX}/alice/events?k={old}", cookies=http.cookies)
+        try:
+            stream.wait(lambda name, _d: name == "hello")
+            classroom.reset()
+            classroom.login_bot("teacher")
+            # The old link's stream ends (its page connects again and is checked) instead of following alice.
+            assert stream.wait(lambda name, _d: name in ("bye", "msg"))["again"] is True
+        finally:
+            stream.close()
+        for method, tail in (("GET", ""), ("POST", "/send"), ("POST", "/upload"), ("GET", "/events")):
+            body = {"json": {"text": "squat"}} if tail == "/send" else {"content": b"x"} if tail else {}
+            refused = http.request(method, "alice" + tail, params={"k": old}, **body)  # type: ignore[arg-type]
+            assert refused.status_code == 403 and "no longer" in refused.text, (method, tail)
+        assert "alice@im.wechat" not in classroom.state._users  # the old link made no user again
+        new = http.post("join", json={"name": "alice"}).json()["link"].split("?k=", 1)[1]
+        assert new != old  # the next student called alice gets a key of her own
+        assert http.get("alice", params={"k": old}).status_code == 403
+        assert http.get("alice", params={"k": new}).status_code == 200
+        classroom.state.reset()  # the state reset alone (not through the simulator) ends the links too
+        http.post("join", json={"name": "alice"})
+        assert http.get("alice", params={"k": new}).status_code == 403
+
+
 def test_codes_and_keys_are_compared_in_constant_time(classroom: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest

@@ -114,7 +114,12 @@ function connect() {
   });
   es.addEventListener("msg", (e) => render(JSON.parse(e.data)));
   es.addEventListener("typing", (e) => { const d = JSON.parse(e.data); setTyping(d.on, d.timeout_ms); });
-  es.addEventListener("bye", () => { setStatus("the simulator stopped"); es.close(); });
+  es.addEventListener("bye", (e) => {
+    es.close();
+    // After a reset the page connects again: the server checks its link anew (an old class link is refused).
+    if (JSON.parse(e.data).again) { setStatus("reconnecting…"); setTimeout(connect, 500); }
+    else setStatus("the simulator stopped");
+  });
   es.onopen = () => setStatus("connected");
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) { setStatus("disconnected"); showError("the stream was refused: reload the page from your link"); }
