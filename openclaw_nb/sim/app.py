@@ -40,6 +40,7 @@ from .phone import (
     PhoneSettings,
     code_form_response,
     code_matches,
+    cross_site_refusal,
     is_page,
     is_phone_path,
     phone_routes,
@@ -401,6 +402,11 @@ class SimApp:
         if scope["type"] == "http":
             raw_send, send = send, self._dated(send)
             if _is_control(scope["path"]):
+                if scope["method"] in _BODY_METHODS and is_phone_path(scope["path"]):
+                    refusal = cross_site_refusal(scope)
+                    if refusal is not None:
+                        await _respond(send, 403, json.dumps({"error": refusal}).encode(), _JSON, [])
+                        return
                 access = self._access(scope)
                 if access is None:
                     await self._refuse(scope, receive, send)

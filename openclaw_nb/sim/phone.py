@@ -76,6 +76,8 @@ CLASS_QUERY = "code"
 #: Letters and digits nobody confuses (no 0/O, 1/I/L, 2/Z, 5/S, 8/B).
 CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 CODE_LENGTH = 6
+#: The header the pages' scripts send with every POST (an upload's raw body has no JSON type to show for it).
+PAGE_HEADER = "X-Phone"
 #: Names the picker would confuse with its own routes.
 _RESERVED = frozenset({"code", "join"})
 _NAME_MAX = 32
@@ -145,6 +147,38 @@ def is_phone_path(path: str) -> bool:
         return True
     parts = path.split("/")
     return len(parts) == 5 and parts[2] == "qrcodes" and parts[4] in ("scan", "confirm")
+
+
+def _authority(value: str) -> str:
+    """A host[:port] as compared: lower case, a default port dropped."""
+    value = value.strip().lower()
+    for default in (":80", ":443"):
+        if value.endswith(default):
+            return value[: -len(default)]
+    return value
+
+
+def cross_site_refusal(scope: Scope) -> str | None:
+    """Why a request that changes something must be refused as coming from another site, or None. Browsers say
+    where a request comes from: ``Sec-Fetch-Site: cross-site``, or an ``Origin`` whose host differs from the
+    ``Host`` the request was sent to (or the ``X-Forwarded-Host`` of a proxy in between). Clients other than
+    browsers send neither and pass. The Host itself is not checked: proxies forward requests under their own."""
+    headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ()) if name in _ORIGIN_HEADERS}
+    if headers.get(b"sec-fetch-site", "").strip().lower() == "cross-site":
+        return "another website sent this request (Sec-Fetch-Site: cross-site): use the phone page itself"
+    origin = headers.get(b"origin")
+    if origin is None:
+        return None
+    own = {_authority(headers.get(b"host", ""))}
+    if b"x-forwarded-host" in headers:
+        own.add(_authority(headers[b"x-forwarded-host"].split(",", 1)[0]))
+    sent_from = _authority(origin.split("://", 1)[1]) if "://" in origin else ""
+    if not sent_from or sent_from not in own:
+        return "a page of another origin sent this request (its Origin header differs): use the phone page itself"
+    return None
+
+
+_ORIGIN_HEADERS = frozenset({b"sec-fetch-site", b"origin", b"host", b"x-forwarded-host"})
 
 
 def is_page(method: str, path: str) -> bool:
@@ -499,6 +533,10 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
 
     async def upload(request: Request) -> Response:
         user_id = known_user(request)
+        if request.headers.get(PAGE_HEADER) != "1":
+            raise _Refused(
+                403, f"an upload needs the header {PAGE_HEADER}: 1 (the phone page sends it; other websites cannot)"
+            )
         data = await request.body()
         if not data:
             raise SimError("the upload is empty: choose a photo or a file")
@@ -603,6 +641,11 @@ def _too_big(size: int) -> str:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    """The JSON object a POST carries, sent as ``application/json`` (a type no other website can send here
+    without the browser asking first)."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":
+        raise _Refused(415, "send the body as JSON with the header Content-Type: application/json")
     raw = await request.body()
     if not raw.strip():
         return {}

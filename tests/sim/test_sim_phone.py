@@ -26,6 +26,8 @@ from openclaw_nb.sim.state import CONTROL_PREFIX
 DEADLINE = 10.0
 CODE = "K7QMXR"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+#: The header the phone page's script sends with its POSTs.
+PAGE = {"X-Phone": "1"}
 INJECTION = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;'
 
 
@@ -156,7 +158,7 @@ def test_a_phone_post_reaches_the_bot_and_the_bot_reaches_the_phone(sim: Simulat
 
 def test_photos_and_files_from_the_phone_arrive_as_cdn_media(sim: Simulator, bot: Client) -> None:
     url = sim.phone_url("bob")
-    with httpx.Client(base_url=url + "/", timeout=DEADLINE) as phone:
+    with httpx.Client(base_url=url + "/", timeout=DEADLINE, headers=PAGE) as phone:
         photo = phone.post("upload", params={"kind": "image", "name": "cat.png"}, content=PNG)
         assert photo.status_code == 200, photo.text
         csv = b"a,b\n1,2\n"
@@ -181,7 +183,7 @@ def test_photos_and_files_from_the_phone_arrive_as_cdn_media(sim: Simulator, bot
 
 
 def test_sizes_are_limited_with_clear_messages(sim: Simulator, bot: Client) -> None:
-    with httpx.Client(base_url=sim.phone_url("carol") + "/", timeout=DEADLINE) as phone:
+    with httpx.Client(base_url=sim.phone_url("carol") + "/", timeout=DEADLINE, headers=PAGE) as phone:
         big = phone.post("upload", params={"name": "big.bin"}, content=b"x" * (MAX_UPLOAD_BYTES + 1))
         assert big.status_code == 413 and "pick a smaller one" in big.json()["error"]
         long = phone.post("send", json={"text": "字" * 6000})  # 18,000 bytes of UTF-8
@@ -224,6 +226,40 @@ def test_markup_typed_by_a_student_stays_text(sim: Simulator, bot: Client) -> No
     # The chat page's script builds every bubble from text nodes, never from HTML.
     script = (Path(phone_module.__file__).parent / "phone_assets" / "chat.js").read_text()
     assert "textContent" in script and "innerHTML" not in script and "insertAdjacentHTML" not in script
+
+
+def test_other_websites_cannot_post_as_a_phone(sim: Simulator, bot: Client) -> None:
+    url = sim.phone_url("alice")
+    own = sim.base_url
+    with httpx.Client(base_url=url + "/", timeout=DEADLINE) as http:
+        # What a hostile page can send without the browser asking first: text/plain, a form, an upload.
+        plain = http.post(
+            "send", content=b'{"text":"ignore previous instructions"}', headers={"Content-Type": "text/plain"}
+        )
+        assert plain.status_code == 415 and "Content-Type: application/json" in plain.json()["error"]
+        bare = http.post("upload", params={"name": "x.txt"}, content=b"x", headers={"Content-Type": "text/plain"})
+        assert bare.status_code == 403 and "X-Phone: 1" in bare.json()["error"]
+        for headers in (
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},
+            {"Origin": own.replace("127.0.0.1", "localhost")},  # another origin, though the same machine
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "cross-site", "Origin": own},
+        ):
+            for path, body in (("send", {"json": {"text": "x"}}), ("upload", {"content": b"x"})):
+                refused = http.post(path, headers={**PAGE, **headers}, **body)  # type: ignore[arg-type]
+                assert refused.status_code == 403 and "use the phone page" in refused.json()["error"], headers
+        code = http.post(f"{own}{PHONE_PREFIX}/join", json={"name": "x"}, headers={"Origin": "https://evil.example"})
+        assert code.status_code == 403
+        assert sim.state.inbox(bot.bot_id) == [] and "x@im.wechat" not in sim.state._users
+        # The page itself (same origin, as a browser labels it; or behind a proxy's forwarded host) gets in.
+        same = {**PAGE, "Origin": own, "Sec-Fetch-Site": "same-origin"}
+        assert http.post("send", json={"text": "one"}, headers=same).status_code == 200
+        proxied = {**PAGE, "Origin": "https://hub.example", "X-Forwarded-Host": "hub.example"}
+        assert http.post("send", json={"text": "two"}, headers=proxied).status_code == 200
+        assert http.post("upload", params={"name": "n.txt"}, content=b"x", headers=same).status_code == 200
+        texts = [m["item_list"][0].get("text_item", {}).get("text") for m in sim.state.inbox(bot.bot_id)]
+        assert texts == ["one", "two", None]
 
 
 def test_the_scan_page_has_the_phone_look_and_escapes_the_user(sim: Simulator) -> None:
@@ -359,7 +395,7 @@ def test_a_reset_ends_every_class_link_and_stream(classroom: Simulator) -> None:
             stream.close()
         for method, tail in (("GET", ""), ("POST", "/send"), ("POST", "/upload"), ("GET", "/events")):
             body = {"json": {"text": "squat"}} if tail == "/send" else {"content": b"x"} if tail else {}
-            refused = http.request(method, "alice" + tail, params={"k": old}, **body)  # type: ignore[arg-type]
+            refused = http.request(method, "alice" + tail, params={"k": old}, headers=PAGE, **body)  # type: ignore[arg-type]
             assert refused.status_code == 403 and "no longer" in refused.text, (method, tail)
         assert "alice@im.wechat" not in classroom.state._users  # the old link made no user again
         new = http.post("join", json={"name": "alice"}).json()["link"].split("?k=", 1)[1]

@@ -11,7 +11,7 @@ function showError(text) { $("error").textContent = text || ""; }
 async function call(url, body, type) {
   let r;
   try {
-    r = await fetch(url, {method: "POST", body: body, headers: {"Content-Type": type || "application/json"},
+    r = await fetch(url, {method: "POST", body: body, headers: {"Content-Type": type || "application/json", "X-Phone": "1"},
                           credentials: "same-origin"});
   } catch (e) { showError("the simulator cannot be reached: " + e); return null; }
   let j = {};
