@@ -37,7 +37,9 @@ from .phone import (
     MAX_UPLOAD_BYTES,
     OPEN,
     PHONE_PREFIX,
+    CodeGuesses,
     PhoneSettings,
+    client_of,
     code_form_response,
     code_matches,
     cross_site_refusal,
@@ -46,6 +48,7 @@ from .phone import (
     phone_routes,
     presented_code,
     scan_page,
+    too_many_guesses,
 )
 from .state import (
     CDN_DOWNLOAD,
@@ -315,8 +318,11 @@ class SimApp:
         *,
         class_code: str | None = None,
         require_class_code: bool = False,
+        guesses: CodeGuesses | None = None,
     ) -> None:
         self.app = app
+        #: Wrong class codes per address (shared with the code form's route).
+        self.guesses = guesses or CodeGuesses()
         self.state = state
         self.admin_token = admin_token or None
         self.class_code = class_code or None
@@ -346,18 +352,27 @@ class SimApp:
 
         return dated
 
-    def _access(self, scope: Scope) -> str | None:
-        """How a control or phone request is let in (``OPEN``, ``ADMIN`` or ``CLASS``), or None: refused. Each
-        secret is compared in constant time, once."""
+    def _access(self, scope: Scope) -> str | int | None:
+        """How a control or phone request is let in (``OPEN``, ``ADMIN`` or ``CLASS``), or None: refused, or the
+        seconds its address must wait after too many wrong class codes. Each secret is compared in constant
+        time, once."""
         if self.admin_token is None and not self.require_class_code:
             return OPEN
         if self.admin_token is not None and admin_allowed(admin_token_of(scope), self.admin_token):
             return ADMIN
         if self.require_class_code and self.class_code and is_phone_path(scope["path"]):
             if scope["path"] == PHONE_PREFIX + "/code":
-                return OPEN  # where the code is typed; it compares the code itself
-            if code_matches(presented_code(scope), self.class_code):
+                return OPEN  # where the code is typed; it compares the code itself (and counts wrong ones)
+            presented = presented_code(scope)
+            if not presented:
+                return None
+            client = client_of(scope)
+            wait = self.guesses.retry_after(client)
+            if wait is not None:
+                return wait  # too many wrong codes from this address: not even checked
+            if code_matches(presented, self.class_code):
                 return CLASS
+            self.guesses.failed(client)
         return None
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -410,6 +425,9 @@ class SimApp:
                 access = self._access(scope)
                 if access is None:
                     await self._refuse(scope, receive, send)
+                    return
+                if isinstance(access, int):
+                    await too_many_guesses(access)(scope, receive, send)
                     return
                 scope[ACCESS_KEY] = access
             if scope["method"] in _BODY_METHODS:
@@ -825,6 +843,7 @@ def create_app(
         admin_token,
         class_code=settings.class_code,
         require_class_code=require_class_code,
+        guesses=settings.guesses,
     )
 
 

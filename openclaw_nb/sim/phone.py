@@ -42,8 +42,10 @@ import hashlib
 import hmac
 import html
 import json
+import math
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -76,6 +78,11 @@ CLASS_QUERY = "code"
 #: Letters and digits nobody confuses (no 0/O, 1/I/L, 2/Z, 5/S, 8/B).
 CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 CODE_LENGTH = 6
+#: The shortest class code a teacher may choose.
+CODE_MIN = 6
+#: Wrong class codes an address may send within GUESS_WINDOW seconds before it must wait.
+GUESS_LIMIT = 10
+GUESS_WINDOW = 60.0
 #: The header the pages' scripts send with every POST (an upload's raw body has no JSON type to show for it).
 PAGE_HEADER = "X-Phone"
 #: Names the picker would confuse with its own routes.
@@ -105,12 +112,70 @@ def normalize_code(text: str) -> str:
 
 def check_class_code(code: Any) -> str:
     """A class code chosen by the teacher, normalised; SimError names the rule when it breaks it."""
-    if not isinstance(code, str) or not 4 <= len(normalize_code(code)) <= 32:
-        raise SimError("class_code is 4 to 32 letters or digits (or True for a random 6-character one)")
+    rule = f"class_code is {CODE_MIN} to 32 letters or digits (or True for a random {CODE_LENGTH}-character one)"
+    if not isinstance(code, str) or not CODE_MIN <= len(normalize_code(code)) <= 32:
+        raise SimError(rule)
     value = normalize_code(code)
     if not value.isascii() or not value.isalnum():
-        raise SimError("class_code is 4 to 32 letters or digits (or True for a random 6-character one)")
+        raise SimError(rule)
     return value
+
+
+class CodeGuesses:
+    """Wrong class codes per client address: after ``limit`` within ``window`` seconds, that address is told to
+    wait (HTTP 429 with ``Retry-After``) instead of having its codes checked, so a code cannot be guessed by
+    trying them all. Behind a proxy every request comes from the proxy: the last ``X-Forwarded-For`` address a
+    loopback peer names is used then."""
+
+    def __init__(self, limit: int = GUESS_LIMIT, window: float = GUESS_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._failed: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        times = [t for t in self._failed.get(client, ()) if now - t < self.window]
+        if times:
+            self._failed[client] = times
+        else:
+            self._failed.pop(client, None)
+        return times
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds ``client`` must wait before its next code is checked, or None: it may try now."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(client, now)
+            if len(times) < self.limit:
+                return None
+            return max(1, math.ceil(times[-self.limit] + self.window - now))
+
+    def failed(self, client: str) -> None:
+        """Count a wrong code from ``client``."""
+        now = time.monotonic()
+        with self._lock:
+            self._recent(client, now)
+            self._failed.setdefault(client, []).append(now)
+            if len(self._failed) > 10_000:  # many addresses: forget the oldest rather than grow without end
+                del self._failed[next(iter(self._failed))]
+
+
+def client_of(scope: Scope) -> str:
+    """The address a request comes from, as :class:`CodeGuesses` counts it."""
+    peer = scope.get("client")
+    host = str(peer[0]) if peer else ""
+    if host in ("127.0.0.1", "::1", ""):
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                last = value.decode("latin-1").rsplit(",", 1)[-1].strip()
+                return last or host
+    return host
+
+
+def too_many_guesses(wait: int) -> Response:
+    """HTTP 429 for an address that typed too many wrong class codes."""
+    body = _encode({"error": f"too many wrong class codes from here: wait {wait} s, then type the code again"})
+    return Response(body.encode(), status_code=429, media_type="application/json", headers={"Retry-After": str(wait)})
 
 
 def code_matches(presented: str, expected: str) -> bool:
@@ -200,6 +265,7 @@ class PhoneSettings:
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _nonces: dict[str, tuple[object, str]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    guesses: CodeGuesses = field(default_factory=CodeGuesses, repr=False)
 
     def key(self, user_id: str, record: object) -> str:
         """The key of ``user_id`` as the user record ``record`` (the state's ``SimUser``): a record that
@@ -488,7 +554,12 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
         code = body.get("code")
         if not settings.class_code:
             return _ok({"ok": True, "needed": False})
+        client = client_of(request.scope)
+        wait = settings.guesses.retry_after(client)
+        if wait is not None:
+            return too_many_guesses(wait)
         if not isinstance(code, str) or not code_matches(code, settings.class_code):
+            settings.guesses.failed(client)
             return _error("that is not the class code: check the code your teacher shows and type it again", 401)
         response = _ok({"ok": True})
         response.set_cookie(CLASS_COOKIE, settings.class_code, path="/", httponly=True, samesite="strict")

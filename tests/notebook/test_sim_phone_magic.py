@@ -90,4 +90,4 @@ def test_class_mode_for_the_room_listens_beyond_loopback_and_asks_for_the_code(i
 def test_wx_connect_class_options_need_sim_and_a_valid_code(ip: Any, fails: Any) -> None:
     assert "--host and --class-code go with --sim" in fails("%wx_connect --class-code K7QMXR")
     assert "--host and --class-code go with --sim" in fails("%wx_connect --host 0.0.0.0")
-    assert "class_code is 4 to 32 letters or digits" in fails("%wx_connect --sim --class-code ab")
+    assert "class_code is 6 to 32 letters or digits" in fails("%wx_connect --sim --class-code ab")

@@ -305,6 +305,7 @@ def status_of(http: httpx.Client, method: str, path: str, **kwargs: Any) -> int:
 
 
 def test_no_code_or_a_wrong_code_gets_401_on_every_control_and_phone_route(classroom: Simulator) -> None:
+    classroom._phone.guesses.limit = 10_000  # a wrong code on every route, far more than a person's ten a minute
     with httpx.Client(base_url=classroom.base_url, timeout=DEADLINE) as http:
         for method, path in all_control_routes():
             assert status_of(http, method, path) == 401, (method, path)
@@ -407,6 +408,22 @@ def test_a_reset_ends_every_class_link_and_stream(classroom: Simulator) -> None:
         assert http.get("alice", params={"k": new}).status_code == 403
 
 
+def test_guessing_the_class_code_is_slowed_to_ten_tries_a_minute_per_address(classroom: Simulator) -> None:
+    with httpx.Client(base_url=classroom.base_url + PHONE_PREFIX + "/", timeout=DEADLINE) as http:
+        for i in range(10):  # the code form and ?code= on a page count alike
+            wrong = http.post("code", json={"code": f"GUESS{i}"}) if i % 2 else http.get("", params={"code": f"G{i}"})
+            assert wrong.status_code == 401, i
+        for attempt in (http.post("code", json={"code": CODE}), http.get("", params={"code": CODE})):
+            assert attempt.status_code == 429 and "too many wrong class codes" in attempt.json()["error"]
+            assert int(attempt.headers["retry-after"]) >= 1  # even the right code waits: nothing is checked now
+        # Another address (as a proxy names it) is not held up; nor is the admin.
+        other = {"X-Forwarded-For": "203.0.113.7"}
+        assert http.post("code", json={"code": CODE}, headers=other).status_code == 200
+        admin = {"X-Admin-Token": classroom.admin_token or ""}
+        http.cookies.clear()
+        assert http.get("", headers=admin).status_code == 200
+
+
 def test_codes_and_keys_are_compared_in_constant_time(classroom: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
@@ -442,8 +459,8 @@ def test_class_codes_are_unambiguous_and_checked() -> None:
     codes = {new_class_code() for _ in range(200)}
     assert len(codes) > 190 and all(len(c) == 6 and not set(c) & set("0O1IL2Z5S8B") for c in codes)
     assert normalize_code(" k7q-mxr ") == "K7QMXR"
-    for bad in ("abc", "x" * 40, "bad code!", 12345):
-        with pytest.raises(Exception, match="class_code is 4 to 32 letters or digits"):
+    for bad in ("abc", "K7QM", "K7-QMX", "x" * 40, "bad code!", 12345):
+        with pytest.raises(Exception, match="class_code is 6 to 32 letters or digits"):
             Simulator(sim_config(), class_code=bad)  # type: ignore[arg-type]
     with pytest.raises(Exception, match="require_class_code needs a class_code"):
         Simulator(sim_config(), require_class_code=True)
