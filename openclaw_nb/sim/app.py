@@ -790,7 +790,8 @@ def create_app(
             info = state.qr_json(path_qr(request))
         except SimError as exc:
             return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", status_code=404)
-        return scan_page(info, state.config.default_user)
+        # Class access reaches scan and confirm but not expire (the admin's): the page offers what works.
+        return scan_page(info, state.config.default_user, expire=request.scope.get(ACCESS_KEY) != CLASS)
 
     api = [
         Route(ENDPOINTS["get_bot_qrcode"].path, get_bot_qrcode, methods=["GET", "POST"]),

@@ -30,7 +30,8 @@ Stable DOM hooks (``data-testid``) for browser tests:
   ``quote``; ``quote-preview`` with ``quote-cancel`` (the quote the next message carries); ``typing`` (shown
   while the bot types: sendtyping 1, hidden on 2 or after 10 s without one); ``composer`` (the text box),
   ``send``, ``attach`` (the file input: a photo is sent as an image, anything else as a file); ``error``.
-- scan page: ``qr-status``, ``verify-digits``, ``scan-user``, ``scan``, ``confirm``, ``expire``, ``error``.
+- scan page: ``qr-status``, ``verify-digits``, ``scan-user``, ``scan``, ``confirm``, ``expire`` (not with class
+  access, which cannot expire a code), ``error``.
 """
 
 from __future__ import annotations
@@ -874,9 +875,10 @@ def _chat_page(user_id: str, name: str, nonce: str) -> str:
     return _doc(f"{name}: simulated WeChat", nonce, body, "chat.js", {"max-upload": str(MAX_UPLOAD_BYTES)})
 
 
-def scan_page(info: dict[str, Any], default_user: str) -> Response:
+def scan_page(info: dict[str, Any], default_user: str, expire: bool = True) -> Response:
     """The page behind ``qrcode_img_content``: the phone's side of the QR login (scan, confirm, and the verify
-    digits to type into the client), in the phone pages' look. Never shows the bot token."""
+    digits to type into the client), in the phone pages' look. Never shows the bot token. ``expire``: whether
+    it has the Expire button (not for someone let in by the class code, who may not expire a code)."""
     qrcode = str(info["qrcode"])
     code = info["scenario"].get("verify_code")
     scanned = info["status"] not in (C.QrStatus.WAIT, C.QrStatus.EXPIRED)
@@ -891,6 +893,9 @@ def scan_page(info: dict[str, Any], default_user: str) -> Response:
         digits = ""
     user = html.escape(str(info.get("user_id") or default_user), quote=True)
     nonce = secrets.token_urlsafe(12)
+    expire_button = (
+        '<button class="plain" id="expire" data-testid="expire" type="button">Expire</button>' if expire else ""
+    )
     body = f"""<div class="phone"><header><div class="title">Simulated WeChat login</div>
 <div class="sub">QR code <code>{html.escape(qrcode)}</code></div></header>
 <div class="card"><p>Status: <b id="status" data-testid="qr-status">{html.escape(str(info["status"]))}</b></p>
@@ -898,7 +903,7 @@ def scan_page(info: dict[str, Any], default_user: str) -> Response:
 <label>WeChat user<input id="user" data-testid="scan-user" value="{user}" maxlength="80"></label>
 <p><button class="primary" id="scan" data-testid="scan" type="button">Scan</button>
 <button class="primary" id="confirm" data-testid="confirm" type="button">Confirm login</button>
-<button class="plain" id="expire" data-testid="expire" type="button">Expire</button></p>
+{expire_button}</p>
 <p class="error" id="error" data-testid="error" role="alert"></p>
 <p class="muted">The bot token is never shown here: your client receives it from get_qrcode_status once you
 confirm.</p></div></div>"""

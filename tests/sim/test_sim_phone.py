@@ -424,6 +424,19 @@ def test_guessing_the_class_code_is_slowed_to_ten_tries_a_minute_per_address(cla
         assert http.get("", headers=admin).status_code == 200
 
 
+def test_the_scan_page_offers_class_access_only_the_buttons_it_may_use(classroom: Simulator) -> None:
+    admin = {"X-Admin-Token": classroom.admin_token or ""}
+    with httpx.Client(base_url=classroom.base_url, timeout=DEADLINE) as http:
+        qrcode = http.get("/ilink/bot/get_bot_qrcode", params={"bot_type": "3"}).json()["qrcode"]
+        student = http.get(f"/_sim/scan/{qrcode}", params={"code": CODE})
+        assert student.status_code == 200 and 'data-testid="confirm"' in student.text
+        assert 'data-testid="expire"' not in student.text  # /expire would answer this student 401
+        assert http.post(f"/_sim/qrcodes/{qrcode}/expire", params={"code": CODE}, json={}).status_code == 401
+        teacher = http.get(f"/_sim/scan/{qrcode}", headers=admin)
+        assert 'data-testid="expire"' in teacher.text
+        assert http.post(f"/_sim/qrcodes/{qrcode}/expire", headers=admin, json={}).status_code == 200
+
+
 def test_codes_and_keys_are_compared_in_constant_time(classroom: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest

@@ -17,4 +17,4 @@ async function act(what) {
   if (!r.ok) { showError(j.error || ("HTTP " + r.status)); return; }
   location.reload();
 }
-for (const what of ["scan", "confirm", "expire"]) $(what).addEventListener("click", () => act(what));
+for (const what of ["scan", "confirm", "expire"]) if ($(what)) $(what).addEventListener("click", () => act(what));
