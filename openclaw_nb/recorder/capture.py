@@ -322,6 +322,16 @@ class _InFlight:
 
     _sink: Callable[[_InFlight], None] | None
 
+    def __getstate__(self) -> Any:
+        # The raw parts (token, keys, upload parameters in clear) never leave in a pickle, a copy or a state.
+        raise TypeError(
+            "a recorder's in-flight exchange holds unredacted data and cannot be pickled or copied; "
+            "pickle or copy the Exchange from the log instead (it is redacted first)"
+        )
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.__getstate__()
+
     def __init__(self, request: httpx.Request, ident: int, redact: bool, sink: Callable[[_InFlight], None]) -> None:
         self.t0 = perf_counter()
         self.started = time()  # the Exchange makes it a datetime when asked

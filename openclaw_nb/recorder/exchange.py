@@ -285,6 +285,10 @@ class Exchange:
         # Redacted first: a pickle or a copy never carries the raw parts.
         return (Exchange._of, (self._values(),))
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        # Not object's default (the slots, raw parts included): every field in _FIELDS order, redacted first.
+        return self._values()
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Exchange is read-only (cannot set {name!r})")
 
