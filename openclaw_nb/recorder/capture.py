@@ -14,6 +14,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -66,10 +67,16 @@ def _is_text_type(content_type: str) -> bool:
     return "json" in ct or ct.startswith("text/") or "xml" in ct or "x-www-form-urlencoded" in ct
 
 
-# What a raw header name means to the recorder: 0 keep, 1 Content-Type, 2 Content-Encoding, 3 redact. Header
-# names are few and never secret, so each is classified once, not per exchange.
+# What a raw header name means to the recorder: 0 keep, 1 Content-Type, 2 Content-Encoding, 3 redact, 4 a URL
+# (Location, Content-Location: its secret query parameters are redacted). Header names are few and never
+# secret, so each is classified once, not per exchange.
 _NAME_KINDS: dict[bytes, int] = {}
 _MAX_NAME_KINDS = 512
+_URL_HEADER_NAMES = frozenset({"location", "content-location"})
+# Every secret name holds one of these stems; redact_text also takes "Bearer x". A value without any of them
+# (nearly all: User-Agent, Date, Content-Length...) holds no secret redact_text would find, and is not scanned.
+# The Kelvin sign is the one character that lower() turns into a letter of a stem.
+_SECRET_HINT = re.compile(rb"token|key|ticket|authoriz|param|bearer|\xe2\x84\xaa", re.IGNORECASE)
 
 
 def _name_kind(raw_name: bytes) -> int:
@@ -81,6 +88,8 @@ def _name_kind(raw_name: bytes) -> int:
         if lname == "content-encoding"
         else 3
         if lname in _SECRET_HEADER_NAMES
+        else 4
+        if lname in _URL_HEADER_NAMES
         else 0
     )
     if len(_NAME_KINDS) < _MAX_NAME_KINDS:  # a server inventing names must not grow this without bound
@@ -111,15 +120,25 @@ def _content_headers(raw: list[Any]) -> tuple[str, str]:
 
 
 def _redact_headers(raw: list[Any]) -> list[Any]:
-    """The raw list with each secret header value replaced by its redacted text (in place)."""
+    """A new list of the raw (name, value) pairs, redacted: a secret header's whole value; the secret query
+    parameters of a Location / Content-Location URL; and in any other value, a secret it names
+    (``token=...``, ``Bearer ...``). ``raw`` itself is left as it was, so an interrupted redaction can be
+    tried again."""
     kinds = _NAME_KINDS
-    for i, (raw_name, raw_value) in enumerate(raw):
+    out: list[Any] = []
+    for raw_name, raw_value in raw:
         kind = kinds.get(raw_name)
         if kind is None:
             kind = _name_kind(raw_name)
         if kind == 3:
-            raw[i] = (raw_name, redact_header(raw_name.decode("latin-1"), decode_header_value(raw_value)))
-    return raw
+            out.append((raw_name, redact_header(raw_name.decode("latin-1"), decode_header_value(raw_value))))
+        elif kind == 4 or _SECRET_HINT.search(raw_value) is not None:
+            value = decode_header_value(raw_value)
+            redacted = redact_text(redact_url(value) if kind == 4 else value)
+            out.append((raw_name, raw_value if redacted == value else redacted))
+        else:
+            out.append((raw_name, raw_value))
+    return out
 
 
 def _reason(response: httpx.Response) -> str:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
@@ -194,6 +195,18 @@ def make_app(state: ServerState) -> Starlette:
     async def plain(request: Request) -> Response:
         return Response(f"plain text with token={state.bot_token}", media_type="text/plain")
 
+    async def moved(request: Request) -> Response:
+        # A redirect to the CDN whose URLs carry the download parameter; another header names the bot token.
+        q = f"encrypted_query_param={quote(state.download_param, safe='')}"
+        return Response(
+            status_code=302,
+            headers={
+                "Location": f"{state.base_url}/c2c/download?{q}",
+                "Content-Location": f"/c2c/download?filekey=f1&{q}",
+                "X-Debug": f"retry with token={state.bot_token}",
+            },
+        )
+
     routes = [
         Route("/ilink/bot/get_bot_qrcode", get_bot_qrcode, methods=["POST", "GET"]),
         Route("/ilink/bot/get_qrcode_status", get_qrcode_status, methods=["GET"]),
@@ -206,6 +219,7 @@ def make_app(state: ServerState) -> Starlette:
         Route("/c2c/download", download, methods=["GET"]),
         Route("/hold", hold, methods=["GET", "POST"]),
         Route("/plain", plain, methods=["GET"]),
+        Route("/moved", moved, methods=["GET"]),
     ]
     return Starlette(routes=routes)
 
