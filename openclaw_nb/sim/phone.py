@@ -47,6 +47,7 @@ import math
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -481,15 +482,36 @@ def _ok(data: Any) -> Response:
     return Response(_encode(data).encode(), media_type="application/json")
 
 
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
 def _check_name(name: Any) -> str:
+    """A picker name: ASCII letters, digits, ``_ . -`` only (no look-alike letters of other scripts)."""
     if not isinstance(name, str) or not name.strip():
         raise SimError("type a name for your WeChat user (letters, digits, _ . -; up to 32)")
     name = name.strip()
-    if len(name) > _NAME_MAX or not all(ch.isalnum() or ch in "_.-" for ch in name) or name.lower() in _RESERVED:
+    if len(name) > _NAME_MAX or not set(name) <= _NAME_CHARS or name.lower() in _RESERVED or name in (".", ".."):
         raise SimError(
-            f"{name[:40]!r} is not a name here: use up to 32 letters, digits, _ . or - (not 'code' or 'join')"
+            f"{name[:40]!r} is not a name here: use up to 32 letters a-z, digits, _ . or - "
+            "(plain ASCII: no accents or letters of other alphabets; not 'code' or 'join')"
         )
     return name
+
+
+def _check_file_name(raw: str | None) -> str:
+    """An uploaded file's name as the bot will see it: SimError for one a browser would never send."""
+    name = (raw or "file").strip()
+    bad = (
+        name in (".", "..")
+        or any(ch in "/\\" for ch in name)
+        or any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name)
+    )
+    if bad:
+        raise SimError(
+            f"the file name {name[:60]!r} is refused: send a plain file name such as photo.png "
+            "(not . or .., without / or \\ or control characters)"
+        )
+    return name[:_FILE_NAME_MAX] or "file"
 
 
 def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
@@ -574,6 +596,14 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
             taken = user_id in state._users
             if taken and settings.class_code and access(request) != ADMIN:
                 raise SimError(f"{name!r} is taken: pick another name (or open the link you got for it)")
+            folded = name.lower()
+            like = [
+                u.user_id.split("@", 1)[0]
+                for u in state._users.values()
+                if u.user_id != user_id and folded in (u.name.lower(), u.user_id.split("@", 1)[0].lower())
+            ]
+            if like:  # Alice next to alice: two people would take each other's messages for their own
+                raise SimError(f"{name!r} is too like {like[0]!r}, who is here already: pick another name")
             state.add_user(name, name)
             record = state._users.get(user_id)
         return _ok({"user_id": user_id, "link": settings.link(user_id, record)[len(PHONE_PREFIX) + 1 :]})
@@ -614,8 +644,7 @@ def phone_routes(state: SimState, settings: PhoneSettings) -> list[Route]:
             raise SimError("the upload is empty: choose a photo or a file")
         if len(data) > MAX_UPLOAD_BYTES:
             raise _Refused(413, _too_big(len(data)))
-        name = str(request.query_params.get("name") or "file")
-        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()[:_FILE_NAME_MAX] or "file"
+        name = _check_file_name(request.query_params.get("name"))
         kind = request.query_params.get("kind") or "auto"
         if kind not in ("auto", "image", "file"):
             raise SimError("kind is image or file")

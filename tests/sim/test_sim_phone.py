@@ -162,7 +162,7 @@ def test_photos_and_files_from_the_phone_arrive_as_cdn_media(sim: Simulator, bot
         photo = phone.post("upload", params={"kind": "image", "name": "cat.png"}, content=PNG)
         assert photo.status_code == 200, photo.text
         csv = b"a,b\n1,2\n"
-        doc = phone.post("upload", params={"kind": "file", "name": "../../data.csv"}, content=csv)
+        doc = phone.post("upload", params={"kind": "file", "name": "data.csv"}, content=csv)
         assert doc.status_code == 200, doc.text
         messages = [m for m in bot.get_updates().messages if m.from_user_id == "bob@im.wechat"]
         assert [m.item_list[0].type for m in messages] == [C.ItemType.IMAGE, C.ItemType.FILE]
@@ -196,6 +196,27 @@ def test_sizes_are_limited_with_clear_messages(sim: Simulator, bot: Client) -> N
         assert peek.status_code == 400 and "this conversation" in peek.json()["error"]
         assert phone.get(f"media/{other['message_id']}/0").status_code == 404
     assert [m.from_user_id for m in bot.get_updates().messages] == ["dave@im.wechat"]
+
+
+def test_look_alike_names_and_odd_file_names_are_refused(sim: Simulator, bot: Client) -> None:
+    with httpx.Client(base_url=sim.base_url + PHONE_PREFIX + "/", timeout=DEADLINE, headers=PAGE) as http:
+        assert http.post("join", json={"name": "alice"}).status_code == 200
+        for name in ("\u0430lice", "al\u00efce", "ali\u200bce", "alice\u2044x", "."):  # Cyrillic а, ï, zero width, ⁄
+            refused = http.post("join", json={"name": name})
+            assert refused.status_code == 400 and "plain ASCII" in refused.json()["error"], name
+        for name in ("Alice", "ALICE"):
+            refused = http.post("join", json={"name": name})
+            assert refused.status_code == 400 and "too like 'alice'" in refused.json()["error"], name
+        assert http.post("join", json={"name": "alice"}).status_code == 200  # the same name again: her page
+        assert http.post("join", json={"name": "alice.b-2_c"}).status_code == 200
+        for name in (".", "..", "../../data.csv", "a\\b.txt", "x\ny.txt", "a\u202etxt.exe", "nul\x00.txt"):
+            refused = http.post("alice/upload", params={"kind": "file", "name": name}, content=b"x")
+            assert refused.status_code == 400 and "plain file name" in refused.json()["error"], name
+        plain = http.post("alice/upload", params={"kind": "file", "name": "notes v2.txt"}, content=b"x")
+        assert plain.status_code == 200
+    files = [m for m in bot.get_updates().messages if m.from_user_id == "alice@im.wechat"]
+    assert [m.item_list[0].file_item.file_name for m in files] == ["notes v2.txt"]
+    assert sorted(sim.state._users) == ["alice.b-2_c@im.wechat", "alice@im.wechat", "teacher@im.wechat"]
 
 
 def test_markup_typed_by_a_student_stays_text(sim: Simulator, bot: Client) -> None:
