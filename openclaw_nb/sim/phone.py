@@ -13,9 +13,11 @@ Routes (all under ``/_sim/phone``; ``{user}`` is a short name such as ``alice`` 
   ``{"text", "quote"?}``; ``POST .../upload?kind=image|file&name=NAME`` with the raw bytes as the body;
   ``GET .../media/{message_id}/{index}`` a message's media, decrypted.
 
-With a class code set, each user's routes need that user's key (``?k=``, HMAC of the user id with a secret of
-this server run): only the picker that created the user, and the teacher (``sim.phone_url(user)``), hand it
-out. Nothing here ever shows a bot token, context token, typing ticket, AES key or CDN parameter.
+With a class code set, each user's routes need that user's key (``?k=``, HMAC of the user id and a random nonce of
+its user record with a secret of this server run, so a reset ends every link): only the picker that created the
+user, and the teacher (``sim.phone_url(user)``), hand it out. POSTs want ``application/json`` (uploads the
+``X-Phone: 1`` header) and no cross-site origin. Nothing here ever shows a bot token, context token, typing
+ticket, AES key or CDN parameter.
 
 Stable DOM hooks (``data-testid``) for browser tests:
 
