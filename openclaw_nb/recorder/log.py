@@ -224,15 +224,28 @@ def _as_set(value: Any) -> set[Any]:
 
 
 class _LogViews(Sequence[Exchange]):
-    """Everything a log can show or export; subclasses provide :meth:`_exchanges` and :attr:`redacted`."""
+    """Everything a log can show or export; subclasses provide :meth:`_exchanges` and set ``_redacted``."""
 
-    redacted: bool
+    _redacted: bool
     #: The wire drift of the session (a client's :class:`~openclaw_nb.protocol.drift.DriftLog`, or the entries a
     #: loaded log carried), exported with the exchanges so a shared log shows what the server sent that was new.
     drift: Any = None
 
     def _exchanges(self) -> list[Exchange]:
         raise NotImplementedError
+
+    @property
+    def redacted(self) -> bool:
+        """Whether secrets are redacted; fixed when the log is made (read-only)."""
+        return self._redacted
+
+    @redacted.setter
+    def redacted(self, value: bool) -> None:
+        # Read-only, with an error that says what to do: flipping it would silently keep later secrets in clear.
+        raise AttributeError(
+            f"{type(self).__name__}.redacted is read-only: redaction is chosen when the log is made "
+            "(Recorder(redact=False) keeps secrets, and warns)"
+        )
 
     def _drift_entries(self) -> list[dict[str, Any]]:
         drift = self.drift
@@ -468,7 +481,7 @@ class ExchangeLog(_LogViews):
         self, exchanges: Iterable[Exchange] = (), *, redacted: bool = True, drift: list[dict[str, Any]] | None = None
     ) -> None:
         self._items = list(exchanges)
-        self.redacted = redacted
+        self._redacted = bool(redacted)
         self.drift = drift
 
     def _exchanges(self) -> list[Exchange]:
@@ -520,7 +533,7 @@ class Recorder(_LogViews):
                     f"other recorders, or None for no byte limit), got {max_bytes!r}"
                 )
             max_bytes = LogBudget(max_bytes)
-        self.redacted = bool(redact)
+        self._redacted = bool(redact)
         self._maxlen = maxlen
         self._ring: deque[Exchange] = deque()
         self._sizes: deque[int] = deque()  # footprint of each exchange in the ring

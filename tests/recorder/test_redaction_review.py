@@ -102,3 +102,19 @@ def test_an_interrupted_redaction_is_done_again_on_the_next_look(
     assert ex.request_headers["Authorization"] == "Bearer " + fingerprint(server.state.bot_token)
     assert ex.response_body["ret"] == 0
     assert not _leaks(repr(ex), sec.all)
+
+
+def test_a_recorder_s_redaction_cannot_be_turned_off_after_it_is_made(server: LoopbackServer) -> None:
+    rec = Recorder()
+    with pytest.raises(AttributeError, match=r"Recorder\(redact=False\)"):
+        rec.redacted = False
+    assert rec.redacted is True
+    token = server.state.bot_token
+    body = {"context_token": server.state.context_token}
+    with httpx.Client(transport=rec.wrap(httpx.HTTPTransport())) as http:
+        r = http.post(f"{server.base_url}/ilink/bot/getconfig", headers={"Authorization": f"Bearer {token}"}, json=body)
+    assert r.json()["ret"] == 0
+    assert rec[-1].redacted and not _leaks(repr(rec[-1]), server.state.secrets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert Recorder(redact=False).redacted is False
