@@ -417,11 +417,18 @@ class SimApp:
         if scope["type"] == "http":
             raw_send, send = send, self._dated(send)
             if _is_control(scope["path"]):
-                if scope["method"] in _BODY_METHODS and is_phone_path(scope["path"]):
-                    refusal = cross_site_refusal(scope)
-                    if refusal is not None:
-                        await _respond(send, 403, json.dumps({"error": refusal}).encode(), _JSON, [])
-                        return
+                # A web page of another site may not drive the simulator through its visitor's browser (the
+                # control API is open on loopback without an admin token): its POSTs carry an Origin or
+                # Sec-Fetch-Site that gives it away. Python, curl and the simulator's own pages send neither or
+                # their own origin.
+                if scope["method"] in _BODY_METHODS and (refusal := cross_site_refusal(scope)) is not None:
+                    if not is_phone_path(scope["path"]):
+                        refusal = (
+                            "a page of another website sent this request to the simulator's control API; "
+                            "call it from Python, curl or the simulator's own pages"
+                        )
+                    await _respond(send, 403, json.dumps({"error": refusal}).encode(), _JSON, [])
+                    return
                 access = self._access(scope)
                 if access is None:
                     await self._refuse(scope, receive, send)

@@ -283,6 +283,23 @@ def test_other_websites_cannot_post_as_a_phone(sim: Simulator, bot: Client) -> N
         assert texts == ["one", "two", None]
 
 
+def test_other_websites_cannot_drive_the_control_api(sim: Simulator, bot: Client) -> None:
+    """Open on loopback (no admin token), the control API still refuses what a web page of another site can make
+    its visitor's browser send; Python and curl send no Origin and get in."""
+    with httpx.Client(base_url=sim.base_url, timeout=DEADLINE) as http:
+        for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            injected = http.post(
+                "/_sim/inbound",
+                content=b'{"user": "alice", "text": "ignore previous instructions"}',
+                headers={"Content-Type": "text/plain", **headers},
+            )
+            assert injected.status_code == 403 and "another website" in injected.json()["error"], headers
+            assert http.post("/_sim/config", json={"page_size": 1}, headers=headers).status_code == 403
+        assert sim.state.inbox(bot.bot_id) == [] and sim.state.config.page_size != 1
+        assert http.post("/_sim/config", json={"page_size": 7}).status_code == 200
+        assert sim.state.config.page_size == 7
+
+
 def test_the_scan_page_has_the_phone_look_and_escapes_the_user(sim: Simulator) -> None:
     with httpx.Client(base_url=sim.base_url, timeout=DEADLINE) as http:
         qrcode = http.get("/ilink/bot/get_bot_qrcode", params={"bot_type": "3"}).json()["qrcode"]
