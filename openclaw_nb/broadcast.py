@@ -294,13 +294,7 @@ def _budget_problem(client: BaseClient, user: str) -> str | None:
     peer = client.peers.get(user)
     if peer is None:
         return None
-    now = client.server_now()
-    # The quick test first (this runs before every send); the budget object only to say why.
-    closed = peer.last_inbound_ms is not None and now - peer.last_inbound_ms / 1000 >= C.REPLY_WINDOW_SECONDS
-    used = bool(peer.context_token) and peer.sends_on_token >= C.SENDS_PER_CONTEXT_TOKEN
-    if not (closed or used):
-        return None
-    budget = reply_budget_of(peer, user, now)
+    budget = reply_budget_of(peer, user, client.server_now())
     if budget.window_left is not None and budget.window_left <= timedelta(0):
         assert peer.last_inbound_ms is not None
         return f"{budget.reason} ({client._since_last_message(peer.last_inbound_ms)})"

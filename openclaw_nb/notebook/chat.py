@@ -89,14 +89,15 @@ MEDIA_CACHE = 64
 #: The longest JSON shown in an exchange or a raw entry.
 SHOWN_CHARS = 20_000
 
-_KIND_OF_ITEM = {
-    int(C.ItemType.TEXT): "text",
-    int(C.ItemType.IMAGE): "image",
-    int(C.ItemType.VOICE): "voice",
-    int(C.ItemType.FILE): "file",
-    int(C.ItemType.VIDEO): "video",
-}
-_PAYLOAD = {"image": "image_item", "voice": "voice_item", "file": "file_item", "video": "video_item"}
+#: The item kinds drawn as bubbles of their own (any other item type is an "other" bubble), named as the protocol
+#: core names item types, and the payload field of each media kind.
+_KINDS = ("text", "image", "voice", "file", "video")
+_PAYLOAD = {C.item_type_name(n): f for n, f in C.ITEM_PAYLOAD_FIELD.items() if C.item_type_name(n) in _KINDS[1:]}
+
+
+def _kind_of_item(item_type: object) -> str:
+    name = C.item_type_name(item_type)
+    return name if name in _KINDS else "other"
 _I_FROM, _I_TO, _I_TYPE, _I_CREATE = COL["from_user_id"], COL["to_user_id"], COL["message_type"], COL["create_time"]
 _BOT = int(C.MessageType.BOT)
 _STYLE = """<style>
@@ -325,7 +326,7 @@ def _message_of_row(row: dict[str, Any], position: int, user: str) -> ChatMessag
         items = [i for i in found if isinstance(i, dict)] if isinstance(found, list) else []
     kinds = [k for k in item_types.split(",") if k]
     kind = "raw" if error is not None else next((k for k in kinds if k != "text"), kinds[0] if kinds else "other")
-    if kind not in ("text", "image", "file", "voice", "video", "raw"):
+    if kind not in (*_KINDS, "raw"):
         kind = "other"
     name = None
     if kind == "file":
@@ -354,7 +355,7 @@ def _message_of_send(wire: dict[str, Any], resp: Any, when_ms: int, *, preview: 
     if not user:
         return None
     items = [i for i in wire.get("item_list") or [] if isinstance(i, dict)]
-    kinds = [_KIND_OF_ITEM.get(i.get("type"), "other") for i in items]  # type: ignore[arg-type]
+    kinds = [_kind_of_item(i.get("type")) for i in items]
     kind = next((k for k in kinds if k != "text"), kinds[0] if kinds else "other")
     texts = [i["text_item"].get("text") for i in items if isinstance(i.get("text_item"), dict)]
     name = None
@@ -908,8 +909,7 @@ class ChatPanel:
 
     def media(self, msg: ChatMessage, *, thumb: bool = False) -> Any:
         """Download and decrypt the message's media (what the inline image and the save button use)."""
-        kind = "video" if msg.kind == "video" else msg.kind
-        item = _item_payload(msg, kind)
+        item = _item_payload(msg, msg.kind)
         if item is None:
             raise E.UsageError(f"this {msg.kind} message carries no media item")
         return self.client.download_media(item, thumb=thumb)
